@@ -1,0 +1,27 @@
+package io.vblk.drivers;
+
+import io.vblk.aio.AioContext;
+
+/**
+ * A driver's per-context submission path: one per (driver, AioContext). Every request submitted
+ * completes exactly once through its {@link IoCompletion}, even when submission itself fails
+ * (STYLE rule 11).
+ *
+ * <p>Home thread: the owning IoThread of {@link #context()}. No locking.
+ */
+public interface BlockChannel extends AutoCloseable {
+    AioContext context();
+
+    /** Queues or performs {@code io}; completion may happen before this returns. */
+    void submit(BlockIo io);
+
+    /** Requests submitted and not yet completed. */
+    int inFlight();
+
+    /** Runs {@code whenIdle} on the home thread once nothing is in flight (at once if idle). */
+    void drain(Runnable whenIdle);
+
+    /** Releases the channel; it must be idle. */
+    @Override
+    void close();
+}

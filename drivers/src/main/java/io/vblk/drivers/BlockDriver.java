@@ -1,0 +1,41 @@
+package io.vblk.drivers;
+
+import io.vblk.aio.AioContext;
+
+/**
+ * An open block device image (a file, a block device, the null device, a fault injector around
+ * another driver). The image-wide facts are fixed at open and readable from any thread; I/O goes
+ * through a {@link BlockChannel} opened per {@link AioContext}.
+ *
+ * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ */
+public interface BlockDriver extends AutoCloseable {
+    /** Short name used in logs and metrics ("file", "null", "fault"). */
+    String kind();
+
+    /** Size in bytes. */
+    long length();
+
+    /** Required alignment of offsets, lengths and buffer addresses (1 when none). */
+    int alignment();
+
+    boolean readOnly();
+
+    /** True when DISCARD is served (otherwise it completes with -EOPNOTSUPP). */
+    boolean supportsDiscard();
+
+    /** True when WRITE_ZEROES is served natively or by fallback. */
+    boolean supportsWriteZeroes();
+
+    /** Largest number of requests it prefers in one submission batch. */
+    default int maxBatch() {
+        return 32;
+    }
+
+    /** Opens the per-context submission path; call on {@code ctx}'s home thread. */
+    BlockChannel openChannel(AioContext ctx);
+
+    /** Closes the image; every channel must be closed first. */
+    @Override
+    void close();
+}

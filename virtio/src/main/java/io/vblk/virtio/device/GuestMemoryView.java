@@ -1,0 +1,17 @@
+package io.vblk.virtio.device;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Guest-physical memory as the device reads it: translation of a guest address range to a
+ * host {@link MemorySegment}, bounds-checked.
+ *
+ * <p>Any thread: an instance is immutable once published; a new map replaces it whole.
+ */
+public interface GuestMemoryView {
+    /**
+     * Returns the host segment for {@code [gpa, gpa+length)}, or null when any byte of the range
+     * is outside guest memory or the range crosses a region boundary.
+     */
+    MemorySegment translate(long gpa, long length);
+}
