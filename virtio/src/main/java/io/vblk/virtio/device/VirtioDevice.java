@@ -1,5 +1,7 @@
 package io.vblk.virtio.device;
 
+import io.vblk.virtio.memory.GuestMemory;
+
 import java.util.function.IntConsumer;
 
 /**
@@ -44,8 +46,11 @@ public interface VirtioDevice extends AutoCloseable {
      */
     boolean writeConfig(int offset, byte[] src, int length);
 
-    /** Replaces the guest memory map. Queues using the old map must be stopped first. */
-    void setMemory(GuestMemoryView memory);
+    /**
+     * Replaces the guest memory map. Queues using the old map must be stopped first. The device
+     * takes one reference ({@link GuestMemory#retain()}) and releases the previous map.
+     */
+    void setMemory(GuestMemory memory);
 
     /** Sets the layout of queue {@code index}: size, ring addresses, first avail index. */
     void configureQueue(int index, QueueLayout layout);
