@@ -70,6 +70,16 @@ public final class DescriptorChain {
         return length[check(i)];
     }
 
+    /** The guest memory region segment holding segment {@code i} (bounds-checked access). */
+    public MemorySegment memoryOf(int i) {
+        return seg(check(i));
+    }
+
+    /** Offset of segment {@code i} in {@link #memoryOf(int)}. */
+    public long offsetOf(int i) {
+        return regionOffset[check(i)];
+    }
+
     // ---- device reads of the readable part (headers) ----
 
     /** One byte at {@code offset} of the readable part. */
