@@ -54,6 +54,8 @@ final class BlkGuest implements AutoCloseable {
     private int availIdx;
     private int lastUsed;
     boolean indirect;
+    /** Re-arm used_event after each reap, as Linux's virtqueue_enable_cb does ("tell me about the next one"). */
+    boolean rearm;
 
     BlkGuest(int size, long memBytes) {
         this(size, memBytes, null);
@@ -277,6 +279,9 @@ final class BlkGuest implements AutoCloseable {
             int status = r.status == 0 ? -1 : Byte.toUnsignedInt(mem(r.status, 1).get(U8, 0));
             out.add(new Done(r, len, status));
             lastUsed = (lastUsed + 1) & 0xffff;
+        }
+        if (rearm) {
+            setUsedEvent(lastUsed);
         }
         return out;
     }
