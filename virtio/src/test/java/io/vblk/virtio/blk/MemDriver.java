@@ -29,6 +29,9 @@ final class MemDriver implements BlockDriver {
     record Op(int op, long offset, long length, int flags, int iovCount, String thread) {
     }
 
+    /** All of native memory, to copy to and from iovec addresses without a segment per buffer. */
+    private static final MemorySegment ALL = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+
     private final Arena arena = Arena.ofShared();
     final MemorySegment disk;
     private final boolean readOnly;
@@ -41,6 +44,8 @@ final class MemDriver implements BlockDriver {
     /** Report this many bytes fewer than asked for READ/WRITE. */
     volatile int shortBy;
     final List<Op> ops = java.util.Collections.synchronizedList(new ArrayList<>());
+    /** Record every submission in {@link #ops} (off for allocation measurements). */
+    volatile boolean recordOps = true;
     final List<Channel> channels = java.util.Collections.synchronizedList(new ArrayList<>());
 
     MemDriver(long length, boolean readOnly, boolean discard, boolean writeZeroes, int alignment) {
@@ -118,7 +123,10 @@ final class MemDriver implements BlockDriver {
         @Override
         public void submit(BlockIo io) {
             ctx.assertHome();
-            ops.add(new Op(io.op, io.offset, io.byteLength(), io.flags, io.iov.count(), Thread.currentThread().getName()));
+            if (recordOps) {
+                ops.add(new Op(io.op, io.offset, io.byteLength(), io.flags, io.iov.count(),
+                        Thread.currentThread().getName()));
+            }
             inFlight++;
             switch (mode) {
                 case SYNC -> complete(io);
@@ -189,16 +197,17 @@ final class MemDriver implements BlockDriver {
             case BlockIo.READ, BlockIo.WRITE -> {
                 long off = io.offset;
                 for (int i = 0; i < io.iov.count(); i++) {
-                    MemorySegment buf = MemorySegment.ofAddress(io.iov.base(i)).reinterpret(io.iov.length(i));
+                    long base = io.iov.base(i);
+                    long len = io.iov.length(i);
                     if (io.op == BlockIo.READ) {
-                        MemorySegment.copy(disk, off, buf, 0, buf.byteSize());
+                        MemorySegment.copy(disk, off, ALL, base, len);
                     } else {
                         if (readOnly) {
                             return -Errno.EROFS;
                         }
-                        MemorySegment.copy(buf, 0, disk, off, buf.byteSize());
+                        MemorySegment.copy(ALL, base, disk, off, len);
                     }
-                    off += buf.byteSize();
+                    off += len;
                 }
                 return io.iov.totalLength() - shortBy;
             }
