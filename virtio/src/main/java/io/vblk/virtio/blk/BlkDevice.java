@@ -418,11 +418,12 @@ public final class BlkDevice implements VirtioDevice {
     public void stopQueue(int index, IntConsumer onStopped) {
         control.assertHome();
         QueueControl q = queue(index);
-        if (!q.started || q.stopping) {
+        if (q.stopping) {
+            throw new IllegalStateException("device " + name + ": queue " + index + " is already stopping");
+        }
+        if (!q.started) {
+            // Nothing runs: report where the queue would resume (vhost-user GET_VRING_BASE on a stopped ring).
             int next = q.layout == null ? 0 : q.layout.nextAvailIdx();
-            if (q.stopping) {
-                throw new IllegalStateException("device " + name + ": queue " + index + " is already stopping");
-            }
             control.runOn(() -> onStopped.accept(next));
             return;
         }

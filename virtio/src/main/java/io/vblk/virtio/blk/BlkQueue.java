@@ -158,9 +158,7 @@ final class BlkQueue implements IoCompletion {
     /** Replaces the call eventfd of a running queue and closes the old one. */
     void replaceCallFd(int fd, int old) {
         ctx.assertHome();
-        if (vq.started() || stopReport != null) {
-            notifier.setCallFd(fd);
-        }
+        notifier.setCallFd(fd); // the next send uses it; the next start sets it again anyway
         if (old >= 0) {
             Sys.close(old);
         }
