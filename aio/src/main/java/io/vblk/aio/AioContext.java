@@ -1,0 +1,648 @@
+package io.vblk.aio;
+
+import io.netty.channel.IoRegistration;
+import io.netty.channel.ManualIoEventLoop;
+import io.netty.channel.epoll.EpollIoHandler;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.BooleanSupplier;
+import java.util.function.Function;
+
+/**
+ * An event loop with one home thread, as QEMU's {@code AioContext}: fd handlers on epoll (through
+ * Netty 4.2's epoll {@code IoHandler}, driven by hand with {@link ManualIoEventLoop}), bottom halves,
+ * timers on an injectable clock, optional adaptive busy-polling, drained sections that switch off
+ * external (guest-driven) handlers, and the home thread's defer-call sections.
+ *
+ * <p>Home thread: the thread given at construction; every method not marked otherwise must be
+ * called there. {@link Bh#schedule()}, {@link #runOn}, {@link #callOn} and {@link #notifyLoop()}
+ * are for any thread. No locking: other threads hand work over, they never call in (seed 002).
+ *
+ * <p>One iteration ({@link #poll}): run scheduled bottom halves and expired timers; if nothing ran
+ * and the caller allows blocking, busy-poll the poll handlers for up to the adaptive window, then
+ * block in {@code epoll_wait} until an fd is ready, a bottom half is scheduled from another thread,
+ * or the next timer is due; dispatch ready fds and queued control tasks; run bottom halves and
+ * timers again.
+ */
+public final class AioContext implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(AioContext.class.getName());
+    private static final ThreadLocal<AioContext> HOME = new ThreadLocal<>();
+    private static final VarHandle BH_HEAD;
+    /** First busy-poll window once polling starts to pay off (QEMU starts at 4 us as well). */
+    private static final long POLL_START_NS = 4_000;
+
+    static {
+        try {
+            BH_HEAD = MethodHandles.lookup().findVarHandle(AioContext.class, "bhHead", Bh.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final String name;
+    private final Thread home;
+    private final NanoClock clock;
+    private final AioOptions options;
+    private final boolean[] guards = new boolean[Guard.values().length];
+    private final Loop loop;
+
+    /** Treiber stack of scheduled bottom halves; pushed by any thread, popped whole by the home thread. */
+    @SuppressWarnings("unused") // accessed through BH_HEAD
+    private volatile Bh bhHead;
+    private final List<Bh> allBhs = new ArrayList<>();
+    private final TimerHeap timers = new TimerHeap();
+    private final List<FdHandler> fdHandlers = new ArrayList<>();
+    private PollHandler[] pollHandlers = new PollHandler[0];
+    private final Map<Object, Object> attachments = new HashMap<>();
+    private DeferCall deferCall;
+    private int drainDepth;
+    private boolean fdProgress;
+    private RuntimeException callbackError;
+    private boolean closed;
+
+    private long pollNs;
+    private long iterations;
+    private long bhRuns;
+    private long timerRuns;
+    private long pollHits;
+    private long blockedNanos;
+    private long spinNanos;
+    private long drainedSections;
+    private long kicksAfterDrain;
+
+    /** Netty's user-driven loop; our bottom halves join its "may I block?" re-check. */
+    private final class Loop extends ManualIoEventLoop {
+        Loop(Thread owner) {
+            super(owner, EpollIoHandler.newFactory());
+        }
+
+        /**
+         * Called by the epoll handler after it has published its wake-up deadline, so a
+         * {@link Bh#schedule()} racing with the block either sees the deadline (and writes the
+         * wake-up eventfd) or is seen here. Pairs with the push in {@link #pushBh}.
+         */
+        @Override
+        protected boolean canBlock() {
+            return !hasPendingBhs();
+        }
+    }
+
+    /**
+     * Creates a context whose home thread is {@code home}. Construct it on any thread; the loop
+     * runs only on {@code home}.
+     */
+    public AioContext(String name, Thread home, NanoClock clock, AioOptions options) {
+        this.name = name;
+        this.home = home;
+        this.clock = clock;
+        this.options = options;
+        java.util.Arrays.fill(guards, true);
+        this.loop = new Loop(home);
+        if (home == Thread.currentThread()) {
+            bindHome();
+        }
+    }
+
+    /** A context whose home thread is the caller's (the main loop, a test). */
+    public static AioContext forCurrentThread(String name) {
+        return new AioContext(name, Thread.currentThread(), NanoClock.SYSTEM, AioOptions.DEFAULT);
+    }
+
+    /** The context whose home thread is the caller, or null. Any thread. */
+    public static AioContext current() {
+        return HOME.get();
+    }
+
+    /** Makes the calling thread (the home thread) known as this context's. */
+    void bindHome() {
+        if (Thread.currentThread() != home) {
+            throw new IllegalStateException("context " + name + " bound from " + Thread.currentThread().getName());
+        }
+        AioContext other = HOME.get();
+        if (other != null && other != this && !other.closed) {
+            throw new IllegalStateException("thread " + home.getName() + " is already home of context " + other.name);
+        }
+        HOME.set(this);
+        deferCall = DeferCall.current();
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public Thread homeThread() {
+        return home;
+    }
+
+    public NanoClock clock() {
+        return clock;
+    }
+
+    /** Now on this context's clock. Any thread. */
+    public long now() {
+        return clock.nanoTime();
+    }
+
+    public AioOptions options() {
+        return options;
+    }
+
+    /** True when called on the home thread. Any thread. */
+    public boolean inHomeThread() {
+        return Thread.currentThread() == home;
+    }
+
+    /**
+     * The entry check of home-thread state (seed 002): throws unless called on the home thread.
+     * With {@link Guard#HOME_THREAD} off (reproducers only) it checks nothing.
+     */
+    public void assertHome() {
+        if (guards[Guard.HOME_THREAD.ordinal()] && Thread.currentThread() != home) {
+            throw new IllegalStateException("state of context " + name + " touched from thread "
+                    + Thread.currentThread().getName() + "; its home thread is " + home.getName()
+                    + ": hand the work over with runOn() or a bottom half instead (seed 002)");
+        }
+    }
+
+    /** The loop's own structures are checked whatever the guards say. */
+    void assertLoopThread() {
+        if (Thread.currentThread() != home) {
+            throw new IllegalStateException("event loop " + name + " used from thread "
+                    + Thread.currentThread().getName() + "; its home thread is " + home.getName());
+        }
+    }
+
+    public boolean guard(Guard g) {
+        return guards[g.ordinal()];
+    }
+
+    /** Turns a hazard guard off or on; for reproducers and tests only. Any thread, before use. */
+    public void setGuard(Guard g, boolean on) {
+        guards[g.ordinal()] = on;
+    }
+
+    // ---------------------------------------------------------------- bottom halves
+
+    /** Creates a bottom half; allocation happens here, never when scheduling. Any thread. */
+    public Bh bh(String bhName, Runnable callback) {
+        Bh bh = new Bh(this, bhName, callback);
+        synchronized (allBhs) { // control plane only: creation and close
+            allBhs.add(bh);
+        }
+        return bh;
+    }
+
+    void pushBh(Bh bh) {
+        Bh head;
+        do {
+            head = (Bh) BH_HEAD.getVolatile(this);
+            bh.next = head;
+        } while (!BH_HEAD.compareAndSet(this, head, bh));
+        if (Thread.currentThread() != home) {
+            // Pairs with Loop.canBlock(): the push above is visible before the wake-up decision.
+            loop.wakeup();
+        }
+    }
+
+    boolean hasPendingBhs() {
+        return BH_HEAD.getVolatile(this) != null;
+    }
+
+    private boolean runBhs() {
+        Bh list = (Bh) BH_HEAD.getAndSet(this, (Bh) null);
+        if (list == null) {
+            return false;
+        }
+        // The stack is LIFO; reverse it so bottom halves run in scheduling order. Safe: every node
+        // is still QUEUED, so no other thread writes its link.
+        Bh prev = null;
+        while (list != null) {
+            Bh n = list.next;
+            list.next = prev;
+            prev = list;
+            list = n;
+        }
+        boolean ran = false;
+        for (Bh b = prev; b != null; ) {
+            Bh n = b.next; // read before dispatch clears QUEUED and lets another thread relink it
+            b.next = null;
+            if (b.dispatch()) {
+                ran = true;
+                bhRuns++;
+            }
+            b = n;
+        }
+        return ran;
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    public Timer timer(String timerName, Runnable callback) {
+        return new Timer(this, timerName, callback);
+    }
+
+    TimerHeap timers() {
+        return timers;
+    }
+
+    private boolean runTimers() {
+        boolean ran = false;
+        long now = clock.nanoTime();
+        Timer t;
+        while ((t = timers.pollExpired(now)) != null) {
+            timerRuns++;
+            ran = true;
+            t.fire();
+        }
+        return ran;
+    }
+
+    /** Nanoseconds until the next timer (at least 1), or 0 meaning "none": Netty's "block until I/O". */
+    private long waitForTimers() {
+        Timer next = timers.peek();
+        if (next == null) {
+            return 0;
+        }
+        return Math.max(1, next.deadline - clock.nanoTime());
+    }
+
+    // ---------------------------------------------------------------- fd and poll handlers
+
+    /**
+     * Registers a level-triggered read-ready handler on {@code fd}. An {@code external} handler
+     * (guest-driven) is off while the context is drained. Home thread.
+     */
+    public FdHandler addFdHandler(String handlerName, int fd, boolean external, FdHandler.Callback callback) {
+        assertLoopThread();
+        FdHandler h = new FdHandler(this, handlerName, fd, external, callback);
+        IoRegistration reg;
+        try {
+            reg = loop.register(h).sync().getNow();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted registering " + h, e);
+        }
+        h.attach(reg);
+        fdHandlers.add(h);
+        if (!(external && drainDepth > 0 && guard(Guard.DRAIN_EXTERNAL))) {
+            h.enable(true);
+        }
+        return h;
+    }
+
+    public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
+        assertLoopThread();
+        PollHandler p = new PollHandler(this, handlerName, poll);
+        PollHandler[] n = java.util.Arrays.copyOf(pollHandlers, pollHandlers.length + 1);
+        n[n.length - 1] = p;
+        pollHandlers = n;
+        return p;
+    }
+
+    void forget(FdHandler h) {
+        fdHandlers.remove(h);
+    }
+
+    void forget(PollHandler p) {
+        List<PollHandler> l = new ArrayList<>(List.of(pollHandlers));
+        l.remove(p);
+        pollHandlers = l.toArray(new PollHandler[0]);
+    }
+
+    void noteProgress() {
+        fdProgress = true;
+    }
+
+    // ---------------------------------------------------------------- the loop
+
+    /**
+     * Runs one iteration; with {@code blocking} it waits for something to do first. Returns
+     * whether any callback ran (progress), so tests can step the loop. Home thread.
+     */
+    public boolean poll(boolean blocking) {
+        assertLoopThread();
+        if (closed) {
+            throw new IllegalStateException("context " + name + " is closed");
+        }
+        iterations++;
+        boolean progress = runBhs();
+        progress |= runTimers();
+        long wait = -1; // Netty: -1 = do not block
+        if (blocking && !progress) {
+            if (pollHandlers.length > 0 && options.pollMaxNs() > 0 && pollNs > 0 && busyPoll()) {
+                progress = true;
+            } else {
+                wait = waitForTimers();
+            }
+        }
+        fdProgress = false;
+        long t0 = wait >= 0 ? System.nanoTime() : 0;
+        int n = loop.run(wait, 0);
+        if (wait >= 0) {
+            long blocked = System.nanoTime() - t0;
+            blockedNanos += blocked;
+            adjustPollWindow(blocked);
+        }
+        rethrowCallbackError();
+        progress |= n > 0 || fdProgress;
+        progress |= runBhs();
+        progress |= runTimers();
+        return progress;
+    }
+
+    /** Spins on the poll handlers for up to the window; true when one found work. */
+    private boolean busyPoll() {
+        long start = System.nanoTime();
+        long end = start + pollNs;
+        Timer next = timers.peek();
+        try {
+            do {
+                for (PollHandler p : pollHandlers) {
+                    if (p.poll.getAsBoolean()) {
+                        pollHits++;
+                        return true;
+                    }
+                }
+                if (hasPendingBhs()) {
+                    return false;
+                }
+                if (next != null && next.deadline - clock.nanoTime() <= 0) {
+                    return false;
+                }
+                Thread.onSpinWait();
+            } while (System.nanoTime() - end < 0);
+            return false;
+        } finally {
+            spinNanos += System.nanoTime() - start;
+        }
+    }
+
+    /**
+     * QEMU's adaptive polling: an event that came soon after the window closed means a longer
+     * window would have caught it without a system call; one that took longer than the maximum
+     * means polling is wasted here.
+     */
+    private void adjustPollWindow(long blockedNs) {
+        long max = options.pollMaxNs();
+        if (max == 0 || pollHandlers.length == 0) {
+            return;
+        }
+        if (blockedNs > max) {
+            pollNs = pollNs / options.shrinkFactor();
+            if (pollNs < POLL_START_NS) {
+                pollNs = 0;
+            }
+        } else if (pollNs < max) {
+            pollNs = pollNs == 0 ? POLL_START_NS : Math.min(max, pollNs * options.growFactor());
+        }
+    }
+
+    /** The current busy-poll window in nanoseconds. */
+    public long pollWindowNanos() {
+        return pollNs;
+    }
+
+    void callbackFailed(RuntimeException e, Object where) {
+        LOG.log(System.Logger.Level.ERROR, "context " + name + ": callback " + where + " failed", e);
+        if (callbackError == null) {
+            callbackError = e;
+        } else {
+            callbackError.addSuppressed(e);
+        }
+    }
+
+    private void rethrowCallbackError() {
+        RuntimeException e = callbackError;
+        if (e != null) {
+            callbackError = null;
+            throw e;
+        }
+    }
+
+    /** Wakes the loop if it is blocked. Any thread. */
+    public void notifyLoop() {
+        loop.wakeup();
+    }
+
+    // ---------------------------------------------------------------- drained sections
+
+    /**
+     * Begins a drained section: external handlers stop being dispatched until the matching end.
+     * Sections nest. Home thread.
+     */
+    public void drainedBegin() {
+        assertLoopThread();
+        if (drainDepth++ == 0) {
+            drainedSections++;
+            if (guard(Guard.DRAIN_EXTERNAL)) {
+                for (FdHandler h : fdHandlers) {
+                    if (h.external()) {
+                        h.enable(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Ends a drained section; the outermost end re-enables external handlers and runs each once,
+     * so a kick that arrived while drained is processed now (seed 003). Home thread.
+     */
+    public void drainedEnd() {
+        assertLoopThread();
+        if (drainDepth == 0) {
+            throw new IllegalStateException("drainedEnd without drainedBegin on context " + name);
+        }
+        if (--drainDepth > 0) {
+            return;
+        }
+        List<FdHandler> external = new ArrayList<>();
+        for (FdHandler h : fdHandlers) {
+            if (h.external()) {
+                h.enable(true);
+                external.add(h);
+            }
+        }
+        for (FdHandler h : external) {
+            kicksAfterDrain++;
+            h.runOnce();
+        }
+    }
+
+    public boolean isDrained() {
+        return drainDepth > 0;
+    }
+
+    // ---------------------------------------------------------------- hand-over
+
+    /** Runs {@code task} on the home thread at the next iteration. Any thread; control plane. */
+    public void runOn(Runnable task) {
+        loop.execute(task);
+    }
+
+    /** Runs {@code fn} on the home thread and completes the future with its result. Any thread. */
+    public <T> CompletableFuture<T> callOn(Callable<T> fn) {
+        CompletableFuture<T> f = new CompletableFuture<>();
+        loop.execute(() -> {
+            try {
+                f.complete(fn.call());
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            }
+        });
+        return f;
+    }
+
+    /**
+     * Blocks the calling thread until {@code f} completes or the timeout passes. Refused on any
+     * context's home thread (unless that context's {@link Guard#NO_BLOCKING_WAIT} is off): a home
+     * thread that blocks stops every handler of its loop, and a wait that depends on one of them
+     * never ends — seed 004's deadlock. Make the operation asynchronous instead.
+     *
+     * @throws CompletionException wrapping the failure, or a {@link TimeoutException}
+     */
+    public static <T> T await(CompletableFuture<T> f, Duration timeout) {
+        AioContext here = HOME.get();
+        if (here != null && !here.closed && here.guard(Guard.NO_BLOCKING_WAIT)) {
+            throw new IllegalStateException("blocking wait refused on thread " + Thread.currentThread().getName()
+                    + ", the home thread of context " + here.name + ": while it blocks, none of that context's"
+                    + " handlers can run, so a wait that depends on one of them deadlocks (seed 004);"
+                    + " continue asynchronously from the future's completion instead");
+        }
+        try {
+            return f.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CompletionException(e);
+        } catch (ExecutionException e) {
+            throw new CompletionException(e.getCause());
+        } catch (TimeoutException e) {
+            throw new CompletionException(new TimeoutException("no result within " + timeout));
+        }
+    }
+
+    // ---------------------------------------------------------------- per-context state
+
+    /** The home thread's defer-call sections. Home thread. */
+    public DeferCall deferCall() {
+        DeferCall d = deferCall;
+        if (d == null) {
+            assertLoopThread();
+            d = deferCall = DeferCall.current();
+        }
+        return d;
+    }
+
+    /** A per-context singleton (e.g. this context's AIO engine), made on first use. Home thread. */
+    @SuppressWarnings("unchecked")
+    public <T> T attachment(Object key, Function<AioContext, T> factory) {
+        assertLoopThread();
+        Object v = attachments.get(key);
+        if (v == null) {
+            v = factory.apply(this);
+            attachments.put(key, v);
+        }
+        return (T) v;
+    }
+
+    // ---------------------------------------------------------------- statistics (any thread; plain reads)
+
+    public long iterations() {
+        return iterations;
+    }
+
+    public long bhRuns() {
+        return bhRuns;
+    }
+
+    public long timerRuns() {
+        return timerRuns;
+    }
+
+    public long pollHits() {
+        return pollHits;
+    }
+
+    public long blockedNanos() {
+        return blockedNanos;
+    }
+
+    public long spinNanos() {
+        return spinNanos;
+    }
+
+    public long drainedSections() {
+        return drainedSections;
+    }
+
+    /** External handlers re-run at the end of drained sections. */
+    public long drainRechecks() {
+        return kicksAfterDrain;
+    }
+
+    // ---------------------------------------------------------------- close
+
+    /**
+     * Closes the context. Fails, naming them, while bottom halves are still scheduled: work
+     * handed over to this context would be lost. Home thread.
+     */
+    @Override
+    public void close() {
+        assertLoopThread();
+        if (closed) {
+            return;
+        }
+        // Control tasks queued by other threads run first; they may schedule bottom halves.
+        loop.runNow();
+        List<String> pending = new ArrayList<>();
+        synchronized (allBhs) {
+            for (Bh b : allBhs) {
+                if (b.isScheduled()) {
+                    pending.add(b.name());
+                }
+            }
+        }
+        if (!pending.isEmpty()) {
+            throw new IllegalStateException("context " + name + " closed with bottom halves still scheduled: "
+                    + String.join(", ", pending));
+        }
+        closed = true;
+        for (FdHandler h : new ArrayList<>(fdHandlers)) {
+            h.remove();
+        }
+        loop.shutdown();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (!loop.isTerminated() && System.nanoTime() - deadline < 0) {
+            loop.runNow();
+        }
+        if (HOME.get() == this) {
+            HOME.remove();
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Names of armed timers (diagnostics). */
+    public String armedTimers() {
+        return timers.names();
+    }
+
+    @Override
+    public String toString() {
+        return "AioContext[" + name + "]";
+    }
+}

@@ -1,0 +1,138 @@
+package io.vblk.aio;
+
+import io.netty.channel.IoEvent;
+import io.netty.channel.IoRegistration;
+import io.netty.channel.epoll.EpollIoHandle;
+import io.netty.channel.epoll.EpollIoOps;
+import io.netty.channel.unix.FileDescriptor;
+
+/**
+ * A read-ready callback on a file descriptor (an eventfd, a socket), registered level-triggered
+ * with the context's epoll {@code IoHandler}. The callback must drain what made the fd ready
+ * (read the eventfd, read the socket until EAGAIN) or remove itself on end-of-file, else the loop
+ * calls it again at once.
+ *
+ * <p>An <em>external</em> handler is driven by the guest (a virtqueue kick). A drained section
+ * takes it out of the epoll set; the section's end puts it back and runs it once so that a kick
+ * that arrived meanwhile is not lost (seed 003).
+ *
+ * <p>Home thread: the owning context's. No locking.
+ */
+public final class FdHandler implements EpollIoHandle {
+    /** What runs when the fd is readable (or reports an error or hang-up). */
+    @FunctionalInterface
+    public interface Callback {
+        void ready(int fd);
+    }
+
+    private final AioContext ctx;
+    private final String name;
+    private final int fd;
+    private final boolean external;
+    private final Callback callback;
+    private final FileDescriptor nettyFd;
+    private IoRegistration registration;
+    private boolean enabled;
+    private boolean removed;
+    long dispatchCount;
+
+    FdHandler(AioContext ctx, String name, int fd, boolean external, Callback callback) {
+        this.ctx = ctx;
+        this.name = name;
+        this.fd = fd;
+        this.external = external;
+        this.callback = callback;
+        // Netty's FileDescriptor only wraps the number here; closing stays the owner's job.
+        this.nettyFd = new FileDescriptor(fd);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public int fdNumber() {
+        return fd;
+    }
+
+    public boolean external() {
+        return external;
+    }
+
+    public boolean enabled() {
+        return enabled;
+    }
+
+    /** Times the callback ran. */
+    public long dispatchCount() {
+        return dispatchCount;
+    }
+
+    void attach(IoRegistration reg) {
+        this.registration = reg;
+    }
+
+    void enable(boolean on) {
+        if (removed || on == enabled) {
+            return;
+        }
+        enabled = on;
+        // EPOLLIN alone is level-triggered. "Off" keeps the fd in the epoll set with no input events
+        // (EPOLL_CTL_MOD to EPOLLET only): Netty's registration cannot be re-added after a DEL.
+        registration.submit(on ? EpollIoOps.EPOLLIN : EpollIoOps.EPOLLET);
+    }
+
+    /** Unregisters; the fd itself stays open (its owner closes it). Home thread. */
+    public void remove() {
+        ctx.assertLoopThread();
+        if (removed) {
+            return;
+        }
+        removed = true;
+        enabled = false;
+        // EPOLL_CTL_DEL; remove before closing the fd, since Netty keys registrations by fd number.
+        registration.cancel();
+        ctx.forget(this);
+    }
+
+    public boolean removed() {
+        return removed;
+    }
+
+    /** Runs the callback directly (drainedEnd's re-check). Home thread. */
+    void runOnce() {
+        if (!removed && enabled) {
+            dispatchCount++;
+            callback.ready(fd);
+        }
+    }
+
+    @Override
+    public FileDescriptor fd() {
+        return nettyFd;
+    }
+
+    @Override
+    public void handle(IoRegistration registration, IoEvent ioEvent) {
+        if (removed || !enabled) {
+            return;
+        }
+        ctx.noteProgress();
+        dispatchCount++;
+        try {
+            callback.ready(fd);
+        } catch (RuntimeException e) {
+            // Netty's dispatcher must not unwind; the context rethrows it from poll().
+            ctx.callbackFailed(e, this);
+        }
+    }
+
+    @Override
+    public void close() {
+        // Netty calls this when the registration is cancelled on shutdown; the fd is not ours.
+    }
+
+    @Override
+    public String toString() {
+        return "FdHandler[" + name + " fd=" + fd + (external ? " external" : "") + "@" + ctx.name() + "]";
+    }
+}

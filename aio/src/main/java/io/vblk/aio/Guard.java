@@ -1,0 +1,18 @@
+package io.vblk.aio;
+
+/**
+ * The guards against the five seed hazards. All are on by default; only the reproducers
+ * ({@code vblk repro}) and tests turn one off, per context, to show what it prevents.
+ */
+public enum Guard {
+    /** Seed 000: cap the depth of the submit → complete → defer-call end → submit cycle. */
+    SUBMIT_DEPTH,
+    /** Seed 001: a wake that races the sleeper's arming is never lost. */
+    WAKE_ORDER,
+    /** Seed 002: state is touched only on its home thread; other threads hand work over. */
+    HOME_THREAD,
+    /** Seed 003: drained sections switch off external (guest-driven) handlers. */
+    DRAIN_EXTERNAL,
+    /** Seed 004: no blocking (nested) wait on a context's home thread. */
+    NO_BLOCKING_WAIT
+}

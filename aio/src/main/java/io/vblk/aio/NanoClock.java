@@ -1,0 +1,15 @@
+package io.vblk.aio;
+
+/**
+ * The time source of a context's timers. Injected so that tests step time by hand.
+ *
+ * <p>Any thread.
+ */
+@FunctionalInterface
+public interface NanoClock {
+    /** The system's monotonic clock. */
+    NanoClock SYSTEM = System::nanoTime;
+
+    /** Monotonic nanoseconds; only differences mean anything. */
+    long nanoTime();
+}

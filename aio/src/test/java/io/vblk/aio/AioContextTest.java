@@ -1,0 +1,309 @@
+package io.vblk.aio;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class AioContextTest {
+    private final ManualClock clock = new ManualClock();
+    private final AioContext ctx = new AioContext("test", Thread.currentThread(), clock, AioOptions.DEFAULT);
+
+    @AfterEach
+    void close() {
+        if (!ctx.isClosed()) {
+            ctx.close();
+        }
+    }
+
+    @Test
+    void idlePollMakesNoProgress() {
+        assertThat(ctx.poll(false)).isFalse();
+    }
+
+    @Test
+    void bottomHalfRunsOnceHoweverOftenScheduled() {
+        AtomicInteger runs = new AtomicInteger();
+        Bh bh = ctx.bh("count", runs::incrementAndGet);
+        bh.schedule();
+        bh.schedule();
+        assertThat(bh.isScheduled()).isTrue();
+        assertThat(ctx.poll(false)).isTrue();
+        assertThat(runs).hasValue(1);
+        assertThat(ctx.poll(false)).isFalse();
+        assertThat(runs).hasValue(1);
+    }
+
+    @Test
+    void bottomHalvesRunInSchedulingOrderAndMayRescheduleThemselves() {
+        List<String> order = new ArrayList<>();
+        Bh[] self = new Bh[1];
+        Bh a = ctx.bh("a", () -> order.add("a"));
+        Bh b = ctx.bh("b", () -> order.add("b"));
+        self[0] = ctx.bh("again", () -> {
+            order.add("again");
+            if (order.size() < 4) {
+                self[0].schedule();
+            }
+        });
+        a.schedule();
+        b.schedule();
+        self[0].schedule();
+        assertThat(ctx.poll(false)).isTrue();
+        assertThat(order).startsWith("a", "b", "again");
+        while (ctx.poll(false)) {
+            // drain
+        }
+        assertThat(order).containsExactly("a", "b", "again", "again");
+    }
+
+    @Test
+    void cancelledBottomHalfDoesNotRun() {
+        AtomicInteger runs = new AtomicInteger();
+        Bh bh = ctx.bh("c", runs::incrementAndGet);
+        bh.schedule();
+        bh.cancel();
+        assertThat(ctx.poll(false)).isFalse();
+        assertThat(runs).hasValue(0);
+        bh.schedule();
+        assertThat(ctx.poll(false)).isTrue();
+        assertThat(runs).hasValue(1);
+    }
+
+    @Test
+    void bottomHalfScheduledFromAnotherThreadWakesBlockingPoll() throws Exception {
+        AtomicInteger runs = new AtomicInteger();
+        Bh bh = ctx.bh("remote", runs::incrementAndGet);
+        Thread t = new Thread(bh::schedule);
+        t.start();
+        // Blocks in epoll_wait until the other thread's schedule() wakes it (or has already run).
+        while (runs.get() == 0) {
+            ctx.poll(true);
+        }
+        t.join();
+        assertThat(runs).hasValue(1);
+    }
+
+    @Test
+    void timersFireInDeadlineOrderOnTheInjectedClock() {
+        List<String> fired = new ArrayList<>();
+        Timer late = ctx.timer("late", () -> fired.add("late"));
+        Timer early = ctx.timer("early", () -> fired.add("early"));
+        late.armIn(2_000);
+        early.armIn(1_000);
+        assertThat(ctx.poll(false)).isFalse();
+        clock.advance(1_000);
+        assertThat(ctx.poll(false)).isTrue();
+        assertThat(fired).containsExactly("early");
+        clock.advance(5_000);
+        assertThat(ctx.poll(false)).isTrue();
+        assertThat(fired).containsExactly("early", "late");
+        assertThat(late.isArmed()).isFalse();
+    }
+
+    @Test
+    void rearmingMovesATimerAndCancelStopsIt() {
+        AtomicInteger runs = new AtomicInteger();
+        Timer t = ctx.timer("t", runs::incrementAndGet);
+        t.armIn(100);
+        t.armIn(10_000);
+        clock.advance(200);
+        assertThat(ctx.poll(false)).isFalse();
+        t.cancel();
+        clock.advance(20_000);
+        assertThat(ctx.poll(false)).isFalse();
+        assertThat(runs).hasValue(0);
+    }
+
+    @Test
+    void manyTimersKeepHeapOrder() {
+        List<Long> fired = new ArrayList<>();
+        java.util.Random r = new java.util.Random(42);
+        List<Timer> ts = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            long d = 1 + r.nextInt(10_000);
+            Timer[] self = new Timer[1];
+            self[0] = ctx.timer("t" + i, () -> fired.add(self[0].deadline()));
+            self[0].armIn(d);
+            ts.add(self[0]);
+        }
+        for (int i = 0; i < 50; i++) {
+            ts.get(r.nextInt(ts.size())).cancel();
+        }
+        clock.advance(20_000);
+        ctx.poll(false);
+        assertThat(fired).isSorted().hasSizeBetween(150, 200);
+    }
+
+    @Test
+    void fdHandlerRunsWhenEventfdIsSignalled() throws Exception {
+        try (TestEventFd efd = new TestEventFd()) {
+            AtomicInteger seen = new AtomicInteger();
+            FdHandler h = ctx.addFdHandler("efd", efd.fd(), false, fd -> seen.addAndGet((int) efd.drain()));
+            assertThat(ctx.poll(false)).isFalse();
+            efd.signal();
+            efd.signal();
+            assertThat(ctx.poll(false)).isTrue();
+            assertThat(seen).hasValue(2);
+            assertThat(ctx.poll(false)).isFalse();
+            h.remove();
+            efd.signal();
+            assertThat(ctx.poll(false)).isFalse();
+        }
+    }
+
+    @Test
+    void drainedSectionSwitchesOffExternalHandlersAndRechecksAtEnd() throws Exception {
+        try (TestEventFd kick = new TestEventFd(); TestEventFd internal = new TestEventFd()) {
+            AtomicInteger kicks = new AtomicInteger();
+            AtomicInteger internals = new AtomicInteger();
+            ctx.addFdHandler("kick", kick.fd(), true, fd -> kicks.addAndGet((int) kick.drain()));
+            ctx.addFdHandler("completion", internal.fd(), false, fd -> internals.addAndGet((int) internal.drain()));
+            ctx.drainedBegin();
+            ctx.drainedBegin(); // nests
+            kick.signal();
+            internal.signal();
+            ctx.poll(false);
+            assertThat(kicks).hasValue(0);
+            assertThat(internals).hasValue(1);
+            ctx.drainedEnd();
+            ctx.poll(false);
+            assertThat(kicks).as("still drained after the inner end").hasValue(0);
+            ctx.drainedEnd();
+            // The outermost end runs the external handler once: the kick that came meanwhile is seen.
+            assertThat(kicks).hasValue(1);
+            assertThat(ctx.isDrained()).isFalse();
+            kick.signal();
+            ctx.poll(false);
+            assertThat(kicks).hasValue(2);
+        }
+    }
+
+    @Test
+    void withDrainGuardOffExternalHandlersStayLive() throws Exception {
+        ctx.setGuard(Guard.DRAIN_EXTERNAL, false);
+        try (TestEventFd kick = new TestEventFd()) {
+            AtomicInteger kicks = new AtomicInteger();
+            ctx.addFdHandler("kick", kick.fd(), true, fd -> kicks.addAndGet((int) kick.drain()));
+            ctx.drainedBegin();
+            kick.signal();
+            ctx.poll(false);
+            assertThat(kicks).hasValue(1);
+            ctx.drainedEnd();
+        }
+    }
+
+    @Test
+    void drainedEndWithoutBeginFails() {
+        assertThatThrownBy(ctx::drainedEnd).isInstanceOf(IllegalStateException.class);
+    }
+
+    @Test
+    void closeNamesAScheduledBottomHalf() {
+        Bh bh = ctx.bh("flush-metadata", () -> { });
+        bh.schedule();
+        assertThatThrownBy(ctx::close).hasMessageContaining("flush-metadata");
+        bh.cancel();
+        ctx.close();
+        assertThat(ctx.isClosed()).isTrue();
+    }
+
+    @Test
+    void homeThreadAssertionNamesBothThreads() throws Exception {
+        CompletableFuture<Throwable> f = new CompletableFuture<>();
+        Thread t = new Thread(() -> {
+            try {
+                ctx.assertHome();
+                f.complete(null);
+            } catch (Throwable e) {
+                f.complete(e);
+            }
+        }, "intruder");
+        t.start();
+        Throwable e = f.get(5, TimeUnit.SECONDS);
+        assertThat(e).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("intruder").hasMessageContaining(Thread.currentThread().getName());
+    }
+
+    @Test
+    void blockingWaitIsRefusedOnAHomeThread() {
+        CompletableFuture<String> never = new CompletableFuture<>();
+        assertThatThrownBy(() -> AioContext.await(never, Duration.ofSeconds(30)))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("seed 004");
+    }
+
+    @Test
+    void callOnRunsOnTheHomeThreadAndAwaitWorksElsewhere() throws Exception {
+        ctx.close(); // this thread is a home thread no more, so it may wait
+        try (IoThread io = IoThread.start("io-test", AioOptions.DEFAULT)) {
+            String name = AioContext.await(io.ctx().callOn(() -> Thread.currentThread().getName()),
+                    Duration.ofSeconds(5));
+            assertThat(name).isEqualTo("io-test");
+            AioContext seen = AioContext.await(io.ctx().callOn(AioContext::current), Duration.ofSeconds(5));
+            assertThat(seen).isSameAs(io.ctx());
+        }
+    }
+
+    @Test
+    void awaitTimesOutBounded() throws Exception {
+        CompletableFuture<Throwable> f = new CompletableFuture<>();
+        Thread t = new Thread(() -> {
+            try {
+                AioContext.await(new CompletableFuture<>(), Duration.ofMillis(50));
+                f.complete(null);
+            } catch (Throwable e) {
+                f.complete(e);
+            }
+        });
+        t.start();
+        assertThat(f.get(5, TimeUnit.SECONDS)).isInstanceOf(CompletionException.class)
+                .hasRootCauseInstanceOf(java.util.concurrent.TimeoutException.class);
+    }
+
+    @Test
+    void adaptivePollingWindowGrowsWhenEventsComeSoonAndShrinksWhenLate() throws Exception {
+        ctx.close();
+        try (IoThread io = IoThread.start("poller", new AioOptions(64_000, 2, 2, 0))) {
+            AioContext c = io.ctx();
+            AtomicInteger found = new AtomicInteger();
+            boolean[] work = new boolean[1];
+            AioContext.await(c.callOn(() -> c.addPollHandler("ring", () -> {
+                if (work[0]) {
+                    work[0] = false;
+                    found.incrementAndGet();
+                    return true;
+                }
+                return false;
+            })), Duration.ofSeconds(5));
+            Bh tick = c.bh("tick", () -> work[0] = true);
+            // Events that come quickly: each wake-up is short, so the window grows to the maximum.
+            for (int i = 0; i < 40; i++) {
+                tick.schedule();
+                AioContext.await(c.callOn(() -> 0), Duration.ofSeconds(5));
+            }
+            long grown = AioContext.await(c.callOn(c::pollWindowNanos), Duration.ofSeconds(5));
+            assertThat(grown).isGreaterThan(0).isLessThanOrEqualTo(64_000);
+            // A long quiet spell (longer than poll-max-ns) shrinks it.
+            java.util.concurrent.Semaphore fired = new java.util.concurrent.Semaphore(0);
+            Timer quiet = AioContext.await(c.callOn(() -> c.timer("quiet", fired::release)), Duration.ofSeconds(5));
+            for (int i = 0; i < 12; i++) {
+                // Nothing else wakes the loop: it blocks 2 ms, far beyond poll-max-ns.
+                c.runOn(() -> quiet.armIn(2_000_000));
+                assertThat(fired.tryAcquire(5, TimeUnit.SECONDS)).isTrue();
+            }
+            long shrunk = AioContext.await(c.callOn(c::pollWindowNanos), Duration.ofSeconds(5));
+            assertThat(shrunk).isLessThan(grown);
+        }
+    }
+}
