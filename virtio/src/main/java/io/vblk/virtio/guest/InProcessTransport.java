@@ -10,6 +10,7 @@ import io.vblk.virtio.memory.GuestMemory;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 
 /**
  * {@link GuestTransport} over a {@link VirtioDevice} in this process. Every call hops onto the
@@ -174,10 +175,9 @@ public final class InProcessTransport implements GuestTransport {
     private <T> T awaitCall(String what, CompletableFuture<T> f) {
         try {
             return AioContext.await(f, timeout);
-        } catch (RuntimeException e) {
-            throw new IllegalStateException("device control call " + what + " failed: " + e.getMessage(), e);
-        } catch (Exception e) {
-            throw new IllegalStateException("device control call " + what + " failed: " + e, e);
+        } catch (CompletionException e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
+            throw new IllegalStateException("device control call " + what + " failed: " + cause.getMessage(), cause);
         }
     }
 

@@ -47,6 +47,8 @@ final class QueueRunner implements Runnable {
 
     /** Completed requests, published for progress reports (release store, read by any thread). */
     final AtomicLong progress = new AtomicLong();
+    /** Requests made available to the device, published at each kick (release store, read by any thread). */
+    final AtomicLong postedProgress = new AtomicLong();
     volatile boolean stop;
     private volatile long deadline;
 
@@ -124,6 +126,8 @@ final class QueueRunner implements Runnable {
             stats.kicksSuppressed = q.kicksSuppressed();
             stats.wakeups = q.wakeups();
             stats.notifications = q.notifications();
+            stats.posted = q.posted();
+            stats.inFlightAtEnd = q.inFlight();
             progress.set(stats.completed);
         }
     }
@@ -180,6 +184,7 @@ final class QueueRunner implements Runnable {
         if (posted) {
             posted = false;
             q.kick();
+            postedProgress.lazySet(q.posted());
         }
     }
 

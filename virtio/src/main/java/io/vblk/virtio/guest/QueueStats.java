@@ -11,7 +11,11 @@ public final class QueueStats {
     public final int queue;
     public final LatencyHistogram latency = new LatencyHistogram();
 
+    /** Requests made available to the device. */
+    public long posted;
     public long completed;
+    /** Requests still in flight when the queue stopped (non-zero only after a stall or device bug). */
+    public long inFlightAtEnd;
     public long reads;
     public long writes;
     public long bytesRead;
@@ -59,7 +63,9 @@ public final class QueueStats {
     /** Adds every count of {@code o} (merging queues); the elapsed time is the longest. */
     public void add(QueueStats o) {
         latency.add(o.latency);
+        posted += o.posted;
         completed += o.completed;
+        inFlightAtEnd += o.inFlightAtEnd;
         reads += o.reads;
         writes += o.writes;
         bytesRead += o.bytesRead;

@@ -86,6 +86,15 @@ public final class WorkloadRun {
         return n;
     }
 
+    /** Requests made available to the device so far over all queues (as of each queue's last kick). Any thread. */
+    public long posted() {
+        long n = 0;
+        for (QueueRunner r : runners) {
+            n += r.postedProgress.get();
+        }
+        return n;
+    }
+
     /** Nanoseconds since the start. */
     public long elapsedNanos() {
         return System.nanoTime() - startNanos;
