@@ -9,6 +9,7 @@ import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.blk.BlkQueueStats;
 import io.vblk.virtio.guest.GuestBlkDriver;
 import io.vblk.virtio.guest.InProcessBlk;
 import io.vblk.virtio.guest.Workload;
@@ -79,7 +80,9 @@ public final class DrainLeakRepro implements Repro {
                         .withStallNanos(options.hangAfter().toNanos());
                 WorkloadRun run = WorkloadRun.start(guest, w);
                 job = AioContext.await(ctx.callOn(() -> {
-                    DrainJob j = new DrainJob(ctx, driver, run::posted, options.iterations(), deadline, !guardOn);
+                    BlkQueueStats st = dev.device().queueStats(0);
+                    DrainJob j = new DrainJob(ctx, driver, run::posted, () -> st.completed() + st.inFlight(),
+                            options.iterations(), deadline, !guardOn);
                     j.start();
                     return j;
                 }), options.hangAfter());
@@ -105,12 +108,13 @@ public final class DrainLeakRepro implements Repro {
                 detail = "requests posted during drained sections were lost: " + lost + " never completed ("
                         + result.error() + ")";
             } else {
-                detail = "no request started inside " + job.sections + " drained sections; the guest posted during "
-                        + job.pressured + " of them and all " + result.total().completed + " requests completed";
+                detail = "no request started inside " + job.sections + " drained sections; guest requests waited in"
+                        + " the ring during " + job.pressured + " of them and all " + result.total().completed
+                        + " requests completed";
             }
             return ReproResult.of(hazard(), guardOn, hazard, job.sections, detail)
                     .with("sections", job.sections)
-                    .with("sections_with_guest_kicks", job.pressured)
+                    .with("sections_with_guest_waiting", job.pressured)
                     .with("started_inside", job.startedInside)
                     .with("requests", result.total().completed)
                     .with("lost", lost)
@@ -126,13 +130,14 @@ public final class DrainLeakRepro implements Repro {
         private final AioContext ctx;
         private final ObservedDriver driver;
         private final LongSupplier guestPosted;
+        private final LongSupplier deviceTaken;
         private final long deadline;
         private final boolean stopOnLeak;
         private final Timer timer;
         private int iterationsLeft;
         private boolean inSection;
         private long sectionBegin;
-        private long postedAtBegin;
+        private boolean guestWaiting;
 
         final CompletableFuture<Void> done = new CompletableFuture<>();
         long sections;
@@ -140,11 +145,16 @@ public final class DrainLeakRepro implements Repro {
         long leakySections;
         long startedInside;
 
-        DrainJob(AioContext ctx, ObservedDriver driver, LongSupplier guestPosted, int iterations, long deadline,
-                 boolean stopOnLeak) {
+        /**
+         * @param guestPosted requests the guest has made available (published at its kicks)
+         * @param deviceTaken requests the device has popped from the ring (read here, on its thread)
+         */
+        DrainJob(AioContext ctx, ObservedDriver driver, LongSupplier guestPosted, LongSupplier deviceTaken,
+                 int iterations, long deadline, boolean stopOnLeak) {
             this.ctx = ctx;
             this.driver = driver;
             this.guestPosted = guestPosted;
+            this.deviceTaken = deviceTaken;
             this.iterationsLeft = iterations;
             this.deadline = deadline;
             this.stopOnLeak = stopOnLeak;
@@ -188,32 +198,34 @@ public final class DrainLeakRepro implements Repro {
             ctx.drainedBegin();
             inSection = true;
             driver.watch(true);
-            postedAtBegin = guestPosted.getAsLong();
+            guestWaiting = false;
             sectionBegin = System.nanoTime();
             timer.armIn(STEP_NANOS);
         }
 
         /**
-         * Waits, inside the section, for the device to be quiet and the guest to have kicked
-         * again (so the guard has something to hold back); a request that reaches the driver
-         * ends the wait at once, as the broken invariant it is.
+         * Waits, inside the section, for the device to be quiet while guest requests wait in the
+         * ring (so the guard has something to hold back); a request that reaches the driver ends
+         * the wait at once, as the broken invariant it is.
          */
         private void step() {
             boolean quiet = driver.inFlight() == 0;
-            boolean kicked = guestPosted.getAsLong() > postedAtBegin;
-            if (driver.started > 0 || (quiet && kicked) || System.nanoTime() - sectionBegin > HOLD_NANOS) {
-                finalStep(kicked);
+            if (guestPosted.getAsLong() - deviceTaken.getAsLong() > 0) {
+                guestWaiting = true;
+            }
+            if (driver.started > 0 || (quiet && guestWaiting) || System.nanoTime() - sectionBegin > HOLD_NANOS) {
+                finalStep(guestWaiting);
             } else {
                 timer.armIn(STEP_NANOS);
             }
         }
 
         /** As mirror_exit: needs that nothing started since drained-begin; then drained-end. */
-        private void finalStep(boolean kicked) {
+        private void finalStep(boolean waiting) {
             long started = driver.started;
             driver.watch(false);
             sections++;
-            if (kicked) {
+            if (waiting) {
                 pressured++;
             }
             if (started > 0) {
