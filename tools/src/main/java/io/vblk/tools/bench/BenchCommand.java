@@ -254,7 +254,12 @@ public final class BenchCommand implements Callable<Integer> {
 
     private BenchTarget openTarget(AioOptions io) {
         if (target.equals("in-process")) {
-            return InProcessTarget.open(driver, queues, iothreads, queueSize, io);
+            try {
+                return InProcessTarget.open(driver, queues, iothreads, queueSize, io);
+            } catch (IllegalArgumentException e) {
+                // The spec parser and the device name what is wrong; say which option it came from.
+                throw new ParameterException(spec.commandLine(), "--driver: " + e.getMessage());
+            }
         }
         throw bad("--target", target, "in-process");
     }
