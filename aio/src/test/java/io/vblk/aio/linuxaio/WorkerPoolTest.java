@@ -1,0 +1,67 @@
+package io.vblk.aio.linuxaio;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.sys.Sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class WorkerPoolTest {
+
+    @Test
+    void moreRequestsThanSlotsAllCompleteOnceOnTheHomeThread(@TempDir Path dir) {
+        AioContext ctx = AioContext.forCurrentThread("pool-test");
+        int fd = Sys.open(dir.resolve("f").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        try (Arena arena = Arena.ofConfined()) {
+            int n = 3 * WorkerPool.DEFAULT_CAPACITY;
+            MemorySegment data = arena.allocate(8L * n, 8);
+            MemorySegment iovs = arena.allocate(16L * n, 8);
+            for (int i = 0; i < n; i++) {
+                data.set(ValueLayout.JAVA_LONG, 8L * i, 1000L + i);
+                iovs.set(ValueLayout.JAVA_LONG, 16L * i, data.address() + 8L * i);
+                iovs.set(ValueLayout.JAVA_LONG, 16L * i + 8, 8);
+            }
+            WorkerPool pool = WorkerPool.of(ctx);
+            int[] perReq = new int[n];
+            int[] done = {0};
+            Thread home = Thread.currentThread();
+            boolean[] offHome = {false};
+            for (int i = 0; i < n; i++) {
+                AioRequest r = new AioRequest();
+                r.ownerWord = i;
+                pool.submit(r.writev(fd, iovs.address() + 16L * i, 1, 8L * i, (q, res) -> {
+                    offHome[0] |= Thread.currentThread() != home;
+                    perReq[(int) q.ownerWord]++;
+                    assertThat(res).isEqualTo(8);
+                    done[0]++;
+                }));
+            }
+            assertThat(pool.inFlight()).isEqualTo(n);
+            assertThatThrownBy(pool::release).hasMessageContaining("in flight");
+            LoopSteps.pollUntil(ctx, () -> done[0] == n, "all pool writes");
+            assertThat(offHome[0]).isFalse();
+            assertThat(perReq).containsOnly(1);
+            assertThat(pool.executed()).isEqualTo(n);
+            MemorySegment back = arena.allocate(8L * n, 8);
+            assertThat(Sys.pread(fd, back.address(), 8L * n, 0)).isEqualTo(8L * n);
+            for (int i = 0; i < n; i++) {
+                assertThat(back.get(ValueLayout.JAVA_LONG, 8L * i)).isEqualTo(1000L + i);
+            }
+            pool.release();
+        } finally {
+            Sys.close(fd);
+            ctx.close();
+        }
+    }
+}

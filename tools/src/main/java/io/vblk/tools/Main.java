@@ -1,0 +1,38 @@
+package io.vblk.tools;
+
+import io.vblk.tools.repro.ReproCommand;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code vblk} command: one entry point with sub-commands.
+ *
+ * <p>Runs on the CLI's main thread, which is no context's home thread.
+ */
+@Command(name = "vblk", mixinStandardHelpOptions = true, version = "vblk 0.1.0",
+        description = "A virtio-blk disk controller emulator and vhost-user-blk backend.",
+        subcommands = {DemoCommand.class, ReproCommand.class})
+public final class Main implements Runnable {
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the command line and returns its exit code (tests call this). */
+    public static int run(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof IllegalArgumentException) {
+                // Bad input named by whoever checked it: one line, no stack trace.
+                cmd.getErr().println("vblk: " + ex.getMessage());
+                return 2;
+            }
+            throw ex;
+        });
+        return cl.execute(args);
+    }
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+}

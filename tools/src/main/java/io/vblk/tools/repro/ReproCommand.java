@@ -1,0 +1,111 @@
+package io.vblk.tools.repro;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code vblk repro <hazard>|all --guard=on|off}: runs a seed hazard's scenario and prints the one
+ * result line; exit 0 when the result is the expected one (reproduced with the guard off, held
+ * with it on), 1 otherwise.
+ *
+ * <p>Runs on the CLI's main thread.
+ */
+@Command(name = "repro", mixinStandardHelpOptions = true,
+        description = {"Reproduce a seed hazard with its guard off, or show it held with the guard on.",
+                "Hazards: lost-wakeup, cross-thread-completion, nested-wait-deadlock, submit-recursion, drain-leak;",
+                "'all' runs each with the guard off and then on."})
+public final class ReproCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "HAZARD", description = "a hazard name, or 'all'")
+    String hazard;
+
+    @Option(names = "--guard", paramLabel = "on|off", description = "guard state (default: on)")
+    String guard = "on";
+
+    @Option(names = "--iterations", description = "upper bound on iterations (default: ${DEFAULT-VALUE})")
+    int iterations = ReproOptions.defaults().iterations();
+
+    @Option(names = "--time-limit", description = "wall-clock bound, e.g. 30s (default: 30s)")
+    String timeLimit = "30s";
+
+    @Option(names = "--hang-after", description = "no progress for this long counts as a hang (default: 2s)")
+    String hangAfter = "2s";
+
+    @Option(names = "--seed", description = "random seed (default: ${DEFAULT-VALUE})")
+    long seed = 1;
+
+    @Override
+    public Integer call() throws Exception {
+        ReproOptions opts = new ReproOptions(positive("--iterations", iterations),
+                Durations.parse("--time-limit", timeLimit), Durations.parse("--hang-after", hangAfter), seed);
+        List<Repro> chosen;
+        if (hazard.equals("all")) {
+            chosen = Repros.all();
+        } else {
+            Repro r = Repros.byName(hazard);
+            if (r == null) {
+                throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                        "unknown hazard '" + hazard + "'; choose one of " + names() + " or all");
+            }
+            chosen = List.of(r);
+        }
+        boolean allExpected = true;
+        for (Repro r : chosen) {
+            boolean[] guards = hazard.equals("all") ? new boolean[] {false, true} : new boolean[] {parseGuard()};
+            for (boolean g : guards) {
+                ReproResult res = r.run(g, opts);
+                System.out.println(res.line());
+                allExpected &= res.expected();
+            }
+        }
+        return allExpected ? 0 : 1;
+    }
+
+    private boolean parseGuard() {
+        return switch (guard) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--guard accepts on or off, got '" + guard + "'");
+        };
+    }
+
+    private int positive(String opt, int v) {
+        if (v <= 0) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    opt + " must be a positive integer, got " + v);
+        }
+        return v;
+    }
+
+    private static String names() {
+        return String.join(", ", Repros.all().stream().map(Repro::hazard).toList());
+    }
+
+    /** Durations written as 500ms, 2s, 1m. */
+    static final class Durations {
+        private Durations() {
+        }
+
+        static Duration parse(String option, String s) {
+            try {
+                if (s.endsWith("ms")) {
+                    return Duration.ofMillis(Long.parseLong(s.substring(0, s.length() - 2)));
+                }
+                if (s.endsWith("s")) {
+                    return Duration.ofSeconds(Long.parseLong(s.substring(0, s.length() - 1)));
+                }
+                if (s.endsWith("m")) {
+                    return Duration.ofMinutes(Long.parseLong(s.substring(0, s.length() - 1)));
+                }
+            } catch (NumberFormatException e) {
+                // fall through to the error below
+            }
+            throw new IllegalArgumentException(option + " accepts a duration like 500ms, 2s or 1m, got '" + s + "'");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+package io.vblk.tools.repro;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** Every seed hazard's reproducer, in seed order. */
+public final class Repros {
+    private Repros() {
+    }
+
+    public static List<Repro> all() {
+        List<Repro> l = new ArrayList<>();
+        l.add(new LostWakeupRepro());
+        l.add(new CrossThreadCompletionRepro());
+        return l;
+    }
+
+    public static Repro byName(String hazard) {
+        for (Repro r : all()) {
+            if (r.hazard().equals(hazard)) {
+                return r;
+            }
+        }
+        return null;
+    }
+}
