@@ -647,6 +647,16 @@ public final class VhostUserFrontend implements VirtioDevice {
         }
     }
 
+    /**
+     * Completes once every operation asked for so far has been answered by the back-end (or has
+     * failed: then exceptionally, with the NEEDS_RESET reason). Blocking transports wait on it to
+     * make fire-and-forget calls ({@link #reset}, {@link #setMemory}, ...) synchronous. Home thread.
+     */
+    public CompletableFuture<Void> settled() {
+        ctx.assertHome();
+        return serial(VhostUserFrontend::done);
+    }
+
     // ---------------------------------------------------------------- messaging
 
     /** Runs {@code op} after every earlier operation; its failure puts the device into NEEDS_RESET. */
