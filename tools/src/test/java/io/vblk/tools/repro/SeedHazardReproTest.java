@@ -41,4 +41,19 @@ class SeedHazardReproTest {
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.HELD);
         assertThat(r.extra().get("refused")).isEqualTo("500");
     }
+
+    @Test
+    void nestedWaitDeadlockIsReproducedWithTheGuardOff() throws Exception {
+        ReproResult r = ReproTesting.run(new NestedWaitDeadlockRepro(), false, ReproTesting.options(50, 1));
+        assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
+        assertThat(r.detail()).startsWith("deadlock");
+        assertThat(r.iterations()).isEqualTo(1);
+    }
+
+    @Test
+    void nestedWaitDeadlockIsHeldWithTheGuardOn() throws Exception {
+        ReproResult r = ReproTesting.run(new NestedWaitDeadlockRepro(), true, ReproTesting.options(100, 1));
+        assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.HELD);
+        assertThat(r.extra().get("refused_waits")).isEqualTo("100");
+    }
 }
