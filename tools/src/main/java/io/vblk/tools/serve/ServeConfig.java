@@ -23,18 +23,13 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
      *
      * @param aio         "threads" or "native" (QEMU's default is threads)
      * @param cacheDirect O_DIRECT (cache.direct=on)
-     * @param noFlush     cache.no-flush=on: FLUSH completes without fdatasync
      */
-    public record FileNode(String nodeName, String filename, String aio, boolean cacheDirect, boolean noFlush,
-                           boolean readOnly) implements Blockdev {
+    public record FileNode(String nodeName, String filename, String aio, boolean cacheDirect, boolean readOnly)
+            implements Blockdev {
     }
 
-    /**
-     * {@code driver=null-co} (completes at once) or {@code null-aio} (completes from a bottom half).
-     *
-     * @param readZeroes reads fill the buffer with zeroes (read-zeroes=on)
-     */
-    public record NullNode(String nodeName, boolean aio, long size, boolean readZeroes, boolean readOnly)
+    /** {@code driver=null-co} (completes at once) or {@code null-aio} (completes from a bottom half). */
+    public record NullNode(String nodeName, boolean aio, long size, boolean readOnly)
             implements Blockdev {
     }
 

@@ -22,8 +22,8 @@ import java.util.Set;
  * style):
  * <pre>
  * --blockdev driver=file,node-name=N,filename=F[,aio=threads|native][,cache.direct=on|off]
- *            [,cache.no-flush=on|off][,read-only=on|off]
- * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=on|off][,read-only=on|off]
+ *            [,cache.no-flush=off][,read-only=on|off]
+ * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
  * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B]
  * --export type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P | addr.type=fd,addr.str=FD
@@ -65,7 +65,10 @@ public final class ServeOptionParser {
                     String filename = o.require("filename", "the image file or block device path");
                     String aio = o.takeChoice("aio", "threads", "threads", "native");
                     boolean direct = o.takeBool("cache.direct", false);
-                    boolean noFlush = o.takeBool("cache.no-flush", false);
+                    if (o.takeBool("cache.no-flush", false)) {
+                        throw new ServeOptionException(o.where() + ": cache.no-flush=on is not supported (vblk always"
+                                + " passes FLUSH to the image); accepts cache.no-flush=off");
+                    }
                     boolean ro = o.takeBool("read-only", false);
                     if ("native".equals(aio) && !direct) {
                         // QEMU refuses this too: "aio=native was specified, but it requires cache.direct=on".
@@ -73,16 +76,19 @@ public final class ServeOptionParser {
                                 + " only asynchronous with O_DIRECT); accepts aio=threads, or add cache.direct=on");
                     }
                     o.finish();
-                    FileNode n = new FileNode(nodeName, filename, aio, direct, noFlush, ro);
+                    FileNode n = new FileNode(nodeName, filename, aio, direct, ro);
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }
                 case "null-co", "null-aio" -> {
                     long size = o.takeSize("size", NULL_DEFAULT_SIZE);
-                    boolean zeroes = o.takeBool("read-zeroes", false);
+                    if (o.takeBool("read-zeroes", false)) {
+                        throw new ServeOptionException(o.where() + ": read-zeroes=on is not supported (vblk's null"
+                                + " driver leaves read buffers untouched, as null-co's default does); accepts read-zeroes=off");
+                    }
                     boolean ro = o.takeBool("read-only", false);
                     o.finish();
-                    NullNode n = new NullNode(nodeName, driver.equals("null-aio"), size, zeroes, ro);
+                    NullNode n = new NullNode(nodeName, driver.equals("null-aio"), size, ro);
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }

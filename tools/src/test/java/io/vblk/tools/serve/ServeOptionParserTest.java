@@ -29,7 +29,7 @@ class ServeOptionParserTest {
     void theQemuStorageDaemonCommandLineFromTheIssueParses() throws Exception {
         ServeConfig c = parse(List.of("driver=null-co,node-name=n0,size=1G"), List.of(),
                 List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=/tmp/x.sock,writable=on,num-queues=1"));
-        assertThat(c.blockdevs()).containsExactly(new NullNode("n0", false, 1L << 30, false, false));
+        assertThat(c.blockdevs()).containsExactly(new NullNode("n0", false, 1L << 30, false));
         ExportSpec e = c.exports().getFirst();
         assertThat(e.id()).isEqualTo("e0");
         assertThat(e.address()).isEqualTo(new ServeConfig.UnixPath("/tmp/x.sock"));
@@ -46,7 +46,7 @@ class ServeOptionParserTest {
                 List.of("iothread,id=io0,poll-max-ns=0", "iothread,id=io1,aio-max-batch=16"),
                 List.of("type=vhost-user-blk,id=e1,node-name=disk,addr.type=fd,addr.str=3,writable=on,num-queues=4,"
                         + "logical-block-size=4096,iothread.0=io0,iothread.1=io1"));
-        assertThat(c.blockdevs()).containsExactly(new FileNode("disk", "/img/a,b.raw", "native", true, false, false));
+        assertThat(c.blockdevs()).containsExactly(new FileNode("disk", "/img/a,b.raw", "native", true, false));
         assertThat(c.iothreads().get(0).pollMaxNs()).isZero();
         assertThat(c.iothreads().get(1).aioMaxBatch()).isEqualTo(16);
         ExportSpec e = c.exports().getFirst();
@@ -91,6 +91,10 @@ class ServeOptionParserTest {
         fails(List.of("driver=file,node-name=a,filename=/x,cache.direct=maybe"), List.of(), export(""),
                 "cache.direct=maybe", "accepts on or off");
         fails(List.of("driver=null-co,node-name=n0,size=huge"), List.of(), export(""), "size=huge", "is not a size");
+        fails(List.of("driver=null-co,node-name=n0,read-zeroes=on"), List.of(), export(""), "read-zeroes=on is not supported",
+                "accepts read-zeroes=off");
+        fails(List.of("driver=file,node-name=a,filename=/x,cache.no-flush=on"), List.of(), export(""),
+                "cache.no-flush=on is not supported");
         fails(List.of("driver=null-co,node-name=n0,colour=red"), List.of(), export(""), "unknown or unsupported key colour",
                 "accepted keys");
         fails(List.of("driver=null-co,node-name=0bad"), List.of(), export(""), "node-name=0bad", "not a valid name");
