@@ -163,7 +163,9 @@ public final class VhostUserConnection {
             // The fds ride with the first byte; a short write sends the rest without them.
             long n = Sys.sendmsg(fd, sendBuf.address() + off, len - off, fds, off == 0 ? fds.length : 0);
             if (n < 0) {
-                fail(n == -Errno.EAGAIN
+                fail(n == -Errno.EPIPE || n == -Errno.ECONNRESET
+                        ? "front-end disconnected before the reply to " + reply.describe()
+                        : n == -Errno.EAGAIN
                         ? "the front-end does not read its replies (socket buffer full sending " + reply.describe() + ")"
                         : "sending " + reply.describe() + " failed: " + Errno.name((int) -n));
                 return false;
@@ -182,7 +184,8 @@ public final class VhostUserConnection {
         // Stop reading now; tear down from a fresh loop iteration so the handler is never re-entered.
         pause();
         closing = true;
-        LOG.log(System.Logger.Level.WARNING, () -> name + ": closing connection: " + reason);
+        LOG.log(reason.startsWith("front-end disconnected") ? System.Logger.Level.INFO : System.Logger.Level.WARNING,
+                () -> name + ": closing connection: " + reason);
         ctx.runOn(() -> teardown(reason));
     }
 
