@@ -2,7 +2,9 @@
 # Prepares everything the real-VM test needs, from Debian packages only:
 #   - host tools (apt-get): qemu-system-x86_64, qemu-storage-daemon, fio, busybox-static, cpio, kmod
 #   - a guest kernel: Debian's linux-image package, downloaded with `apt-get download` and unpacked
-#     with `dpkg-deb -x` (never installed on the host)
+#     with `dpkg-deb -x` (never installed on the host). When the kernel has CONFIG_PVH, its
+#     uncompressed ELF image is extracted from /boot/vmlinuz too: QEMU boots that directly through
+#     the PVH entry point, which skips the real-mode decompressor (about 3.5 s under TCG).
 #   - an initramfs (cpio newc, gzip): busybox-static, the virtio-pci + virtio-blk modules and their
 #     dependencies in load order, fio with every shared library it links, and scripts/vm/guest/init.
 #
@@ -13,6 +15,7 @@
 #   VBLK_VM_CACHE          cache directory
 #   VBLK_VM_KERNEL_PKG     kernel package to use (default: what Debian's linux-image-amd64 depends on)
 #   VBLK_VM_NO_APT=1       never call apt-get (fail if a tool is missing)
+#   VBLK_VM_BZIMAGE=1      boot the compressed bzImage instead of the extracted ELF kernel
 #
 # Prints the paths of the kernel and initramfs on its last two lines:
 #   kernel=<path>
@@ -34,7 +37,7 @@ flock -w 600 9 || vm_die "another setup holds $cache/.lock"
 need_pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # qemu-system-x86 ships qemu-system-x86_64; qemu-storage-daemon is in qemu-system-common (its dependency).
-for p in qemu-system-x86 qemu-system-common busybox-static fio cpio kmod gzip; do
+for p in qemu-system-x86 qemu-system-common busybox-static fio cpio kmod gzip xz-utils; do
   have_pkg "$p" || need_pkgs+=("$p")
 done
 apt_updated=0
@@ -70,13 +73,16 @@ init_src="$here/guest/init"
 pkgver() { dpkg-query -W -f='${Version}' "$1"; }
 tools_id="format=$BUILD_FORMAT fio=$(pkgver fio) busybox=$(pkgver busybox-static) init=$(sha256sum <"$init_src" | cut -c1-16)"
 kernel_dir="$cache/kernel"
+boot_kernel() {
+  if [ -f "$cache/vmlinux" ] && [ "${VBLK_VM_BZIMAGE:-0}" != 1 ]; then echo "$cache/vmlinux"; else echo "$cache/vmlinuz"; fi
+}
 if [ -f "$cache/stamp" ] && [ -f "$cache/vmlinuz" ] && [ -f "$cache/initramfs.cpio.gz" ] \
    && [ -f "$kernel_dir/package" ]; then
   kpkg_cached=$(cat "$kernel_dir/package")
   if [ -z "${VBLK_VM_KERNEL_PKG:-}" ] || [ "${VBLK_VM_KERNEL_PKG}" = "${kpkg_cached%% *}" ]; then
     if [ "$(cat "$cache/stamp")" = "$tools_id kernel=$kpkg_cached" ]; then
       vm_log "up to date ($cache)"
-      echo "kernel=$cache/vmlinuz"
+      echo "kernel=$(boot_kernel)"
       echo "initrd=$cache/initramfs.cpio.gz"
       exit 0
     fi
@@ -103,6 +109,26 @@ unpack_kernel_deb() {
   compgen -G "$2/boot/vmlinuz-*" >/dev/null
 }
 
+# Writes the uncompressed ELF kernel inside bzImage $1 to $3 when config $2 has CONFIG_PVH=y.
+extract_vmlinux() {
+  local bz=$1 config=$2 out=$3 magic tool off
+  grep -q '^CONFIG_PVH=y' "$config" || return 1
+  if grep -q '^CONFIG_KERNEL_XZ=y' "$config"; then magic=$'\xfd7zXZ'; tool="xz -dc"
+  elif grep -q '^CONFIG_KERNEL_GZIP=y' "$config"; then magic=$'\x1f\x8b\x08'; tool="gzip -dc"
+  else return 1
+  fi
+  # The payload is the first stream with that magic; decompressors stop at its end (trailing
+  # bytes make them complain, hence 2>/dev/null, and the ELF check below).
+  off=$(LC_ALL=C grep -abo "$magic" "$bz" | head -1 | cut -d: -f1)
+  [ -n "$off" ] || return 1
+  tail -c +$((off + 1)) "$bz" | $tool >"$out.tmp" 2>/dev/null || true
+  if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+    mv "$out.tmp" "$out"
+  else
+    rm -f "$out.tmp"; return 1
+  fi
+}
+
 if [ -f "$kernel_dir/package" ] && [ -f "$cache/vmlinuz" ] \
    && { [ -z "${VBLK_VM_KERNEL_PKG:-}" ] || [ "$VBLK_VM_KERNEL_PKG" = "$(cut -d' ' -f1 <"$kernel_dir/package")" ]; }; then
   vm_log "kernel cached: $(cat "$kernel_dir/package")"
@@ -111,16 +137,16 @@ else
   vm_log "kernel package: $kpkg"
   work="$cache/tmp.kernel"
   rm -rf "$work"; mkdir -p "$work/deb"
-  ( cd "$work/deb" && apt-get download -q "$kpkg" >&2 ) || {
+  ( cd "$work/deb" && apt-get -o APT::Sandbox::User=root download -q "$kpkg" >&2 ) || {
     apt_update_once
-    ( cd "$work/deb" && apt-get download -q "$kpkg" >&2 ) || vm_die "apt-get download $kpkg failed"
+    ( cd "$work/deb" && apt-get -o APT::Sandbox::User=root download -q "$kpkg" >&2 ) || vm_die "apt-get download $kpkg failed"
   }
   deb=$(ls "$work"/deb/*.deb)
   if ! unpack_kernel_deb "$deb" "$work/root"; then
     # The signed image normally carries /boot/vmlinuz; fall back to the unsigned build.
     vm_log "$kpkg has no /boot/vmlinuz; trying $kpkg-unsigned"
     rm -f "$work"/deb/*.deb
-    ( cd "$work/deb" && apt-get download -q "$kpkg-unsigned" >&2 ) || vm_die "apt-get download $kpkg-unsigned failed"
+    ( cd "$work/deb" && apt-get -o APT::Sandbox::User=root download -q "$kpkg-unsigned" >&2 ) || vm_die "apt-get download $kpkg-unsigned failed"
     deb=$(ls "$work"/deb/*.deb)
     kpkg="$kpkg-unsigned"
     unpack_kernel_deb "$deb" "$work/root" || vm_die "$kpkg has no /boot/vmlinuz"
@@ -131,6 +157,9 @@ else
   depmod -b "$work/root" "$kver"
   rm -rf "$kernel_dir"; mkdir -p "$kernel_dir/modules"
   cp "$work/root/boot/vmlinuz-$kver" "$cache/vmlinuz"
+  rm -f "$cache/vmlinux"
+  extract_vmlinux "$cache/vmlinuz" "$work/root/boot/config-$kver" "$cache/vmlinux" \
+    || vm_log "no PVH-bootable vmlinux; booting the bzImage"
   cp "$work/root/boot/config-$kver" "$kernel_dir/config"
   cp "$work/root/lib/modules/$kver/modules.builtin" "$kernel_dir/modules.builtin"
   # Load order for virtio-pci (the transport) and virtio-blk; modprobe prints "builtin X" for
@@ -200,5 +229,5 @@ mv "$cache/initramfs.cpio.gz.tmp" "$cache/initramfs.cpio.gz"
 rm -rf "$root"
 echo "$tools_id kernel=$kpkg $kdebver $kver" >"$cache/stamp"
 vm_log "initramfs $(du -h "$cache/initramfs.cpio.gz" | cut -f1) (kernel $kver)"
-echo "kernel=$cache/vmlinuz"
+echo "kernel=$(boot_kernel)"
 echo "initrd=$cache/initramfs.cpio.gz"
