@@ -8,7 +8,7 @@
 #            [--exec "COMMAND"] [--wait SECONDS]
 #
 #   --image FILE   export a raw file (created sparse with --size, default 1G, when missing)
-#   --null SIZE    export a null-co node of SIZE bytes (reads return no defined data: not for
+#   --null SIZE    export a null-co node of SIZE bytes (suffixes K, M, G, T: powers of 1024) (reads return no defined data: not for
 #                  verify jobs)
 #   --queues N     num-queues of the export (default 1)
 #   --aio, --direct  aio= and cache.direct= of a file node (default native, on)
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --log) log=$2; shift 2 ;;
     --exec) exe=$2; shift 2 ;;
     --wait) wait_s=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) vm_usage "$0"; exit 0 ;;
     *) vm_die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -60,7 +60,8 @@ if [ -n "$image" ]; then
   fi
   blockdev="driver=file,node-name=d0,filename=$image,cache.direct=$direct,aio=$aio"
 else
-  blockdev="driver=null-co,node-name=d0,size=$null"
+  bytes=$(vm_bytes "$null") || vm_die "--null: bad size '$null'"
+  blockdev="driver=null-co,node-name=d0,size=$bytes"
 fi
 
 read -r -a cmd <<<"$exe"
@@ -79,7 +80,7 @@ pid=$!
 deadline=$(( $(date +%s) + wait_s ))
 until vm_socket_listening "$sock"; do
   if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null; st=$?
+    st=0; wait "$pid" 2>/dev/null || st=$?
     cat "$log" >&2
     vm_die "backend exited (status $st) before listening on $sock"
   fi

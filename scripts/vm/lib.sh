@@ -1,7 +1,10 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/vm/*.sh and scripts/qsd/*.sh (sourced, not run).
 
 vm_log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 vm_die() { vm_log "error: $*"; exit 1; }
+# Prints the comment block at the top of script $1 (its usage).
+vm_usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$1"; }
 
 # The cache directory: $VBLK_VM_CACHE, else $XDG_CACHE_HOME/vblk-vm, else ~/.cache/vblk-vm.
 vm_cache_dir() {
@@ -38,4 +41,14 @@ vm_stop_pid() {
     sleep 0.1
   done
   return 1
+}
+
+# Converts a size with an optional K/M/G/T suffix (powers of 1024) to bytes: vm_bytes 1G -> 1073741824
+vm_bytes() {
+  local n=${1%[KkMmGgTt]} mult=1
+  [[ "$n" =~ ^[0-9]+$ ]] || return 1
+  case "$1" in
+    *[Kk]) mult=1024 ;; *[Mm]) mult=$((1024 ** 2)) ;; *[Gg]) mult=$((1024 ** 3)) ;; *[Tt]) mult=$((1024 ** 4)) ;;
+  esac
+  echo $((n * mult))
 }

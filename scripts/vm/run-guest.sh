@@ -5,7 +5,8 @@
 #   run-guest.sh --socket PATH [--queues N] [--mem 512M] [--smp N]
 #                [--job check|fio-verify|randrw|flush|write-marker|read-marker|all[,...]]
 #                [--timeout 300] [--marker TOKEN] [--marker-offset BYTES] [--expect-size BYTES]
-#                [--fio-size SIZE] [--secs N] [--log FILE] [--verbose] [--qemu-arg ARG]...
+#                [--fio-size SIZE] [--secs N] [--reconnect S] [--log FILE] [--verbose]
+#                [--qemu-arg ARG]...
 #
 #   --socket PATH     the backend's vhost-user socket (it must already listen)
 #   --queues N        num-queues of the device; the guest checks it sees N queues (default 1)
@@ -17,6 +18,8 @@
 #   --expect-size B   the guest checks the disk has exactly B bytes
 #   --fio-size SIZE   bytes each fio verify job covers (default 32M)
 #   --secs N          runtime of each random read/write job in seconds (default 5)
+#   --reconnect S     QEMU reconnects to the socket S seconds after losing the backend (chardev
+#                     reconnect=S), so the backend may be restarted while the guest runs
 #   --log FILE        keep the console output here too
 #   --verbose         kernel messages on the console (no "quiet")
 #   --qemu-arg ARG    extra argument for qemu-system-x86_64 (repeatable)
@@ -31,8 +34,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 sock="" queues=1 mem=512M smp="" job=check timeout_s=300 marker="" marker_offset="" expect_size=""
-fio_size="" secs="" log="" verbose=0 extra=()
-usage() { sed -n '2,28p' "$0"; }
+fio_size="" secs="" reconnect="" log="" verbose=0 extra=()
+usage() { vm_usage "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --socket) sock=$2; shift 2 ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     --expect-size) expect_size=$2; shift 2 ;;
     --fio-size) fio_size=$2; shift 2 ;;
     --secs) secs=$2; shift 2 ;;
+    --reconnect) reconnect=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
     --qemu-arg) extra+=("$2"); shift 2 ;;
@@ -58,6 +62,7 @@ bad() { vm_log "error: $*"; exit 2; }
 [ -S "$sock" ] || bad "$sock is not a socket (start the backend first)"
 [[ "$queues" =~ ^[1-9][0-9]*$ ]] || bad "--queues must be a positive integer"
 [[ "$timeout_s" =~ ^[1-9][0-9]*$ ]] || bad "--timeout must be a positive integer"
+[ -z "$reconnect" ] || [[ "$reconnect" =~ ^[1-9][0-9]*$ ]] || bad "--reconnect must be a positive integer"
 smp=${smp:-$queues}
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || bad "--smp must be a positive integer"
 [[ "$job" =~ ^[a-z,-]+$ ]] || bad "--job: letters, '-' and ',' only"
@@ -77,10 +82,11 @@ append="console=ttyS0 panic=-1 rdinit=/init vblk.job=$job vblk.queues=$queues"
 [ -z "$fio_size" ] || append+=" vblk.fio_size=$fio_size"
 [ -z "$secs" ] || append+=" vblk.secs=$secs"
 
+# shellcheck disable=SC2054  # commas belong to QEMU option values
 qemu=(qemu-system-x86_64
   -accel tcg -cpu max -smp "$smp" -m "$mem"
   -object "memory-backend-memfd,id=mem,size=$mem,share=on" -numa node,memdev=mem
-  -chardev "socket,id=vu,path=$sock"
+  -chardev "socket,id=vu,path=$sock${reconnect:+,reconnect=$reconnect}"
   -device "vhost-user-blk-pci,chardev=vu,num-queues=$queues"
   -kernel "$kernel" -initrd "$initrd" -append "$append"
   -nographic -nodefaults -no-user-config -serial stdio -no-reboot
@@ -90,6 +96,7 @@ tmplog=""
 if [ -z "$log" ]; then tmplog=$(mktemp); log=$tmplog; fi
 : >"$log"
 qpid=""
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   # Never leave QEMU behind: timeout(1) passes SIGTERM on to it.
   if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
@@ -108,7 +115,7 @@ boot_s="" disk_s=""
 # timeout(1) bounds QEMU's life even if this script is killed with SIGKILL.
 exec {qout}< <(exec timeout --kill-after=10 "$timeout_s" "${qemu[@]}" </dev/null 2>&1)
 qpid=$!
-while IFS= read -r line <&"$qout"; do
+while IFS= read -r line <&"$qout" || [ -n "$line" ]; do
   line=${line%$'\r'}
   printf '%s\n' "$line"
   printf '%s\n' "$line" >>"$log"

@@ -2,7 +2,7 @@
 # The real-VM test suite: boots the test guest on a vhost-user-blk backend and checks the disk.
 #
 #   suite.sh [--exec "COMMAND"] [--jobs JOBS] [--timeout S] [--workdir DIR] [--keep]
-#            [--only q1|q2|restart[,...]]
+#            [--only q1|q2|restart|live[,...]]
 #
 #   --exec CMD    the backend, started by scripts/qsd/serve.sh with qemu-storage-daemon's options
 #                 (default qemu-storage-daemon; e.g. --exec "./vblk serve")
@@ -11,12 +11,15 @@
 #   --workdir D   where images, sockets and logs go (default: a new directory in the VM cache,
 #                 removed at the end unless a test failed or --keep is given). Must not be tmpfs
 #                 (the backend opens the image with O_DIRECT).
-#   --only LIST   run only these tests
+#   --only LIST   run only these tests (default q1,q2,restart)
 #
 # Tests:
 #   q1       1 queue:  check (size, queue count) + JOBS on a fresh 1 GiB image
 #   q2       2 queues: the same; fio-verify also checks that both queues completed requests
 #   restart  write-marker, stop the backend, start a new one on the same image, read-marker
+#   live     (not in the default set) the backend is killed with SIGKILL while the guest runs
+#            random reads, and restarted; QEMU reconnects (chardev reconnect=1) and the guest's
+#            randrw and fio-verify jobs must still pass
 #
 # Prints the guest console of each boot, one line per test
 #   VBLK-SUITE test=<name> status=pass|fail rc=<n> secs=<s>
@@ -36,7 +39,7 @@ while [ $# -gt 0 ]; do
     --workdir) workdir=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --only) only=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) vm_usage "$0"; exit 0 ;;
     *) vm_die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -126,11 +129,40 @@ run_restart_test() {
   record restart "$rc" "$t0"
 }
 
+run_live_test() {
+  local t0 pid rc=0 watcher
+  t0=$(vm_now)
+  if ! pid=$(start_backend live 1 "$workdir/live.img"); then record live 1 "$t0"; return; fi
+  pids=("$pid")
+  : >"$workdir/live.console.log"
+  # Two seconds into the first random-read job, kill the backend and start a new one.
+  rm -f "$workdir/live.stop"
+  (
+    until grep -q 'VBLK-VM step name=check ' "$workdir/live.console.log"; do
+      [ -e "$workdir/live.stop" ] && exit 1   # the guest ended before its jobs began
+      sleep 0.1
+    done
+    sleep 2
+    kill -KILL "$pid"
+    sleep 0.5
+    start_backend live 1 "$workdir/live.img" >"$workdir/live.pid2"
+    vm_log "backend killed (pid $pid) and restarted (pid $(cat "$workdir/live.pid2"))"
+  ) &
+  watcher=$!
+  guest live live 1 --job randrw,fio-verify --secs 8 --reconnect 1 || rc=$?
+  touch "$workdir/live.stop"
+  wait "$watcher" || rc=1
+  [ -s "$workdir/live.pid2" ] && pids+=("$(cat "$workdir/live.pid2")")
+  stop_backends
+  record live "$rc" "$t0"
+}
+
 for t in $(tr ',' ' ' <<<"$only"); do
   case "$t" in
     q1) run_queues_test q1 1 ;;
     q2) run_queues_test q2 2 ;;
     restart) run_restart_test ;;
+    live) run_live_test ;;
     *) vm_die "unknown test $t" ;;
   esac
 done
