@@ -39,8 +39,9 @@ public final class BenchCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--driver", defaultValue = "null", paramLabel = "SPEC",
-            description = "Block driver behind the device: null[,size=..] or file:PATH[,aio=native|threads]"
-                    + "[,cache=none|writeback] (default: ${DEFAULT-VALUE}).")
+            description = "Block driver behind the in-process device, in the drivers' spec syntax: "
+                    + "null[:size=SIZE,completion=sync|async], file:PATH[,aio=threads|native][,cache=writeback|none], "
+                    + "fault:...;inner=SPEC (default: ${DEFAULT-VALUE}).")
     String driver;
 
     @Option(names = "--target", defaultValue = "in-process", paramLabel = "TARGET",
