@@ -75,7 +75,9 @@ public record BenchReport(String target, String driver, Workload workload, int q
                 result.notificationsPerRequest(), t.notifications, t.wakeups));
         sb.append(String.format(Locale.ROOT, "  kicks         %.4f per request (%d kick eventfd writes, %d suppressed by the device)%n",
                 result.kicksPerRequest(), t.kicks, t.kicksSuppressed));
-        if (ioSubmitCalls < 0) {
+        if (iothreads < 0) {
+            sb.append("  io_submit     not visible (the back-end is another process)\n");
+        } else if (ioSubmitCalls < 0) {
             sb.append("  io_submit     none (driver makes no io_submit calls)\n");
         } else {
             sb.append(String.format(Locale.ROOT, "  io_submit     %.4f per request (%d calls)%n", ioSubmitPerRequest(),
