@@ -10,10 +10,10 @@ import java.util.function.Consumer;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * One device on one step-driven context (the test thread is both the control context and the
- * queue's IoThread), one queue, one {@link BlkGuest}. Tests step the loop with {@link #settle()}.
+ * Home thread: the test thread.
  *
- * <p>Home thread: the test thread.
+ * <p>One device on one step-driven context (the test thread is both the control context and the
+ * queue's IoThread), one queue, one {@link BlkGuest}. Tests step the loop with {@link #settle()}.
  */
 final class BlkFixture implements AutoCloseable {
     final AioContext ctx;
