@@ -4,6 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.Bh;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.FdHandler;
+import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 
@@ -30,6 +31,7 @@ import java.lang.invoke.VarHandle;
  *
  * <p>Re-entry (seed 000) is bounded by {@link SubmitGuard}: see {@link #ioqSubmit()}.
  */
+@SuppressWarnings("restricted") // reinterpret of the kernel ring; native access is enabled for vblk
 public final class LinuxAio {
     /** Requests in flight at most, and the {@code io_setup} size (QEMU's MAX_EVENTS). */
     public static final int DEFAULT_RING_SIZE = 1024;
@@ -91,6 +93,11 @@ public final class LinuxAio {
     private long submitErrors;
     private long eagains;
     private long completionPasses;
+    private long ringEvents;
+    private long geteventsCalls;
+    private long completionBhRuns;
+    /** Requests offered per io_submit call. */
+    private final LatencyHistogram batchSizes = new LatencyHistogram();
 
     private LinuxAio(AioContext ctx, Holder holder, int ringSize, boolean forceGetevents) {
         this.ctx = ctx;
@@ -262,6 +269,7 @@ public final class LinuxAio {
                 }
                 ret = Sys.ioSubmit(kctx, len, ptrs);
                 ioSubmitCalls++;
+                batchSizes.record(len);
                 if (ret < 0) {
                     releaseSlots(pendingHead, len);
                     if (ret == -Errno.EAGAIN) {
@@ -368,6 +376,7 @@ public final class LinuxAio {
     }
 
     private void completionBh() {
+        completionBhRuns++;
         resumeByBh = false;
         processCompletionsAndSubmit();
     }
@@ -435,6 +444,7 @@ public final class LinuxAio {
             // Pairs with the kernel's read of ring->head when it refills free request slots
             // (user_refill_reqs_available in fs/aio.c): the entry has been read before it is freed.
             INT.setRelease(ring, (long) AioRingLayout.HEAD, head + 1 == ringNr ? 0 : head + 1);
+            ringEvents++;
             completeSlot(data, res);
         }
     }
@@ -443,6 +453,7 @@ public final class LinuxAio {
         while (true) {
             if (eventIdx >= eventMax) {
                 int n = Sys.ioGetevents(kctx, 0, ringSize, events.address(), zeroTimeout.address());
+                geteventsCalls++;
                 eventIdx = 0;
                 eventMax = Math.max(n, 0);
                 if (n <= 0) {
@@ -579,6 +590,26 @@ public final class LinuxAio {
 
     public long completionPasses() {
         return completionPasses;
+    }
+
+    /** Completions read from the kernel's completion ring (mode {@link CompletionMode#RING}). */
+    public long ringEvents() {
+        return ringEvents;
+    }
+
+    /** io_getevents calls (mode {@link CompletionMode#GETEVENTS}). */
+    public long geteventsCalls() {
+        return geteventsCalls;
+    }
+
+    /** Runs of the completion bottom half. */
+    public long completionBhRuns() {
+        return completionBhRuns;
+    }
+
+    /** Requests offered to each io_submit call; snapshots from any thread. */
+    public LatencyHistogram batchSizes() {
+        return batchSizes;
     }
 
     @Override

@@ -12,6 +12,7 @@ public final class Repros {
         List<Repro> l = new ArrayList<>();
         l.add(new LostWakeupRepro());
         l.add(new CrossThreadCompletionRepro());
+        l.add(new DrainLeakRepro());
         l.add(new NestedWaitDeadlockRepro());
         return l;
     }
