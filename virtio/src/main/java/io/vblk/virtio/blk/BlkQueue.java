@@ -212,10 +212,18 @@ final class BlkQueue implements IoCompletion {
 
     private boolean onPoll() {
         if (!running || !vq.hasAvailable()) {
+            reportIfBroken();
             return false;
         }
         process();
         return true;
+    }
+
+    /** A ring check outside pop (enable's re-read, a poll) may find the driver broke a rule. */
+    private void reportIfBroken() {
+        if (running && vq.broken()) {
+            dev.queueBroken(this, vq.brokenReason());
+        }
     }
 
     /** One pass: pop and dispatch every available chain, then re-enable kicks and re-check. */
@@ -240,6 +248,7 @@ final class BlkQueue implements IoCompletion {
                     break;
                 }
             } while (vq.enableNotification());
+            reportIfBroken();
         } finally {
             dc.end();
         }
