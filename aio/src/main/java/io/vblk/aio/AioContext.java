@@ -4,8 +4,6 @@ import io.netty.channel.IoRegistration;
 import io.netty.channel.ManualIoEventLoop;
 import io.netty.channel.epoll.EpollIoHandler;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -39,17 +37,8 @@ import java.util.function.Function;
 public final class AioContext implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(AioContext.class.getName());
     private static final ThreadLocal<AioContext> HOME = new ThreadLocal<>();
-    private static final VarHandle BH_HEAD;
     /** First busy-poll window once polling starts to pay off (QEMU starts at 4 us as well). */
     private static final long POLL_START_NS = 4_000;
-
-    static {
-        try {
-            BH_HEAD = MethodHandles.lookup().findVarHandle(AioContext.class, "bhHead", Bh.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
 
     private final String name;
     private final Thread home;
@@ -58,9 +47,7 @@ public final class AioContext implements AutoCloseable {
     private final boolean[] guards = new boolean[Guard.values().length];
     private final Loop loop;
 
-    /** Treiber stack of scheduled bottom halves; pushed by any thread, popped whole by the home thread. */
-    @SuppressWarnings("unused") // accessed through BH_HEAD
-    private volatile Bh bhHead;
+    private final BhQueue bhs;
     private final List<Bh> allBhs = new ArrayList<>();
     private final TimerHeap timers = new TimerHeap();
     private final List<FdHandler> fdHandlers = new ArrayList<>();
@@ -110,6 +97,7 @@ public final class AioContext implements AutoCloseable {
         this.options = options;
         java.util.Arrays.fill(guards, true);
         this.loop = new Loop(home);
+        this.bhs = new BhQueue(home, loop::wakeup);
         if (home == Thread.currentThread()) {
             bindHome();
         }
@@ -197,54 +185,21 @@ public final class AioContext implements AutoCloseable {
 
     /** Creates a bottom half; allocation happens here, never when scheduling. Any thread. */
     public Bh bh(String bhName, Runnable callback) {
-        Bh bh = new Bh(this, bhName, callback);
+        Bh bh = bhs.newBh(bhName, name, callback);
         synchronized (allBhs) { // control plane only: creation and close
             allBhs.add(bh);
         }
         return bh;
     }
 
-    void pushBh(Bh bh) {
-        Bh head;
-        do {
-            head = (Bh) BH_HEAD.getVolatile(this);
-            bh.next = head;
-        } while (!BH_HEAD.compareAndSet(this, head, bh));
-        if (Thread.currentThread() != home) {
-            // Pairs with Loop.canBlock(): the push above is visible before the wake-up decision.
-            loop.wakeup();
-        }
-    }
-
     boolean hasPendingBhs() {
-        return BH_HEAD.getVolatile(this) != null;
+        return bhs.hasPending();
     }
 
     private boolean runBhs() {
-        Bh list = (Bh) BH_HEAD.getAndSet(this, (Bh) null);
-        if (list == null) {
-            return false;
-        }
-        // The stack is LIFO; reverse it so bottom halves run in scheduling order. Safe: every node
-        // is still QUEUED, so no other thread writes its link.
-        Bh prev = null;
-        while (list != null) {
-            Bh n = list.next;
-            list.next = prev;
-            prev = list;
-            list = n;
-        }
-        boolean ran = false;
-        for (Bh b = prev; b != null; ) {
-            Bh n = b.next; // read before dispatch clears QUEUED and lets another thread relink it
-            b.next = null;
-            if (b.dispatch()) {
-                ran = true;
-                bhRuns++;
-            }
-            b = n;
-        }
-        return ran;
+        int ran = bhs.runAll();
+        bhRuns += ran;
+        return ran > 0;
     }
 
     // ---------------------------------------------------------------- timers

@@ -26,7 +26,8 @@ public final class Bh {
         }
     }
 
-    private final AioContext ctx;
+    private final BhQueue queue;
+    private final String owner;
     private final String name;
     private final Runnable callback;
     @SuppressWarnings("unused") // accessed through FLAGS
@@ -34,8 +35,9 @@ public final class Bh {
     /** Link in the context's pending stack; written only while QUEUED is being set or by the dispatcher. */
     Bh next;
 
-    Bh(AioContext ctx, String name, Runnable callback) {
-        this.ctx = ctx;
+    Bh(BhQueue queue, String name, String owner, Runnable callback) {
+        this.queue = queue;
+        this.owner = owner;
         this.name = name;
         this.callback = callback;
     }
@@ -44,16 +46,12 @@ public final class Bh {
         return name;
     }
 
-    public AioContext context() {
-        return ctx;
-    }
-
     /**
      * Makes the callback run once on the home thread, soon. Any thread.
      *
      * <p>The flag update and the push are ordered before the loop's wake-up; the loop re-reads the
      * pending stack after publishing that it is about to block. Pairs with
-     * {@link AioContext#hasPendingBhs()} in the loop's {@code canBlock} re-check.
+     * {@link BhQueue#hasPending()} in the loop's {@code canBlock} re-check.
      */
     public void schedule() {
         int old = (int) FLAGS.getAndBitwiseOr(this, QUEUED | SCHEDULED);
@@ -61,7 +59,7 @@ public final class Bh {
             throw new IllegalStateException("bottom half '" + name + "' was deleted");
         }
         if ((old & QUEUED) == 0) {
-            ctx.pushBh(this);
+            queue.push(this);
         }
     }
 
@@ -96,6 +94,6 @@ public final class Bh {
 
     @Override
     public String toString() {
-        return "Bh[" + name + "@" + ctx.name() + "]";
+        return "Bh[" + name + "@" + owner + "]";
     }
 }

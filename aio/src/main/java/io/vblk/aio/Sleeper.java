@@ -1,8 +1,5 @@
 package io.vblk.aio;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
-
 /**
  * Sleep with early wake, as QEMU's co-sleep ({@code qemu_co_sleep_ns_wakeable} /
  * {@code qemu_co_sleep_wake}): a periodic task {@link #sleep}s for a duration and its
@@ -13,31 +10,16 @@ import java.lang.invoke.VarHandle;
  *
  * <p>The lost wake-up of seed 001: the waker reads the sleeper's state, sees it not (yet) asleep
  * and skips the kick, while the sleeper, which already decided to sleep, arms its timer and
- * sleeps its full time — forever, if that is long. The guard makes the wake a state transition:
- * a wake that finds the sleeper awake is recorded (WOKEN) and ends the next sleep at once, and the
- * sleeper enters SLEEPING by compare-and-set, so one of the two always sees the other. With
- * {@link Guard#WAKE_ORDER} off, {@link #wake()} takes the stale fast path instead.
+ * sleeps its full time — forever, if that is long. The guard ({@link SleepState}) makes the wake a
+ * state transition that the sleeper's own transition cannot miss. With {@link Guard#WAKE_ORDER}
+ * off, {@link #wake()} takes the stale fast path instead.
  */
 public final class Sleeper {
-    private static final int IDLE = 0;
-    private static final int SLEEPING = 1;
-    private static final int WOKEN = 2;
-    private static final VarHandle STATE;
-
-    static {
-        try {
-            STATE = MethodHandles.lookup().findVarHandle(Sleeper.class, "state", int.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     private final AioContext ctx;
     private final Runnable onWake;
     private final Timer timer;
     private final Bh wakeBh;
-    @SuppressWarnings("unused") // accessed through STATE
-    private volatile int state;
+    private final SleepState state = new SleepState();
     private long wakesBeforeSleep;
     private long earlyWakes;
 
@@ -55,51 +37,29 @@ public final class Sleeper {
      */
     public void sleep(long nanos) {
         ctx.assertHome();
-        if ((int) STATE.getVolatile(this) == SLEEPING) {
+        if (state.sleeping()) {
             throw new IllegalStateException("already sleeping");
         }
         timer.armIn(nanos);
-        if (ctx.guard(Guard.WAKE_ORDER)) {
-            // Publish "asleep" with a CAS so a concurrent wake() either saw IDLE and left WOKEN
-            // (seen here) or sees SLEEPING (and schedules wakeBh). Pairs with the CAS in wake().
-            if (!STATE.compareAndSet(this, IDLE, SLEEPING)) {
-                // A wake arrived before we were asleep: consume it now instead of losing it.
-                wakesBeforeSleep++;
-                // State stays WOKEN; woken() moves it to IDLE and cancels the timer.
-                wakeBh.schedule();
-            }
-        } else {
-            STATE.setVolatile(this, SLEEPING);
+        if (!ctx.guard(Guard.WAKE_ORDER)) {
+            state.enterSleepUnguarded();
+        } else if (!state.enterSleep()) {
+            // A wake arrived before we were asleep: end this sleep now instead of losing it.
+            wakesBeforeSleep++;
+            wakeBh.schedule();
         }
     }
 
     /** Ends the current sleep early, or the next one if none is under way. Any thread. */
     public void wake() {
-        if (!ctx.guard(Guard.WAKE_ORDER)) {
-            // Seed 001's fast path: kick only a sleeper seen asleep. A sleeper that has decided to
-            // sleep but not yet published it misses this wake.
-            if ((int) STATE.getVolatile(this) == SLEEPING) {
-                STATE.setVolatile(this, WOKEN);
-                wakeBh.schedule();
-            }
-            return;
-        }
-        for (;;) {
-            int s = (int) STATE.getVolatile(this);
-            if (s == WOKEN) {
-                return;
-            }
-            if (STATE.compareAndSet(this, s, WOKEN)) {
-                if (s == SLEEPING) {
-                    wakeBh.schedule();
-                }
-                return;
-            }
+        boolean kick = ctx.guard(Guard.WAKE_ORDER) ? state.wake() : state.wakeFastPath();
+        if (kick) {
+            wakeBh.schedule();
         }
     }
 
     public boolean sleeping() {
-        return (int) STATE.getVolatile(this) == SLEEPING;
+        return state.sleeping();
     }
 
     /** Wakes that arrived while the task was awake and ended its next sleep at once. */
@@ -113,14 +73,14 @@ public final class Sleeper {
     }
 
     private void timeUp() {
-        if (STATE.compareAndSet(this, SLEEPING, IDLE)) {
+        if (state.timeUp()) {
             onWake.run();
         }
         // else: a wake won the race; wakeBh finishes the sleep.
     }
 
     private void woken() {
-        if (STATE.compareAndSet(this, WOKEN, IDLE)) {
+        if (state.consumeWake()) {
             timer.cancel();
             earlyWakes++;
             onWake.run();

@@ -1,5 +1,6 @@
 package io.vblk.tools;
 
+import io.vblk.tools.bench.BenchCommand;
 import io.vblk.tools.repro.ReproCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -11,7 +12,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "vblk", mixinStandardHelpOptions = true, version = "vblk 0.1.0",
         description = "A virtio-blk disk controller emulator and vhost-user-blk backend.",
-        subcommands = {DemoCommand.class, ReproCommand.class})
+        subcommands = {BenchCommand.class, ReproCommand.class, DemoCommand.class})
 public final class Main implements Runnable {
     public static void main(String[] args) {
         System.exit(run(args));

@@ -31,6 +31,7 @@ import java.lang.invoke.VarHandle;
  *
  * <p>Re-entry (seed 000) is bounded by {@link SubmitGuard}: see {@link #ioqSubmit()}.
  */
+@SuppressWarnings("restricted") // reinterpret of the kernel ring; native access is enabled for vblk
 public final class LinuxAio {
     /** Requests in flight at most, and the {@code io_setup} size (QEMU's MAX_EVENTS). */
     public static final int DEFAULT_RING_SIZE = 1024;

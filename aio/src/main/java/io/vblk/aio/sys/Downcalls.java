@@ -20,6 +20,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *
  * <p>Any thread.
  */
+@SuppressWarnings("restricted") // downcall handles; native access is enabled for vblk
 final class Downcalls {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();

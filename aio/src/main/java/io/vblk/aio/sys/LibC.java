@@ -34,6 +34,8 @@ final class LibC {
 
     static native int fstat(int fd, long statbuf);
 
+    static native int statx(int dirfd, String path, int flags, int mask, long buf);
+
     static native int ioctl(int fd, long request, long arg);
 
     static native int unlink(String path);

@@ -204,6 +204,26 @@ public final class Sys {
         }
     }
 
+    /**
+     * Direct-I/O alignment of an open file from {@code statx(STATX_DIOALIGN)} (Linux 6.1+):
+     * {@code (memAlign << 32) | offsetAlign}, 0 when the kernel or file system does not report it
+     * (direct I/O unsupported, or an older kernel), or -errno.
+     */
+    public static long dioAlignment(int fd) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment stx = a.allocate(StatxLayout.BYTES, 8);
+            if (LibC.statx(fd, "", StatxLayout.AT_EMPTY_PATH, StatxLayout.STATX_DIOALIGN, stx.address()) < 0) {
+                return LibC.err();
+            }
+            if ((stx.get(ValueLayout.JAVA_INT, StatxLayout.STX_MASK) & StatxLayout.STATX_DIOALIGN) == 0) {
+                return 0;
+            }
+            long mem = stx.get(ValueLayout.JAVA_INT, StatxLayout.STX_DIO_MEM_ALIGN) & 0xffffffffL;
+            long off = stx.get(ValueLayout.JAVA_INT, StatxLayout.STX_DIO_OFFSET_ALIGN) & 0xffffffffL;
+            return (mem << 32) | off;
+        }
+    }
+
     /** Logical sector size of a block device ({@code BLKSSZGET}), or -errno (-ENOTTY for a regular file). */
     public static int logicalBlockSize(int fd) {
         try (Arena a = Arena.ofConfined()) {

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 import static org.assertj.core.api.Assertions.assertThat;
 
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
+@SuppressWarnings("restricted")
 class SysTest {
 
     @Test
@@ -227,6 +228,12 @@ class SysTest {
             assertThat(Sys.fileSize(fd)).isEqualTo(1 << 20);
             assertThat(Sys.isBlockDevice(fd)).isFalse();
             assertThat(Sys.logicalBlockSize(fd)).isEqualTo(-Errno.ENOTTY);
+            long dio = Sys.dioAlignment(fd);
+            assertThat(dio).isNotNegative(); // 0 where the file system does not report it
+            if (dio > 0) { // ext4 on Linux 6.1+: powers of two
+                assertThat(Long.bitCount(dio >>> 32)).isEqualTo(1);
+                assertThat(Long.bitCount(dio & 0xffffffffL)).isEqualTo(1);
+            }
             int dupFd = Sys.dup(fd);
             assertThat(dupFd).isGreaterThan(fd);
             Sys.close(dupFd);

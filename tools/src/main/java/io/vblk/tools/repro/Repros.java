@@ -10,8 +10,10 @@ public final class Repros {
 
     public static List<Repro> all() {
         List<Repro> l = new ArrayList<>();
+        l.add(new SubmitRecursionRepro());
         l.add(new LostWakeupRepro());
         l.add(new CrossThreadCompletionRepro());
+        l.add(new DrainLeakRepro());
         l.add(new NestedWaitDeadlockRepro());
         return l;
     }

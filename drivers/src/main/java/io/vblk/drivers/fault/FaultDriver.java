@@ -1,0 +1,93 @@
+package io.vblk.drivers.fault;
+
+import io.vblk.aio.AioContext;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockDriver;
+
+import java.util.List;
+
+/**
+ * Wraps another driver and injects faults by {@link FaultRule}: errors (the request never reaches
+ * the inner driver and completes with -errno from a bottom half), short reads (the inner driver
+ * reads fewer bytes and that count is the result), and delays (the request waits on a timer
+ * before it goes to the inner driver). The first rule that fires decides; a request no rule fires
+ * on passes through unchanged. For tests, and for users who test their guests' error handling.
+ *
+ * <p>Counters (nth, every, count) and the random draws (seeded with {@link #seed()}) are per
+ * channel, so one channel's run is repeatable whatever the others do.
+ *
+ * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ */
+public final class FaultDriver implements BlockDriver {
+    private final BlockDriver inner;
+    private final List<FaultRule> rules;
+    private final long seed;
+
+    public FaultDriver(BlockDriver inner, List<FaultRule> rules, long seed) {
+        this.inner = inner;
+        this.rules = List.copyOf(rules);
+        this.seed = seed;
+    }
+
+    public BlockDriver inner() {
+        return inner;
+    }
+
+    public List<FaultRule> rules() {
+        return rules;
+    }
+
+    public long seed() {
+        return seed;
+    }
+
+    @Override
+    public String kind() {
+        return "fault";
+    }
+
+    @Override
+    public long length() {
+        return inner.length();
+    }
+
+    @Override
+    public int alignment() {
+        return inner.alignment();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return inner.readOnly();
+    }
+
+    @Override
+    public boolean supportsDiscard() {
+        return inner.supportsDiscard();
+    }
+
+    @Override
+    public boolean supportsWriteZeroes() {
+        return inner.supportsWriteZeroes();
+    }
+
+    @Override
+    public int maxBatch() {
+        return inner.maxBatch();
+    }
+
+    @Override
+    public BlockChannel openChannel(AioContext ctx) {
+        return new FaultChannel(ctx, this, inner.openChannel(ctx));
+    }
+
+    @Override
+    public void close() {
+        inner.close();
+    }
+
+    @Override
+    public String toString() {
+        return "fault:" + rules + " seed=" + seed + " inner=" + inner;
+    }
+}

@@ -1,0 +1,99 @@
+package io.vblk.drivers.nullblk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockDriver;
+
+/**
+ * The null device, for benchmarks and tests, as QEMU's {@code null-co} / {@code null-aio}: reads
+ * return zeroes (the buffers are filled), writes are accepted and forgotten, flush, discard and
+ * write-zeroes succeed. With {@code readOnly} the writing operations complete with -EROFS.
+ *
+ * <p>{@link Completion#SYNC} completes requests on the submitting call stack, through the same
+ * deferred, batched submission as the Linux AIO engine — so seed 000's cycle (submit → completions
+ * in the same frame → callback submits → defer-call end → submit) exists here and is bounded by the
+ * same {@link io.vblk.aio.linuxaio.SubmitGuard}. {@link Completion#ASYNC} completes each request
+ * from a bottom half on the next loop iteration.
+ *
+ * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ */
+public final class NullDriver implements BlockDriver {
+    /** When requests complete. */
+    public enum Completion { SYNC, ASYNC }
+
+    private final long size;
+    private final Completion completion;
+    private final int maxBatch;
+    private final boolean readOnly;
+
+    public NullDriver(long size, Completion completion, int maxBatch, boolean readOnly) {
+        if (size < 0) {
+            throw new IllegalArgumentException("null: size must be >= 0, got " + size);
+        }
+        if (maxBatch < 1) {
+            throw new IllegalArgumentException("null: max-batch must be >= 1, got " + maxBatch);
+        }
+        this.size = size;
+        this.completion = completion;
+        this.maxBatch = maxBatch;
+        this.readOnly = readOnly;
+    }
+
+    public NullDriver(long size, Completion completion) {
+        this(size, completion, 32, false);
+    }
+
+    public Completion completion() {
+        return completion;
+    }
+
+    @Override
+    public String kind() {
+        return "null";
+    }
+
+    @Override
+    public long length() {
+        return size;
+    }
+
+    @Override
+    public int alignment() {
+        return 1;
+    }
+
+    @Override
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    @Override
+    public boolean supportsDiscard() {
+        return true;
+    }
+
+    @Override
+    public boolean supportsWriteZeroes() {
+        return true;
+    }
+
+    @Override
+    public int maxBatch() {
+        return maxBatch;
+    }
+
+    /** A {@link NullSyncChannel} or {@link NullAsyncChannel}. Home thread of {@code ctx}. */
+    @Override
+    public BlockChannel openChannel(AioContext ctx) {
+        return completion == Completion.SYNC ? new NullSyncChannel(ctx, this) : new NullAsyncChannel(ctx, this);
+    }
+
+    @Override
+    public void close() {
+    }
+
+    @Override
+    public String toString() {
+        return "null:size=" + size + ",completion=" + completion.name().toLowerCase() + (readOnly ? ",ro=on" : "");
+    }
+}

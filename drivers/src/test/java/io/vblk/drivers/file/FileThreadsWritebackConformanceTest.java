@@ -1,0 +1,15 @@
+package io.vblk.drivers.file;
+
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.BlockDriverConformance;
+import io.vblk.drivers.TestImages;
+
+import java.nio.file.Path;
+
+/** The driver contract for {@code file} with aio=threads, cache=writeback. */
+class FileThreadsWritebackConformanceTest extends BlockDriverConformance {
+    @Override
+    protected BlockDriver openDriver(Path dir, long size, boolean readOnly) {
+        return FileDriver.open(TestImages.create(dir, "img", size), FileDriver.Aio.THREADS, FileDriver.Cache.WRITEBACK, readOnly);
+    }
+}

@@ -1,0 +1,144 @@
+package io.vblk.drivers.nullblk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.DeferCall;
+import io.vblk.aio.Guard;
+import io.vblk.aio.linuxaio.LoopSteps;
+import io.vblk.aio.linuxaio.SubmitGuard;
+import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.IoCompletion;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class NullDriverTest {
+    private AioContext ctx;
+    private Arena arena;
+
+    @BeforeEach
+    void setUp() {
+        ctx = AioContext.forCurrentThread("null-test");
+        arena = Arena.ofConfined();
+    }
+
+    @AfterEach
+    void tearDown() {
+        arena.close();
+        ctx.close();
+    }
+
+    /** Each completion submits the next read at once, until {@code total} or a depth limit. */
+    private static final class ClosedLoop implements IoCompletion {
+        final NullSyncChannel ch;
+        final int total;
+        final int depthLimit;
+        int issued;
+        int completed;
+
+        ClosedLoop(NullSyncChannel ch, int total, int depthLimit) {
+            this.ch = ch;
+            this.total = total;
+            this.depthLimit = depthLimit;
+        }
+
+        @Override
+        public void ioCompleted(BlockIo io, long result) {
+            completed++;
+            if (issued < total && ch.submitGuard().depth() < depthLimit) {
+                issued++;
+                long base = io.iov.base(0);
+                io.rw(BlockIo.READ, 0, this);
+                io.iov.add(base, 512);
+                ch.submit(io);
+            }
+        }
+    }
+
+    private BlockIo readIo() {
+        BlockIo io = new BlockIo(arena, 1);
+        MemorySegment b = arena.allocate(512);
+        io.rw(BlockIo.READ, 0, null);
+        io.iov.add(b.address(), 512);
+        return io;
+    }
+
+    @Test
+    void syncCompletionBatchesASectionIntoOneSubmit() {
+        NullDriver d = new NullDriver(1 << 20, NullDriver.Completion.SYNC);
+        NullSyncChannel ch = (NullSyncChannel) d.openChannel(ctx);
+        int[] done = {0};
+        DeferCall dc = ctx.deferCall();
+        dc.begin();
+        for (int i = 0; i < 10; i++) {
+            BlockIo io = readIo();
+            io.completion = (q, r) -> done[0]++;
+            ch.submit(io);
+        }
+        assertThat(done[0]).isZero();
+        dc.end();
+        assertThat(done[0]).isEqualTo(10);
+        assertThat(ch.submitCalls()).isEqualTo(1);
+        ch.close();
+    }
+
+    @Test
+    void closedLoopRecursesWithoutTheGuard() {
+        ctx.setGuard(Guard.SUBMIT_DEPTH, false);
+        NullSyncChannel ch = (NullSyncChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);
+        ClosedLoop loop = new ClosedLoop(ch, 1000, 100);
+        BlockIo io = readIo();
+        io.completion = loop;
+        DeferCall dc = ctx.deferCall();
+        dc.begin();
+        loop.issued++;
+        ch.submit(io);
+        dc.end();
+        assertThat(ch.submitGuard().maxDepth()).isEqualTo(100);
+        assertThat(ch.submitGuard().capHits()).isZero();
+        assertThat(loop.completed).isEqualTo(loop.issued);
+        ch.close();
+    }
+
+    @Test
+    void closedLoopIsCappedWithTheGuardAndLosesNothing() {
+        NullSyncChannel ch = (NullSyncChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);
+        ClosedLoop loop = new ClosedLoop(ch, 1000, Integer.MAX_VALUE);
+        BlockIo io = readIo();
+        io.completion = loop;
+        DeferCall dc = ctx.deferCall();
+        dc.begin();
+        loop.issued++;
+        ch.submit(io);
+        dc.end();
+        assertThat(ch.submitGuard().depth()).isZero();
+        LoopSteps.pollUntil(ctx, () -> loop.completed == 1000, "1000 chained requests");
+        assertThat(ch.submitGuard().maxDepth()).isEqualTo(SubmitGuard.DEFAULT_CAP);
+        assertThat(ch.submitGuard().capHits()).isPositive();
+        assertThat(loop.issued).isEqualTo(1000);
+        assertThat(ch.inFlight()).isZero();
+        ch.close();
+    }
+
+    @Test
+    void asyncCompletionWaitsForTheLoop() {
+        NullDriver d = new NullDriver(1 << 20, NullDriver.Completion.ASYNC);
+        var ch = d.openChannel(ctx);
+        int[] done = {0};
+        BlockIo io = readIo();
+        io.completion = (q, r) -> done[0]++;
+        ch.submit(io);
+        assertThat(done[0]).isZero();
+        assertThat(ctx.poll(false)).isTrue();
+        assertThat(done[0]).isEqualTo(1);
+        ch.close();
+    }
+}

@@ -1,0 +1,14 @@
+package io.vblk.irqfd;
+
+/**
+ * Decides, at the moment a deferred notification is about to be sent, whether the guest wants it.
+ * The virtqueue implements this from its suppression state (EVENT_IDX's {@code used_event},
+ * VIRTQ_AVAIL_F_NO_INTERRUPT, NOTIFY_ON_EMPTY); irqfd itself knows nothing of virtio.
+ *
+ * <p>Home thread: the owning IoThread of the queue. No locking.
+ */
+@FunctionalInterface
+public interface NotifyFilter {
+    /** True when the guest asked to be told about the buffers used so far. Called once per batch. */
+    boolean shouldNotify();
+}

@@ -1,0 +1,295 @@
+package io.vblk.tools.bench;
+
+import io.vblk.aio.AioOptions;
+import io.vblk.virtio.guest.GuestBlkDriver;
+import io.vblk.virtio.guest.GuestFeatures;
+import io.vblk.virtio.guest.Workload;
+import io.vblk.virtio.guest.WorkloadResult;
+import io.vblk.virtio.guest.WorkloadRun;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code vblk bench}: runs the emulated guest against a virtio-blk device and reports IOPS,
+ * bandwidth, latency percentiles, notifications and kicks per request, io_submit calls per request
+ * and CPU time per request, as text or as one JSON object.
+ *
+ * <p>Home thread: the CLI's main thread (no context's home thread); it builds the target, waits
+ * for the run while drawing the progress bar, and tears everything down.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Drive a virtio-blk device as a guest would (in process, through its virtqueues and "
+                + "eventfds) and report IOPS, MB/s, latency p50/p99/p99.9, notifications and io_submit calls "
+                + "per request, and CPU time per request."})
+public final class BenchCommand implements Callable<Integer> {
+    /** Exit status when the run itself failed (I/O errors, verify mismatch, a stall). */
+    public static final int EXIT_RUN_FAILED = 1;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--driver", defaultValue = "null", paramLabel = "SPEC",
+            description = "Block driver behind the device: null[,size=..] or file:PATH[,aio=native|threads]"
+                    + "[,cache=none|writeback] (default: ${DEFAULT-VALUE}).")
+    String driver;
+
+    @Option(names = "--target", defaultValue = "in-process", paramLabel = "TARGET",
+            description = "Where the device runs: in-process (default).")
+    String target;
+
+    @Option(names = "--rw", defaultValue = "randread", paramLabel = "PATTERN",
+            description = "read, write, randread, randwrite, rw, randrw (default: ${DEFAULT-VALUE}).")
+    String rw;
+
+    @Option(names = "--rwmixread", defaultValue = "50", paramLabel = "PCT",
+            description = "Percentage of reads in rw/randrw (default: ${DEFAULT-VALUE}).")
+    int rwmixread;
+
+    @Option(names = "--bs", defaultValue = "4k", paramLabel = "SIZE",
+            description = "Block size, a multiple of 512 (default: ${DEFAULT-VALUE}).")
+    String bs;
+
+    @Option(names = "--qd", defaultValue = "32", paramLabel = "N",
+            description = "Requests in flight per queue (default: ${DEFAULT-VALUE}).")
+    int qd;
+
+    @Option(names = "--queues", defaultValue = "1", paramLabel = "N",
+            description = "Virtqueues driven, one guest vCPU thread each (default: ${DEFAULT-VALUE}).")
+    int queues;
+
+    @Option(names = "--iothreads", defaultValue = "1", paramLabel = "N",
+            description = "IoThreads serving the queues, queues mapped round-robin (default: ${DEFAULT-VALUE}).")
+    int iothreads;
+
+    @Option(names = "--duration", defaultValue = "10s", paramLabel = "TIME",
+            description = "Run time, e.g. 500ms, 10s, 2m (default: ${DEFAULT-VALUE}); ignored with --requests.")
+    String duration;
+
+    @Option(names = "--requests", paramLabel = "N",
+            description = "Stop after N requests in total instead of after --duration.")
+    Long requests;
+
+    @Option(names = "--verify",
+            description = "Write self-checking blocks (LBA, generation, CRC-32C per sector), check every read, "
+                    + "and read every written block back at the end.")
+    boolean verify;
+
+    @Option(names = "--json", description = "Print the result as one JSON object.")
+    boolean json;
+
+    @Option(names = "--size", paramLabel = "SIZE", description = "Bytes of the device to use (default: all).")
+    String size;
+
+    @Option(names = "--offset", defaultValue = "0", paramLabel = "SIZE",
+            description = "First byte of the device to use (default: 0).")
+    String offset;
+
+    @Option(names = "--seed", defaultValue = "1", paramLabel = "N",
+            description = "Seed for offsets and the read/write mix (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--segments", defaultValue = "1", paramLabel = "N",
+            description = "Data descriptors per request (default: ${DEFAULT-VALUE}).")
+    int segments;
+
+    @Option(names = "--queue-size", defaultValue = "256", paramLabel = "N",
+            description = "Virtqueue size, a power of two (default: ${DEFAULT-VALUE}).")
+    int queueSize;
+
+    @Option(names = "--guest-poll",
+            description = "The guest polls the used ring instead of sleeping on the call eventfd "
+                    + "(the device gets no call eventfd).")
+    boolean guestPoll;
+
+    @Option(names = "--no-event-idx", description = "Do not negotiate VIRTIO_F_EVENT_IDX.")
+    boolean noEventIdx;
+
+    @Option(names = "--no-indirect", description = "Do not negotiate VIRTIO_F_INDIRECT_DESC.")
+    boolean noIndirect;
+
+    @Option(names = "--poll-max-ns", paramLabel = "NS",
+            description = "IoThread adaptive busy-poll window maximum in ns, 0 = off (default: the IoThread default).")
+    Long pollMaxNs;
+
+    @Option(names = "--progress", defaultValue = "auto", paramLabel = "WHEN",
+            description = "Progress bar on stderr: auto (when a terminal), on, off (default: ${DEFAULT-VALUE}).")
+    String progress;
+
+    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
+
+    @Override
+    public Integer call() throws Exception {
+        Workload w = workload();
+        if (iothreads < 1 || iothreads > 64) {
+            throw bad("--iothreads", iothreads, "1..64");
+        }
+        if (queues < 1 || queues > 64) {
+            throw bad("--queues", queues, "1..64");
+        }
+        if (queueSize < 2 || queueSize > 1024 || Integer.bitCount(queueSize) != 1) {
+            throw bad("--queue-size", queueSize, "a power of two in 2..1024");
+        }
+        boolean showProgress = switch (progress) {
+            case "auto" -> ProgressBar.stderrIsTerminal() && !json;
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw bad("--progress", progress, "auto, on or off");
+        };
+        if (pollMaxNs != null && pollMaxNs < 0) {
+            throw bad("--poll-max-ns", pollMaxNs, "0 (off) or a positive number of nanoseconds");
+        }
+        AioOptions io = pollMaxNs == null ? AioOptions.DEFAULT : AioOptions.polling(pollMaxNs);
+        int slots = qd;
+        int perRequest = noIndirect ? segments + 2 : 1;
+        if ((long) slots * perRequest > queueSize) {
+            throw bad("--qd", qd, "at most --queue-size (" + queueSize + ")"
+                    + (noIndirect ? " / " + perRequest + " descriptors per request" : ""));
+        }
+
+        try (BenchTarget t = openTarget(io)) {
+            long want = GuestFeatures.SUPPORTED;
+            if (noEventIdx) {
+                want &= ~GuestFeatures.bit(GuestFeatures.F_EVENT_IDX);
+            }
+            if (noIndirect) {
+                want &= ~GuestFeatures.bit(GuestFeatures.F_INDIRECT_DESC);
+            }
+            GuestBlkDriver.Options go = GuestBlkDriver.Options.defaults().withQueues(queues).withQueueSize(queueSize)
+                    .withSlots(slots).withMaxDataBytes(w.blockSize()).withMaxSegments(Math.max(segments, 1))
+                    .withFeatures(want).withInterrupts(!guestPoll);
+            try (GuestBlkDriver guest = GuestBlkDriver.attach(t.transport(), go)) {
+                BenchReport report = run(t, guest, w, showProgress);
+                PrintWriter out = spec.commandLine().getOut();
+                out.print(json ? report.json() + System.lineSeparator() : report.text());
+                out.flush();
+                return report.result().ok() ? 0 : EXIT_RUN_FAILED;
+            }
+        }
+    }
+
+    private BenchReport run(BenchTarget t, GuestBlkDriver guest, Workload w, boolean showProgress)
+            throws InterruptedException {
+        List<Thread> io = t.ioThreads();
+        long[] io0 = cpu(io);
+        long ctl0 = cpu(t.controlThread());
+        long submit0 = t.ioSubmitCalls();
+        ProgressBar bar = new ProgressBar(System.err, showProgress);
+        WorkloadRun run = WorkloadRun.start(guest, w);
+        long bound = (w.durationNanos() > 0 ? w.durationNanos() : 0) + w.stallNanos() + Duration.ofSeconds(30).toNanos();
+        Duration tick = Duration.ofMillis(200);
+        while (!run.isDone() && run.elapsedNanos() < bound) {
+            if (bar.enabled()) {
+                long done = run.completed();
+                double f = w.requests() > 0 ? (double) done / w.requests() : (double) run.elapsedNanos() / w.durationNanos();
+                bar.update(f, done, run.elapsedNanos());
+            }
+            run.threads().get(0).join(tick);
+        }
+        WorkloadResult r = run.await(Duration.ofSeconds(10));
+        bar.finish();
+        long[] io1 = cpu(io);
+        long ioCpu = 0;
+        for (int i = 0; i < io1.length; i++) {
+            ioCpu += io1[i] - io0[i];
+        }
+        long ctlCpu = cpu(t.controlThread()) - ctl0;
+        long submits = submit0 < 0 ? -1 : t.ioSubmitCalls() - submit0;
+        return new BenchReport(t.describe(), driver, w, guest.queueCount(), iothreads, guestPoll,
+                GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits);
+    }
+
+    /** Builds the workload from the options; a bad option fails naming itself and what it accepts. */
+    Workload workload() {
+        Workload.Pattern p;
+        try {
+            p = Workload.Pattern.parse(rw);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), "--rw: " + e.getMessage());
+        }
+        long bsBytes = size("--bs", bs);
+        if (bsBytes < 512 || bsBytes % 512 != 0 || bsBytes > (16 << 20)) {
+            throw bad("--bs", bs, "a multiple of 512 up to 16m");
+        }
+        if (rwmixread < 0 || rwmixread > 100) {
+            throw bad("--rwmixread", rwmixread, "0..100");
+        }
+        if (qd < 1 || qd > 1024) {
+            throw bad("--qd", qd, "1..1024");
+        }
+        if (segments < 1 || segments > bsBytes / 512) {
+            throw bad("--segments", segments, "1.." + bsBytes / 512 + " for --bs " + bs);
+        }
+        long durationNanos = 0;
+        long count = 0;
+        if (requests != null) {
+            if (requests < 1) {
+                throw bad("--requests", requests, "a positive count");
+            }
+            count = requests;
+        } else {
+            try {
+                durationNanos = Units.parseDuration(duration).toNanos();
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), "--duration: " + e.getMessage());
+            }
+        }
+        long off = size("--offset", offset);
+        if (off % bsBytes != 0) {
+            throw bad("--offset", offset, "a multiple of --bs");
+        }
+        long len = size == null ? 0 : size("--size", size);
+        return new Workload(p, rwmixread, (int) bsBytes, qd, durationNanos, count, verify, seed, off, len, segments,
+                Duration.ofSeconds(10).toNanos());
+    }
+
+    private BenchTarget openTarget(AioOptions io) {
+        if (target.equals("in-process")) {
+            try {
+                return InProcessTarget.open(driver, queues, iothreads, queueSize, io);
+            } catch (IllegalArgumentException e) {
+                // The spec parser and the device name what is wrong; say which option it came from.
+                throw new ParameterException(spec.commandLine(), "--driver: " + e.getMessage());
+            }
+        }
+        throw bad("--target", target, "in-process");
+    }
+
+    private long size(String option, String value) {
+        try {
+            return Units.parseSize(value);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), option + ": " + e.getMessage());
+        }
+    }
+
+    private ParameterException bad(String option, Object value, String accepts) {
+        return new ParameterException(spec.commandLine(), option + " " + value + " is out of range; it accepts "
+                + accepts);
+    }
+
+    private static long cpu(Thread t) {
+        if (t == null) {
+            return 0;
+        }
+        long v = THREADS.getThreadCpuTime(t.threadId());
+        return Math.max(v, 0);
+    }
+
+    private static long[] cpu(List<Thread> ts) {
+        long[] v = new long[ts.size()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = cpu(ts.get(i));
+        }
+        return v;
+    }
+}

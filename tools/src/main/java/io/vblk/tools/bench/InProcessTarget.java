@@ -1,0 +1,83 @@
+package io.vblk.tools.bench;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.linuxaio.LinuxAio;
+import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.file.FileDriver;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.guest.GuestTransport;
+import io.vblk.virtio.guest.InProcessBlk;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The device in this process: the driver from {@code --driver}, a virtio-blk device with
+ * {@code --queues} queues mapped round-robin to {@code --iothreads} IoThreads, and the in-process
+ * transport to it.
+ *
+ * <p>Any thread that is no context's home thread (the bench's main thread).
+ */
+final class InProcessTarget implements BenchTarget {
+    private final InProcessBlk dev;
+    private final boolean nativeAio;
+
+    private InProcessTarget(InProcessBlk dev, boolean nativeAio) {
+        this.dev = dev;
+        this.nativeAio = nativeAio;
+    }
+
+    /** Opens the driver and starts the device; a bad spec fails with the parser's message. */
+    static InProcessTarget open(String driverSpec, int queues, int iothreads, int queueSize, AioOptions io) {
+        DriverSpec spec = DriverSpec.parse(driverSpec);
+        boolean nativeAio = spec instanceof DriverSpec.File f && f.aio() == FileDriver.Aio.NATIVE;
+        BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(queues).queueSize(queueSize);
+        return new InProcessTarget(InProcessBlk.start(spec.open(), cfg, iothreads, io), nativeAio);
+    }
+
+    @Override
+    public String describe() {
+        return "in-process";
+    }
+
+    @Override
+    public GuestTransport transport() {
+        return dev.transport();
+    }
+
+    @Override
+    public List<Thread> ioThreads() {
+        List<Thread> l = new ArrayList<>();
+        for (IoThread t : dev.ioThreads()) {
+            l.add(t.thread());
+        }
+        return l;
+    }
+
+    @Override
+    public Thread controlThread() {
+        return dev.control().thread();
+    }
+
+    /** Sum of the io_submit calls of each IoThread's Linux AIO engine; -1 without aio=native. */
+    @Override
+    public long ioSubmitCalls() {
+        if (!nativeAio) {
+            return -1;
+        }
+        long n = 0;
+        for (IoThread t : dev.ioThreads()) {
+            AioContext c = t.ctx();
+            n += AioContext.await(c.callOn(() -> LinuxAio.of(c).ioSubmitCalls()), Duration.ofSeconds(10));
+        }
+        return n;
+    }
+
+    @Override
+    public void close() {
+        dev.close();
+    }
+}

@@ -1,0 +1,81 @@
+package io.vblk.tools.serve;
+
+import java.util.List;
+
+/**
+ * What {@code vblk serve} was asked to run, checked: block nodes, IoThreads and exports, with
+ * every cross-reference resolved (an export's node and IoThreads exist, ids are unique).
+ *
+ * <p>Any thread: immutable.
+ */
+public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads, List<ExportSpec> exports,
+                          String pidfile) {
+
+    /** A block node ({@code --blockdev}). */
+    public sealed interface Blockdev permits FileNode, NullNode {
+        String nodeName();
+
+        boolean readOnly();
+    }
+
+    /**
+     * {@code driver=file} (a regular file or block device).
+     *
+     * @param aio         "threads" or "native" (QEMU's default is threads)
+     * @param cacheDirect O_DIRECT (cache.direct=on)
+     */
+    public record FileNode(String nodeName, String filename, String aio, boolean cacheDirect, boolean readOnly)
+            implements Blockdev {
+    }
+
+    /** {@code driver=null-co} (completes at once) or {@code null-aio} (completes from a bottom half). */
+    public record NullNode(String nodeName, boolean aio, long size, boolean readOnly)
+            implements Blockdev {
+    }
+
+    /** {@code --object iothread,...}: an IoThread and its polling/batching knobs (QEMU's defaults). */
+    public record IoThreadSpec(String id, long pollMaxNs, long pollGrow, long pollShrink, int aioMaxBatch) {
+    }
+
+    /** Where an export listens: a socket path it creates, or a listening fd it was given. */
+    public sealed interface Address permits UnixPath, InheritedFd {
+        String describe();
+    }
+
+    public record UnixPath(String path) implements Address {
+        @Override
+        public String describe() {
+            return "unix:" + path;
+        }
+    }
+
+    public record InheritedFd(int fd) implements Address {
+        @Override
+        public String describe() {
+            return "fd:" + fd;
+        }
+    }
+
+    /**
+     * {@code --export type=vhost-user-blk,...}.
+     *
+     * @param iothreads ids of the IoThreads its queues run on, queue i on {@code iothreads[i % n]};
+     *                  empty: every queue on the main loop
+     */
+    public record ExportSpec(String id, String nodeName, Address address, boolean writable, int numQueues,
+                             int logicalBlockSize, List<String> iothreads) {
+        /** The IoThread id of queue {@code q}, or null for the main loop. */
+        public String iothreadOf(int q) {
+            return iothreads.isEmpty() ? null : iothreads.get(q % iothreads.size());
+        }
+    }
+
+    public Blockdev node(String nodeName) {
+        for (Blockdev b : blockdevs) {
+            if (b.nodeName().equals(nodeName)) {
+                return b;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,227 @@
+package io.vblk.tools.serve;
+
+import io.vblk.tools.serve.ServeConfig.Address;
+import io.vblk.tools.serve.ServeConfig.Blockdev;
+import io.vblk.tools.serve.ServeConfig.ExportSpec;
+import io.vblk.tools.serve.ServeConfig.FileNode;
+import io.vblk.tools.serve.ServeConfig.InheritedFd;
+import io.vblk.tools.serve.ServeConfig.IoThreadSpec;
+import io.vblk.tools.serve.ServeConfig.NullNode;
+import io.vblk.tools.serve.ServeConfig.UnixPath;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Turns {@code qemu-storage-daemon}-style option arguments into a checked {@link ServeConfig}.
+ * Accepted (what vblk supports of qemu-storage-daemon's syntax, plus vblk's own keys in the same
+ * style):
+ * <pre>
+ * --blockdev driver=file,node-name=N,filename=F[,aio=threads|native][,cache.direct=on|off]
+ *            [,cache.no-flush=off][,read-only=on|off]
+ * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
+ * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
+ * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B]
+ * --export type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P | addr.type=fd,addr.str=FD
+ *          [,writable=on|off][,num-queues=Q][,logical-block-size=B]
+ *          [,iothread=I | ,iothread.0=I0,iothread.1=I1,...]   (vblk: queue q runs on iothread.(q mod n))
+ * </pre>
+ *
+ * <p>Any thread: stateless.
+ */
+public final class ServeOptionParser {
+    /** QEMU's null-co/null-aio default size (1 GiB). */
+    static final long NULL_DEFAULT_SIZE = 1L << 30;
+    /** QEMU's defaults for an iothread object (iothread.c): 32 us adaptive polling, grow/shrink automatic. */
+    static final long DEFAULT_POLL_MAX_NS = 32_768;
+    /** Queues per export: virtio-blk's num_queues is a u16; vblk caps at 64 (one IoThread each at most). */
+    static final int MAX_QUEUES = 64;
+    /** Logical block size: a power of two, at least a sector, at most 64 KiB. */
+    static final int MIN_BLOCK = 512;
+    static final int MAX_BLOCK = 65536;
+
+    private ServeOptionParser() {
+    }
+
+    public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile)
+            throws ServeOptionException {
+        Map<String, Blockdev> nodes = new HashMap<>();
+        Map<String, String> rawAliases = new HashMap<>();
+        List<Blockdev> nodeList = new ArrayList<>();
+        for (String text : blockdevs) {
+            KeyValueOptions o = KeyValueOptions.parse("--blockdev", text, null);
+            String driver = o.require("driver", "file, null-co, null-aio or raw");
+            String nodeName = o.require("node-name", "a name for this node, used by --export node-name=");
+            checkId(o, "node-name", nodeName);
+            if (nodes.containsKey(nodeName) || rawAliases.containsKey(nodeName)) {
+                throw new ServeOptionException(o.where() + ": node-name " + nodeName + " is used by another --blockdev");
+            }
+            switch (driver) {
+                case "file", "host_device" -> {
+                    String filename = o.require("filename", "the image file or block device path");
+                    String aio = o.takeChoice("aio", "threads", "threads", "native");
+                    boolean direct = o.takeBool("cache.direct", false);
+                    if (o.takeBool("cache.no-flush", false)) {
+                        throw new ServeOptionException(o.where() + ": cache.no-flush=on is not supported (vblk always"
+                                + " passes FLUSH to the image); accepts cache.no-flush=off");
+                    }
+                    boolean ro = o.takeBool("read-only", false);
+                    if ("native".equals(aio) && !direct) {
+                        // QEMU refuses this too: "aio=native was specified, but it requires cache.direct=on".
+                        throw new ServeOptionException(o.where() + ": aio=native requires cache.direct=on (Linux AIO is"
+                                + " only asynchronous with O_DIRECT); accepts aio=threads, or add cache.direct=on");
+                    }
+                    o.finish();
+                    FileNode n = new FileNode(nodeName, filename, aio, direct, ro);
+                    nodes.put(nodeName, n);
+                    nodeList.add(n);
+                }
+                case "null-co", "null-aio" -> {
+                    long size = o.takeSize("size", NULL_DEFAULT_SIZE);
+                    if (o.takeBool("read-zeroes", false)) {
+                        throw new ServeOptionException(o.where() + ": read-zeroes=on is not supported (vblk's null"
+                                + " driver leaves read buffers untouched, as null-co's default does); accepts read-zeroes=off");
+                    }
+                    boolean ro = o.takeBool("read-only", false);
+                    o.finish();
+                    NullNode n = new NullNode(nodeName, driver.equals("null-aio"), size, ro);
+                    nodes.put(nodeName, n);
+                    nodeList.add(n);
+                }
+                case "raw" -> {
+                    String file = o.require("file", "the node-name of the file node underneath");
+                    o.takeBool("read-only", false);
+                    o.finish();
+                    rawAliases.put(nodeName, file);
+                }
+                default -> throw new ServeOptionException(o.where() + ": driver=" + driver
+                        + " is not supported; accepts file, host_device, null-co, null-aio, raw");
+            }
+        }
+        for (Map.Entry<String, String> e : rawAliases.entrySet()) {
+            if (!nodes.containsKey(e.getValue())) {
+                throw new ServeOptionException("--blockdev driver=raw,node-name=" + e.getKey() + ": file=" + e.getValue()
+                        + " names no file or null node; accepts the node-name of an earlier --blockdev");
+            }
+        }
+
+        Map<String, IoThreadSpec> threads = new HashMap<>();
+        List<IoThreadSpec> threadList = new ArrayList<>();
+        for (String text : objects) {
+            KeyValueOptions o = KeyValueOptions.parse("--object", text, "qom-type");
+            String type = o.require("qom-type", "iothread");
+            if (!type.equals("iothread")) {
+                throw new ServeOptionException(o.where() + ": object type " + type + " is not supported; accepts iothread");
+            }
+            String id = o.require("id", "a name for the IoThread, used by --export iothread=");
+            checkId(o, "id", id);
+            long pollMax = o.takeLong("poll-max-ns", DEFAULT_POLL_MAX_NS, 0, Long.MAX_VALUE);
+            long grow = o.takeLong("poll-grow", 0, 0, Long.MAX_VALUE);
+            long shrink = o.takeLong("poll-shrink", 0, 0, Long.MAX_VALUE);
+            int batch = (int) o.takeLong("aio-max-batch", 0, 0, 1024);
+            o.finish();
+            if (threads.containsKey(id)) {
+                throw new ServeOptionException(o.where() + ": id " + id + " is used by another --object iothread");
+            }
+            IoThreadSpec t = new IoThreadSpec(id, pollMax, grow, shrink, batch);
+            threads.put(id, t);
+            threadList.add(t);
+        }
+
+        List<ExportSpec> exportList = new ArrayList<>();
+        Set<String> exportIds = new HashSet<>();
+        Set<String> addresses = new HashSet<>();
+        for (String text : exports) {
+            KeyValueOptions o = KeyValueOptions.parse("--export", text, null);
+            String type = o.require("type", "vhost-user-blk");
+            if (!type.equals("vhost-user-blk")) {
+                throw new ServeOptionException(o.where() + ": type=" + type + " is not supported; accepts vhost-user-blk");
+            }
+            String id = o.require("id", "a name for the export");
+            checkId(o, "id", id);
+            if (!exportIds.add(id)) {
+                throw new ServeOptionException(o.where() + ": id " + id + " is used by another --export");
+            }
+            String nodeName = o.require("node-name", "the node-name of a --blockdev");
+            String resolved = rawAliases.getOrDefault(nodeName, nodeName);
+            Blockdev node = nodes.get(resolved);
+            if (node == null) {
+                throw new ServeOptionException(o.where() + ": node-name=" + nodeName
+                        + " names no --blockdev; accepts one of " + String.join(", ", allNames(nodes, rawAliases)));
+            }
+            String addrType = o.require("addr.type", "unix or fd");
+            Address address = switch (addrType) {
+                case "unix" -> new UnixPath(o.require("addr.path", "the socket path to listen on"));
+                case "fd" -> {
+                    String s = o.require("addr.str", "the number of an inherited listening socket");
+                    try {
+                        int fd = Integer.parseInt(s);
+                        if (fd < 0) {
+                            throw new NumberFormatException();
+                        }
+                        yield new InheritedFd(fd);
+                    } catch (NumberFormatException e) {
+                        throw new ServeOptionException(o.where() + ": addr.str=" + s
+                                + " is not a file descriptor number; accepts a non-negative integer");
+                    }
+                }
+                default -> throw new ServeOptionException(o.where() + ": addr.type=" + addrType
+                        + " is not supported; accepts unix or fd");
+            };
+            if (!addresses.add(address.describe())) {
+                throw new ServeOptionException(o.where() + ": address " + address.describe() + " is used by another --export");
+            }
+            boolean writable = o.takeBool("writable", false);
+            if (writable && node.readOnly()) {
+                throw new ServeOptionException(o.where() + ": writable=on but node " + nodeName
+                        + " is read-only; accepts writable=off, or drop read-only=on from the --blockdev");
+            }
+            int queues = (int) o.takeLong("num-queues", 1, 1, MAX_QUEUES);
+            int lbs = (int) o.takeLong("logical-block-size", MIN_BLOCK, MIN_BLOCK, MAX_BLOCK);
+            if (Integer.bitCount(lbs) != 1) {
+                throw new ServeOptionException(o.where() + ": logical-block-size=" + lbs
+                        + " is not a power of two; accepts 512, 1024, 2048, ... " + MAX_BLOCK);
+            }
+            String single = o.take("iothread");
+            List<String> list = o.takeList("iothread");
+            if (single != null && !list.isEmpty()) {
+                throw new ServeOptionException(o.where() + ": give either iothread=I or the list iothread.0=I0,iothread.1=I1,..., not both");
+            }
+            List<String> ios = single != null ? List.of(single) : List.copyOf(list);
+            for (String t : ios) {
+                if (!threads.containsKey(t)) {
+                    throw new ServeOptionException(o.where() + ": iothread " + t + " is not defined; accepts the id of an"
+                            + " --object iothread,id=..." + (threads.isEmpty() ? " (none is defined)"
+                            : " (defined: " + String.join(", ", threads.keySet()) + ")"));
+                }
+            }
+            o.take("fixed-iothread"); // QEMU: whether the export may move between IoThreads; vblk never moves one.
+            o.finish();
+            exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios));
+        }
+        if (exportList.isEmpty()) {
+            throw new ServeOptionException("no --export given; accepts --export type=vhost-user-blk,id=E,node-name=N,"
+                    + "addr.type=unix,addr.path=PATH (or the short form: vblk serve IMAGE --socket PATH)");
+        }
+        return new ServeConfig(List.copyOf(nodeList), List.copyOf(threadList), List.copyOf(exportList), pidfile);
+    }
+
+    private static List<String> allNames(Map<String, Blockdev> nodes, Map<String, String> aliases) {
+        List<String> l = new ArrayList<>(nodes.keySet());
+        l.addAll(aliases.keySet());
+        l.sort(null);
+        return l.isEmpty() ? List.of("(none is defined)") : l;
+    }
+
+    /** QEMU ids: a letter first, then letters, digits, '-', '.', '_' (id_wellformed). */
+    private static void checkId(KeyValueOptions o, String key, String id) throws ServeOptionException {
+        if (!id.matches("[A-Za-z][A-Za-z0-9._-]*")) {
+            throw new ServeOptionException(o.where() + ": " + key + "=" + id
+                    + " is not a valid name; accepts a letter followed by letters, digits, '-', '.' or '_'");
+        }
+    }
+}

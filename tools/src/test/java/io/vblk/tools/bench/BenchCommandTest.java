@@ -1,0 +1,110 @@
+package io.vblk.tools.bench;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.RandomAccessFile;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** {@code vblk bench} end to end: the real device, drivers and guest, in this JVM. */
+@Timeout(120)
+class BenchCommandTest {
+    private record Run(int exit, String out, String err) {
+    }
+
+    private static Run bench(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = new CommandLine(new BenchCommand());
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int exit = cl.execute(args);
+        return new Run(exit, out.toString(), err.toString());
+    }
+
+    private static double number(String json, String key) {
+        Matcher m = Pattern.compile("\"" + Pattern.quote(key) + "\":(-?[0-9.]+)").matcher(json);
+        assertThat(m.find()).as("%s in %s", key, json).isTrue();
+        return Double.parseDouble(m.group(1));
+    }
+
+    @Test
+    void jsonReportForTheNullDriver() {
+        Run r = bench("--driver", "null:size=64M", "--rw", "randread", "--bs", "4k", "--qd", "8", "--requests", "4000",
+                "--json", "--progress", "off");
+        assertThat(r.exit()).as(r.err()).isZero();
+        String j = r.out().trim();
+        assertThat(j).startsWith("{").endsWith("}").doesNotContain("\n");
+        assertThat(number(j, "requests")).isEqualTo(4000);
+        assertThat(number(j, "iops")).isPositive();
+        assertThat(number(j, "mb_per_s")).isPositive();
+        assertThat(number(j, "p50")).isPositive();
+        assertThat(number(j, "p99_9")).isGreaterThanOrEqualTo(number(j, "p50"));
+        assertThat(number(j, "notifications_per_request")).isBetween(0.0, 1.0);
+        assertThat(number(j, "cpu_us_per_request")).isPositive();
+        assertThat(j).contains("\"io_submit_calls\":null", "\"ok\":true", "\"error\":null", "\"rw\":\"randread\"");
+    }
+
+    @Test
+    void textReportNamesEveryFigure() {
+        Run r = bench("--driver", "null:size=16M,completion=async", "--rw", "randrw", "--rwmixread", "70",
+                "--qd", "4", "--queues", "2", "--iothreads", "2", "--duration", "300ms", "--progress", "off");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("IOPS", "bandwidth", "latency us", "p50", "p99", "p99.9", "notifications",
+                "io_submit", "CPU", "rwmixread=70", "queues=2", "iothreads=2", "result        ok");
+    }
+
+    @Test
+    void fileDriverWithVerifyAndNativeAioCountsIoSubmit(@TempDir Path dir) throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(8L << 20);
+        }
+        Run r = bench("--driver", "file:" + img + ",aio=native,cache=none", "--rw", "randrw", "--qd", "16",
+                "--queues", "2", "--requests", "4000", "--verify", "--json", "--progress", "off");
+        assertThat(r.exit()).as(r.out() + r.err()).isZero();
+        String j = r.out();
+        assertThat(j).contains("\"ok\":true");
+        assertThat(number(j, "failures")).isZero();
+        assertThat(number(j, "sectors_checked")).isPositive();
+        assertThat(number(j, "blocks_read_back")).isPositive();
+        double perRequest = number(j, "io_submit_per_request");
+        assertThat(perRequest).isGreaterThan(0.0).isLessThanOrEqualTo(1.0);
+    }
+
+    @Test
+    void badOptionsNameTheOptionAndWhatItAccepts() {
+        Run bs = bench("--bs", "1000", "--requests", "1");
+        assertThat(bs.exit()).isEqualTo(2);
+        assertThat(bs.err()).contains("--bs", "multiple of 512");
+        Run rw = bench("--rw", "sideways", "--requests", "1");
+        assertThat(rw.exit()).isEqualTo(2);
+        assertThat(rw.err()).contains("--rw", "randread");
+        Run qd = bench("--qd", "0", "--requests", "1");
+        assertThat(qd.err()).contains("--qd", "1..1024");
+        Run dur = bench("--duration", "soon");
+        assertThat(dur.err()).contains("--duration", "10s");
+        Run drv = bench("--driver", "tape:/dev/st0", "--requests", "1");
+        assertThat(drv.exit()).isEqualTo(2);
+        assertThat(drv.err()).contains("--driver", "unknown driver");
+        Run tgt = bench("--target", "elsewhere", "--requests", "1");
+        assertThat(tgt.err()).contains("--target", "in-process");
+    }
+
+    @Test
+    void aRunThatFailsExitsWithOne() {
+        // A read-only null device refuses writes with IOERR: the run stops and says so.
+        Run r = bench("--driver", "null:size=16M,ro=on", "--rw", "randwrite", "--requests", "100", "--qd", "2",
+                "--progress", "off");
+        assertThat(r.exit()).isEqualTo(BenchCommand.EXIT_RUN_FAILED);
+        assertThat(r.out()).contains("FAILED", "IOERR");
+    }
+}

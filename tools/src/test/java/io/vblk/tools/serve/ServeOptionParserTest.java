@@ -1,0 +1,136 @@
+package io.vblk.tools.serve;
+
+import io.vblk.tools.serve.ServeConfig.ExportSpec;
+import io.vblk.tools.serve.ServeConfig.FileNode;
+import io.vblk.tools.serve.ServeConfig.NullNode;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+@Timeout(value = 10, unit = TimeUnit.SECONDS)
+class ServeOptionParserTest {
+    private static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports) throws Exception {
+        return ServeOptionParser.parse(blockdevs, objects, exports, null);
+    }
+
+    private static void fails(List<String> blockdevs, List<String> objects, List<String> exports, String... parts) {
+        var a = assertThatThrownBy(() -> parse(blockdevs, objects, exports)).isInstanceOf(ServeOptionException.class);
+        for (String p : parts) {
+            a.hasMessageContaining(p);
+        }
+    }
+
+    @Test
+    void theQemuStorageDaemonCommandLineFromTheIssueParses() throws Exception {
+        ServeConfig c = parse(List.of("driver=null-co,node-name=n0,size=1G"), List.of(),
+                List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=/tmp/x.sock,writable=on,num-queues=1"));
+        assertThat(c.blockdevs()).containsExactly(new NullNode("n0", false, 1L << 30, false));
+        ExportSpec e = c.exports().getFirst();
+        assertThat(e.id()).isEqualTo("e0");
+        assertThat(e.address()).isEqualTo(new ServeConfig.UnixPath("/tmp/x.sock"));
+        assertThat(e.writable()).isTrue();
+        assertThat(e.numQueues()).isEqualTo(1);
+        assertThat(e.logicalBlockSize()).isEqualTo(512);
+        assertThat(e.iothreadOf(0)).isNull();
+    }
+
+    @Test
+    void fileNodeIothreadsAndQueueMapping() throws Exception {
+        ServeConfig c = parse(
+                List.of("driver=file,node-name=disk,filename=/img/a,,b.raw,aio=native,cache.direct=on,read-only=off"),
+                List.of("iothread,id=io0,poll-max-ns=0", "iothread,id=io1,aio-max-batch=16"),
+                List.of("type=vhost-user-blk,id=e1,node-name=disk,addr.type=fd,addr.str=3,writable=on,num-queues=4,"
+                        + "logical-block-size=4096,iothread.0=io0,iothread.1=io1"));
+        assertThat(c.blockdevs()).containsExactly(new FileNode("disk", "/img/a,b.raw", "native", true, false));
+        assertThat(c.iothreads().get(0).pollMaxNs()).isZero();
+        assertThat(c.iothreads().get(1).aioMaxBatch()).isEqualTo(16);
+        ExportSpec e = c.exports().getFirst();
+        assertThat(e.address()).isEqualTo(new ServeConfig.InheritedFd(3));
+        assertThat(e.logicalBlockSize()).isEqualTo(4096);
+        assertThat(List.of(e.iothreadOf(0), e.iothreadOf(1), e.iothreadOf(2), e.iothreadOf(3)))
+                .containsExactly("io0", "io1", "io0", "io1");
+    }
+
+    @Test
+    void rawOverFileResolvesToTheFileNode() throws Exception {
+        ServeConfig c = parse(List.of("driver=file,node-name=f0,filename=/x", "driver=raw,node-name=r0,file=f0"), List.of(),
+                List.of("type=vhost-user-blk,id=e0,node-name=r0,addr.type=unix,addr.path=/s"));
+        assertThat(c.exports().getFirst().nodeName()).isEqualTo("f0");
+    }
+
+    @Test
+    void sizesFollowQemuUnits() throws Exception {
+        assertThat(KeyValueOptions.Sizes.parse("4096")).isEqualTo(4096);
+        assertThat(KeyValueOptions.Sizes.parse("1k")).isEqualTo(1024);
+        assertThat(KeyValueOptions.Sizes.parse("512M")).isEqualTo(512L << 20);
+        assertThat(KeyValueOptions.Sizes.parse("1.5G")).isEqualTo(3L << 29);
+        assertThat(KeyValueOptions.Sizes.parse("2T")).isEqualTo(2L << 40);
+        assertThat(KeyValueOptions.Sizes.parse("12x")).isEqualTo(-1);
+        assertThat(KeyValueOptions.Sizes.parse("G")).isEqualTo(-1);
+        assertThat(KeyValueOptions.Sizes.parse("16E")).isEqualTo(-1);
+    }
+
+    private static final List<String> NODE = List.of("driver=null-co,node-name=n0");
+
+    private static List<String> export(String extra) {
+        return List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=/s" + extra);
+    }
+
+    @Test
+    void badBlockdevOptionsNameTheOptionAndWhatItAccepts() {
+        fails(List.of("driver=qcow2,node-name=a"), List.of(), export(""), "--blockdev", "driver=qcow2", "accepts file");
+        fails(List.of("driver=file,node-name=a"), List.of(), export(""), "filename is required");
+        fails(List.of("driver=file,node-name=a,filename=/x,aio=io_uring"), List.of(), export(""), "aio=io_uring",
+                "accepts threads, native");
+        fails(List.of("driver=file,node-name=a,filename=/x,aio=native"), List.of(), export(""), "requires cache.direct=on");
+        fails(List.of("driver=file,node-name=a,filename=/x,cache.direct=maybe"), List.of(), export(""),
+                "cache.direct=maybe", "accepts on or off");
+        fails(List.of("driver=null-co,node-name=n0,size=huge"), List.of(), export(""), "size=huge", "is not a size");
+        fails(List.of("driver=null-co,node-name=n0,read-zeroes=on"), List.of(), export(""), "read-zeroes=on is not supported",
+                "accepts read-zeroes=off");
+        fails(List.of("driver=file,node-name=a,filename=/x,cache.no-flush=on"), List.of(), export(""),
+                "cache.no-flush=on is not supported");
+        fails(List.of("driver=null-co,node-name=n0,colour=red"), List.of(), export(""), "unknown or unsupported key colour",
+                "accepted keys");
+        fails(List.of("driver=null-co,node-name=0bad"), List.of(), export(""), "node-name=0bad", "not a valid name");
+        fails(List.of("driver=null-co,node-name=n0", "driver=null-aio,node-name=n0"), List.of(), export(""),
+                "node-name n0 is used by another");
+        fails(List.of("{\"driver\":\"null-co\"}"), List.of(), export(""), "JSON form is not supported");
+        fails(List.of("driver=null-co,node-name=n0,size=1G,size=2G"), List.of(), export(""), "size is given twice");
+    }
+
+    @Test
+    void badObjectOptions() {
+        fails(NODE, List.of("memory-backend-ram,id=m"), export(""), "--object", "accepts iothread");
+        fails(NODE, List.of("iothread"), export(""), "id is required");
+        fails(NODE, List.of("iothread,id=io0,poll-max-ns=-1"), export(""), "poll-max-ns=-1", "out of range");
+        fails(NODE, List.of("iothread,id=io0", "iothread,id=io0"), export(""), "id io0 is used by another");
+    }
+
+    @Test
+    void badExportOptions() {
+        fails(NODE, List.of(), List.of("type=nbd,id=e0,node-name=n0"), "type=nbd", "accepts vhost-user-blk");
+        fails(NODE, List.of(), List.of("type=vhost-user-blk,id=e0,node-name=zz,addr.type=unix,addr.path=/s"),
+                "node-name=zz names no --blockdev", "accepts one of n0");
+        fails(NODE, List.of(), List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=inet,addr.host=x"),
+                "addr.type=inet", "accepts unix or fd");
+        fails(NODE, List.of(), List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=fd,addr.str=x"),
+                "addr.str=x", "non-negative integer");
+        fails(NODE, List.of(), export(",num-queues=0"), "num-queues=0", "accepts 1..64");
+        fails(NODE, List.of(), export(",logical-block-size=1000"), "logical-block-size=1000", "power of two");
+        fails(NODE, List.of(), export(",logical-block-size=256"), "logical-block-size=256", "accepts 512..65536");
+        fails(NODE, List.of(), export(",iothread=io9"), "iothread io9 is not defined", "none is defined");
+        fails(NODE, List.of("iothread,id=io0"), export(",iothread.0=io0,iothread.2=io0"), "iothread.2 does not continue");
+        fails(NODE, List.of("iothread,id=io0"), export(",iothread=io0,iothread.0=io0"), "either iothread=I or the list");
+        fails(List.of("driver=null-co,node-name=n0,read-only=on"), List.of(), export(",writable=on"),
+                "writable=on but node n0 is read-only");
+        fails(NODE, List.of(), List.of(export("").getFirst(), export("").getFirst().replace("id=e0", "id=e1")),
+                "address unix:/s is used by another --export");
+        fails(NODE, List.of(), List.of(), "no --export given");
+    }
+}

@@ -1,0 +1,578 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.sys.Sys;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.irqfd.IrqfdNotifier;
+import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.device.VirtioFeatures;
+import io.vblk.virtio.memory.GuestMemory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.IntConsumer;
+
+import static io.vblk.virtio.device.VirtioFeatures.bit;
+
+/**
+ * The virtio-blk device model (virtio 1.2 section 5.2) on split virtqueues, driving one
+ * {@link BlockDriver}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
+ * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}.
+ *
+ * <p>Home thread: the control context it was created on (the main loop). No locking. Methods that
+ * reach a queue hand over with {@code ctx.runOn} and report back on the control context. The
+ * NEEDS_RESET state and the cache mode are volatile: queue threads read them per request.
+ *
+ * <pre>{@code
+ * IoThread io0 = IoThread.start("io0", AioOptions.DEFAULT), io1 = IoThread.start("io1", AioOptions.DEFAULT);
+ * BlkDevice dev = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(4)
+ *         .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), mainLoopCtx);
+ * dev.setDriverFeatures(dev.deviceFeatures());
+ * dev.setMemory(memory);
+ * dev.configureQueue(0, new QueueLayout(256, desc, avail, used, 0));
+ * dev.setQueueFds(0, kickFd, callFd);
+ * dev.startQueue(0, () -> log("q0 running"));
+ * }</pre>
+ */
+public final class BlkDevice implements VirtioDevice {
+    private static final System.Logger LOG = System.getLogger(BlkDevice.class.getName());
+    private static final VarHandle NEEDS_RESET;
+
+    static {
+        try {
+            NEEDS_RESET = MethodHandles.lookup().findVarHandle(BlkDevice.class, "needsResetReason", String.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** 5.2.1: the block device's ID. */
+    public static final int DEVICE_ID = 2;
+
+    private final String name;
+    private final BlockDriver driver;
+    private final AioContext control;
+    private final BlkDeviceConfig cfg;
+    private final long deviceFeatures;
+    private final long capacitySectors;
+    private final int blkSize;
+    private final boolean readOnly;
+    private final ContextChannel[] channels;
+    private final BlkQueue[] queues;
+    private final QueueControl[] qc;
+    private final List<Runnable> needsResetListeners = new ArrayList<>();
+
+    private long driverFeatures;
+    private GuestMemory memory;
+    private volatile boolean writeback;
+    /** Set once by the first violation (CAS), cleared by reset(). */
+    @SuppressWarnings("unused") // through NEEDS_RESET
+    private volatile String needsResetReason;
+    private boolean closed;
+
+    /** Control-side state of one queue. Home thread: the control context. */
+    private static final class QueueControl {
+        QueueLayout layout;
+        int kickFd = -1;
+        int callFd = -1;
+        boolean started;
+        boolean stopping;
+    }
+
+    /**
+     * Creates the device on the control context {@code control} (its home thread must be the
+     * caller's). Throws {@link IllegalArgumentException} naming the option when {@code cfg} is invalid.
+     */
+    public BlkDevice(String name, BlockDriver driver, BlkDeviceConfig cfg, AioContext control) {
+        cfg.validate();
+        this.name = name;
+        this.driver = driver;
+        this.control = control;
+        this.cfg = cfg;
+        long length = driver.length();
+        // 5.2.4: capacity in 512-byte sectors; a tail shorter than a sector is not addressable.
+        this.capacitySectors = length >> BlkRequestType.SECTOR_SHIFT;
+        if (capacitySectors >= (1L << 52)) {
+            throw new IllegalArgumentException("image of " + length + " bytes is larger than vblk's 2^61-byte limit");
+        }
+        int align = driver.alignment();
+        this.blkSize = Math.max(cfg.logicalBlockSize, align > 512 && Integer.bitCount(align) == 1 ? align : 512);
+        this.readOnly = cfg.readOnly || driver.readOnly();
+        this.writeback = cfg.writeCache;
+        this.deviceFeatures = offeredFeatures();
+
+        int n = cfg.numQueues;
+        Map<AioContext, ContextChannel> byCtx = new IdentityHashMap<>();
+        for (AioContext c : cfg.ioThreads.distinctContexts(n)) {
+            byCtx.put(c, new ContextChannel(c, driver));
+        }
+        this.channels = byCtx.values().toArray(new ContextChannel[0]);
+        this.queues = new BlkQueue[n];
+        this.qc = new QueueControl[n];
+        for (int i = 0; i < n; i++) {
+            AioContext c = cfg.ioThreads.contextOf(i, n);
+            queues[i] = new BlkQueue(this, i, c, byCtx.get(c), cfg);
+            qc[i] = new QueueControl();
+        }
+    }
+
+    private long offeredFeatures() {
+        long f = bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.RING_INDIRECT_DESC)
+                | bit(VirtioFeatures.RING_EVENT_IDX)
+                | bit(BlkFeatures.SEG_MAX) | bit(BlkFeatures.BLK_SIZE) | bit(BlkFeatures.TOPOLOGY)
+                // 5.2.5.2: "Devices SHOULD always offer VIRTIO_BLK_F_FLUSH, and MUST offer it if
+                // they offer VIRTIO_BLK_F_CONFIG_WCE."
+                | bit(BlkFeatures.FLUSH) | bit(BlkFeatures.CONFIG_WCE)
+                | bit(BlkFeatures.MQ);
+        if (readOnly) {
+            f |= bit(BlkFeatures.RO);
+        } else {
+            if (cfg.discard && driver.supportsDiscard()) {
+                f |= bit(BlkFeatures.DISCARD);
+            }
+            if (cfg.writeZeroes && driver.supportsWriteZeroes()) {
+                f |= bit(BlkFeatures.WRITE_ZEROES);
+            }
+        }
+        return f;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public BlockDriver driver() {
+        return driver;
+    }
+
+    public AioContext controlContext() {
+        return control;
+    }
+
+    /** The context queue {@code index} lives on. Any thread. */
+    public AioContext queueContext(int index) {
+        return queues[index].ctx;
+    }
+
+    /** Counters of queue {@code index}. Any thread (racy snapshot). */
+    public BlkQueueStats queueStats(int index) {
+        return queues[index].stats;
+    }
+
+    /** The guest notifier of queue {@code index}, for its counters. Any thread (racy snapshot). */
+    public IrqfdNotifier notifier(int index) {
+        return queues[index].notifier;
+    }
+
+    public long capacitySectors() {
+        return capacitySectors;
+    }
+
+    public int blockSize() {
+        return blkSize;
+    }
+
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    // ---------------------------------------------------------------- VirtioDevice: features
+
+    @Override
+    public int deviceId() {
+        return DEVICE_ID;
+    }
+
+    @Override
+    public long deviceFeatures() {
+        return deviceFeatures;
+    }
+
+    @Override
+    public void setDriverFeatures(long features) {
+        control.assertHome();
+        long extra = features & ~deviceFeatures;
+        if (extra != 0) {
+            // 2.2.1: "The driver MUST NOT accept a feature which the device did not offer".
+            throw new IllegalArgumentException("driver accepted feature bits the device did not offer: "
+                    + VirtioFeatures.describe(extra));
+        }
+        for (QueueControl q : qc) {
+            if (q.started) {
+                throw new IllegalStateException("device " + name + ": features change while a queue runs");
+            }
+        }
+        this.driverFeatures = features;
+        if (VirtioFeatures.has(features, BlkFeatures.CONFIG_WCE) && !VirtioFeatures.has(features, BlkFeatures.FLUSH)) {
+            // 5.2.5.2: "If VIRTIO_BLK_F_CONFIG_WCE is negotiated but VIRTIO_BLK_F_FLUSH is not, the
+            // device MUST initialize writeback to 0."
+            writeback = false;
+        }
+    }
+
+    @Override
+    public long driverFeatures() {
+        return driverFeatures;
+    }
+
+    /**
+     * Whether writes must be stable when they complete (5.2.6.2): with CONFIG_WCE negotiated, when
+     * {@code writeback} is 0 (case 2); without it, when FLUSH was not negotiated either (case 1).
+     * Any thread (queue threads ask per write).
+     */
+    boolean writeThrough() {
+        long f = driverFeatures;
+        if (VirtioFeatures.has(f, BlkFeatures.CONFIG_WCE)) {
+            return !writeback;
+        }
+        return !VirtioFeatures.has(f, BlkFeatures.FLUSH);
+    }
+
+    /** The cache mode as the writeback field shows it (1 = writeback). Any thread. */
+    public boolean writeback() {
+        return writeback;
+    }
+
+    // ---------------------------------------------------------------- VirtioDevice: config space
+
+    @Override
+    public int numQueues() {
+        return queues.length;
+    }
+
+    @Override
+    public int maxQueueSize() {
+        return cfg.queueSize;
+    }
+
+    @Override
+    public int configSize() {
+        return BlkConfigLayout.SIZE;
+    }
+
+    /**
+     * Reads configuration space. Bytes past {@link #configSize()} (fields of features vblk does not
+     * offer, such as secure erase) read as 0.
+     */
+    @Override
+    public void readConfig(int offset, byte[] dst, int length) {
+        control.assertHome();
+        if (offset < 0 || length < 0 || length > dst.length) {
+            throw new IndexOutOfBoundsException("config read at " + offset + " of " + length + " bytes");
+        }
+        byte[] cfgBytes = configBytes();
+        for (int i = 0; i < length; i++) {
+            int o = offset + i;
+            dst[i] = o < cfgBytes.length ? cfgBytes[o] : 0;
+        }
+    }
+
+    private byte[] configBytes() {
+        byte[] b = new byte[BlkConfigLayout.SIZE];
+        MemorySegment s = MemorySegment.ofArray(b);
+        var u16 = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        var u32 = java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        var u64 = java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        s.set(u64, BlkConfigLayout.CAPACITY, capacitySectors);
+        // size_max stays 0: VIRTIO_BLK_F_SIZE_MAX is not offered. geometry likewise (GEOMETRY).
+        s.set(u32, BlkConfigLayout.SEG_MAX, cfg.effectiveSegMax());
+        s.set(u32, BlkConfigLayout.BLK_SIZE, blkSize);
+        int phys = cfg.physicalBlockSize == 0 ? blkSize : Math.max(cfg.physicalBlockSize, blkSize);
+        // 5.2.4 topology: "# of logical blocks per physical block (log2)".
+        s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, BlkConfigLayout.PHYSICAL_BLOCK_EXP,
+                (byte) (Integer.numberOfTrailingZeros(phys) - Integer.numberOfTrailingZeros(blkSize)));
+        s.set(u16, BlkConfigLayout.MIN_IO_SIZE, (short) (cfg.minIoSize / blkSize));
+        s.set(u32, BlkConfigLayout.OPT_IO_SIZE, cfg.optIoSize / blkSize);
+        s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, BlkConfigLayout.WRITEBACK, (byte) (writeback ? 1 : 0));
+        s.set(u16, BlkConfigLayout.NUM_QUEUES, (short) queues.length);
+        if ((deviceFeatures & bit(BlkFeatures.DISCARD)) != 0) {
+            s.set(u32, BlkConfigLayout.MAX_DISCARD_SECTORS, cfg.maxDiscardSectors);
+            s.set(u32, BlkConfigLayout.MAX_DISCARD_SEG, 1);
+            s.set(u32, BlkConfigLayout.DISCARD_SECTOR_ALIGNMENT, blkSize >> BlkRequestType.SECTOR_SHIFT);
+        }
+        if ((deviceFeatures & bit(BlkFeatures.WRITE_ZEROES)) != 0) {
+            s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SECTORS, cfg.maxWriteZeroesSectors);
+            s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SEG, 1);
+            // 5.2.6.2: "SHOULD clear write_zeroes_may_unmap if and only if a write zeroes request
+            // cannot result in deallocating one or more sectors".
+            s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, BlkConfigLayout.WRITE_ZEROES_MAY_UNMAP,
+                    (byte) (driver.supportsDiscard() ? 1 : 0));
+        }
+        // unused0 and unused1 stay 0 (5.2.5.2: "MUST initialize padding bytes ... to 0").
+        return b;
+    }
+
+    /**
+     * Accepts a write of exactly the writeback byte, 0 or 1, when VIRTIO_BLK_F_CONFIG_WCE was
+     * negotiated (5.2.6.1); anything else changes nothing and returns false.
+     */
+    @Override
+    public boolean writeConfig(int offset, byte[] src, int length) {
+        control.assertHome();
+        if (offset != BlkConfigLayout.WRITEBACK || length != 1 || src.length < 1
+                || !VirtioFeatures.has(driverFeatures, BlkFeatures.CONFIG_WCE)) {
+            return false;
+        }
+        int v = src[0];
+        if (v != 0 && v != 1) {
+            return false;
+        }
+        // Takes effect for writes parsed from now on; 5.2.6.2 leaves writes in flight undefined.
+        writeback = v == 1;
+        return true;
+    }
+
+    // ---------------------------------------------------------------- VirtioDevice: queues
+
+    @Override
+    public void setMemory(GuestMemory m) {
+        control.assertHome();
+        for (int i = 0; i < qc.length; i++) {
+            if (qc[i].started) {
+                throw new IllegalStateException("device " + name + ": queue " + i + " still runs on the old memory map");
+            }
+        }
+        m.retain();
+        GuestMemory old = memory;
+        memory = m;
+        if (old != null) {
+            old.release();
+        }
+    }
+
+    @Override
+    public void configureQueue(int index, QueueLayout layout) {
+        control.assertHome();
+        QueueControl q = queue(index);
+        if (q.started) {
+            throw new IllegalStateException("device " + name + ": queue " + index + " is running");
+        }
+        q.layout = layout;
+    }
+
+    @Override
+    public void setQueueFds(int index, int kickFd, int callFd) {
+        control.assertHome();
+        QueueControl q = queue(index);
+        int oldKick = q.kickFd;
+        int oldCall = q.callFd;
+        q.kickFd = kickFd;
+        q.callFd = callFd;
+        BlkQueue bq = queues[index];
+        if (q.started) {
+            // A running queue swaps on its own thread, then closes the old fds there.
+            if (oldCall != callFd) {
+                bq.ctx.runOn(() -> bq.replaceCallFd(callFd, oldCall));
+            }
+            if (oldKick != kickFd) {
+                bq.ctx.runOn(() -> bq.replaceKickFd(kickFd, oldKick));
+            }
+            return;
+        }
+        if (oldKick >= 0 && oldKick != kickFd) {
+            Sys.close(oldKick);
+        }
+        if (oldCall >= 0 && oldCall != callFd) {
+            Sys.close(oldCall);
+        }
+    }
+
+    @Override
+    public void startQueue(int index, Runnable onStarted) {
+        control.assertHome();
+        checkOpen();
+        QueueControl q = queue(index);
+        if (q.started) {
+            throw new IllegalStateException("device " + name + ": queue " + index + " already started");
+        }
+        if (memory == null) {
+            throw new IllegalStateException("device " + name + ": no guest memory set before starting queue " + index);
+        }
+        if (q.layout == null) {
+            throw new IllegalStateException("device " + name + ": queue " + index + " has no layout");
+        }
+        q.started = true;
+        long f = driverFeatures;
+        BlkRequestParser parser = new BlkRequestParser(capacitySectors, blkSize, readOnly,
+                VirtioFeatures.has(f, BlkFeatures.DISCARD), VirtioFeatures.has(f, BlkFeatures.WRITE_ZEROES),
+                cfg.maxDiscardSectors, cfg.maxWriteZeroesSectors, cfg.serial, queues[index]);
+        BlkQueue.Start start = new BlkQueue.Start(q.layout, memory.retain(), f, q.kickFd, q.callFd, parser);
+        BlkQueue bq = queues[index];
+        bq.ctx.runOn(() -> {
+            try {
+                bq.start(start);
+            } finally {
+                control.runOn(onStarted);
+            }
+        });
+    }
+
+    @Override
+    public void stopQueue(int index, IntConsumer onStopped) {
+        control.assertHome();
+        QueueControl q = queue(index);
+        if (q.stopping) {
+            throw new IllegalStateException("device " + name + ": queue " + index + " is already stopping");
+        }
+        if (!q.started) {
+            // Nothing runs: report where the queue would resume (vhost-user GET_VRING_BASE on a stopped ring).
+            int next = q.layout == null ? 0 : q.layout.nextAvailIdx();
+            control.runOn(() -> onStopped.accept(next));
+            return;
+        }
+        q.stopping = true;
+        BlkQueue bq = queues[index];
+        bq.ctx.runOn(() -> bq.stop(next -> control.runOn(() -> {
+            q.started = false;
+            q.stopping = false;
+            QueueLayout l = q.layout;
+            // Resuming without a new layout continues where this run stopped.
+            q.layout = new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), next);
+            onStopped.accept(next);
+        })));
+    }
+
+    @Override
+    public boolean queueStarted(int index) {
+        control.assertHome();
+        return queue(index).started;
+    }
+
+    @Override
+    public void reset() {
+        control.assertHome();
+        for (int i = 0; i < qc.length; i++) {
+            if (qc[i].started) {
+                throw new IllegalStateException("device " + name + ": reset with queue " + i + " running; stop it first");
+            }
+        }
+        driverFeatures = 0;
+        writeback = cfg.writeCache;
+        for (QueueControl q : qc) {
+            q.layout = null;
+            closeFds(q);
+        }
+        NEEDS_RESET.setVolatile(this, (String) null);
+    }
+
+    @Override
+    public boolean needsReset() {
+        return NEEDS_RESET.getVolatile(this) != null;
+    }
+
+    @Override
+    public String needsResetReason() {
+        return (String) NEEDS_RESET.getVolatile(this);
+    }
+
+    @Override
+    public void onNeedsReset(Runnable listener) {
+        control.assertHome();
+        needsResetListeners.add(listener);
+    }
+
+    /** A queue saw a guest protocol violation: that queue stops, the device needs a reset. Queue thread. */
+    void queueBroken(BlkQueue q, String reason) {
+        q.ctx.assertHome();
+        q.stopTaking();
+        if (NEEDS_RESET.compareAndSet(this, (String) null, reason)) {
+            LOG.log(System.Logger.Level.WARNING, "device " + name + " needs reset: " + reason);
+            control.runOn(() -> {
+                for (Runnable r : needsResetListeners) {
+                    r.run();
+                }
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- close
+
+    /** Closes the device; every queue must be stopped. Nothing to wait for: see {@link #close(Runnable)}. */
+    @Override
+    public void close() {
+        close(() -> { });
+    }
+
+    /**
+     * Closes the device: releases each queue's slots and each context's driver channel on its own
+     * thread, then the fds and the memory map; {@code onClosed} runs on the control context after.
+     * The driver itself stays open (its owner closes it).
+     */
+    public void close(Runnable onClosed) {
+        control.assertHome();
+        if (closed) {
+            control.runOn(onClosed);
+            return;
+        }
+        for (int i = 0; i < qc.length; i++) {
+            if (qc[i].started) {
+                throw new IllegalStateException("device " + name + ": close with queue " + i + " running; stop it first");
+            }
+        }
+        closed = true;
+        int[] left = {channels.length};
+        Runnable oneDone = () -> {
+            if (--left[0] == 0) {
+                for (QueueControl q : qc) {
+                    closeFds(q);
+                }
+                if (memory != null) {
+                    memory.release();
+                    memory = null;
+                }
+                onClosed.run();
+            }
+        };
+        for (ContextChannel ch : channels) {
+            ch.ctx.runOn(() -> {
+                try {
+                    for (BlkQueue q : queues) {
+                        if (q.ctx == ch.ctx) {
+                            q.close();
+                        }
+                    }
+                    ch.close();
+                } finally {
+                    control.runOn(oneDone);
+                }
+            });
+        }
+    }
+
+    private static void closeFds(QueueControl q) {
+        if (q.kickFd >= 0) {
+            Sys.close(q.kickFd);
+            q.kickFd = -1;
+        }
+        if (q.callFd >= 0) {
+            Sys.close(q.callFd);
+            q.callFd = -1;
+        }
+    }
+
+    private QueueControl queue(int index) {
+        if (index < 0 || index >= qc.length) {
+            throw new IndexOutOfBoundsException("device " + name + " has " + qc.length + " queues, no queue " + index);
+        }
+        return qc[index];
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("device " + name + " is closed");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "BlkDevice[" + name + " " + driver.kind() + " " + capacitySectors + " sectors, " + queues.length
+                + " queues " + cfg.ioThreads + "]";
+    }
+}

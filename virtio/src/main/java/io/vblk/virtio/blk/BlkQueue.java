@@ -1,0 +1,458 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.Bh;
+import io.vblk.aio.DeferCall;
+import io.vblk.aio.FdHandler;
+import io.vblk.aio.Guard;
+import io.vblk.aio.PollHandler;
+import io.vblk.aio.sys.Sys;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.IoCompletion;
+import io.vblk.irqfd.IrqfdNotifier;
+import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.memory.GuestMemory;
+import io.vblk.virtio.queue.DescriptorChain;
+import io.vblk.virtio.queue.LittleEndian;
+import io.vblk.virtio.queue.SplitQueue;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.function.BooleanSupplier;
+import java.util.function.IntConsumer;
+
+/**
+ * One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
+ * merging, completion, and guest notification.
+ *
+ * <p>Home thread: the queue's IoThread (from the device's {@code IoThreadMapping}). No locking.
+ * The device's control methods reach it only through {@code ctx.runOn}.
+ *
+ * <p>Request path: kick eventfd (an <em>external</em> handler, off in drained sections) →
+ * defer-call section begins → pop every available chain into a free slot → parse → READ/WRITE go
+ * to a batch that is sorted and merged, others are submitted at once → section ends (the driver's
+ * deferred {@code io_submit} runs). Completion → status byte → used element → notify (deferred
+ * in the driver's completion section, so one eventfd write per pass).
+ *
+ * <p>Re-entry: a driver may complete inside {@code submit} (null driver, synchronous I/O). Then
+ * completion runs inside the pass: it pushes the used element, frees the slot and asks for a
+ * notification, but never pops; the pass goes on with its own cursors. When every slot is busy
+ * the pass stops and the completion that frees one schedules {@link #resumeBh} — it never calls
+ * back into the pass (seed 000's cycle cannot form here).
+ */
+final class BlkQueue implements IoCompletion {
+    private final BlkDevice dev;
+    final int index;
+    final AioContext ctx;
+    private final String name;
+    private final ContextChannel channelHolder;
+    final SplitQueue vq;
+    final IrqfdNotifier notifier;
+    final BlkQueueStats stats = new BlkQueueStats();
+    private final DescriptorChain chain = new DescriptorChain();
+    private final Bh resumeBh;
+    private final FdHandler.Callback kickCallback = this::onKick;
+    private final BooleanSupplier pollCallback = this::onPoll;
+    private final boolean merge;
+    private final int maxMergeBytes;
+    private final int iovCapacity;
+
+    private Arena arena;
+    private BlkRequest[] slots = new BlkRequest[0];
+    private int[] free = new int[0];
+    private int freeTop;
+    private BlkRequest[] batch = new BlkRequest[0];
+    private long[] batchKeys = new long[0];
+    private int batchCount;
+
+    private BlockChannel channel;
+    private BlkRequestParser parser;
+    private GuestMemory memory;
+    private FdHandler kick;
+    private PollHandler poller;
+    private int startAvailIdx;
+    private boolean running;
+    private boolean starved;
+    private IntConsumer stopReport;
+
+    BlkQueue(BlkDevice dev, int index, AioContext ctx, ContextChannel channelHolder, BlkDeviceConfig cfg) {
+        this.dev = dev;
+        this.index = index;
+        this.ctx = ctx;
+        this.name = dev.name() + ".q" + index;
+        this.channelHolder = channelHolder;
+        this.vq = new SplitQueue(name);
+        this.notifier = new IrqfdNotifier(ctx, name, -1, vq::needsNotify);
+        this.resumeBh = ctx.bh(name + ".resume", this::process);
+        this.merge = cfg.merge;
+        this.maxMergeBytes = cfg.maxMergeBytes;
+        this.iovCapacity = cfg.effectiveSegMax();
+    }
+
+    /** What a start hands over from the control context. */
+    record Start(QueueLayout layout, GuestMemory memory, long features, int kickFd, int callFd,
+                 BlkRequestParser parser) {
+    }
+
+    // ---------------------------------------------------------------- control (handed over)
+
+    /** Attaches the rings and starts taking requests. The memory reference is ours until stop. */
+    void start(Start s) {
+        ctx.assertHome();
+        if (channel == null) {
+            channel = channelHolder.get();
+        }
+        ensureSlots(s.layout().size());
+        this.memory = s.memory();
+        this.parser = s.parser();
+        this.startAvailIdx = s.layout().nextAvailIdx() & 0xffff;
+        this.stopReport = null;
+        notifier.setCallFd(s.callFd());
+        if (s.kickFd() >= 0) {
+            kick = ctx.addFdHandler(name + ".kick", s.kickFd(), true, kickCallback);
+        }
+        if (!vq.start(s.layout(), s.memory(), s.features(), dev.maxQueueSize())) {
+            dev.queueBroken(this, vq.brokenReason());
+            return;
+        }
+        running = true;
+        poller = ctx.addPollHandler(name + ".poll", pollCallback);
+        // Buffers may be waiting already (a frontend resuming a ring) and no kick will come for them.
+        process();
+    }
+
+    /** Stops taking requests; reports the next avail index once nothing is in flight. */
+    void stop(IntConsumer report) {
+        ctx.assertHome();
+        running = false;
+        starved = false;
+        resumeBh.cancel();
+        if (kick != null) {
+            kick.remove();
+            kick = null;
+        }
+        if (poller != null) {
+            poller.remove();
+            poller = null;
+        }
+        stopReport = report;
+        if (stats.inFlight == 0) {
+            finishStop();
+        }
+    }
+
+    private void finishStop() {
+        IntConsumer report = stopReport;
+        stopReport = null;
+        int next = vq.started() ? vq.nextAvailIdx() : startAvailIdx;
+        vq.stop();
+        notifier.setCallFd(-1);
+        if (memory != null) {
+            memory.release();
+            memory = null;
+        }
+        report.accept(next);
+    }
+
+    /** Replaces the call eventfd of a running queue and closes the old one. */
+    void replaceCallFd(int fd, int old) {
+        ctx.assertHome();
+        notifier.setCallFd(fd); // the next send uses it; the next start sets it again anyway
+        if (old >= 0) {
+            Sys.close(old);
+        }
+    }
+
+    /** Replaces the kick eventfd of a running queue and closes the old one. */
+    void replaceKickFd(int fd, int old) {
+        ctx.assertHome();
+        if (kick != null) {
+            kick.remove();
+            kick = fd >= 0 ? ctx.addFdHandler(name + ".kick", fd, true, kickCallback) : null;
+        }
+        if (old >= 0) {
+            Sys.close(old);
+        }
+        if (running) {
+            process();
+        }
+    }
+
+    /** Releases what the queue holds on its thread (device close; the queue is stopped). */
+    void close() {
+        ctx.assertHome();
+        resumeBh.delete();
+        if (arena != null) {
+            arena.close();
+            arena = null;
+        }
+    }
+
+    boolean running() {
+        return running;
+    }
+
+    /**
+     * After a protocol violation: take no more requests. The kick handler stays (it only drains
+     * the eventfd) until stop; requests in flight complete normally.
+     */
+    void stopTaking() {
+        running = false;
+        starved = false;
+    }
+
+    // ---------------------------------------------------------------- the pass
+
+    private void onKick(int fd) {
+        stats.kicks++;
+        Sys.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-run
+        process();
+    }
+
+    private boolean onPoll() {
+        if (!running || !vq.hasAvailable()) {
+            return false;
+        }
+        process();
+        return true;
+    }
+
+    /** One pass: pop and dispatch every available chain, then re-enable kicks and re-check. */
+    void process() {
+        ctx.assertHome();
+        if (!running || dev.needsReset()) {
+            return;
+        }
+        if (ctx.isDrained() && ctx.guard(Guard.DRAIN_EXTERNAL)) {
+            // Seed 003: a drained section takes no guest requests, whatever scheduled us (a
+            // resume bottom half, a poll). Its end re-runs the kick handler, which comes back here.
+            return;
+        }
+        stats.passes++;
+        DeferCall dc = ctx.deferCall();
+        dc.begin();
+        try {
+            do {
+                vq.disableNotification();
+                popAll();
+                if (!running || starved) {
+                    break;
+                }
+            } while (vq.enableNotification());
+        } finally {
+            dc.end();
+        }
+    }
+
+    private void popAll() {
+        while (freeTop > 0) {
+            if (!vq.pop(chain)) {
+                if (vq.broken()) {
+                    flushBatch();
+                    dev.queueBroken(this, vq.brokenReason());
+                    return;
+                }
+                break;
+            }
+            BlkRequest r = slots[free[--freeTop]];
+            if (++stats.inFlight > stats.maxInFlight) {
+                stats.maxInFlight = stats.inFlight;
+            }
+            dispatch(r);
+            if (!running) {
+                flushBatch();
+                return;
+            }
+        }
+        if (freeTop == 0 && vq.hasAvailable()) {
+            // The guest has more chains than we have free slots (possible only if it re-posts heads
+            // that are in flight): the completion that frees a slot resumes through resumeBh.
+            starved = true;
+        }
+        flushBatch();
+    }
+
+    private void dispatch(BlkRequest r) {
+        switch (parser.parse(chain, r, dev.writeThrough())) {
+            case BlkRequestParser.SUBMIT_RW -> {
+                batch[batchCount] = r;
+                batchKeys[batchCount] = sortKey(r);
+                batchCount++;
+            }
+            case BlkRequestParser.SUBMIT_OTHER -> {
+                flushBatch(); // keep submission order around flushes and discards
+                submit(r);
+            }
+            case BlkRequestParser.COMPLETE -> {
+                finish(r, r.status);
+                notifier.notifyGuest();
+            }
+            default -> {
+                // No status byte to write or no header to read: give the chain back empty and stop.
+                vq.push(r.head, 0);
+                release(r);
+                BlkRequestParser.BlkRequestViolation v = parser.violation;
+                dev.queueBroken(this, "queue " + name + ": " + v.kind + " (virtio 1.2 " + v.kind.section() + "): "
+                        + v.kind.description() + ": head " + v.head);
+            }
+        }
+    }
+
+    /** Sort key: op (bit 62), sector (bits 10..61; capacity < 2^52 sectors), slot (bits 0..9). */
+    private static long sortKey(BlkRequest r) {
+        return ((long) r.io.op << 62) | (r.sector << 10) | r.slot;
+    }
+
+    /** Submits the batched READs and WRITEs, merging neighbours (QEMU virtio_blk_submit_multireq). */
+    private void flushBatch() {
+        int n = batchCount;
+        if (n == 0) {
+            return;
+        }
+        batchCount = 0;
+        if (!merge || n == 1) {
+            for (int i = 0; i < n; i++) {
+                BlkRequest r = batch[i];
+                batch[i] = null;
+                submit(r);
+            }
+            return;
+        }
+        // Primitive sort of at most queue-size keys: allocation-free below the JDK's merge-run size.
+        Arrays.sort(batchKeys, 0, n);
+        BlkRequest leader = null;
+        for (int i = 0; i < n; i++) {
+            BlkRequest r = slots[(int) (batchKeys[i] & 0x3ff)];
+            batch[i] = null;
+            if (leader != null && mergeable(leader, r)) {
+                leader.io.iov.addAll(r.io.iov);
+                leader.mergeTail.mergeNext = r;
+                leader.mergeTail = r;
+                stats.merged++;
+                continue;
+            }
+            if (leader != null) {
+                submit(leader);
+            }
+            leader = r;
+        }
+        submit(leader);
+    }
+
+    private boolean mergeable(BlkRequest a, BlkRequest b) {
+        BlockIo x = a.io;
+        BlockIo y = b.io;
+        return x.op == y.op && x.flags == y.flags
+                && x.offset + x.iov.totalLength() == y.offset
+                && x.iov.count() + y.iov.count() <= x.iov.capacity()
+                && x.iov.totalLength() + y.iov.totalLength() <= maxMergeBytes;
+    }
+
+    private void submit(BlkRequest r) {
+        if (r.expected >= 0) {
+            r.expected = r.io.iov.totalLength();
+        }
+        stats.driverSubmits++;
+        channel.submit(r.io); // may complete right here (see the class comment on re-entry)
+    }
+
+    // ---------------------------------------------------------------- completion
+
+    @Override
+    public void ioCompleted(BlockIo io, long result) {
+        ctx.assertHome();
+        BlkRequest r = (BlkRequest) io.owner;
+        int status = BlkStatus.fromResult(result, r.expected);
+        for (BlkRequest m = r; m != null; ) {
+            BlkRequest next = m.mergeNext;
+            m.mergeNext = null;
+            finish(m, status);
+            m = next;
+        }
+        notifier.notifyGuest();
+    }
+
+    /** Writes the status, returns the chain to the guest and frees the slot. */
+    private void finish(BlkRequest r, int status) {
+        long used = status == BlkStatus.OK && r.type == BlkRequestType.IN
+                ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
+        r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
+        vq.push(r.head, used);
+        count(r, status);
+        release(r);
+    }
+
+    private void release(BlkRequest r) {
+        r.statusMem = null;
+        free[freeTop++] = r.slot;
+        stats.inFlight--;
+        if (stopReport != null && stats.inFlight == 0) {
+            finishStop();
+        } else if (starved) {
+            starved = false;
+            resumeBh.schedule();
+        }
+    }
+
+    private void count(BlkRequest r, int status) {
+        BlkQueueStats s = stats;
+        switch (r.type) {
+            case BlkRequestType.IN -> {
+                s.reads++;
+                if (status == BlkStatus.OK) {
+                    s.readBytes += r.dataBytes;
+                }
+            }
+            case BlkRequestType.OUT -> {
+                s.writes++;
+                if (status == BlkStatus.OK) {
+                    s.writtenBytes += r.dataBytes;
+                }
+            }
+            case BlkRequestType.FLUSH -> s.flushes++;
+            case BlkRequestType.GET_ID -> s.getIds++;
+            case BlkRequestType.DISCARD -> s.discards++;
+            case BlkRequestType.WRITE_ZEROES -> s.writeZeroes++;
+            default -> s.unsupportedTypes++;
+        }
+        if (status == BlkStatus.IOERR) {
+            s.ioErrors++;
+        } else if (status == BlkStatus.UNSUPP) {
+            s.unsupported++;
+        }
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    /** Preallocates one slot per ring entry (control path: at start, only when the ring grew). */
+    private void ensureSlots(int size) {
+        if (slots.length >= size) {
+            freeTop = 0;
+            for (int i = slots.length - 1; i >= 0; i--) {
+                free[freeTop++] = i;
+            }
+            return;
+        }
+        if (arena != null) {
+            arena.close();
+        }
+        arena = Arena.ofShared();
+        slots = new BlkRequest[size];
+        free = new int[size];
+        batch = new BlkRequest[size];
+        batchKeys = new long[size];
+        freeTop = 0;
+        for (int i = size - 1; i >= 0; i--) {
+            BlockIo io = new BlockIo(arena, iovCapacity);
+            io.owner = slots[i] = new BlkRequest(i, io);
+            io.tag = i;
+            free[freeTop++] = i;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "BlkQueue[" + name + " on " + ctx.name() + " " + vq + "]";
+    }
+}

@@ -1,0 +1,46 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.drivers.BlockIo;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One preallocated request slot of a queue: the parsed request and the {@link BlockIo} the driver
+ * runs. A queue has as many slots as its size and reuses them; nothing is allocated per request.
+ *
+ * <p>Home thread: the owning IoThread of its queue. No locking.
+ */
+final class BlkRequest {
+    final int slot;
+    final BlockIo io;
+
+    /** Head descriptor index, pushed back to the used ring. */
+    int head;
+    /** 5.2.6 type, sector (512-byte units) and the data length of the request. */
+    int type;
+    long sector;
+    long dataBytes;
+    /** Where the status byte goes: a region's host segment and the offset in it. */
+    MemorySegment statusMem;
+    long statusOff;
+    /** Status decided at parse time (requests that never reach the driver). */
+    int status;
+    /** Bytes written into the chain for the used element (2.7.8.2), decided at parse for GET_ID. */
+    long usedLen;
+    /** Bytes the driver must move for a READ/WRITE (the merged total for a merge leader), else -1. */
+    long expected;
+    /** Requests merged into this one (a singly linked list owned by the leader). */
+    BlkRequest mergeNext;
+    BlkRequest mergeTail;
+
+    BlkRequest(int slot, BlockIo io) {
+        this.slot = slot;
+        this.io = io;
+    }
+
+    @Override
+    public String toString() {
+        return "BlkRequest[slot=" + slot + " head=" + head + " " + BlkRequestType.name(type) + " sector=" + sector
+                + " bytes=" + dataBytes + "]";
+    }
+}

@@ -1,0 +1,38 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockDriver;
+
+/**
+ * The driver channel shared by every queue of one device that lives on the same context:
+ * opened on first use, closed with the device.
+ *
+ * <p>Home thread: {@link #ctx}'s. No locking.
+ */
+final class ContextChannel {
+    final AioContext ctx;
+    private final BlockDriver driver;
+    private BlockChannel channel;
+
+    ContextChannel(AioContext ctx, BlockDriver driver) {
+        this.ctx = ctx;
+        this.driver = driver;
+    }
+
+    BlockChannel get() {
+        ctx.assertHome();
+        if (channel == null) {
+            channel = driver.openChannel(ctx);
+        }
+        return channel;
+    }
+
+    void close() {
+        ctx.assertHome();
+        if (channel != null) {
+            channel.close();
+            channel = null;
+        }
+    }
+}

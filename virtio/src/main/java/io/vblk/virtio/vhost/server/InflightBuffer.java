@@ -1,0 +1,139 @@
+package io.vblk.virtio.vhost.server;
+
+import io.vblk.aio.sys.Errno;
+import io.vblk.aio.sys.Sys;
+import io.vblk.virtio.vhost.wire.InflightLayout;
+import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
+import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The inflight-tracking buffer shared with the front-end (GET_INFLIGHT_FD creates it, the
+ * front-end keeps it across back-end reconnects and hands it back with SET_INFLIGHT_FD).
+ *
+ * <p>What vblk tracks in it: nothing per descriptor. The buffer is created zeroed with the size
+ * and per-queue layout of {@link InflightLayout}, kept mapped for the session, and its geometry
+ * (queues, queue size) checked when it comes back; {@code version} stays 0 ("uninitialized"), so
+ * no back-end reading it later mistakes it for a record of in-flight requests. Resubmitting
+ * requests after a back-end crash would need the device to mark heads in flight on pop and clear
+ * them on push, which {@link io.vblk.virtio.device.VirtioDevice} does not offer.
+ *
+ * <p>Home thread: the connection's.
+ */
+final class InflightBuffer implements AutoCloseable {
+    /** The most a queue holds (virtio 1.x 2.7: split queue size at most 32768). */
+    static final int MAX_QUEUE_SIZE = 32768;
+
+    private final int fd;
+    /** Start of the mapping (what munmap takes) and of the buffer inside it (mmap_offset further). */
+    private final long mapBase;
+    private final long mapAddr;
+    private final long mapLen;
+    private final long size;
+    private final int numQueues;
+    private final int queueSize;
+
+    private InflightBuffer(int fd, long mapBase, long mapAddr, long mapLen, long size, int numQueues, int queueSize) {
+        this.fd = fd;
+        this.mapBase = mapBase;
+        this.mapAddr = mapAddr;
+        this.mapLen = mapLen;
+        this.size = size;
+        this.numQueues = numQueues;
+        this.queueSize = queueSize;
+    }
+
+    static void checkGeometry(String what, int numQueues, int queueSize, int deviceQueues) throws VhostUserProtocolException {
+        if (numQueues < 1 || numQueues > deviceQueues) {
+            throw new VhostUserProtocolException(what + ": num_queues " + numQueues + ", the device has " + deviceQueues);
+        }
+        if (queueSize < 1 || queueSize > MAX_QUEUE_SIZE || Integer.bitCount(queueSize) != 1) {
+            throw new VhostUserProtocolException(what + ": queue_size " + queueSize + " is not a power of two up to " + MAX_QUEUE_SIZE);
+        }
+    }
+
+    /** A new zeroed buffer in a memfd (GET_INFLIGHT_FD). */
+    static InflightBuffer create(int numQueues, int queueSize) throws VhostUserProtocolException {
+        long size = InflightLayout.bufferBytes(numQueues, queueSize);
+        int fd = Sys.memfdCreate("vblk-inflight", Sys.MFD_CLOEXEC);
+        if (fd < 0) {
+            throw new VhostUserProtocolException("GET_INFLIGHT_FD: memfd_create failed: " + Errno.name(-fd));
+        }
+        int r = Sys.ftruncate(fd, size);
+        if (r < 0) {
+            Sys.close(fd);
+            throw new VhostUserProtocolException("GET_INFLIGHT_FD: ftruncate to " + size + " failed: " + Errno.name(-r));
+        }
+        long addr = Sys.mmap(0, size, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, fd, 0);
+        if (addr < 0 && addr > -4096) {
+            Sys.close(fd);
+            throw new VhostUserProtocolException("GET_INFLIGHT_FD: mmap of " + size + " bytes failed: " + Errno.name((int) -addr));
+        }
+        return new InflightBuffer(fd, addr, addr, size, size, numQueues, queueSize);
+    }
+
+    /** Maps a buffer handed back (SET_INFLIGHT_FD); takes ownership of {@code fd}. */
+    static InflightBuffer adopt(int fd, long mmapSize, long mmapOffset, int numQueues, int queueSize)
+            throws VhostUserProtocolException {
+        long need = InflightLayout.bufferBytes(numQueues, queueSize);
+        if (mmapSize < need || mmapOffset < 0 || mmapOffset + mmapSize < mmapSize) {
+            Sys.close(fd);
+            throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap_size " + mmapSize + " at offset " + mmapOffset
+                    + " cannot hold " + numQueues + " queues of " + queueSize + " (" + need + " bytes)");
+        }
+        long addr = Sys.mmap(0, mmapOffset + mmapSize, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, fd, 0);
+        if (addr < 0 && addr > -4096) {
+            Sys.close(fd);
+            throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap of " + (mmapOffset + mmapSize) + " bytes failed: "
+                    + Errno.name((int) -addr));
+        }
+        return new InflightBuffer(fd, addr, addr + mmapOffset, mmapOffset + mmapSize, mmapSize, numQueues, queueSize);
+    }
+
+    int fd() {
+        return fd;
+    }
+
+    long size() {
+        return size;
+    }
+
+    int numQueues() {
+        return numQueues;
+    }
+
+    int queueSize() {
+        return queueSize;
+    }
+
+    /** Queue {@code q}'s region. */
+    MemorySegment queueRegion(int q) {
+        long per = InflightLayout.queueRegionBytes(queueSize);
+        return MemorySegment.ofAddress(mapAddr + per * q).reinterpret(per);
+    }
+
+    /** Heads marked in flight across all queues of a buffer some back-end initialised (version != 0). */
+    int markedInflight() {
+        int n = 0;
+        for (int q = 0; q < numQueues; q++) {
+            MemorySegment r = queueRegion(q);
+            if (VhostUserMessageLayout.getU16(r, InflightLayout.VERSION) == 0) {
+                continue;
+            }
+            for (int i = 0; i < queueSize; i++) {
+                if (r.get(java.lang.foreign.ValueLayout.JAVA_BYTE, InflightLayout.DESC + (long) InflightLayout.DESC_BYTES * i
+                        + InflightLayout.DESC_INFLIGHT) != 0) {
+                    n++;
+                }
+            }
+        }
+        return n;
+    }
+
+    @Override
+    public void close() {
+        Sys.munmap(mapBase, mapLen);
+        Sys.close(fd);
+    }
+}

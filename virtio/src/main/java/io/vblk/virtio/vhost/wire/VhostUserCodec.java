@@ -1,0 +1,238 @@
+package io.vblk.virtio.vhost.wire;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.*;
+
+/**
+ * Encodes and decodes the payloads of {@link VhostUserMessageLayout}. Decoders check the payload
+ * size against the layout and throw {@link VhostUserProtocolException} naming the message and
+ * the size they expected; they check nothing else (the handler checks meaning).
+ *
+ * <p>Any thread: stateless.
+ */
+public final class VhostUserCodec {
+    private VhostUserCodec() {
+    }
+
+    /** vring state description: {@code index}, {@code num}. */
+    public record VringState(int index, int num) {
+    }
+
+    /** vring address description; addresses are front-end virtual addresses, {@code log} is guest-physical. */
+    public record VringAddr(int index, int flags, long desc, long used, long avail, long log) {
+    }
+
+    /** One memory region; {@code uaddr} is the front-end's virtual address of its first byte. */
+    public record MemRegion(long gpa, long size, long uaddr, long mmapOffset) {
+        public String describe() {
+            return "[gpa 0x" + Long.toHexString(gpa) + ", size 0x" + Long.toHexString(size) + ", uaddr 0x"
+                    + Long.toHexString(uaddr) + ", mmap_offset 0x" + Long.toHexString(mmapOffset) + "]";
+        }
+    }
+
+    /** Virtio device config space access: {@code data.length == size} for SET_CONFIG and replies. */
+    public record ConfigSpace(int offset, int size, int flags, byte[] data) {
+    }
+
+    /** Inflight description (GET_INFLIGHT_FD / SET_INFLIGHT_FD). */
+    public record Inflight(long mmapSize, long mmapOffset, int numQueues, int queueSize) {
+    }
+
+    // ---------------------------------------------------------------- u64
+
+    public static byte[] u64(long v) {
+        byte[] b = new byte[U64_BYTES];
+        putLong(MemorySegment.ofArray(b), 0, v);
+        return b;
+    }
+
+    public static long decodeU64(VhostUserMessage m) throws VhostUserProtocolException {
+        expectSize(m, U64_BYTES);
+        return getLong(m.payloadSegment(), 0);
+    }
+
+    // ---------------------------------------------------------------- vring state / address
+
+    public static byte[] vringState(int index, int num) {
+        byte[] b = new byte[VRING_STATE_BYTES];
+        MemorySegment s = MemorySegment.ofArray(b);
+        putInt(s, VRING_STATE_INDEX, index);
+        putInt(s, VRING_STATE_NUM, num);
+        return b;
+    }
+
+    public static VringState decodeVringState(VhostUserMessage m) throws VhostUserProtocolException {
+        expectSize(m, VRING_STATE_BYTES);
+        MemorySegment s = m.payloadSegment();
+        return new VringState(getInt(s, VRING_STATE_INDEX), getInt(s, VRING_STATE_NUM));
+    }
+
+    public static byte[] vringAddr(VringAddr a) {
+        byte[] b = new byte[VRING_ADDR_BYTES];
+        MemorySegment s = MemorySegment.ofArray(b);
+        putInt(s, VRING_ADDR_INDEX, a.index());
+        putInt(s, VRING_ADDR_FLAGS, a.flags());
+        putLong(s, VRING_ADDR_DESC, a.desc());
+        putLong(s, VRING_ADDR_USED, a.used());
+        putLong(s, VRING_ADDR_AVAIL, a.avail());
+        putLong(s, VRING_ADDR_LOG, a.log());
+        return b;
+    }
+
+    public static VringAddr decodeVringAddr(VhostUserMessage m) throws VhostUserProtocolException {
+        expectSize(m, VRING_ADDR_BYTES);
+        MemorySegment s = m.payloadSegment();
+        return new VringAddr(getInt(s, VRING_ADDR_INDEX), getInt(s, VRING_ADDR_FLAGS), getLong(s, VRING_ADDR_DESC),
+                getLong(s, VRING_ADDR_USED), getLong(s, VRING_ADDR_AVAIL), getLong(s, VRING_ADDR_LOG));
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    public static byte[] memTable(List<MemRegion> regions) {
+        if (regions.size() > MAX_MEM_TABLE_REGIONS) {
+            throw new IllegalArgumentException("a memory table holds at most " + MAX_MEM_TABLE_REGIONS + " regions");
+        }
+        byte[] b = new byte[MEM_TABLE_MIN_BYTES + REGION_BYTES * regions.size()];
+        MemorySegment s = MemorySegment.ofArray(b);
+        putInt(s, MEM_TABLE_NREGIONS, regions.size());
+        for (int i = 0; i < regions.size(); i++) {
+            putRegion(s, MEM_TABLE_REGIONS + (long) REGION_BYTES * i, regions.get(i));
+        }
+        return b;
+    }
+
+    /**
+     * Decodes SET_MEM_TABLE. QEMU sends exactly {@code 8 + 32 * nregions} bytes; a larger payload
+     * (up to the full 8-region struct) is accepted, a smaller one or nregions &gt; 8 is not.
+     */
+    public static List<MemRegion> decodeMemTable(VhostUserMessage m) throws VhostUserProtocolException {
+        if (m.size() < MEM_TABLE_MIN_BYTES) {
+            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size()
+                    + " bytes, the memory table needs at least " + MEM_TABLE_MIN_BYTES);
+        }
+        MemorySegment s = m.payloadSegment();
+        int n = getInt(s, MEM_TABLE_NREGIONS);
+        if (n < 0 || n > MAX_MEM_TABLE_REGIONS) {
+            throw new VhostUserProtocolException(m.describe() + ": " + Integer.toUnsignedString(n)
+                    + " regions, at most " + MAX_MEM_TABLE_REGIONS + " fit in one table");
+        }
+        long need = MEM_TABLE_MIN_BYTES + (long) REGION_BYTES * n;
+        if (m.size() < need) {
+            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size() + " bytes cannot hold "
+                    + n + " regions (" + need + " bytes)");
+        }
+        List<MemRegion> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(getRegion(s, MEM_TABLE_REGIONS + (long) REGION_BYTES * i));
+        }
+        return out;
+    }
+
+    public static byte[] memReg(MemRegion r) {
+        byte[] b = new byte[MEM_REG_BYTES];
+        putRegion(MemorySegment.ofArray(b), MEM_REG_REGION, r);
+        return b;
+    }
+
+    public static MemRegion decodeMemReg(VhostUserMessage m) throws VhostUserProtocolException {
+        expectSize(m, MEM_REG_BYTES);
+        return getRegion(m.payloadSegment(), MEM_REG_REGION);
+    }
+
+    private static void putRegion(MemorySegment s, long at, MemRegion r) {
+        putLong(s, at + REGION_GPA, r.gpa());
+        putLong(s, at + REGION_SIZE, r.size());
+        putLong(s, at + REGION_UADDR, r.uaddr());
+        putLong(s, at + REGION_MMAP_OFFSET, r.mmapOffset());
+    }
+
+    private static MemRegion getRegion(MemorySegment s, long at) {
+        return new MemRegion(getLong(s, at + REGION_GPA), getLong(s, at + REGION_SIZE), getLong(s, at + REGION_UADDR),
+                getLong(s, at + REGION_MMAP_OFFSET));
+    }
+
+    // ---------------------------------------------------------------- config space
+
+    /** A GET_CONFIG request or SET_CONFIG/GET_CONFIG payload: header plus {@code data} (size = data.length). */
+    public static byte[] config(int offset, int flags, byte[] data) {
+        if (data.length > MAX_CONFIG_BYTES) {
+            throw new IllegalArgumentException("config access of " + data.length + " bytes, at most " + MAX_CONFIG_BYTES);
+        }
+        byte[] b = new byte[CONFIG_HEADER_BYTES + data.length];
+        MemorySegment s = MemorySegment.ofArray(b);
+        putInt(s, CONFIG_OFFSET, offset);
+        putInt(s, CONFIG_SIZE, data.length);
+        putInt(s, CONFIG_FLAGS, flags);
+        System.arraycopy(data, 0, b, (int) CONFIG_DATA, data.length);
+        return b;
+    }
+
+    /**
+     * Decodes a config payload. The header's size must be at most 256 and the payload must be
+     * exactly header + size bytes (vhost-user.rst GET_CONFIG: "payload size MUST match").
+     */
+    public static ConfigSpace decodeConfig(VhostUserMessage m) throws VhostUserProtocolException {
+        if (m.size() < CONFIG_HEADER_BYTES) {
+            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size()
+                    + " bytes, the config header alone is " + CONFIG_HEADER_BYTES);
+        }
+        MemorySegment s = m.payloadSegment();
+        int size = getInt(s, CONFIG_SIZE);
+        if (size < 0 || size > MAX_CONFIG_BYTES) {
+            throw new VhostUserProtocolException(m.describe() + ": config size " + Integer.toUnsignedString(size)
+                    + ", at most " + MAX_CONFIG_BYTES);
+        }
+        if (m.size() != CONFIG_HEADER_BYTES + size) {
+            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size() + " bytes for a config size of "
+                    + size + " (expected " + (CONFIG_HEADER_BYTES + size) + ")");
+        }
+        byte[] data = new byte[size];
+        System.arraycopy(m.payload(), (int) CONFIG_DATA, data, 0, size);
+        return new ConfigSpace(getInt(s, CONFIG_OFFSET), size, getInt(s, CONFIG_FLAGS), data);
+    }
+
+    // ---------------------------------------------------------------- inflight
+
+    public static byte[] inflight(Inflight i) {
+        byte[] b = new byte[INFLIGHT_BYTES];
+        MemorySegment s = MemorySegment.ofArray(b);
+        putLong(s, INFLIGHT_MMAP_SIZE, i.mmapSize());
+        putLong(s, INFLIGHT_MMAP_OFFSET, i.mmapOffset());
+        putU16(s, INFLIGHT_NUM_QUEUES, i.numQueues());
+        putU16(s, INFLIGHT_QUEUE_SIZE, i.queueSize());
+        return b;
+    }
+
+    public static Inflight decodeInflight(VhostUserMessage m) throws VhostUserProtocolException {
+        expectSize(m, INFLIGHT_BYTES);
+        MemorySegment s = m.payloadSegment();
+        return new Inflight(getLong(s, INFLIGHT_MMAP_SIZE), getLong(s, INFLIGHT_MMAP_OFFSET),
+                getU16(s, INFLIGHT_NUM_QUEUES), getU16(s, INFLIGHT_QUEUE_SIZE));
+    }
+
+    // ---------------------------------------------------------------- header
+
+    /** Writes the 12-byte header of {@code m} at {@code at}. */
+    public static void putHeader(MemorySegment s, long at, VhostUserMessage m) {
+        putInt(s, at + REQUEST, m.request());
+        putInt(s, at + FLAGS, m.flags());
+        putInt(s, at + SIZE, m.size());
+    }
+
+    /** Header plus payload, as sent. */
+    public static byte[] encode(VhostUserMessage m) {
+        byte[] b = new byte[HEADER_BYTES + m.size()];
+        putHeader(MemorySegment.ofArray(b), 0, m);
+        System.arraycopy(m.payload(), 0, b, HEADER_BYTES, m.size());
+        return b;
+    }
+
+    private static void expectSize(VhostUserMessage m, int size) throws VhostUserProtocolException {
+        if (m.size() != size) {
+            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size() + " bytes, expected " + size);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.sys.Sys;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.queue.AvailRingLayout;
+import io.vblk.virtio.queue.DescriptorLayout;
+import io.vblk.virtio.queue.LittleEndian;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** Control-plane behaviour: fd swaps on a running queue, NEEDS_RESET isolation, misuse refused. */
+@Timeout(20)
+class BlkDeviceLifecycleTest {
+    static final long MIB = 1 << 20;
+
+    /** Makes queue 0 of {@code g} carry a chain that loops on itself. */
+    static void postLoop(BlkGuest g) {
+        MemorySegment table = g.mem(g.desc, DescriptorLayout.tableBytes(g.size));
+        DescriptorLayout.write(table, 0, g.size - 1, g.alloc(16, 16), 16, DescriptorLayout.F_NEXT, g.size - 1);
+        MemorySegment avail = g.mem(g.avail, AvailRingLayout.bytes(g.size));
+        int idx = Short.toUnsignedInt(avail.get(LittleEndian.U16, AvailRingLayout.IDX));
+        avail.set(LittleEndian.U16, AvailRingLayout.ringOffset(idx % g.size), (short) (g.size - 1));
+        avail.set(LittleEndian.U16, AvailRingLayout.IDX, (short) (idx + 1));
+    }
+
+    @Test
+    void aRunningQueueTakesNewCallAndKickFds() {
+        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+            int call2 = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            int kick2 = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            int oldCall = f.guest.callFd;
+            f.dev.setQueueFds(0, kick2, call2);
+            f.settle();
+            assertThat(Sys.eventfdRead(oldCall)).as("the device closed the old call fd").isNegative();
+            f.guest.read(0, 512);
+            Sys.eventfdWrite(kick2, 1);
+            f.settle();
+            assertThat(f.guest.reap()).hasSize(1);
+            assertThat(Sys.eventfdRead(call2)).as("notified through the new fd").isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aViolationLeavesOtherDevicesRunning() {
+        AioContext ctx = AioContext.forCurrentThread("shared");
+        MemDriver da = new MemDriver(MIB);
+        MemDriver db = new MemDriver(MIB);
+        BlkGuest ga = new BlkGuest(16, MIB);
+        BlkGuest gb = new BlkGuest(16, MIB);
+        try {
+            BlkDevice a = device("a", da, ga, ctx, 1);
+            BlkDevice b = device("b", db, gb, ctx, 1);
+            settle(ctx);
+            postLoop(ga);
+            ga.kick();
+            gb.read(0, 512);
+            gb.kick();
+            settle(ctx);
+            assertThat(a.needsReset()).isTrue();
+            assertThat(b.needsReset()).isFalse();
+            assertThat(gb.reap()).hasSize(1).allMatch(d -> d.status() == BlkStatus.OK);
+            gb.write(8, new byte[512]);
+            gb.kick();
+            settle(ctx);
+            assertThat(gb.reap()).hasSize(1).allMatch(d -> d.status() == BlkStatus.OK);
+            for (BlkDevice d : List.of(a, b)) {
+                d.stopQueue(0, n -> { });
+                settle(ctx);
+                d.close();
+                settle(ctx);
+            }
+        } finally {
+            ctx.close();
+            ga.close();
+            gb.close();
+            da.close();
+            db.close();
+        }
+    }
+
+    @Test
+    void aViolationOnOneQueueStopsTheDevicesOtherQueues() {
+        AioContext ctx = AioContext.forCurrentThread("mq");
+        MemDriver drv = new MemDriver(MIB);
+        BlkGuest mem = new BlkGuest(16, 4 * MIB);
+        BlkGuest g0 = new BlkGuest(16, MIB, mem);
+        BlkGuest g1 = new BlkGuest(16, MIB, mem);
+        try {
+            BlkDevice dev = new BlkDevice("mq", drv, new BlkDeviceConfig().numQueues(2).queueSize(16)
+                    .ioThreads(IoThreadMapping.single(ctx)), ctx);
+            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.setMemory(mem.memory);
+            BlkGuest[] gs = {g0, g1};
+            for (int q = 0; q < 2; q++) {
+                dev.configureQueue(q, gs[q].layout());
+                dev.setQueueFds(q, gs[q].kickFd, gs[q].callFd);
+                dev.startQueue(q, () -> { });
+            }
+            settle(ctx);
+            postLoop(g0);
+            g0.kick();
+            settle(ctx);
+            assertThat(dev.needsReset()).isTrue();
+            g1.read(0, 512);
+            g1.kick();
+            settle(ctx);
+            assertThat(g1.reap()).as("2.1.2: a device that needs a reset takes no more buffers").isEmpty();
+            int[] next = {-1, -1};
+            dev.stopQueue(0, n -> next[0] = n);
+            dev.stopQueue(1, n -> next[1] = n);
+            settle(ctx);
+            assertThat(next).containsExactly(1, 0);
+            dev.reset();
+            // After reset the driver renegotiates and the device serves again.
+            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.configureQueue(1, new io.vblk.virtio.device.QueueLayout(16, g1.desc, g1.avail, g1.used, 0));
+            dev.setQueueFds(1, Sys.eventfd(0, Sys.EFD_NONBLOCK), Sys.eventfd(0, Sys.EFD_NONBLOCK));
+            dev.startQueue(1, () -> { });
+            settle(ctx);
+            assertThat(g1.reap()).hasSize(1).allMatch(d -> d.status() == BlkStatus.OK);
+            dev.stopQueue(1, n -> { });
+            settle(ctx);
+            dev.close();
+            settle(ctx);
+        } finally {
+            ctx.close();
+            mem.close();
+            drv.close();
+        }
+    }
+
+    @Test
+    void misuseFromTheControlSideIsRefused() {
+        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+            assertThatThrownBy(() -> f.dev.startQueue(0, () -> { })).hasMessageContaining("already started");
+            assertThatThrownBy(() -> f.dev.setMemory(f.guest.memory)).hasMessageContaining("old memory map");
+            assertThatThrownBy(() -> f.dev.reset()).hasMessageContaining("stop it first");
+            assertThatThrownBy(() -> f.dev.close()).hasMessageContaining("stop it first");
+            assertThatThrownBy(() -> f.dev.setDriverFeatures(0)).hasMessageContaining("queue runs");
+            assertThatThrownBy(() -> f.dev.configureQueue(1, f.guest.layout())).isInstanceOf(IndexOutOfBoundsException.class);
+        }
+    }
+
+    @Test
+    void controlMethodsBelongToTheControlThread() throws Exception {
+        try (BlkFixture f = new BlkFixture(new MemDriver(MIB));
+             io.vblk.aio.IoThread other = io.vblk.aio.IoThread.start("other", io.vblk.aio.AioOptions.DEFAULT)) {
+            var fut = other.ctx().callOn(() -> {
+                f.dev.configureQueue(0, f.guest.layout());
+                return null;
+            });
+            assertThatThrownBy(() -> fut.get(5, java.util.concurrent.TimeUnit.SECONDS))
+                    .satisfies(e -> assertThat(e.getCause()).isInstanceOf(IllegalStateException.class)
+                            .hasMessageContaining("home thread"));
+        }
+    }
+
+    private static BlkDevice device(String name, MemDriver drv, BlkGuest g, AioContext ctx, int queues) {
+        BlkDevice d = new BlkDevice(name, drv, new BlkDeviceConfig().numQueues(queues).queueSize(16)
+                .ioThreads(IoThreadMapping.single(ctx)), ctx);
+        d.setDriverFeatures(d.deviceFeatures());
+        d.setMemory(g.memory);
+        d.configureQueue(0, g.layout());
+        d.setQueueFds(0, g.kickFd, g.callFd);
+        d.startQueue(0, () -> { });
+        return d;
+    }
+
+    private static void settle(AioContext ctx) {
+        for (int i = 0; i < 10_000; i++) {
+            if (!ctx.poll(false)) {
+                return;
+            }
+        }
+        throw new AssertionError("loop did not settle");
+    }
+}

@@ -1,0 +1,229 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.Bh;
+import io.vblk.aio.DeferCall;
+import io.vblk.aio.sys.Errno;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.BlockIo;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A RAM-backed block driver for device tests: it really moves the bytes (so data can be verified)
+ * and can complete synchronously inside submit, asynchronously from a bottom half (one defer-call
+ * section per batch, like a real completion handler), or hold completions until released. It can
+ * also fail requests with a chosen errno or transfer short.
+ *
+ * <p>Accessors: any thread. Channels: home thread of their context.
+ */
+final class MemDriver implements BlockDriver {
+    enum Mode { SYNC, ASYNC, HOLD }
+
+    /** One submitted request as the driver saw it. */
+    record Op(int op, long offset, long length, int flags, int iovCount, String thread) {
+    }
+
+    /** All of native memory, to copy to and from iovec addresses without a segment per buffer. */
+    private static final MemorySegment ALL = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+
+    private final Arena arena = Arena.ofShared();
+    final MemorySegment disk;
+    private final boolean readOnly;
+    private final boolean discard;
+    private final boolean writeZeroes;
+    private final int alignment;
+    volatile Mode mode = Mode.SYNC;
+    /** Fail every request with this -errno (0: none). */
+    volatile int failWith;
+    /** Report this many bytes fewer than asked for READ/WRITE. */
+    volatile int shortBy;
+    final List<Op> ops = java.util.Collections.synchronizedList(new ArrayList<>());
+    /** Record every submission in {@link #ops} (off for allocation measurements). */
+    volatile boolean recordOps = true;
+    final List<Channel> channels = java.util.Collections.synchronizedList(new ArrayList<>());
+
+    MemDriver(long length, boolean readOnly, boolean discard, boolean writeZeroes, int alignment) {
+        this.disk = arena.allocate(length, 4096);
+        this.readOnly = readOnly;
+        this.discard = discard;
+        this.writeZeroes = writeZeroes;
+        this.alignment = alignment;
+    }
+
+    MemDriver(long length) {
+        this(length, false, true, true, 1);
+    }
+
+    @Override
+    public String kind() {
+        return "mem";
+    }
+
+    @Override
+    public long length() {
+        return disk.byteSize();
+    }
+
+    @Override
+    public int alignment() {
+        return alignment;
+    }
+
+    @Override
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    @Override
+    public boolean supportsDiscard() {
+        return discard;
+    }
+
+    @Override
+    public boolean supportsWriteZeroes() {
+        return writeZeroes;
+    }
+
+    @Override
+    public BlockChannel openChannel(AioContext ctx) {
+        ctx.assertHome();
+        Channel c = new Channel(ctx);
+        channels.add(c);
+        return c;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+
+    final class Channel implements BlockChannel {
+        private final AioContext ctx;
+        private final ArrayDeque<BlockIo> pending = new ArrayDeque<>();
+        private final Bh completeBh;
+        private int inFlight;
+        boolean closed;
+
+        Channel(AioContext ctx) {
+            this.ctx = ctx;
+            this.completeBh = ctx.bh("mem.complete", this::completeAll);
+        }
+
+        @Override
+        public AioContext context() {
+            return ctx;
+        }
+
+        @Override
+        public void submit(BlockIo io) {
+            ctx.assertHome();
+            if (recordOps) {
+                ops.add(new Op(io.op, io.offset, io.byteLength(), io.flags, io.iov.count(),
+                        Thread.currentThread().getName()));
+            }
+            inFlight++;
+            switch (mode) {
+                case SYNC -> complete(io);
+                case ASYNC -> {
+                    pending.add(io);
+                    completeBh.schedule();
+                }
+                case HOLD -> pending.add(io);
+            }
+        }
+
+        /** Completes everything held, in one defer-call section (as a completion handler does). */
+        void releaseHeld() {
+            ctx.assertHome();
+            completeAll();
+        }
+
+        int held() {
+            return pending.size();
+        }
+
+        private void completeAll() {
+            DeferCall dc = ctx.deferCall();
+            dc.begin();
+            try {
+                BlockIo io;
+                while ((io = pending.poll()) != null) {
+                    complete(io);
+                }
+            } finally {
+                dc.end();
+            }
+        }
+
+        private void complete(BlockIo io) {
+            long r = execute(io);
+            inFlight--;
+            io.completion.ioCompleted(io, r);
+        }
+
+        @Override
+        public int inFlight() {
+            return inFlight;
+        }
+
+        @Override
+        public void drain(Runnable whenIdle) {
+            if (inFlight == 0) {
+                whenIdle.run();
+            } else {
+                throw new UnsupportedOperationException("the test driver does not wait");
+            }
+        }
+
+        @Override
+        public void close() {
+            ctx.assertHome();
+            closed = true;
+            completeBh.delete();
+        }
+    }
+
+    private long execute(BlockIo io) {
+        if (failWith != 0) {
+            return failWith;
+        }
+        switch (io.op) {
+            case BlockIo.READ, BlockIo.WRITE -> {
+                long off = io.offset;
+                for (int i = 0; i < io.iov.count(); i++) {
+                    long base = io.iov.base(i);
+                    long len = io.iov.length(i);
+                    if (io.op == BlockIo.READ) {
+                        MemorySegment.copy(disk, off, ALL, base, len);
+                    } else {
+                        if (readOnly) {
+                            return -Errno.EROFS;
+                        }
+                        MemorySegment.copy(ALL, base, disk, off, len);
+                    }
+                    off += len;
+                }
+                return io.iov.totalLength() - shortBy;
+            }
+            case BlockIo.FLUSH -> {
+                return 0;
+            }
+            case BlockIo.DISCARD, BlockIo.WRITE_ZEROES -> {
+                if ((io.op == BlockIo.DISCARD && !discard) || (io.op == BlockIo.WRITE_ZEROES && !writeZeroes)) {
+                    return -Errno.EOPNOTSUPP;
+                }
+                disk.asSlice(io.offset, io.length).fill((byte) 0);
+                return 0;
+            }
+            default -> {
+                return -Errno.EINVAL;
+            }
+        }
+    }
+}
