@@ -94,6 +94,9 @@ final class HistogramCollector implements Collector {
         }
         for (Source s : sources) {
             LatencyHistogram.Snapshot snap = s.histogram().snapshot();
+            if (snap.count() == 0) {
+                continue; // e.g. operations a guest never sends: no 50 empty buckets each
+            }
             b.dataPoint(HistogramSnapshot.HistogramDataPointSnapshot.builder()
                     .classicHistogramBuckets(ClassicHistogramBuckets.of(exportedBounds, snap.countsUpTo(bounds)))
                     .sum(snap.sum() * scale)

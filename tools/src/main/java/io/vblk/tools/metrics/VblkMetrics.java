@@ -21,10 +21,21 @@ import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
 import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.ChannelBase;
+import io.vblk.drivers.nullblk.NullSyncChannel;
+import io.vblk.irqfd.IrqfdNotifier;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkQueueStats;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.socket.VhostUserStats;
+import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.Locale;
 import java.util.Set;
 import java.util.List;
 import java.util.Map;
@@ -47,9 +58,13 @@ import java.util.function.ToDoubleFunction;
  * {@link HistogramCollector} per meter, registered in the same Prometheus registry.
  */
 public final class VblkMetrics implements AutoCloseable {
+    /** Bound on a hand-over to a component's home thread while binding. */
+    static final Duration BIND_TIMEOUT = Duration.ofSeconds(10);
+
     private final PrometheusMeterRegistry registry;
     private final Map<Meter, HistogramCollector> histograms = new EnumMap<>(Meter.class);
     private final List<Binding> bindings = new ArrayList<>();
+    private final Map<LinuxAio, SharedEngine> engines = new IdentityHashMap<>();
     private boolean closed;
 
     /** A new Prometheus registry. */
@@ -116,7 +131,37 @@ public final class VblkMetrics implements AutoCloseable {
      */
     public synchronized Binding bindLinuxAio(LinuxAio aio) {
         String t = aio.context().name();
-        Binding b = open("linux-aio " + t);
+        Binding thin = open("linux-aio " + t);
+        SharedEngine shared = engines.get(aio);
+        if (shared == null) {
+            shared = new SharedEngine(bindEngineMeters(aio, t));
+            engines.put(aio, shared);
+        }
+        shared.refs++;
+        thin.closeables.add(() -> releaseEngine(aio));
+        return done(thin);
+    }
+
+    /** An engine's meters, bound once however many channels and callers name it. */
+    private static final class SharedEngine {
+        final Binding meters;
+        int refs;
+
+        SharedEngine(Binding meters) {
+            this.meters = meters;
+        }
+    }
+
+    private synchronized void releaseEngine(LinuxAio aio) {
+        SharedEngine s = engines.get(aio);
+        if (s != null && --s.refs == 0) {
+            engines.remove(aio);
+            unbind(s.meters);
+        }
+    }
+
+    private Binding bindEngineMeters(LinuxAio aio, String t) {
+        Binding b = open("linux-aio meters " + t);
         counter(b, Meter.AIO_IO_SUBMIT_CALLS, aio, LinuxAio::ioSubmitCalls, t);
         histogram(b, Meter.AIO_SUBMIT_BATCH, aio.batchSizes(), t);
         counter(b, Meter.AIO_SUBMITTED, aio, LinuxAio::submittedRequests, t);
@@ -129,9 +174,19 @@ public final class VblkMetrics implements AutoCloseable {
         counter(b, Meter.AIO_GETEVENTS_CALLS, aio, LinuxAio::geteventsCalls, t);
         counter(b, Meter.AIO_COMPLETION_PASSES, aio, LinuxAio::completionPasses, t);
         counter(b, Meter.AIO_COMPLETION_BH_RUNS, aio, LinuxAio::completionBhRuns, t);
-        counter(b, Meter.GUARD_SUBMIT_CAP_HITS, aio, LinuxAio::submitCapHits, t);
-        gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, aio, LinuxAio::maxSubmitDepth, t);
-        return done(b);
+        counter(b, Meter.GUARD_SUBMIT_CAP_HITS, aio, LinuxAio::submitCapHits, t, "linux-aio");
+        gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, aio, LinuxAio::maxSubmitDepth, t, "linux-aio");
+        return b;
+    }
+
+    /**
+     * The Linux AIO engine of {@code ctx}, if it has one (found on its home thread; none is
+     * created), else null. Call from any thread but a context's home thread, after the drivers
+     * opened their channels.
+     */
+    public Binding bindLinuxAioOf(AioContext ctx) {
+        LinuxAio aio = AioContext.await(ctx.callOn(() -> LinuxAio.peek(ctx)), BIND_TIMEOUT);
+        return aio == null ? null : bindLinuxAio(aio);
     }
 
     /** A sleeper (periodic task with early wake) on {@code ctx}: the wake-order guard (seed 001). */
@@ -141,11 +196,87 @@ public final class VblkMetrics implements AutoCloseable {
         return done(b);
     }
 
-    /** A driver channel: requests in flight. */
+    /**
+     * A driver channel: requests in flight and completed; for the synchronous null driver its
+     * submit-depth guard (seed 000); for a channel on Linux AIO (file, aio=native) its context's
+     * engine (bound once per engine, however many channels share it). {@code driver} is the tag
+     * value (the blockdev's node name, or the driver kind).
+     */
     public synchronized Binding bindChannel(BlockChannel channel, String driver) {
         String t = channel.context().name();
         Binding b = open("channel " + driver + " " + t);
         gauge(b, Meter.CHANNEL_IN_FLIGHT, channel, BlockChannel::inFlight, driver, t);
+        if (channel instanceof ChannelBase cb) {
+            counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, driver, t);
+        }
+        if (channel instanceof NullSyncChannel ns) {
+            counter(b, Meter.GUARD_SUBMIT_CAP_HITS, ns, c -> c.submitGuard().capHits(), t, "null-sync");
+            gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, ns, c -> c.submitGuard().maxDepth(), t, "null-sync");
+        }
+        if (channel instanceof ChannelBase cb && cb.linuxAio() != null) {
+            Binding engine = bindLinuxAio(cb.linuxAio());
+            bindings.remove(engine);
+            b.closeables.add(engine::close);
+        }
+        return done(b);
+    }
+
+    /**
+     * A virtio-blk device served as export {@code export}: per queue (tagged with its index and
+     * IoThread) requests, bytes and errors, latency per operation, in flight, depth at pop, merges,
+     * driver submits, kicks and passes, and the queue's guest notifier; per device NEEDS_RESET.
+     */
+    public synchronized Binding bindDevice(String export, BlkDevice dev) {
+        Binding b = open("device " + export);
+        for (int i = 0; i < dev.numQueues(); i++) {
+            String q = Integer.toString(i);
+            String t = dev.queueContext(i).name();
+            BlkQueueStats st = dev.queueStats(i);
+            for (int op = 0; op < BlkQueueStats.OPS.length; op++) {
+                int o = op;
+                String name = BlkQueueStats.OPS[op];
+                counter(b, Meter.REQUESTS, st, s -> s.requests(o), export, q, t, name);
+                histogram(b, Meter.REQUEST_LATENCY, st.latency(op), export, q, t, name);
+            }
+            counter(b, Meter.REQUEST_BYTES, st, BlkQueueStats::readBytes, export, q, t, "read");
+            counter(b, Meter.REQUEST_BYTES, st, BlkQueueStats::writtenBytes, export, q, t, "write");
+            counter(b, Meter.REQUEST_ERRORS, st, BlkQueueStats::ioErrorsRequest, export, q, t, "ioerr", "request");
+            counter(b, Meter.REQUEST_ERRORS, st, BlkQueueStats::ioErrorsDriver, export, q, t, "ioerr", "driver");
+            counter(b, Meter.REQUEST_ERRORS, st, BlkQueueStats::unsuppType, export, q, t, "unsupp", "type");
+            counter(b, Meter.REQUEST_ERRORS, st, BlkQueueStats::unsuppRequest, export, q, t, "unsupp", "request");
+            counter(b, Meter.REQUEST_ERRORS, st, BlkQueueStats::unsuppDriver, export, q, t, "unsupp", "driver");
+            gauge(b, Meter.QUEUE_IN_FLIGHT, st, BlkQueueStats::inFlight, export, q, t);
+            histogram(b, Meter.QUEUE_DEPTH_AT_POP, st.depthAtPop(), export, q, t);
+            counter(b, Meter.REQUESTS_MERGED, st, BlkQueueStats::merged, export, q, t);
+            counter(b, Meter.DRIVER_SUBMITS, st, BlkQueueStats::driverSubmits, export, q, t);
+            counter(b, Meter.QUEUE_KICKS, st, BlkQueueStats::kicks, export, q, t);
+            counter(b, Meter.QUEUE_PASSES, st, BlkQueueStats::passes, export, q, t);
+            IrqfdNotifier n = dev.notifier(i);
+            counter(b, Meter.NOTIFY_REQUESTED, n, IrqfdNotifier::requested, export, q, t);
+            counter(b, Meter.NOTIFY_COALESCED, n, IrqfdNotifier::coalesced, export, q, t);
+            counter(b, Meter.NOTIFY_SUPPRESSED, n, IrqfdNotifier::suppressed, export, q, t);
+            counter(b, Meter.NOTIFY_EVENTFD_WRITES, n, IrqfdNotifier::writes, export, q, t);
+            counter(b, Meter.NOTIFY_WRITE_ERRORS, n, IrqfdNotifier::writeErrors, export, q, t);
+            counter(b, Meter.NOTIFY_NO_FD, n, IrqfdNotifier::skippedNoFd, export, q, t);
+        }
+        gauge(b, Meter.DEVICE_NEEDS_RESET, dev, d -> d.needsReset() ? 1 : 0, export);
+        return done(b);
+    }
+
+    /**
+     * A vhost-user export: connections open and accepted, messages by type (every request type
+     * the protocol defines), protocol errors. Bind its device with {@link #bindDevice} too.
+     */
+    public synchronized Binding bindVhostExport(VhostUserExport exp) {
+        String e = exp.id();
+        Binding b = open("vhost-user " + e);
+        gauge(b, Meter.VHOST_CONNECTIONS, exp, VhostUserExport::connectionsOpen, e);
+        counter(b, Meter.VHOST_CONNECTIONS_ACCEPTED, exp, VhostUserExport::connectionsAccepted, e);
+        VhostUserStats st = exp.stats();
+        for (VhostUserRequest r : VhostUserRequest.values()) {
+            counter(b, Meter.VHOST_MESSAGES, st, s -> s.messages(r), e, r.name().toLowerCase(Locale.ROOT));
+        }
+        counter(b, Meter.VHOST_PROTOCOL_ERRORS, st, VhostUserStats::protocolErrors, e);
         return done(b);
     }
 
