@@ -2,6 +2,7 @@ package io.vblk.tools;
 
 import io.vblk.tools.bench.BenchCommand;
 import io.vblk.tools.repro.ReproCommand;
+import io.vblk.tools.serve.ServeCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -12,7 +13,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "vblk", mixinStandardHelpOptions = true, version = "vblk 0.1.0",
         description = "A virtio-blk disk controller emulator and vhost-user-blk backend.",
-        subcommands = {BenchCommand.class, ReproCommand.class, DemoCommand.class})
+        subcommands = {ServeCommand.class, BenchCommand.class, ReproCommand.class, DemoCommand.class})
 public final class Main implements Runnable {
     public static void main(String[] args) {
         System.exit(run(args));

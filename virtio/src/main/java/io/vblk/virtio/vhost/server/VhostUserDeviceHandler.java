@@ -319,14 +319,21 @@ public final class VhostUserDeviceHandler {
             throw new VhostUserProtocolException(m.describe() + ": feature bits 0x" + Long.toHexString(f & ~offered)
                     + " were not offered (offered 0x" + Long.toHexString(offered) + ")");
         }
-        try {
-            device.setDriverFeatures(f & ~bit(F_PROTOCOL_FEATURES));
-        } catch (IllegalArgumentException e) {
-            throw new VhostUserProtocolException(m.describe() + ": " + e.getMessage());
+        if (f == ackedFeatures && (f & ~bit(F_PROTOCOL_FEATURES)) == device.driverFeatures()) {
+            // QEMU sends the features again at every device start; nothing changes.
+            return ack(m, true);
         }
-        ackedFeatures = f;
-        startReady();
-        return ack(m, true);
+        // The device takes new features only with its queues stopped; running rings restart after.
+        return stopThen(m, activeRings(), () -> {
+            try {
+                device.setDriverFeatures(f & ~bit(F_PROTOCOL_FEATURES));
+            } catch (IllegalArgumentException e) {
+                throw new VhostUserProtocolException(m.describe() + ": " + e.getMessage());
+            }
+            ackedFeatures = f;
+            startReady();
+            return null;
+        }, null);
     }
 
     /** "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in the enabled state." */
@@ -682,7 +689,14 @@ public final class VhostUserDeviceHandler {
                 if (!async[0]) {
                     throw new Rethrow(e);
                 }
-                channel.fail(e.getMessage());
+                channel.fail("malformed message: " + e.getMessage());
+            } catch (RuntimeException e) {
+                pending = false;
+                if (!async[0]) {
+                    throw e;
+                }
+                LOG.log(System.Logger.Level.ERROR, name + ": completing " + m.describe() + " failed", e);
+                channel.fail("internal error completing " + m.describe() + ": " + e);
             }
         };
         IntConsumer down = ignored -> {

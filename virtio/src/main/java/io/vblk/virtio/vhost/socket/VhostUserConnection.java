@@ -137,6 +137,11 @@ public final class VhostUserConnection {
                 stats.protocolErrors++;
                 close("malformed message: " + e.getMessage());
                 return;
+            } catch (RuntimeException e) {
+                // A device or host failure, not the front-end's fault: this session ends, the daemon goes on.
+                LOG.log(System.Logger.Level.ERROR, name + ": handling " + m.describe() + " failed", e);
+                close("internal error handling " + m.describe() + ": " + e);
+                return;
             }
             if (!done && !closing) {
                 pause();

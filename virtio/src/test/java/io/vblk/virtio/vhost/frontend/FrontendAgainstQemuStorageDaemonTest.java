@@ -4,6 +4,10 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Sys;
+import io.vblk.virtio.guest.GuestBlkDriver;
+import io.vblk.virtio.guest.Workload;
+import io.vblk.virtio.guest.WorkloadResult;
+import io.vblk.virtio.guest.WorkloadRun;
 import io.vblk.virtio.vhost.QemuStorageDaemon;
 import io.vblk.virtio.vhost.TestBlkRing;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolFeature;
@@ -144,5 +148,30 @@ class FrontendAgainstQemuStorageDaemonTest {
             });
         }
         assertThat(Files.exists(img)).isTrue();
+    }
+
+    @Test
+    void theGuestHarnessRunsAVerifiedWorkloadThroughTheTransport() throws Exception {
+        Path img = dir.resolve("disk2.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(32 << 20);
+        }
+        String sock = dir.resolve("qsd2.sock").toString();
+        qsd = QemuStorageDaemon.start(dir, "--blockdev", "driver=file,node-name=f0,filename=" + img + ",cache.direct=on,aio=native",
+                "--export", "type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=" + sock
+                        + ",writable=on,num-queues=2");
+        try (VhostUserTransport t = VhostUserTransport.connect(sock, T);
+             GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2).withSlots(16)
+                     .withMaxDataBytes(16384))) {
+            assertThat(g.config().capacitySectors()).isEqualTo((32 << 20) / 512);
+            assertThat(g.config().numQueues()).isEqualTo(2);
+            WorkloadResult r = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDRW).withBlockSize(16384).withQueueDepth(16)
+                    .withRequests(2000).withVerify(true).withSeed(11)).await(Duration.ofSeconds(60));
+            assertThat(r.error()).isNull();
+            assertThat(r.total().verifyFailures).isZero();
+            assertThat(r.total().verifiedSectors).isPositive();
+            assertThat(r.perQueue()).allSatisfy(s -> assertThat(s.completed).isPositive());
+            assertThat(t.needsResetReason()).isNull();
+        }
     }
 }

@@ -1,0 +1,238 @@
+package io.vblk.tools.serve;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.sys.Errno;
+import io.vblk.aio.sys.Sys;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.file.FileDriver;
+import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.tools.serve.ServeConfig.Blockdev;
+import io.vblk.tools.serve.ServeConfig.ExportSpec;
+import io.vblk.tools.serve.ServeConfig.FileNode;
+import io.vblk.tools.serve.ServeConfig.InheritedFd;
+import io.vblk.tools.serve.ServeConfig.IoThreadSpec;
+import io.vblk.tools.serve.ServeConfig.NullNode;
+import io.vblk.tools.serve.ServeConfig.UnixPath;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+
+/**
+ * What {@code vblk serve} runs: a main loop (an {@link IoThread} named "main-loop" hosting every
+ * export's listener, connection and device control, as QEMU's main loop does), the IoThreads of
+ * {@code --object iothread}, one opened driver per block node, and per export a
+ * {@link BlkDevice} with its queues on the export's IoThreads and a {@link VhostUserExport} on
+ * its own socket.
+ *
+ * <p>Shutdown ({@link #shutdown}): stop accepting and close each connection (its queues finish
+ * their in-flight requests first), close the devices and drivers, fsync every writable image (the
+ * page cache of a cache.direct=off image holds acknowledged writes a guest never flushed), stop
+ * the threads; bounded in time.
+ *
+ * <p>Any thread that is no context's home thread (the CLI's main thread, a test).
+ */
+public final class ServeDaemon {
+    private static final System.Logger LOG = System.getLogger(ServeDaemon.class.getName());
+    /** Bound on each start-up step that waits for the main loop. */
+    private static final Duration STEP = Duration.ofSeconds(30);
+    /** vblk's largest ring (SplitQueue.MAX_SIZE); QEMU's vhost-user-blk allows queue-size up to 1024. */
+    static final int QUEUE_SIZE = 1024;
+
+    private final ServeConfig config;
+    private final IoThread mainLoop;
+    private final Map<String, IoThread> iothreads = new LinkedHashMap<>();
+    private final Map<String, BlockDriver> drivers = new LinkedHashMap<>();
+    private final List<BlkDevice> devices = new ArrayList<>();
+    private final List<VhostUserExport> exports = new ArrayList<>();
+    private boolean shutDown;
+
+    private ServeDaemon(ServeConfig config) {
+        this.config = config;
+        this.mainLoop = IoThread.start("main-loop", AioOptions.DEFAULT);
+    }
+
+    /**
+     * Starts everything {@code config} names. A host error (an image that does not open, a socket
+     * path that cannot be bound) stops start-up with a {@link ServeOptionException} naming the
+     * option; whatever had started is shut down again.
+     */
+    public static ServeDaemon start(ServeConfig config) throws ServeOptionException {
+        ServeDaemon d = new ServeDaemon(config);
+        try {
+            d.startAll();
+            return d;
+        } catch (ServeOptionException | RuntimeException e) {
+            d.shutdown(STEP);
+            throw e;
+        }
+    }
+
+    private void startAll() throws ServeOptionException {
+        for (IoThreadSpec t : config.iothreads()) {
+            iothreads.put(t.id(), IoThread.start(t.id(), new AioOptions(t.pollMaxNs(), t.pollGrow(), t.pollShrink(),
+                    t.aioMaxBatch())));
+        }
+        for (Blockdev b : config.blockdevs()) {
+            try {
+                drivers.put(b.nodeName(), driverSpec(b).open());
+            } catch (RuntimeException e) {
+                throw new ServeOptionException("--blockdev node-name=" + b.nodeName() + ": cannot open: " + e.getMessage());
+            }
+        }
+        AioContext main = mainLoop.ctx();
+        for (ExportSpec e : config.exports()) {
+            BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(e.numQueues()).queueSize(QUEUE_SIZE)
+                    .logicalBlockSize(e.logicalBlockSize()).readOnly(!e.writable()).serial(serial(e.id()))
+                    .ioThreads(e.iothreads().isEmpty() ? IoThreadMapping.single(main)
+                            : IoThreadMapping.roundRobin(e.iothreads().stream().map(id -> iothreads.get(id).ctx()).toList()));
+            BlockDriver driver = drivers.get(e.nodeName());
+            String where = "--export id=" + e.id();
+            try {
+                VhostUserExport x = AioContext.await(main.callOn(() -> {
+                    BlkDevice dev = new BlkDevice(e.id(), driver, cfg, main);
+                    devices.add(dev);
+                    return switch (e.address()) {
+                        case UnixPath p -> VhostUserExport.listen(e.id(), main, dev, p.path());
+                        case InheritedFd f -> VhostUserExport.onListeningFd(e.id(), main, dev, f.fd());
+                    };
+                }), STEP);
+                exports.add(x);
+            } catch (CompletionException ce) {
+                Throwable c = ce.getCause() != null ? ce.getCause() : ce;
+                throw new ServeOptionException(where + ": " + c.getMessage());
+            }
+            LOG.log(System.Logger.Level.INFO, () -> "export " + e.id() + ": vhost-user-blk on " + e.address().describe()
+                    + ", node " + e.nodeName() + ", " + e.numQueues() + " queue(s)"
+                    + (e.iothreads().isEmpty() ? " on the main loop" : " on " + String.join(",", e.iothreads()))
+                    + (e.writable() ? "" : ", read-only"));
+        }
+    }
+
+    /** The driver for a block node (DriverSpec is the drivers module's one description of a driver). */
+    static DriverSpec driverSpec(Blockdev b) {
+        return switch (b) {
+            case FileNode f -> new DriverSpec.File(f.filename(),
+                    "native".equals(f.aio()) ? FileDriver.Aio.NATIVE : FileDriver.Aio.THREADS,
+                    f.cacheDirect() ? FileDriver.Cache.NONE : FileDriver.Cache.WRITEBACK, f.readOnly());
+            case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
+                    32, n.readOnly());
+        };
+    }
+
+    /** GET_ID: the export id, cut to the 20 bytes virtio-blk allows. */
+    private static String serial(String id) {
+        return id.length() <= 20 ? id : id.substring(0, 20);
+    }
+
+    public AioContext mainLoop() {
+        return mainLoop.ctx();
+    }
+
+    public List<VhostUserExport> exports() {
+        return List.copyOf(exports);
+    }
+
+    public ServeConfig config() {
+        return config;
+    }
+
+    /**
+     * Stops accepting, lets each connection's in-flight requests finish, closes devices and
+     * drivers, flushes writable images, stops the threads. Returns false (and logs what was left)
+     * when a step overran {@code bound}. Idempotent.
+     */
+    public synchronized boolean shutdown(Duration bound) {
+        if (shutDown) {
+            return true;
+        }
+        shutDown = true;
+        long deadline = System.nanoTime() + bound.toNanos();
+        boolean clean = true;
+        AioContext main = mainLoop.ctx();
+        List<CompletableFuture<Void>> idle = new ArrayList<>();
+        try {
+            AioContext.await(main.callOn(() -> {
+                for (VhostUserExport x : exports) {
+                    CompletableFuture<Void> f = new CompletableFuture<>();
+                    idle.add(f);
+                    x.close(() -> f.complete(null));
+                }
+                return null;
+            }), left(deadline));
+            AioContext.await(CompletableFuture.allOf(idle.toArray(new CompletableFuture[0])), left(deadline));
+            List<CompletableFuture<Void>> closed = new ArrayList<>();
+            AioContext.await(main.callOn(() -> {
+                for (BlkDevice d : devices) {
+                    CompletableFuture<Void> f = new CompletableFuture<>();
+                    closed.add(f);
+                    d.close(() -> f.complete(null));
+                }
+                return null;
+            }), left(deadline));
+            AioContext.await(CompletableFuture.allOf(closed.toArray(new CompletableFuture[0])), left(deadline));
+        } catch (CompletionException e) {
+            clean = false;
+            LOG.log(System.Logger.Level.ERROR, "vblk serve: exports did not stop within " + bound + ": " + e.getCause());
+        }
+        for (Map.Entry<String, BlockDriver> e : drivers.entrySet()) {
+            try {
+                e.getValue().close();
+            } catch (RuntimeException ex) {
+                clean = false;
+                LOG.log(System.Logger.Level.ERROR, "vblk serve: closing node " + e.getKey() + ": " + ex.getMessage());
+            }
+        }
+        for (Blockdev b : config.blockdevs()) {
+            if (b instanceof FileNode f && !f.readOnly() && drivers.containsKey(f.nodeName())) {
+                clean &= flush(f.filename());
+            }
+        }
+        for (IoThread t : iothreads.values()) {
+            clean &= closeThread(t);
+        }
+        clean &= closeThread(mainLoop);
+        return clean;
+    }
+
+    /** fsync(2) flushes the file's dirty pages whichever descriptor it is called on. */
+    private static boolean flush(String path) {
+        int fd = Sys.open(path, Sys.O_RDONLY | Sys.O_CLOEXEC, 0);
+        if (fd < 0) {
+            LOG.log(System.Logger.Level.ERROR, "vblk serve: cannot open " + path + " to flush it: " + Errno.name(-fd));
+            return false;
+        }
+        int r = Sys.fsync(fd);
+        Sys.close(fd);
+        if (r < 0) {
+            LOG.log(System.Logger.Level.ERROR, "vblk serve: fsync of " + path + " failed: " + Errno.name(-r));
+            return false;
+        }
+        return true;
+    }
+
+    private static boolean closeThread(IoThread t) {
+        try {
+            t.close();
+            return true;
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "vblk serve: stopping " + t.name() + ": " + e.getMessage());
+            return false;
+        }
+    }
+
+    private static Duration left(long deadline) {
+        return Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
+    }
+}
