@@ -59,6 +59,7 @@ class PrometheusIntegrationTest {
         try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
             f.setLength(16 << 20);
         }
+        assertThat(dashboardQueries()).isNotEmpty();
         InProcessBlk blk = InProcessBlk.start(DriverSpec.parse("file:" + img + ",aio=native,cache=none").open(),
                 new BlkDeviceConfig().numQueues(2), 1, AioOptions.DEFAULT);
         GuestBlkDriver guest = null;
@@ -106,6 +107,13 @@ class PrometheusIntegrationTest {
                 assertThat(query("sum(vblk_loop_iterations_total{job=\"vblk\"})")).isPositive();
                 assertThat(query("process_files_open_files{job=\"vblk\"}")).isPositive();
                 assertThat(query("up{job=\"vblk\"}")).isEqualTo(1.0);
+                // Every dashboard query is valid PromQL that this Prometheus evaluates.
+                for (String e : dashboardQueries()) {
+                    String q = e.replace("$__rate_interval", "30s").replaceAll("\\$\\w+", ".*");
+                    if (!q.startsWith("label_values(")) {
+                        queryAll(q);
+                    }
+                }
             }
         } finally {
             stop(prom);
@@ -204,6 +212,37 @@ class PrometheusIntegrationTest {
 
     private String promUrl(String path) {
         return "http://127.0.0.1:" + promPort + path;
+    }
+
+    /** The expressions of docs/grafana/vblk-dashboard.json. */
+    private static List<String> dashboardQueries() throws IOException {
+        Object dash = MiniJson.parse(Files.readString(repoRoot().resolve("docs/grafana/vblk-dashboard.json")));
+        List<String> out = new java.util.ArrayList<>();
+        collectExprs(dash, out);
+        assertThat(out).isNotEmpty();
+        return out;
+    }
+
+    private static void collectExprs(Object node, List<String> out) {
+        if (node instanceof Map<?, ?> m) {
+            m.forEach((k, v) -> {
+                if (k.equals("expr") && v instanceof String s) {
+                    out.add(s);
+                } else {
+                    collectExprs(v, out);
+                }
+            });
+        } else if (node instanceof List<?> l) {
+            l.forEach(o -> collectExprs(o, out));
+        }
+    }
+
+    /** Runs a query of any result shape; fails unless Prometheus accepts and evaluates it. */
+    private void queryAll(String q) throws Exception {
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(promUrl("/api/v1/query?query="
+                + URLEncoder.encode(q, StandardCharsets.UTF_8)))).timeout(Duration.ofSeconds(5)).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).as("dashboard query %s: %s", q, r.body()).isEqualTo(200);
     }
 
     /** An instant query's single value (NaN when the result is empty). */
