@@ -25,6 +25,8 @@ import java.util.Map;
  *                                 async: completes from a bottom half, like null-aio
  *       max-batch=N               requests per submission batch (default 32)
  *       ro=off|on                 read-only: writes, discard and write-zeroes fail with EROFS
+ *       read-zeroes=on|off        reads fill their buffers with zeroes (default on), or leave them
+ *                                 untouched (QEMU null-co's default read-zeroes=off)
  *
  *   file:PATH[,KEY=VALUE,...]     (or file:path=PATH,...; write ",," for a comma inside PATH)
  *       aio=threads|native        worker pool (default) or Linux native AIO
@@ -58,10 +60,16 @@ public sealed interface DriverSpec {
     /** Opens the driver this spec describes. */
     BlockDriver open();
 
-    record Null(long size, NullDriver.Completion completion, int maxBatch, boolean readOnly) implements DriverSpec {
+    /** @param readZeroes reads fill their buffers with zeroes (false: QEMU null-co's read-zeroes=off) */
+    record Null(long size, NullDriver.Completion completion, int maxBatch, boolean readOnly, boolean readZeroes)
+            implements DriverSpec {
+        public Null(long size, NullDriver.Completion completion, int maxBatch, boolean readOnly) {
+            this(size, completion, maxBatch, readOnly, true);
+        }
+
         @Override
         public BlockDriver open() {
-            return new NullDriver(size, completion, maxBatch, readOnly);
+            return new NullDriver(size, completion, maxBatch, readOnly, readZeroes);
         }
     }
 
@@ -114,6 +122,7 @@ public sealed interface DriverSpec {
             NullDriver.Completion completion = NullDriver.Completion.SYNC;
             int maxBatch = 32;
             boolean ro = false;
+            boolean readZeroes = true;
             for (Map.Entry<String, String> e : keyValues(rest, whole, "null").entrySet()) {
                 String v = e.getValue();
                 switch (e.getKey()) {
@@ -125,11 +134,12 @@ public sealed interface DriverSpec {
                     };
                     case "max-batch" -> maxBatch = (int) number(v, whole, "max-batch", 1, 1024);
                     case "ro" -> ro = onOff(v, whole, "ro");
+                    case "read-zeroes" -> readZeroes = onOff(v, whole, "read-zeroes");
                     default -> throw bad(whole, "unknown key '" + e.getKey()
-                            + "' for driver null; accepted: size, completion, max-batch, ro");
+                            + "' for driver null; accepted: size, completion, max-batch, ro, read-zeroes");
                 }
             }
-            return new Null(size, completion, maxBatch, ro);
+            return new Null(size, completion, maxBatch, ro, readZeroes);
         }
 
         private static DriverSpec parseFile(String rest, String whole) {

@@ -17,6 +17,8 @@ class DriverSpecTest {
         assertThat(DriverSpec.parse("null")).isEqualTo(new DriverSpec.Null(1L << 30, NullDriver.Completion.SYNC, 32, false));
         assertThat(DriverSpec.parse("null:size=64M,completion=async,max-batch=8,ro=on"))
                 .isEqualTo(new DriverSpec.Null(64L << 20, NullDriver.Completion.ASYNC, 8, true));
+        assertThat(DriverSpec.parse("null:read-zeroes=off"))
+                .isEqualTo(new DriverSpec.Null(1L << 30, NullDriver.Completion.SYNC, 32, false, false));
         try (BlockDriver d = DriverSpec.open("null:size=1G,completion=async")) {
             assertThat(d.kind()).isEqualTo("null");
             assertThat(d.length()).isEqualTo(1L << 30);

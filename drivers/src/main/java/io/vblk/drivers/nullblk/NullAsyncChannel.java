@@ -15,11 +15,13 @@ import io.vblk.drivers.ChannelBase;
  */
 final class NullAsyncChannel extends ChannelBase {
     private final Bh bh;
+    private final boolean readZeroes;
     private BlockIo head;
     private BlockIo tail;
 
     NullAsyncChannel(AioContext ctx, NullDriver driver) {
         super(ctx, driver);
+        this.readZeroes = driver.readZeroes();
         this.bh = ctx.bh("null-async-completion", this::completeQueued);
     }
 
@@ -46,7 +48,7 @@ final class NullAsyncChannel extends ChannelBase {
                 BlockIo io = list;
                 list = io.driverNext;
                 io.driverNext = null;
-                complete(io, NullOps.perform(io));
+                complete(io, NullOps.perform(io, readZeroes));
             }
         } finally {
             dc.end();

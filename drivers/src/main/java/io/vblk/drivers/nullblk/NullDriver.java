@@ -6,8 +6,10 @@ import io.vblk.drivers.BlockDriver;
 
 /**
  * The null device, for benchmarks and tests, as QEMU's {@code null-co} / {@code null-aio}: reads
- * return zeroes (the buffers are filled), writes are accepted and forgotten, flush, discard and
- * write-zeroes succeed. With {@code readOnly} the writing operations complete with -EROFS.
+ * return zeroes (the buffers are filled) or, with {@code readZeroes} off (null-co's default
+ * {@code read-zeroes=off}), leave the buffers untouched; writes are accepted and forgotten, flush,
+ * discard and write-zeroes succeed. With {@code readOnly} the writing operations complete with
+ * -EROFS.
  *
  * <p>{@link Completion#SYNC} completes requests on the submitting call stack, through the same
  * deferred, batched submission as the Linux AIO engine — so seed 000's cycle (submit → completions
@@ -25,8 +27,17 @@ public final class NullDriver implements BlockDriver {
     private final Completion completion;
     private final int maxBatch;
     private final boolean readOnly;
+    private final boolean readZeroes;
 
     public NullDriver(long size, Completion completion, int maxBatch, boolean readOnly) {
+        this(size, completion, maxBatch, readOnly, true);
+    }
+
+    /**
+     * @param readZeroes true: reads fill their buffers with zeroes; false: reads complete without
+     *                   touching guest memory (QEMU null-co {@code read-zeroes=off}, its default)
+     */
+    public NullDriver(long size, Completion completion, int maxBatch, boolean readOnly, boolean readZeroes) {
         if (size < 0) {
             throw new IllegalArgumentException("null: size must be >= 0, got " + size);
         }
@@ -37,10 +48,16 @@ public final class NullDriver implements BlockDriver {
         this.completion = completion;
         this.maxBatch = maxBatch;
         this.readOnly = readOnly;
+        this.readZeroes = readZeroes;
     }
 
     public NullDriver(long size, Completion completion) {
         this(size, completion, 32, false);
+    }
+
+    /** Whether reads fill their buffers with zeroes. */
+    public boolean readZeroes() {
+        return readZeroes;
     }
 
     public Completion completion() {
@@ -94,6 +111,7 @@ public final class NullDriver implements BlockDriver {
 
     @Override
     public String toString() {
-        return "null:size=" + size + ",completion=" + completion.name().toLowerCase() + (readOnly ? ",ro=on" : "");
+        return "null:size=" + size + ",completion=" + completion.name().toLowerCase() + (readOnly ? ",ro=on" : "")
+                + (readZeroes ? "" : ",read-zeroes=off");
     }
 }

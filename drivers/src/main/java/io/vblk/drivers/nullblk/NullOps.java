@@ -3,16 +3,18 @@ package io.vblk.drivers.nullblk;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.NativeMemory;
 
-/** What the null device does to a request: reads fill zeroes. Home thread of the caller. */
+/** What the null device does to a request: reads fill zeroes, or nothing. Home thread of the caller. */
 final class NullOps {
     private NullOps() {
     }
 
     /** Performs {@code io} and returns its result (bytes for READ/WRITE, else 0). */
-    static long perform(BlockIo io) {
+    static long perform(BlockIo io, boolean readZeroes) {
         return switch (io.op) {
             case BlockIo.READ -> {
-                NativeMemory.zero(io.iov);
+                if (readZeroes) {
+                    NativeMemory.zero(io.iov);
+                }
                 yield io.iov.totalLength();
             }
             case BlockIo.WRITE -> io.iov.totalLength();

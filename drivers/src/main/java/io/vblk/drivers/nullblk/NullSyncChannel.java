@@ -26,6 +26,7 @@ public final class NullSyncChannel extends ChannelBase {
     private static final DeferCall.Fn<NullSyncChannel> SUBMIT_FN = NullSyncChannel::deferredSubmit;
 
     private final int maxBatch;
+    private final boolean readZeroes;
     private final SubmitGuard guard;
     private final Bh completionBh;
     private BlockIo pendingHead;
@@ -39,6 +40,7 @@ public final class NullSyncChannel extends ChannelBase {
 
     NullSyncChannel(AioContext ctx, NullDriver driver) {
         super(ctx, driver);
+        this.readZeroes = driver.readZeroes();
         int b = ctx.options().aioMaxBatch();
         this.maxBatch = Math.min(b == 0 ? driver.maxBatch() : b, driver.maxBatch());
         this.guard = new SubmitGuard(ctx);
@@ -84,7 +86,7 @@ public final class NullSyncChannel extends ChannelBase {
                 BlockIo io = list;
                 list = io.driverNext;
                 io.driverNext = null;
-                io.driverWord = NullOps.perform(io);
+                io.driverWord = NullOps.perform(io, readZeroes);
                 if (doneTail == null) {
                     doneHead = io;
                 } else {

@@ -91,6 +91,30 @@ class NullDriverTest {
     }
 
     @Test
+    void readsFillZeroesOrLeaveTheBufferUntouched() {
+        for (NullDriver.Completion c : NullDriver.Completion.values()) {
+            for (boolean zeroes : new boolean[] {true, false}) {
+                NullDriver d = new NullDriver(1 << 20, c, 32, false, zeroes);
+                var ch = d.openChannel(ctx);
+                BlockIo io = readIo();
+                MemorySegment buf = MemorySegment.ofAddress(io.iov.base(0)).reinterpret(512);
+                buf.fill((byte) 0x5a);
+                long[] result = {-1};
+                io.completion = (q, r) -> result[0] = r;
+                ch.submit(io);
+                LoopSteps.pollUntil(ctx, () -> result[0] >= 0, c + " read");
+                assertThat(result[0]).isEqualTo(512);
+                byte expected = zeroes ? 0 : (byte) 0x5a;
+                for (long i = 0; i < 512; i++) {
+                    assertThat(buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i)).as(c + " zeroes=" + zeroes + " byte " + i)
+                            .isEqualTo(expected);
+                }
+                ch.close();
+            }
+        }
+    }
+
+    @Test
     void closedLoopRecursesWithoutTheGuard() {
         ctx.setGuard(Guard.SUBMIT_DEPTH, false);
         NullSyncChannel ch = (NullSyncChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);

@@ -127,7 +127,7 @@ public final class ServeDaemon {
                     "native".equals(f.aio()) ? FileDriver.Aio.NATIVE : FileDriver.Aio.THREADS,
                     f.cacheDirect() ? FileDriver.Cache.NONE : FileDriver.Cache.WRITEBACK, f.readOnly());
             case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
-                    32, n.readOnly());
+                    32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
         };
     }
 
