@@ -4,7 +4,10 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in ${VBLK_TEST_PACKAGES:-}; do
+# qemu-system-x86: the VMs; qemu-system-common: qemu-storage-daemon; busybox-static, fio, cpio, kmod,
+# gzip, xz-utils: the guest's initramfs (scripts/vm/setup.sh); prometheus: the metrics integration test.
+packages=${VBLK_TEST_PACKAGES:-qemu-system-x86 qemu-system-common busybox-static fio cpio kmod gzip xz-utils prometheus}
+for p in $packages; do
   have "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "vblk", mixinStandardHelpOptions = true, version = "vblk 0.1.0",
         description = "A virtio-blk disk controller emulator and vhost-user-blk backend.",
-        subcommands = {DemoCommand.class, ReproCommand.class, BenchCommand.class, ServeCommand.class})
+        subcommands = {ServeCommand.class, BenchCommand.class, ReproCommand.class, DemoCommand.class})
 public final class Main implements Runnable {
     public static void main(String[] args) {
         System.exit(run(args));

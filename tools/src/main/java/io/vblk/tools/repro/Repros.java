@@ -10,6 +10,7 @@ public final class Repros {
 
     public static List<Repro> all() {
         List<Repro> l = new ArrayList<>();
+        l.add(new SubmitRecursionRepro());
         l.add(new LostWakeupRepro());
         l.add(new CrossThreadCompletionRepro());
         l.add(new DrainLeakRepro());

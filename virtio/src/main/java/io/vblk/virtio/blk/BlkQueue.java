@@ -23,11 +23,11 @@ import java.util.function.BooleanSupplier;
 import java.util.function.IntConsumer;
 
 /**
- * One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
- * merging, completion, and guest notification.
- *
- * <p>Home thread: the queue's IoThread (from the device's {@code IoThreadMapping}). No locking.
+ * Home thread: the queue's IoThread (from the device's {@code IoThreadMapping}). No locking.
  * The device's control methods reach it only through {@code ctx.runOn}.
+ *
+ * <p>One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
+ * merging, completion, and guest notification.
  *
  * <p>Request path: kick eventfd (an <em>external</em> handler, off in drained sections) →
  * defer-call section begins → pop every available chain into a free slot → parse → READ/WRITE go
@@ -42,6 +42,9 @@ import java.util.function.IntConsumer;
  * back into the pass (seed 000's cycle cannot form here).
  */
 final class BlkQueue implements IoCompletion {
+    /** Records the latencies of a completion section at its end; one stable object per queue. */
+    private static final DeferCall.Fn<BlkQueue> RECORD_LATENCIES = BlkQueue::recordLatencies;
+
     private final BlkDevice dev;
     final int index;
     final AioContext ctx;
@@ -65,6 +68,10 @@ final class BlkQueue implements IoCompletion {
     private BlkRequest[] batch = new BlkRequest[0];
     private long[] batchKeys = new long[0];
     private int batchCount;
+    /** Completed in the current section, waiting for its end to be timed: op index and pop time. */
+    private int[] doneOps = new int[0];
+    private long[] donePops = new long[0];
+    private int doneCount;
 
     private BlockChannel channel;
     private BlkRequestParser parser;
@@ -212,10 +219,18 @@ final class BlkQueue implements IoCompletion {
 
     private boolean onPoll() {
         if (!running || !vq.hasAvailable()) {
+            reportIfBroken();
             return false;
         }
         process();
         return true;
+    }
+
+    /** A ring check outside pop (enable's re-read, a poll) may find the driver broke a rule. */
+    private void reportIfBroken() {
+        if (running && vq.broken()) {
+            dev.queueBroken(this, vq.brokenReason());
+        }
     }
 
     /** One pass: pop and dispatch every available chain, then re-enable kicks and re-check. */
@@ -240,12 +255,15 @@ final class BlkQueue implements IoCompletion {
                     break;
                 }
             } while (vq.enableNotification());
+            reportIfBroken();
         } finally {
             dc.end();
         }
     }
 
     private void popAll() {
+        long passStart = 0;
+        boolean stamped = false;
         while (freeTop > 0) {
             if (!vq.pop(chain)) {
                 if (vq.broken()) {
@@ -256,6 +274,14 @@ final class BlkQueue implements IoCompletion {
                 break;
             }
             BlkRequest r = slots[free[--freeTop]];
+            if (!stamped) {
+                // One clock read per pass, not per request: every chain popped here was waiting
+                // when the pass began. The depth includes the chain just popped.
+                stamped = true;
+                passStart = ctx.now();
+                stats.depthAtPop.record(vq.availableSeen() + 1);
+            }
+            r.popNanos = passStart;
             if (++stats.inFlight > stats.maxInFlight) {
                 stats.maxInFlight = stats.inFlight;
             }
@@ -285,7 +311,7 @@ final class BlkQueue implements IoCompletion {
                 submit(r);
             }
             case BlkRequestParser.COMPLETE -> {
-                finish(r, r.status);
+                finish(r, r.status, false);
                 notifier.notifyGuest();
             }
             default -> {
@@ -367,20 +393,49 @@ final class BlkQueue implements IoCompletion {
         for (BlkRequest m = r; m != null; ) {
             BlkRequest next = m.mergeNext;
             m.mergeNext = null;
-            finish(m, status);
+            finish(m, status, true);
             m = next;
         }
         notifier.notifyGuest();
     }
 
     /** Writes the status, returns the chain to the guest and frees the slot. */
-    private void finish(BlkRequest r, int status) {
+    private void finish(BlkRequest r, int status, boolean fromDriver) {
         long used = status == BlkStatus.OK && r.type == BlkRequestType.IN
                 ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
         r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
         vq.push(r.head, used);
-        count(r, status);
+        count(r, status, fromDriver);
+        noteDone(r);
         release(r);
+    }
+
+    /**
+     * Queues {@code r}'s latency to be recorded at the end of the current defer-call section: the
+     * used elements pushed in one section reach the guest together, with the section's one
+     * notification, and one clock read serves them all. Outside a section it is recorded at once.
+     */
+    private void noteDone(BlkRequest r) {
+        if (doneCount == doneOps.length) {
+            recordLatencies();
+        }
+        doneOps[doneCount] = BlkQueueStats.opIndex(r.type);
+        donePops[doneCount] = r.popNanos;
+        if (doneCount++ == 0) {
+            ctx.deferCall().defer(RECORD_LATENCIES, this);
+        }
+    }
+
+    private void recordLatencies() {
+        int n = doneCount;
+        if (n == 0) {
+            return;
+        }
+        long now = ctx.now();
+        for (int i = 0; i < n; i++) {
+            stats.latency[doneOps[i]].record(now - donePops[i]);
+        }
+        doneCount = 0;
     }
 
     private void release(BlkRequest r) {
@@ -395,7 +450,7 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
-    private void count(BlkRequest r, int status) {
+    private void count(BlkRequest r, int status, boolean fromDriver) {
         BlkQueueStats s = stats;
         switch (r.type) {
             case BlkRequestType.IN -> {
@@ -418,8 +473,20 @@ final class BlkQueue implements IoCompletion {
         }
         if (status == BlkStatus.IOERR) {
             s.ioErrors++;
+            if (fromDriver) {
+                s.ioErrorsDriver++;
+            } else {
+                s.ioErrorsRequest++;
+            }
         } else if (status == BlkStatus.UNSUPP) {
             s.unsupported++;
+            if (fromDriver) {
+                s.unsuppDriver++;
+            } else if (BlkQueueStats.opIndex(r.type) == BlkQueueStats.OP_UNSUPPORTED) {
+                s.unsuppType++;
+            } else {
+                s.unsuppRequest++;
+            }
         }
     }
 
@@ -442,6 +509,9 @@ final class BlkQueue implements IoCompletion {
         free = new int[size];
         batch = new BlkRequest[size];
         batchKeys = new long[size];
+        recordLatencies();
+        doneOps = new int[size];
+        donePops = new long[size];
         freeTop = 0;
         for (int i = size - 1; i >= 0; i--) {
             BlockIo io = new BlockIo(arena, iovCapacity);
