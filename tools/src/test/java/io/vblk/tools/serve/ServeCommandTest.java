@@ -70,6 +70,9 @@ class ServeCommandTest {
         r = run("--num-queues", "two", "disk.img");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--num-queues").contains("two");
+        r = run("--metrics", "nowhere:99999", "disk.img", "--socket", "/tmp/s");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).startsWith("vblk serve: --metrics");
         r = run("--nbd-server", "addr.type=unix,addr.path=/x");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("Unknown option: '--nbd-server'");
@@ -108,12 +111,15 @@ class ServeCommandTest {
             f.setLength(8L << 20);
         }
         String sock = dir.resolve("vblk.sock").toString();
-        ServeDaemon d = ServeDaemon.start(config("--object", "iothread,id=io0", "--object", "iothread,id=io1",
+        ServeCommand cmd = new ServeCommand();
+        new CommandLine(cmd).parseArgs("--object", "iothread,id=io0", "--object", "iothread,id=io1",
                 "--blockdev", "driver=file,node-name=d0,filename=" + img,
                 "--blockdev", "driver=null-aio,node-name=n0,size=64M",
                 "--export", "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=" + sock
                         + ",writable=on,num-queues=2,iothread.0=io0,iothread.1=io1",
-                "--export", "type=vhost-user-blk,id=e1,node-name=n0,addr.type=unix,addr.path=" + sock + "2"));
+                "--export", "type=vhost-user-blk,id=e1,node-name=n0,addr.type=unix,addr.path=" + sock + "2",
+                "--object", "metrics,id=m0,addr=127.0.0.1:0");
+        ServeDaemon d = ServeDaemon.start(cmd.config(), cmd.metricsOptions());
         try {
             try (VhostUserTransport t = VhostUserTransport.connect(sock, Duration.ofSeconds(10));
                  GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2))) {
@@ -121,6 +127,11 @@ class ServeCommandTest {
                         .withRequests(1000).withVerify(true)).await(Duration.ofSeconds(60));
                 assertThat(r.error()).isNull();
                 assertThat(r.total().verifyFailures).isZero();
+                String body = java.net.http.HttpClient.newHttpClient().send(
+                        java.net.http.HttpRequest.newBuilder(java.net.URI.create(d.metricsUrl())).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+                assertThat(body).contains("vblk_vhost_connections{export=\"e0\"} 1.0")
+                        .containsPattern("vblk_vhost_messages_total\\{export=\"e0\",type=\"set_vring_kick\"} 2.0");
             }
             try (VhostUserTransport t = VhostUserTransport.connect(sock + "2", Duration.ofSeconds(10));
                  GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults())) {
