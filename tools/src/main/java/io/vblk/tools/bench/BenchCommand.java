@@ -276,7 +276,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (target.equals("in-process")) {
             try {
-                return InProcessTarget.open(driver, queues, iothreads, queueSize, io);
+                return InProcessTarget.open(driver, queues, iothreads, queueSize, io, verify);
             } catch (IllegalArgumentException e) {
                 // The spec parser and the device name what is wrong; say which option it came from.
                 throw new ParameterException(spec.commandLine(), "--driver: " + e.getMessage());

@@ -30,9 +30,17 @@ final class InProcessTarget implements BenchTarget {
         this.nativeAio = nativeAio;
     }
 
-    /** Opens the driver and starts the device; a bad spec fails with the parser's message. */
-    static InProcessTarget open(String driverSpec, int queues, int iothreads, int queueSize, AioOptions io) {
+    /**
+     * Opens the driver and starts the device; a bad spec fails with the parser's message, and
+     * verify mode on the null driver (which keeps no data) is refused.
+     */
+    static InProcessTarget open(String driverSpec, int queues, int iothreads, int queueSize, AioOptions io,
+                                boolean verify) {
         DriverSpec spec = DriverSpec.parse(driverSpec);
+        if (verify && spec instanceof DriverSpec.Null) {
+            throw new IllegalArgumentException("verify mode needs a driver that keeps what is written (file:PATH);"
+                    + " the null driver forgets writes");
+        }
         boolean nativeAio = spec instanceof DriverSpec.File f && f.aio() == FileDriver.Aio.NATIVE;
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(queues).queueSize(queueSize);
         return new InProcessTarget(InProcessBlk.start(spec.open(), cfg, iothreads, io), nativeAio);

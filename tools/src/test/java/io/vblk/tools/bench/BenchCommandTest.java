@@ -145,6 +145,9 @@ class BenchCommandTest {
         Run drv = bench("--driver", "tape:/dev/st0", "--requests", "1");
         assertThat(drv.exit()).isEqualTo(2);
         assertThat(drv.err()).contains("--driver", "unknown driver");
+        Run nullVerify = bench("--driver", "null", "--verify", "--requests", "1");
+        assertThat(nullVerify.exit()).isEqualTo(2);
+        assertThat(nullVerify.err()).contains("--driver", "verify mode needs a driver that keeps");
         Run tgt = bench("--target", "elsewhere", "--requests", "1");
         assertThat(tgt.err()).contains("--target", "in-process or vhost-user:SOCKET");
     }
