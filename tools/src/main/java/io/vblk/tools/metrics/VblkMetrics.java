@@ -16,6 +16,7 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vblk.aio.AioContext;
+import io.vblk.aio.IoThread;
 import io.vblk.aio.Sleeper;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
@@ -26,6 +27,7 @@ import io.vblk.drivers.nullblk.NullSyncChannel;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
+import io.vblk.virtio.guest.InProcessBlk;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.socket.VhostUserStats;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
@@ -278,6 +280,71 @@ public final class VblkMetrics implements AutoCloseable {
         }
         counter(b, Meter.VHOST_PROTOCOL_ERRORS, st, VhostUserStats::protocolErrors, e);
         return done(b);
+    }
+
+    /**
+     * Everything a daemon serves: the main loop, each export's vhost-user counters and device, the
+     * loop of every IoThread a queue lives on and that IoThread's Linux AIO engine if it has one.
+     * For {@code vblk serve}: call once the exports listen. Any thread but a context's home thread.
+     */
+    public Binding bindServe(AioContext mainLoop, List<VhostUserExport> exports) {
+        Binding all;
+        synchronized (this) {
+            all = open("serve");
+        }
+        Set<AioContext> loops = new java.util.LinkedHashSet<>();
+        loops.add(mainLoop);
+        for (VhostUserExport e : exports) {
+            child(all, bindVhostExport(e));
+            if (e.device() instanceof BlkDevice d) {
+                child(all, bindDevice(e.id(), d));
+                for (int q = 0; q < d.numQueues(); q++) {
+                    loops.add(d.queueContext(q));
+                }
+            }
+        }
+        bindLoopsAndEngines(all, loops);
+        synchronized (this) {
+            return done(all);
+        }
+    }
+
+    /**
+     * An in-process device (the bench and harness target): its control loop, IoThreads, their
+     * Linux AIO engines, and the device under its own name as the export. Any thread but a
+     * context's home thread.
+     */
+    public Binding bindInProcess(InProcessBlk blk) {
+        Binding all;
+        synchronized (this) {
+            all = open("in-process " + blk.device().name());
+        }
+        child(all, bindDevice(blk.device().name(), blk.device()));
+        Set<AioContext> loops = new java.util.LinkedHashSet<>();
+        loops.add(blk.control().ctx());
+        for (IoThread t : blk.ioThreads()) {
+            loops.add(t.ctx());
+        }
+        bindLoopsAndEngines(all, loops);
+        synchronized (this) {
+            return done(all);
+        }
+    }
+
+    private void bindLoopsAndEngines(Binding all, Set<AioContext> loops) {
+        for (AioContext c : loops) {
+            child(all, bindLoop(c));
+            Binding engine = bindLinuxAioOf(c);
+            if (engine != null) {
+                child(all, engine);
+            }
+        }
+    }
+
+    /** Makes {@code b} part of {@code parent}: closed with it, not listed on its own. */
+    private synchronized void child(Binding parent, Binding b) {
+        bindings.remove(b);
+        parent.closeables.add(b::close);
     }
 
     // ---------------------------------------------------------------- registration helpers
