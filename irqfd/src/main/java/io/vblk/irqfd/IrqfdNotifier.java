@@ -6,14 +6,14 @@ import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 
 /**
- * Notifies the guest through a queue's call eventfd (KVM's irqfd, or vhost-user's
+ * Home thread: the owning IoThread of the queue ({@code ctx}). No locking. The counters are
+ * plain fields; their getters may be read from any thread as a racy snapshot (metrics).
+ *
+ * <p>Notifies the guest through a queue's call eventfd (KVM's irqfd, or vhost-user's
  * SET_VRING_CALL fd). {@link #notifyGuest()} inside a defer-call section is deferred with
  * {@code ctx.deferCall().defer(SEND, this)}, so a pass that completes N requests writes the eventfd
  * at most once (QEMU's {@code virtio_irqfd_notify} with {@code defer_call}). Whether to write at
  * all is asked of the queue's {@link NotifyFilter} when the deferred send runs.
- *
- * <p>Home thread: the owning IoThread of the queue ({@code ctx}). No locking. The counters are
- * plain fields; their getters may be read from any thread as a racy snapshot (metrics).
  *
  * <p>The eventfd is not owned here: whoever set it closes it, after {@link #setCallFd} replaced it.
  */

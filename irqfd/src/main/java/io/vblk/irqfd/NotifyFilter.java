@@ -1,11 +1,11 @@
 package io.vblk.irqfd;
 
 /**
- * Decides, at the moment a deferred notification is about to be sent, whether the guest wants it.
+ * Home thread: the owning IoThread of the queue. No locking.
+ *
+ * <p>Decides, at the moment a deferred notification is about to be sent, whether the guest wants it.
  * The virtqueue implements this from its suppression state (EVENT_IDX's {@code used_event},
  * VIRTQ_AVAIL_F_NO_INTERRUPT, NOTIFY_ON_EMPTY); irqfd itself knows nothing of virtio.
- *
- * <p>Home thread: the owning IoThread of the queue. No locking.
  */
 @FunctionalInterface
 public interface NotifyFilter {

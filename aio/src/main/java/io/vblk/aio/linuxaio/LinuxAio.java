@@ -99,13 +99,13 @@ public final class LinuxAio {
     /** Requests offered per io_submit call. */
     private final LatencyHistogram batchSizes = new LatencyHistogram();
 
-    private LinuxAio(AioContext ctx, Holder holder, int ringSize, boolean forceGetevents) {
+    private LinuxAio(AioContext ctx, Holder holder, int ringSize, int kernelEvents, boolean forceGetevents) {
         this.ctx = ctx;
         this.holder = holder;
         this.ringSize = ringSize;
-        long id = Sys.ioSetup(ringSize);
+        long id = Sys.ioSetup(kernelEvents);
         if (id < 0) {
-            throw new IllegalStateException("io_setup(" + ringSize + ") failed: " + Errno.name((int) id)
+            throw new IllegalStateException("io_setup(" + kernelEvents + ") failed: " + Errno.name((int) id)
                     + (id == -Errno.EAGAIN ? " (fs.aio-max-nr reached; raise it with sysctl)" : ""));
         }
         this.kctx = id;
@@ -163,10 +163,22 @@ public final class LinuxAio {
         }
         Holder h = ctx.attachment(KEY, c -> new Holder());
         if (h.engine == null) {
-            h.engine = new LinuxAio(ctx, h, ringSize, forceGetevents);
+            h.engine = new LinuxAio(ctx, h, ringSize, ringSize, forceGetevents);
         }
         h.engine.refs++;
         return h.engine;
+    }
+
+    /**
+     * A private engine (not the context's shared one) whose kernel context is sized for
+     * {@code kernelEvents} while up to {@code maxInFlight} requests may be submitted: lets tests
+     * make the kernel itself answer EAGAIN. Release it like any other. Home thread.
+     */
+    static LinuxAio createUnshared(AioContext ctx, int kernelEvents, int maxInFlight, boolean forceGetevents) {
+        ctx.assertHome();
+        LinuxAio e = new LinuxAio(ctx, new Holder(), maxInFlight, kernelEvents, forceGetevents);
+        e.refs = 1;
+        return e;
     }
 
     /**

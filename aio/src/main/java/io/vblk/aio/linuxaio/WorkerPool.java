@@ -8,8 +8,8 @@ import io.vblk.aio.sys.Sys;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A bounded pool of worker threads that run blocking file system calls ({@code preadv},
@@ -20,8 +20,10 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Home thread: the owning IoThread for {@link #submit}, {@link #of}, {@link #release} and
  * completions. Workers touch only the operation fields and {@code result} of the requests they
- * hold. Hand-over to the workers is a bounded array queue (no per-request node); hand-back is an
- * intrusive Treiber stack of finished requests plus one bottom half, neither of which allocates.
+ * hold. Hand-over to the workers is a single-producer, multi-consumer array ring (the home thread
+ * publishes {@code tail}, workers claim entries by CAS on {@code head}) with park/unpark for idle
+ * workers; hand-back is an intrusive Treiber stack of finished requests plus one bottom half.
+ * Neither direction allocates or takes a lock.
  */
 public final class WorkerPool {
     private static final System.Logger LOG = System.getLogger(WorkerPool.class.getName());
@@ -32,14 +34,27 @@ public final class WorkerPool {
 
     private static final Object KEY = new Object();
     private static final VarHandle DONE_HEAD;
-    private static final AioRequest STOP = new AioRequest();
+    private static final VarHandle HEAD;
+    private static final VarHandle TAIL;
+    private static final VarHandle PARKED;
 
     static {
         try {
-            DONE_HEAD = MethodHandles.lookup().findVarHandle(WorkerPool.class, "doneHead", AioRequest.class);
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            DONE_HEAD = l.findVarHandle(WorkerPool.class, "doneHead", AioRequest.class);
+            HEAD = l.findVarHandle(WorkerPool.class, "head", long.class);
+            TAIL = l.findVarHandle(WorkerPool.class, "tail", long.class);
+            PARKED = l.findVarHandle(Worker.class, "parked", boolean.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
+    }
+
+    /** A worker thread and its parked flag. */
+    private static final class Worker {
+        Thread thread;
+        @SuppressWarnings("unused") // through PARKED
+        volatile boolean parked;
     }
 
     private static final class Holder {
@@ -49,8 +64,17 @@ public final class WorkerPool {
     private final AioContext ctx;
     private final Holder holder;
     private final int capacity;
-    private final Thread[] workers;
-    private final ArrayBlockingQueue<AioRequest> todo;
+    private final Worker[] workers;
+    /** Hand-over ring; at least {@code capacity} entries, so the producer never laps a claimed one. */
+    private final AioRequest[] ring;
+    private final int mask;
+    /** Next entry a worker claims; CAS by workers. */
+    @SuppressWarnings("unused") // through HEAD
+    private volatile long head;
+    /** Next entry the home thread fills; written by the home thread only. */
+    @SuppressWarnings("unused") // through TAIL
+    private volatile long tail;
+    private volatile boolean stopping;
     private final Bh doneBh;
     /** Finished requests, pushed by workers, taken whole by {@link #handBack()}. */
     @SuppressWarnings("unused") // through DONE_HEAD
@@ -67,14 +91,19 @@ public final class WorkerPool {
         this.ctx = ctx;
         this.holder = holder;
         this.capacity = capacity;
-        this.todo = new ArrayBlockingQueue<>(capacity + threads);
+        int size = Integer.highestOneBit(Math.max(2, capacity) - 1) << 1;
+        this.ring = new AioRequest[size];
+        this.mask = size - 1;
         this.doneBh = ctx.bh("worker-pool-done", this::handBack);
-        this.workers = new Thread[threads];
+        this.workers = new Worker[threads];
         for (int i = 0; i < threads; i++) {
-            Thread t = new Thread(this::workerLoop, "vblk-pool-" + ctx.name() + "-" + i);
-            t.setDaemon(true);
-            workers[i] = t;
-            t.start();
+            Worker w = new Worker();
+            w.thread = new Thread(() -> workerLoop(w), "vblk-pool-" + ctx.name() + "-" + i);
+            w.thread.setDaemon(true);
+            workers[i] = w;
+        }
+        for (Worker w : workers) {
+            w.thread.start();
         }
     }
 
@@ -97,10 +126,7 @@ public final class WorkerPool {
             throw new IllegalStateException("worker pool of " + ctx.name() + " is closed");
         }
         if (inWorkers < capacity) {
-            req.state = AioRequest.IN_FLIGHT;
-            inWorkers++;
-            // Cannot fail: the queue holds capacity + threads and at most capacity are handed over.
-            todo.add(req);
+            handOver(req);
         } else {
             req.state = AioRequest.QUEUED;
             if (waitTail == null) {
@@ -122,26 +148,68 @@ public final class WorkerPool {
         return executed;
     }
 
-    private void workerLoop() {
-        try {
-            while (true) {
-                AioRequest r = todo.take();
-                if (r == STOP) {
-                    return;
-                }
-                r.result = execute(r);
-                AioRequest head;
-                do {
-                    head = (AioRequest) DONE_HEAD.getVolatile(this);
-                    r.doneNext = head;
-                } while (!DONE_HEAD.compareAndSet(this, head, r));
-                // The push above happens-before the bottom half runs: Bh.schedule() is a volatile
-                // read-modify-write that the home thread's dispatch reads. Pairs with the
-                // getAndSet in handBack().
-                doneBh.schedule();
+    /**
+     * Publishes {@code req} to the workers and wakes one that is parked. Home thread.
+     *
+     * <p>The tail store and the parked-flag reads are volatile, as are a worker's parked-flag store
+     * and its tail re-read before it parks: whichever runs second sees the other, so a request is
+     * never left with every worker asleep. Pairs with {@link #take(Worker)}.
+     */
+    private void handOver(AioRequest req) {
+        req.state = AioRequest.IN_FLIGHT;
+        inWorkers++;
+        long t = (long) TAIL.get(this); // only this thread writes it
+        ring[(int) t & mask] = req;
+        TAIL.setVolatile(this, t + 1);
+        for (Worker w : workers) {
+            if ((boolean) PARKED.getVolatile(w) && PARKED.compareAndSet(w, true, false)) {
+                LockSupport.unpark(w.thread);
+                return;
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Claims the next request, parking while there is none; null when the pool stops. Worker thread. */
+    private AioRequest take(Worker me) {
+        while (true) {
+            long h = (long) HEAD.getVolatile(this);
+            // Pairs with the volatile tail store in handOver(): the entry is written before tail moves.
+            if (h < (long) TAIL.getVolatile(this)) {
+                if (HEAD.compareAndSet(this, h, h + 1)) {
+                    int i = (int) h & mask;
+                    AioRequest r = ring[i];
+                    ring[i] = null;
+                    return r;
+                }
+                continue;
+            }
+            if (stopping) {
+                return null;
+            }
+            PARKED.setVolatile(me, true);
+            // Re-check after announcing: a hand-over that came before the announcement is seen here.
+            if ((long) HEAD.getVolatile(this) < (long) TAIL.getVolatile(this) || stopping) {
+                PARKED.compareAndSet(me, true, false);
+                continue;
+            }
+            LockSupport.park(this);
+            PARKED.compareAndSet(me, true, false); // spurious wake: clear it ourselves
+        }
+    }
+
+    private void workerLoop(Worker me) {
+        AioRequest r;
+        while ((r = take(me)) != null) {
+            r.result = execute(r);
+            AioRequest top;
+            do {
+                top = (AioRequest) DONE_HEAD.getVolatile(this);
+                r.doneNext = top;
+            } while (!DONE_HEAD.compareAndSet(this, top, r));
+            // The push above happens-before the bottom half runs: Bh.schedule() is a volatile
+            // read-modify-write that the home thread's dispatch reads. Pairs with the getAndSet in
+            // handBack().
+            doneBh.schedule();
         }
     }
 
@@ -192,9 +260,7 @@ public final class WorkerPool {
             }
             r.next = null;
             waiting--;
-            r.state = AioRequest.IN_FLIGHT;
-            inWorkers++;
-            todo.add(r);
+            handOver(r);
         }
     }
 
@@ -214,10 +280,12 @@ public final class WorkerPool {
         }
         closed = true;
         holder.pool = null;
-        for (int i = 0; i < workers.length; i++) {
-            todo.add(STOP);
+        stopping = true;
+        for (Worker w : workers) {
+            LockSupport.unpark(w.thread);
         }
-        for (Thread t : workers) {
+        for (Worker w : workers) {
+            Thread t = w.thread;
             try {
                 t.join(TimeUnit.SECONDS.toMillis(5));
             } catch (InterruptedException e) {

@@ -12,9 +12,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * FFM downcall handles for the calls {@link Sys} makes on the request path (about 5 ns of
- * overhead each against about 90 ns for JNA direct mapping; TOOLCHAIN.md section 6). Every
- * handle captures errno into a per-thread segment ({@link Linker.Option#captureCallState}), which
- * becomes the handle's first parameter. Pointer parameters are declared {@code JAVA_LONG}: on LP64
+ * overhead each against about 90 ns for JNA direct mapping; TOOLCHAIN.md section 6). The
+ * capturing handles save errno into a per-thread segment ({@link Linker.Option#captureCallState}),
+ * which becomes the handle's first parameter; the {@code *_FAST} twins do not (see there). Pointer parameters are declared {@code JAVA_LONG}: on LP64
  * Linux a pointer and a {@code long} travel in the same integer register, and a plain address
  * needs no {@code MemorySegment} object per call.
  *
@@ -46,6 +46,28 @@ final class Downcalls {
     /** ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) */
     static final MethodHandle PWRITEV = handle("pwritev",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG));
+    // The same request-path calls without errno capture: the capture argument is sliced per call
+    // inside the JDK, which allocates wherever C2 does not inline the slice (a call site it sees
+    // as infrequent, e.g. one io_submit per batch). Sys calls these first and repeats a failed
+    // call through the capturing handle to learn errno: a failed call of these transferred
+    // nothing, so repeating it is safe (if the repeat succeeds, its result is the result).
+    static final MethodHandle READ_FAST = fast("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
+    static final MethodHandle WRITE_FAST = fast("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
+    static final MethodHandle PREAD_FAST = fast("pread",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+    static final MethodHandle PWRITE_FAST = fast("pwrite",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+    static final MethodHandle PREADV_FAST = fast("preadv",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG));
+    static final MethodHandle PWRITEV_FAST = fast("pwritev",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG));
+    static final MethodHandle SYSCALL3_FAST = LINKER.downcallHandle(LIBC.findOrThrow("syscall"),
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.firstVariadicArg(1));
+    static final MethodHandle SYSCALL5_FAST = LINKER.downcallHandle(LIBC.findOrThrow("syscall"),
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.firstVariadicArg(1));
+
     /** ssize_t recvmsg(int fd, struct msghdr *msg, int flags) */
     static final MethodHandle RECVMSG = handle("recvmsg",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
@@ -68,6 +90,10 @@ final class Downcalls {
             ERRNO, Linker.Option.firstVariadicArg(1));
 
     private Downcalls() {
+    }
+
+    private static MethodHandle fast(String name, FunctionDescriptor fd) {
+        return LINKER.downcallHandle(LIBC.findOrThrow(name), fd);
     }
 
     private static MethodHandle handle(String name, FunctionDescriptor fd) {

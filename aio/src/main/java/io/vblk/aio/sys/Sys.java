@@ -13,7 +13,8 @@ import java.lang.foreign.ValueLayout;
  * {@code io_submit}, {@code io_getevents}, {@code pread[v]}/{@code pwrite[v]}, {@code read}/{@code
  * write}, {@code recvmsg}/{@code sendmsg}, {@code accept4}, {@code poll}) are FFM downcalls
  * ({@link Downcalls}) using a per-thread scratch area for errno and small structures, so they
- * allocate nothing; set-up calls (open, mmap, io_setup, sockets, ...) go through JNA direct
+ * allocate nothing (the request-path ones learn errno by repeating a failed call with errno
+ * captured, see {@link Downcalls}); set-up calls (open, mmap, io_setup, sockets, ...) go through JNA direct
  * mapping ({@link LibC}).
  *
  * <p>Any thread. Addresses passed as {@code long} must point at memory the caller keeps alive for
@@ -261,9 +262,12 @@ public final class Sys {
 
     /** {@code read(2)}: bytes read (0 at end of file) or -errno. */
     public static long read(int fd, long addr, long len) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.READ_FAST.invokeExact(fd, addr, len);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.READ.invokeExact(s.capture, fd, addr, len);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -275,9 +279,12 @@ public final class Sys {
 
     /** {@code write(2)}: bytes written or -errno. */
     public static long write(int fd, long addr, long len) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.WRITE_FAST.invokeExact(fd, addr, len);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.WRITE.invokeExact(s.capture, fd, addr, len);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -289,9 +296,12 @@ public final class Sys {
 
     /** {@code pread(2)}: bytes read or -errno. */
     public static long pread(int fd, long addr, long len, long off) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.PREAD_FAST.invokeExact(fd, addr, len, off);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.PREAD.invokeExact(s.capture, fd, addr, len, off);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -303,9 +313,12 @@ public final class Sys {
 
     /** {@code pwrite(2)}: bytes written or -errno. */
     public static long pwrite(int fd, long addr, long len, long off) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.PWRITE_FAST.invokeExact(fd, addr, len, off);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.PWRITE.invokeExact(s.capture, fd, addr, len, off);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -317,9 +330,12 @@ public final class Sys {
 
     /** {@code preadv(2)} over {@code iovcnt} {@code struct iovec} at {@code iovAddr}: bytes read or -errno. */
     public static long preadv(int fd, long iovAddr, int iovcnt, long off) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.PREADV_FAST.invokeExact(fd, iovAddr, iovcnt, off);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.PREADV.invokeExact(s.capture, fd, iovAddr, iovcnt, off);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -331,9 +347,12 @@ public final class Sys {
 
     /** {@code pwritev(2)}: bytes written or -errno. */
     public static long pwritev(int fd, long iovAddr, int iovcnt, long off) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.PWRITEV_FAST.invokeExact(fd, iovAddr, iovcnt, off);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.PWRITEV.invokeExact(s.capture, fd, iovAddr, iovcnt, off);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -419,9 +438,13 @@ public final class Sys {
      * how many were accepted (the rest were not submitted) or -errno for the first one.
      */
     public static int ioSubmit(long ctx, int nr, long iocbPtrs) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.SYSCALL3_FAST.invokeExact(SYS_IO_SUBMIT, ctx, (long) nr, iocbPtrs);
+            if (r >= 0) {
+                return (int) r;
+            }
+            // Nothing was submitted: ask again with errno captured (it may now succeed).
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.SYSCALL3.invokeExact(s.capture, SYS_IO_SUBMIT, ctx, (long) nr, iocbPtrs);
             } while (r < 0 && s.errno() == Errno.EINTR);
@@ -437,9 +460,13 @@ public final class Sys {
      * address or 0 for no limit. Returns the count or -errno.
      */
     public static int ioGetevents(long ctx, int min, int nr, long events, long timeout) {
-        Scratch s = SCRATCH.get();
         try {
-            long r;
+            long r = (long) Downcalls.SYSCALL5_FAST.invokeExact(SYS_IO_GETEVENTS, ctx, (long) min, (long) nr,
+                    events, timeout);
+            if (r >= 0) {
+                return (int) r;
+            }
+            Scratch s = SCRATCH.get();
             do {
                 r = (long) Downcalls.SYSCALL5.invokeExact(s.capture, SYS_IO_GETEVENTS, ctx, (long) min, (long) nr,
                         events, timeout);

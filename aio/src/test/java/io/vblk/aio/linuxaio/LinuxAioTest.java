@@ -1,6 +1,8 @@
 package io.vblk.aio.linuxaio;
 
 import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.NanoClock;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.Guard;
 import io.vblk.aio.sys.Errno;
@@ -171,6 +173,47 @@ class LinuxAioTest {
         }
     }
 
+    @ParameterizedTest(name = "getevents fallback={0}")
+    @ValueSource(booleans = {false, true})
+    void nestedEventLoopInACallbackContinuesWhereTheOuterPassStopped(boolean fallback) {
+        openFile(false, 1 << 20);
+        LinuxAio aio = LinuxAio.of(ctx, 64, fallback);
+        try {
+            int n = 8;
+            Buf b = buf(BLOCK);
+            java.util.List<Integer> order = new java.util.ArrayList<>();
+            int[] perReq = new int[n];
+            boolean[] nested = {false};
+            AioRequest.Completion c = (req, res) -> {
+                int i = (int) req.ownerWord;
+                perReq[i]++;
+                order.add(i);
+                if (i == 0) {
+                    // A callback that runs the loop (a nested wait): the completion bottom half,
+                    // scheduled when the pass began, completes the rest from inside this frame.
+                    nested[0] = true;
+                    ctx.poll(false);
+                    nested[0] = false;
+                    assertThat(order).as("the nested pass completed the others").hasSize(n);
+                }
+            };
+            DeferCall dc = ctx.deferCall();
+            dc.begin();
+            for (int i = 0; i < n; i++) {
+                AioRequest r = new AioRequest();
+                r.ownerWord = i;
+                aio.submit(r.readv(fd, b.iov.address(), 1, (long) i * BLOCK, c), 32);
+            }
+            dc.end();
+            assertThat(order).containsExactly(0, 1, 2, 3, 4, 5, 6, 7);
+            assertThat(perReq).containsOnly(1);
+            assertThat(aio.inFlight()).isZero();
+            assertThat(aio.completionPasses()).isGreaterThanOrEqualTo(2);
+        } finally {
+            aio.release();
+        }
+    }
+
     @Test
     void batchLimitSubmitsEarlyAndRingBoundsInFlight() {
         openFile(true, 1 << 22);
@@ -200,6 +243,48 @@ class LinuxAioTest {
             assertThat(done.doubles).isZero();
             assertThat(aio.queued()).isZero();
             assertThat(aio.blocked()).isFalse();
+        } finally {
+            aio.release();
+        }
+    }
+
+    @ParameterizedTest(name = "getevents fallback={0}")
+    @ValueSource(booleans = {false, true})
+    void kernelEagainBlocksTheQueueUntilCompletionsFreeSlots(boolean fallback) {
+        openFile(false, 1 << 20);
+        // One batch may hold every request (aio-max-batch 1024), so they reach io_submit together.
+        ctx.close();
+        ctx = new AioContext("aio-test-eagain", Thread.currentThread(), NanoClock.SYSTEM,
+                AioOptions.DEFAULT.withAioMaxBatch(1024));
+        // The kernel context holds far fewer requests (io_setup(1): a few hundred at most) than the
+        // engine lets in flight, so the kernel runs out of slots and answers EAGAIN.
+        LinuxAio aio = LinuxAio.createUnshared(ctx, 1, 1024, fallback);
+        try {
+            int n = 1024;
+            Buf b = buf(BLOCK);
+            Done done = new Done();
+            AioRequest[] reqs = new AioRequest[n];
+            DeferCall dc = ctx.deferCall();
+            dc.begin();
+            for (int i = 0; i < n; i++) {
+                reqs[i] = new AioRequest().readv(fd, b.iov.address(), 1, (long) (i % 256) * BLOCK, done);
+                aio.submit(reqs[i], 1024);
+            }
+            dc.end();
+            assertThat(aio.eagainCount()).isPositive();
+            assertThat(aio.blocked()).isTrue();
+            assertThat(aio.queued()).isPositive();
+            int queuedAfterEagain = aio.queued();
+            // Blocked: a new request only queues; no io_submit is attempted for it.
+            long calls = aio.ioSubmitCalls();
+            AioRequest extra = new AioRequest().readv(fd, b.iov.address(), 1, 0, done);
+            aio.submit(extra, 1);
+            assertThat(aio.ioSubmitCalls()).isEqualTo(calls);
+            assertThat(aio.queued()).isEqualTo(queuedAfterEagain + 1);
+            LoopSteps.pollUntil(ctx, () -> done.count == n + 1, "all requests after EAGAIN");
+            assertThat(done.doubles).isZero();
+            assertThat(aio.blocked()).isFalse();
+            assertThat(aio.queued() + aio.inFlight()).isZero();
         } finally {
             aio.release();
         }

@@ -64,4 +64,54 @@ class WorkerPoolTest {
             ctx.close();
         }
     }
+
+    @Test
+    void burstsOfEverySizeNeverStallAndTheWorkersStopOnRelease(@TempDir Path dir) {
+        AioContext ctx = AioContext.forCurrentThread("pool-bursts");
+        int fd = Sys.open(dir.resolve("f").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        long seed = 42;
+        System.out.println("WorkerPoolTest seed " + seed);
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThat(Sys.ftruncate(fd, 4096)).isZero();
+            MemorySegment buf = arena.allocate(8, 8);
+            MemorySegment iov = arena.allocate(16, 8);
+            iov.set(ValueLayout.JAVA_LONG, 0, buf.address());
+            iov.set(ValueLayout.JAVA_LONG, 8, 8);
+            AioRequest[] reqs = new AioRequest[3 * WorkerPool.DEFAULT_CAPACITY];
+            for (int i = 0; i < reqs.length; i++) {
+                reqs[i] = new AioRequest();
+            }
+            WorkerPool pool = WorkerPool.of(ctx);
+            int[] done = {0};
+            int[] doubles = {0};
+            AioRequest.Completion c = (q, res) -> {
+                if (q.ownerWord != 1) {
+                    doubles[0]++;
+                }
+                q.ownerWord = 2;
+                done[0]++;
+            };
+            long total = 0;
+            for (int burst = 0; burst < 300; burst++) {
+                int n = 1 + rnd.nextInt(reqs.length);
+                for (int i = 0; i < n; i++) {
+                    reqs[i].ownerWord = 1;
+                    pool.submit(reqs[i].readv(fd, iov.address(), 1, 0, c));
+                }
+                total += n;
+                long want = total;
+                LoopSteps.pollUntil(ctx, () -> done[0] == want, "burst " + burst + " of " + n);
+            }
+            assertThat(doubles[0]).isZero();
+            assertThat(pool.executed()).isEqualTo(total);
+            pool.release();
+            String prefix = "vblk-pool-" + ctx.name() + "-";
+            assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith(prefix)))
+                    .as("worker threads after release").isEmpty();
+        } finally {
+            Sys.close(fd);
+            ctx.close();
+        }
+    }
 }

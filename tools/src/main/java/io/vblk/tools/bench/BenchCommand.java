@@ -39,12 +39,15 @@ public final class BenchCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--driver", defaultValue = "null", paramLabel = "SPEC",
-            description = "Block driver behind the device: null[,size=..] or file:PATH[,aio=native|threads]"
-                    + "[,cache=none|writeback] (default: ${DEFAULT-VALUE}).")
+            description = "Block driver behind the in-process device, in the drivers' spec syntax: "
+                    + "null[:size=SIZE,completion=sync|async], file:PATH[,aio=threads|native][,cache=writeback|none], "
+                    + "fault:...;inner=SPEC (default: ${DEFAULT-VALUE}).")
     String driver;
 
     @Option(names = "--target", defaultValue = "in-process", paramLabel = "TARGET",
-            description = "Where the device runs: in-process (default).")
+            description = "Where the device runs: in-process (default: built here from --driver, --queues and "
+                    + "--iothreads), or vhost-user:SOCKET (a running vhost-user-blk back-end, e.g. vblk serve "
+                    + "or qemu-storage-daemon).")
     String target;
 
     @Option(names = "--rw", defaultValue = "randread", paramLabel = "PATTERN",
@@ -204,7 +207,8 @@ public final class BenchCommand implements Callable<Integer> {
         }
         long ctlCpu = cpu(t.controlThread()) - ctl0;
         long submits = submit0 < 0 ? -1 : t.ioSubmitCalls() - submit0;
-        return new BenchReport(t.describe(), driver, w, guest.queueCount(), iothreads, guestPoll,
+        boolean local = t instanceof InProcessTarget;
+        return new BenchReport(t.describe(), local ? driver : null, w, guest.queueCount(), local ? iothreads : -1, guestPoll,
                 GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits);
     }
 
@@ -253,6 +257,23 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private BenchTarget openTarget(AioOptions io) {
+        if (target.startsWith("vhost-user:")) {
+            String path = target.substring("vhost-user:".length());
+            if (path.isEmpty()) {
+                throw bad("--target", target, "in-process or vhost-user:SOCKET");
+            }
+            for (String local : new String[] {"--driver", "--iothreads", "--poll-max-ns"}) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(local)) {
+                    throw new ParameterException(spec.commandLine(), local + " applies to --target in-process only;"
+                            + " the vhost-user back-end at " + path + " has its own");
+                }
+            }
+            try {
+                return VhostUserTarget.connect(path, Duration.ofSeconds(10));
+            } catch (IllegalStateException e) {
+                throw new ParameterException(spec.commandLine(), "--target " + target + ": " + e.getMessage());
+            }
+        }
         if (target.equals("in-process")) {
             try {
                 return InProcessTarget.open(driver, queues, iothreads, queueSize, io);
@@ -261,7 +282,7 @@ public final class BenchCommand implements Callable<Integer> {
                 throw new ParameterException(spec.commandLine(), "--driver: " + e.getMessage());
             }
         }
-        throw bad("--target", target, "in-process");
+        throw bad("--target", target, "in-process or vhost-user:SOCKET");
     }
 
     private long size(String option, String value) {

@@ -15,9 +15,9 @@ import java.util.Locale;
  * <p>Any thread: immutable.
  *
  * @param target          where the device ran ("in-process", later "vhost-user:PATH")
- * @param driver          the driver spec as given
+ * @param driver          the driver spec as given, null when the back-end is remote
  * @param queues          queues driven
- * @param iothreads       IoThreads serving them
+ * @param iothreads       IoThreads serving them, -1 when the back-end is remote
  * @param guestPolls      the guest polled the used ring instead of taking interrupts
  * @param features        features negotiated, by name
  * @param result          what the guest measured
@@ -57,10 +57,11 @@ public record BenchReport(String target, String driver, Workload workload, int q
         QueueStats t = result.total();
         LatencyHistogram h = t.latency;
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "vblk bench: target=%s driver=%s rw=%s%s bs=%s qd=%d queues=%d iothreads=%d %s%s%s%n",
-                target, driver, w.pattern().cliName(),
+        sb.append(String.format(Locale.ROOT, "vblk bench: target=%s%s rw=%s%s bs=%s qd=%d queues=%d%s %s%s%s%n",
+                target, driver == null ? "" : " driver=" + driver, w.pattern().cliName(),
                 w.pattern().reads() && w.pattern().writes() ? " rwmixread=" + w.readPercent() : "",
-                Units.formatSize(w.blockSize()), w.queueDepth(), queues, iothreads, runLength(),
+                Units.formatSize(w.blockSize()), w.queueDepth(), queues, iothreads < 0 ? "" : " iothreads=" + iothreads,
+                runLength(),
                 w.verify() ? " verify" : "", guestPolls ? " guest=poll" : ""));
         sb.append("  features      ").append(features).append('\n');
         sb.append(String.format(Locale.ROOT, "  requests      %d in %.2f s (reads %d, writes %d, errors %d)%n",
@@ -74,15 +75,23 @@ public record BenchReport(String target, String driver, Workload workload, int q
                 result.notificationsPerRequest(), t.notifications, t.wakeups));
         sb.append(String.format(Locale.ROOT, "  kicks         %.4f per request (%d kick eventfd writes, %d suppressed by the device)%n",
                 result.kicksPerRequest(), t.kicks, t.kicksSuppressed));
-        if (ioSubmitCalls < 0) {
+        if (iothreads < 0) {
+            sb.append("  io_submit     not visible (the back-end is another process)\n");
+        } else if (ioSubmitCalls < 0) {
             sb.append("  io_submit     none (driver makes no io_submit calls)\n");
         } else {
             sb.append(String.format(Locale.ROOT, "  io_submit     %.4f per request (%d calls)%n", ioSubmitPerRequest(),
                     ioSubmitCalls));
         }
-        sb.append(String.format(Locale.ROOT, "  CPU           %.2f us per request (iothreads %.2f, guest %.2f, control %.2f)%n",
-                cpuNanosPerRequest() / 1e3, perRequestUs(cpuIoThreads), perRequestUs(cpuGuest),
-                perRequestUs(cpuControl)));
+        if (iothreads < 0) {
+            sb.append(String.format(Locale.ROOT, "  CPU           %.2f us per request in this process (guest %.2f, front-end %.2f;"
+                    + " the back-end's threads are not counted)%n", cpuNanosPerRequest() / 1e3, perRequestUs(cpuGuest),
+                    perRequestUs(cpuControl)));
+        } else {
+            sb.append(String.format(Locale.ROOT, "  CPU           %.2f us per request (iothreads %.2f, guest %.2f, control %.2f)%n",
+                    cpuNanosPerRequest() / 1e3, perRequestUs(cpuIoThreads), perRequestUs(cpuGuest),
+                    perRequestUs(cpuControl)));
+        }
         if (w.verify()) {
             sb.append(String.format(Locale.ROOT, "  verify        %d sectors checked, %d blocks read back, %d failures, %d reads of unwritten blocks%n",
                     t.verifiedSectors, t.readBackBlocks, t.verifyFailures, t.unverifiedReads));
@@ -102,7 +111,12 @@ public record BenchReport(String target, String driver, Workload workload, int q
         Json j = new Json().begin();
         j.field("target", target).field("driver", driver).field("rw", w.pattern().cliName())
                 .field("rwmixread", w.effectiveReadPercent()).field("bs", w.blockSize()).field("qd", w.queueDepth())
-                .field("queues", queues).field("iothreads", iothreads);
+                .field("queues", queues);
+        if (iothreads < 0) {
+            j.nullField("iothreads");
+        } else {
+            j.field("iothreads", iothreads);
+        }
         if (w.requests() > 0) {
             j.field("requests_asked", w.requests());
         } else {

@@ -186,6 +186,9 @@ public final class ServeDaemon {
             clean = false;
             LOG.log(System.Logger.Level.ERROR, "vblk serve: exports did not stop within " + bound + ": " + e.getCause());
         }
+        for (BlkDevice d : devices) {
+            System.err.println(summary(d.name(), d));
+        }
         for (Map.Entry<String, BlockDriver> e : drivers.entrySet()) {
             try {
                 e.getValue().close();
@@ -204,6 +207,30 @@ public final class ServeDaemon {
         }
         clean &= closeThread(mainLoop);
         return clean;
+    }
+
+    /**
+     * One line of what an export served, summed over its queues, e.g.
+     * {@code vblk serve: export e0 served reads=10 writes=5 flushes=2 ... }.
+     */
+    static String summary(String exportId, BlkDevice dev) {
+        long reads = 0, writes = 0, flushes = 0, discards = 0, writeZeroes = 0, ioErrors = 0, unsupported = 0;
+        long readBytes = 0, writtenBytes = 0;
+        for (int q = 0; q < dev.numQueues(); q++) {
+            var s = dev.queueStats(q);
+            reads += s.reads();
+            writes += s.writes();
+            flushes += s.flushes();
+            discards += s.discards();
+            writeZeroes += s.writeZeroes();
+            ioErrors += s.ioErrors();
+            unsupported += s.unsupported();
+            readBytes += s.readBytes();
+            writtenBytes += s.writtenBytes();
+        }
+        return "vblk serve: export " + exportId + " served reads=" + reads + " writes=" + writes + " flushes=" + flushes
+                + " discards=" + discards + " write_zeroes=" + writeZeroes + " read_bytes=" + readBytes
+                + " written_bytes=" + writtenBytes + " ioerr=" + ioErrors + " unsupp=" + unsupported;
     }
 
     /** fsync(2) flushes the file's dirty pages whichever descriptor it is called on. */

@@ -1,5 +1,14 @@
 package io.vblk.tools.bench;
 
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.DriverSpec;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -9,6 +18,8 @@ import java.io.PrintWriter;
 import java.io.RandomAccessFile;
 import java.io.StringWriter;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -81,6 +92,45 @@ class BenchCommandTest {
     }
 
     @Test
+    void vhostUserTargetDrivesAServerOverItsSocket(@TempDir Path dir) {
+        IoThread control = IoThread.start("test-main-loop", AioOptions.DEFAULT);
+        IoThread io = IoThread.start("test-io0", AioOptions.DEFAULT);
+        BlockDriver driver = DriverSpec.open("null:size=64M");
+        String sock = dir.resolve("vblk.sock").toString();
+        AioContext c = control.ctx();
+        BlkDevice[] device = new BlkDevice[1];
+        VhostUserExport export = AioContext.await(c.callOn(() -> {
+            device[0] = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(2)
+                    .ioThreads(IoThreadMapping.single(io.ctx())), c);
+            return VhostUserExport.listen("vda", c, device[0], sock);
+        }), Duration.ofSeconds(10));
+        try {
+            Run r = bench("--target", "vhost-user:" + sock, "--rw", "randread", "--qd", "8", "--queues", "2",
+                    "--requests", "4000", "--json", "--progress", "off");
+            assertThat(r.exit()).as(r.out() + r.err()).isZero();
+            assertThat(number(r.out(), "requests")).isEqualTo(4000);
+            assertThat(r.out()).contains("\"target\":\"vhost-user:" + sock + "\"", "\"iothreads\":null",
+                    "\"driver\":null", "\"ok\":true");
+            Run local = bench("--target", "vhost-user:" + sock, "--driver", "null", "--requests", "10");
+            assertThat(local.exit()).isEqualTo(2);
+            assertThat(local.err()).contains("--driver applies to --target in-process only");
+        } finally {
+            CompletableFuture<Void> idle = new CompletableFuture<>();
+            AioContext.await(c.callOn(() -> {
+                export.close(() -> device[0].close(() -> idle.complete(null)));
+                return null;
+            }), Duration.ofSeconds(10));
+            AioContext.await(idle, Duration.ofSeconds(10));
+            io.close();
+            control.close();
+            driver.close();
+        }
+        Run gone = bench("--target", "vhost-user:" + sock, "--requests", "10");
+        assertThat(gone.exit()).isEqualTo(2);
+        assertThat(gone.err()).contains("--target vhost-user:" + sock);
+    }
+
+    @Test
     void badOptionsNameTheOptionAndWhatItAccepts() {
         Run bs = bench("--bs", "1000", "--requests", "1");
         assertThat(bs.exit()).isEqualTo(2);
@@ -96,7 +146,7 @@ class BenchCommandTest {
         assertThat(drv.exit()).isEqualTo(2);
         assertThat(drv.err()).contains("--driver", "unknown driver");
         Run tgt = bench("--target", "elsewhere", "--requests", "1");
-        assertThat(tgt.err()).contains("--target", "in-process");
+        assertThat(tgt.err()).contains("--target", "in-process or vhost-user:SOCKET");
     }
 
     @Test

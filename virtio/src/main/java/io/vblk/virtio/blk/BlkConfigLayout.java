@@ -1,7 +1,9 @@
 package io.vblk.virtio.blk;
 
 /**
- * The block device's configuration space, {@code struct virtio_blk_config} (virtio 1.2 section
+ * Any thread: constants.
+ *
+ * <p>The block device's configuration space, {@code struct virtio_blk_config} (virtio 1.2 section
  * 5.2.4), little-endian. vblk exposes it up to and including {@code unused1} ({@link #SIZE} bytes):
  * the secure-erase and zoned fields that follow belong to features it does not offer.
  *
@@ -19,8 +21,6 @@ package io.vblk.virtio.blk;
  *   26   2   topology.min_io_size          57   3   unused1
  *   28   4   topology.opt_io_size          60       (end)
  * </pre>
- *
- * <p>Any thread: constants.
  */
 public final class BlkConfigLayout {
     public static final int CAPACITY = 0;

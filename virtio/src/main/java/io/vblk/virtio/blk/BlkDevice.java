@@ -22,13 +22,13 @@ import java.util.function.IntConsumer;
 import static io.vblk.virtio.device.VirtioFeatures.bit;
 
 /**
- * The virtio-blk device model (virtio 1.2 section 5.2) on split virtqueues, driving one
- * {@link BlockDriver}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
- * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}.
- *
- * <p>Home thread: the control context it was created on (the main loop). No locking. Methods that
+ * Home thread: the control context it was created on (the main loop). No locking. Methods that
  * reach a queue hand over with {@code ctx.runOn} and report back on the control context. The
  * NEEDS_RESET state and the cache mode are volatile: queue threads read them per request.
+ *
+ * <p>The virtio-blk device model (virtio 1.2 section 5.2) on split virtqueues, driving one
+ * {@link BlockDriver}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
+ * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}.
  *
  * <pre>{@code
  * IoThread io0 = IoThread.start("io0", AioOptions.DEFAULT), io1 = IoThread.start("io1", AioOptions.DEFAULT);

@@ -7,10 +7,10 @@ import io.vblk.virtio.queue.SplitQueue;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The options of one virtio-blk device, named as the command line names them. {@link #validate()}
- * fails start-up with a message that names the option and what it accepts (STYLE rule 10).
+ * Any thread: a plain options object; the device copies what it needs at construction.
  *
- * <p>Any thread: a plain options object; the device copies what it needs at construction.
+ * <p>The options of one virtio-blk device, named as the command line names them. {@link #validate()}
+ * fails start-up with a message that names the option and what it accepts (STYLE rule 10).
  */
 public final class BlkDeviceConfig {
     /** QEMU's BDRV_REQUEST_MAX_SECTORS: the largest request its block layer passes (INT_MAX >> 9). */

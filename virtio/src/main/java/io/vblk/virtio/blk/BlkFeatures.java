@@ -1,10 +1,10 @@
 package io.vblk.virtio.blk;
 
 /**
- * Feature bits of the block device (virtio 1.2 section 5.2.3). Device-independent bits
- * (VERSION_1, INDIRECT_DESC, EVENT_IDX) are in {@link io.vblk.virtio.device.VirtioFeatures}.
+ * Any thread: constants.
  *
- * <p>Any thread: constants.
+ * <p>Feature bits of the block device (virtio 1.2 section 5.2.3). Device-independent bits
+ * (VERSION_1, INDIRECT_DESC, EVENT_IDX) are in {@link io.vblk.virtio.device.VirtioFeatures}.
  */
 public final class BlkFeatures {
     /** 5.2.3: maximum size of any single segment is in size_max. Not offered by vblk. */

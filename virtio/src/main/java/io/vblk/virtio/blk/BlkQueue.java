@@ -23,11 +23,11 @@ import java.util.function.BooleanSupplier;
 import java.util.function.IntConsumer;
 
 /**
- * One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
- * merging, completion, and guest notification.
- *
- * <p>Home thread: the queue's IoThread (from the device's {@code IoThreadMapping}). No locking.
+ * Home thread: the queue's IoThread (from the device's {@code IoThreadMapping}). No locking.
  * The device's control methods reach it only through {@code ctx.runOn}.
+ *
+ * <p>One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
+ * merging, completion, and guest notification.
  *
  * <p>Request path: kick eventfd (an <em>external</em> handler, off in drained sections) →
  * defer-call section begins → pop every available chain into a free slot → parse → READ/WRITE go
@@ -219,10 +219,18 @@ final class BlkQueue implements IoCompletion {
 
     private boolean onPoll() {
         if (!running || !vq.hasAvailable()) {
+            reportIfBroken();
             return false;
         }
         process();
         return true;
+    }
+
+    /** A ring check outside pop (enable's re-read, a poll) may find the driver broke a rule. */
+    private void reportIfBroken() {
+        if (running && vq.broken()) {
+            dev.queueBroken(this, vq.brokenReason());
+        }
     }
 
     /** One pass: pop and dispatch every available chain, then re-enable kicks and re-check. */
@@ -247,6 +255,7 @@ final class BlkQueue implements IoCompletion {
                     break;
                 }
             } while (vq.enableNotification());
+            reportIfBroken();
         } finally {
             dc.end();
         }

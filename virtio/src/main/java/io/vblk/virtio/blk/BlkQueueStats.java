@@ -3,11 +3,11 @@ package io.vblk.virtio.blk;
 import io.vblk.aio.metrics.LatencyHistogram;
 
 /**
- * Counters of one virtio-blk queue. The queue increments plain fields it already holds; metrics
- * read them through the getters.
- *
- * <p>Home thread: the owning IoThread of the queue writes. Getters: any thread, a racy snapshot
+ * Home thread: the owning IoThread of the queue writes. Getters: any thread, a racy snapshot
  * (each long is read whole on 64-bit JVMs; counts may lag by the requests of one pass).
+ *
+ * <p>Counters of one virtio-blk queue. The queue increments plain fields it already holds; metrics
+ * read them through the getters.
  */
 public final class BlkQueueStats {
     /** Operation names, indexed by {@link #opIndex}: the {@code op} tag of the request meters. */

@@ -5,10 +5,10 @@ import io.vblk.drivers.BlockIo;
 import java.lang.foreign.MemorySegment;
 
 /**
- * One preallocated request slot of a queue: the parsed request and the {@link BlockIo} the driver
- * runs. A queue has as many slots as its size and reuses them; nothing is allocated per request.
+ * Home thread: the owning IoThread of its queue. No locking.
  *
- * <p>Home thread: the owning IoThread of its queue. No locking.
+ * <p>One preallocated request slot of a queue: the parsed request and the {@link BlockIo} the driver
+ * runs. A queue has as many slots as its size and reuses them; nothing is allocated per request.
  */
 final class BlkRequest {
     final int slot;

@@ -1,7 +1,9 @@
 package io.vblk.virtio.blk;
 
 /**
- * The device-readable header that starts every virtio-blk request, and the device-writable status
+ * Any thread: constants.
+ *
+ * <p>The device-readable header that starts every virtio-blk request, and the device-writable status
  * byte that ends it (virtio 1.2 section 5.2.6, {@code struct virtio_blk_req}). Offsets count bytes
  * of the chain's readable part (header) and writable part (status: its last byte), whatever the
  * descriptor boundaries (2.7.4.1).
@@ -16,8 +18,6 @@ package io.vblk.virtio.blk;
  *             | data[] (IN, GET_ID)  | status |  status: OK 0, IOERR 1, UNSUPP 2
  *             +----------------------+--------+
  * </pre>
- *
- * <p>Any thread: constants.
  */
 public final class BlkRequestHeaderLayout {
     public static final int TYPE = 0;

@@ -10,13 +10,13 @@ import java.nio.charset.StandardCharsets;
 import static io.vblk.virtio.blk.BlkRequestType.SECTOR_SHIFT;
 
 /**
- * Parses and validates one popped chain as a virtio-blk request (virtio 1.2 section 5.2.6) into
+ * Home thread: the owning IoThread of the queue. No locking. Built at queue start from the
+ * negotiated features; immutable after.
+ *
+ * <p>Parses and validates one popped chain as a virtio-blk request (virtio 1.2 section 5.2.6) into
  * a request slot, before anything runs (STYLE rule 8: parse before execute). It decides one of:
  * submit to the driver (READ/WRITE, which may merge, or another driver op), complete now with a
  * status, or a framing violation that needs a device reset.
- *
- * <p>Home thread: the owning IoThread of the queue. No locking. Built at queue start from the
- * negotiated features; immutable after.
  */
 final class BlkRequestParser {
     /** A READ or WRITE ready for the driver; may merge with neighbours. */

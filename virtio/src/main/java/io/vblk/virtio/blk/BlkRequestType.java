@@ -1,9 +1,9 @@
 package io.vblk.virtio.blk;
 
 /**
- * The {@code type} field of a virtio-blk request (virtio 1.2 section 5.2.6).
+ * Any thread: constants.
  *
- * <p>Any thread: constants.
+ * <p>The {@code type} field of a virtio-blk request (virtio 1.2 section 5.2.6).
  */
 public final class BlkRequestType {
     /** 5.2.6: read sectors into data. */

@@ -3,10 +3,10 @@ package io.vblk.virtio.blk;
 import io.vblk.aio.sys.Errno;
 
 /**
- * The request status byte (virtio 1.2 section 5.2.6) and the one place where a driver result
- * becomes one (STYLE rule 10).
+ * Any thread: constants and a pure function.
  *
- * <p>Any thread: constants and a pure function.
+ * <p>The request status byte (virtio 1.2 section 5.2.6) and the one place where a driver result
+ * becomes one (STYLE rule 10).
  */
 public final class BlkStatus {
     /** 5.2.6: VIRTIO_BLK_S_OK. */

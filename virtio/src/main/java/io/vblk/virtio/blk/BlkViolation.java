@@ -1,11 +1,11 @@
 package io.vblk.virtio.blk;
 
 /**
- * Framing errors of a virtio-blk request that leave the device no way to answer it with a status
+ * Any thread: constants.
+ *
+ * <p>Framing errors of a virtio-blk request that leave the device no way to answer it with a status
  * byte; like a broken ring, they put the device into DEVICE_NEEDS_RESET (2.1.2). Everything else
  * wrong with a request gets a status byte instead (5.2.6).
- *
- * <p>Any thread: constants.
  */
 public enum BlkViolation {
     /** 5.2.6: every request starts with the 16-byte type/reserved/sector header. */

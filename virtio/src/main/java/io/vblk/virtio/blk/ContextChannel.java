@@ -5,10 +5,10 @@ import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 
 /**
- * The driver channel shared by every queue of one device that lives on the same context:
- * opened on first use, closed with the device.
+ * Home thread: {@link #ctx}'s. No locking.
  *
- * <p>Home thread: {@link #ctx}'s. No locking.
+ * <p>The driver channel shared by every queue of one device that lives on the same context:
+ * opened on first use, closed with the device.
  */
 final class ContextChannel {
     final AioContext ctx;

@@ -1,7 +1,9 @@
 package io.vblk.virtio.blk;
 
 /**
- * One segment of a DISCARD or WRITE_ZEROES request's data (virtio 1.2 section 5.2.6,
+ * Any thread: constants.
+ *
+ * <p>One segment of a DISCARD or WRITE_ZEROES request's data (virtio 1.2 section 5.2.6,
  * {@code struct virtio_blk_discard_write_zeroes}); the data is one or more of them.
  *
  * <pre>
@@ -11,8 +13,6 @@ package io.vblk.virtio.blk;
  *       +----------------+-----------------+-----------------+
  *  flags bit 0: unmap (WRITE_ZEROES only: the device may deallocate); bits 1..31 reserved
  * </pre>
- *
- * <p>Any thread: constants.
  */
 public final class DiscardWriteZeroesLayout {
     public static final int SECTOR = 0;

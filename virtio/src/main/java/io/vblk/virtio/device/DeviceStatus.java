@@ -1,11 +1,11 @@
 package io.vblk.virtio.device;
 
 /**
- * The bits of the device status field (virtio 1.2 section 2.1). vblk reports
+ * Any thread: constants.
+ *
+ * <p>The bits of the device status field (virtio 1.2 section 2.1). vblk reports
  * {@link #DEVICE_NEEDS_RESET} through {@link VirtioDevice#needsReset()}; the transport maps it to
  * its own status register or message.
- *
- * <p>Any thread: constants.
  */
 public final class DeviceStatus {
     /** 2.1: the guest OS has found the device. */

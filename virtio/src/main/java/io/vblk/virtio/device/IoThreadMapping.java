@@ -9,11 +9,11 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Which event loop each queue of a device lives on, as QEMU's {@code iothread-vq-mapping}: either
+ * Any thread: immutable.
+ *
+ * <p>Which event loop each queue of a device lives on, as QEMU's {@code iothread-vq-mapping}: either
  * round-robin over a list of IoThreads, or one context named per queue. Every queue's state, its
  * kick handler and its driver channel live on its context (the queue's home thread).
- *
- * <p>Any thread: immutable.
  */
 public final class IoThreadMapping {
     private final List<AioContext> contexts;

@@ -1,11 +1,11 @@
 package io.vblk.virtio.device;
 
 /**
- * Device-independent feature bits (virtio 1.2 chapter 6, "Reserved Feature Bits") and helpers for
+ * Any thread: constants and pure functions.
+ *
+ * <p>Device-independent feature bits (virtio 1.2 chapter 6, "Reserved Feature Bits") and helpers for
  * the 64-bit feature words. Device-specific bits live with their device (for the block device:
  * {@code io.vblk.virtio.blk.BlkFeatures}).
- *
- * <p>Any thread: constants and pure functions.
  */
 public final class VirtioFeatures {
     /** 6.3 (legacy): notify the driver when the device runs out of available buffers. */

@@ -20,11 +20,14 @@ import static io.vblk.virtio.guest.VringLayout.*;
  * starts, which publishes it). No locking. Nothing here allocates after construction.
  */
 public final class GuestVring {
-    static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG.withOrder(ByteOrder.LITTLE_ENDIAN);
+    // Plain accesses use the unaligned layouts: every offset here is naturally aligned by
+    // construction (2.7's part alignments), and skipping the per-access alignment check is
+    // measurably cheaper on the request path. Ordered accesses need the aligned layout.
+    static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** avail->idx store with release semantics; coordinates (segment, offset). */
-    private static final VarHandle IDX16 = LE16.varHandle();
+    private static final VarHandle IDX16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
 
     private final int size;
     private final int mask;

@@ -47,6 +47,8 @@ public final class QueueStats {
     public long elapsedNanos;
     /** CPU time of the vCPU thread over the run. */
     public long cpuNanos;
+    /** Bytes the vCPU thread allocated over the run (-1 when the JVM cannot tell). */
+    public long allocatedBytes;
     /** The first thing that went wrong (verify mismatch, stall, device bug), or null. */
     public String firstError;
 
@@ -84,6 +86,7 @@ public final class QueueStats {
         readBackBlocks += o.readBackBlocks;
         elapsedNanos = Math.max(elapsedNanos, o.elapsedNanos);
         cpuNanos += o.cpuNanos;
+        allocatedBytes = allocatedBytes < 0 || o.allocatedBytes < 0 ? -1 : allocatedBytes + o.allocatedBytes;
         if (firstError == null) {
             firstError = o.firstError;
         }

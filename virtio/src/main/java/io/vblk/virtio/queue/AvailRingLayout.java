@@ -5,7 +5,9 @@ import java.lang.foreign.MemorySegment;
 import static io.vblk.virtio.queue.LittleEndian.U16;
 
 /**
- * The driver area of a split virtqueue, {@code struct virtq_avail} (virtio 1.2 section 2.7.6),
+ * Any thread: constants and accessors on a segment the caller owns.
+ *
+ * <p>The driver area of a split virtqueue, {@code struct virtq_avail} (virtio 1.2 section 2.7.6),
  * 2-byte aligned, {@code 6 + 2 * size} bytes (2.7, size table). Written by the driver, read by
  * the device.
  *
@@ -18,8 +20,6 @@ import static io.vblk.virtio.queue.LittleEndian.U16;
  *  flags: NO_INTERRUPT = 1 (2.7.7: without EVENT_IDX, "do not notify me")
  *  used_event: only with VIRTIO_F_EVENT_IDX (2.7.7)
  * </pre>
- *
- * <p>Any thread: constants and accessors on a segment the caller owns.
  */
 public final class AvailRingLayout {
     public static final int FLAGS = 0;

@@ -7,12 +7,12 @@ import java.lang.foreign.MemorySegment;
 import static io.vblk.virtio.queue.LittleEndian.U8;
 
 /**
- * One popped descriptor chain, flattened into host buffers: first every device-readable buffer,
+ * Home thread: the owning IoThread of the queue it is popped from. No locking.
+ *
+ * <p>One popped descriptor chain, flattened into host buffers: first every device-readable buffer,
  * then every device-writable one (2.7.4.2 guarantees that order; the queue enforces it). A buffer
  * that crosses from one guest memory region into an adjacent one becomes two segments. The object
  * is reused for every pop: {@link SplitQueue#pop} overwrites it and nothing is allocated.
- *
- * <p>Home thread: the owning IoThread of the queue it is popped from. No locking.
  *
  * <p>Offsets passed to the read and write helpers count bytes of the device-readable part (for
  * {@code read*}) or of the device-writable part (for {@code write*}), whatever the descriptor

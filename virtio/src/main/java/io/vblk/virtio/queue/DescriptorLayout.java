@@ -7,7 +7,9 @@ import static io.vblk.virtio.queue.LittleEndian.U32;
 import static io.vblk.virtio.queue.LittleEndian.U64;
 
 /**
- * One split-virtqueue descriptor, {@code struct virtq_desc} (virtio 1.2 section 2.7.5). The
+ * Any thread: constants and accessors on a segment the caller owns.
+ *
+ * <p>One split-virtqueue descriptor, {@code struct virtq_desc} (virtio 1.2 section 2.7.5). The
  * descriptor table holds Queue Size of them, 16-byte aligned (2.7, alignment table); an indirect
  * table (2.7.5.3) holds {@code len / 16}.
  *
@@ -20,8 +22,6 @@ import static io.vblk.virtio.queue.LittleEndian.U64;
  *  flags: NEXT = 1 (chain continues at next), WRITE = 2 (device-writable),
  *         INDIRECT = 4 (addr/len name a table of descriptors)
  * </pre>
- *
- * <p>Any thread: constants and accessors on a segment the caller owns.
  */
 public final class DescriptorLayout {
     /** 2.7.5: {@code sizeof(struct virtq_desc)}. */

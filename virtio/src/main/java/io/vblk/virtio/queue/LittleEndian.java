@@ -4,11 +4,11 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Little-endian, unaligned value layouts for guest structures. Virtio 1.x structures are
+ * Any thread: constants.
+ *
+ * <p>Little-endian, unaligned value layouts for guest structures. Virtio 1.x structures are
  * little-endian (1.2 section 1.4, "le16/le32/le64"); a guest may place a buffer at any byte, so
  * every access uses the unaligned layouts (the aligned ones throw on a misaligned address).
- *
- * <p>Any thread: constants.
  */
 public final class LittleEndian {
     public static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;

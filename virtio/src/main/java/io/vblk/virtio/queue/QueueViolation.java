@@ -1,11 +1,11 @@
 package io.vblk.virtio.queue;
 
 /**
- * The ways a driver can break the split-virtqueue rules. Each one puts the device into
+ * Any thread: constants.
+ *
+ * <p>The ways a driver can break the split-virtqueue rules. Each one puts the device into
  * DEVICE_NEEDS_RESET (virtio 1.2 section 2.1.2: "The device SHOULD set DEVICE_NEEDS_RESET when it
  * enters an error state that a reset is needed"); the name is what logs, metrics and tests see.
- *
- * <p>Any thread: constants.
  */
 public enum QueueViolation {
     /** 2.6 / 2.7: Queue Size is a power of 2 (and vblk takes at most {@link SplitQueue#MAX_SIZE}). */

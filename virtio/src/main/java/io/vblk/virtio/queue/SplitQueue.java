@@ -12,11 +12,11 @@ import static io.vblk.virtio.queue.LittleEndian.U16;
 import static io.vblk.virtio.queue.LittleEndian.U32;
 
 /**
- * The device side of one split virtqueue (virtio 1.2 section 2.7): pops descriptor chains the
+ * Home thread: the owning IoThread of the device queue. No locking.
+ *
+ * <p>The device side of one split virtqueue (virtio 1.2 section 2.7): pops descriptor chains the
  * driver made available, pushes used elements back, and decides when the driver wants a used
  * buffer notification and when the device wants a kick. It knows nothing of the device type.
- *
- * <p>Home thread: the owning IoThread of the device queue. No locking.
  *
  * <p>The rings are translated once, at {@link #start}, into segments of the guest memory
  * mapping; every later access is an offset into them, so the request path allocates nothing. A

@@ -6,7 +6,9 @@ import static io.vblk.virtio.queue.LittleEndian.U16;
 import static io.vblk.virtio.queue.LittleEndian.U32;
 
 /**
- * The device area of a split virtqueue, {@code struct virtq_used} (virtio 1.2 section 2.7.8),
+ * Any thread: constants and accessors on a segment the caller owns.
+ *
+ * <p>The device area of a split virtqueue, {@code struct virtq_used} (virtio 1.2 section 2.7.8),
  * 4-byte aligned, {@code 6 + 8 * size} bytes (2.7, size table). Written by the device, read by
  * the driver.
  *
@@ -20,8 +22,6 @@ import static io.vblk.virtio.queue.LittleEndian.U32;
  *  ring[i].id: head index of the used chain; ring[i].len: bytes written into it
  *  avail_event: only with VIRTIO_F_EVENT_IDX (2.7.10)
  * </pre>
- *
- * <p>Any thread: constants and accessors on a segment the caller owns.
  */
 public final class UsedRingLayout {
     public static final int FLAGS = 0;

@@ -137,6 +137,18 @@ class BlkDeviceLifecycleTest {
     }
 
     @Test
+    void anAvailIndexJumpNeedsReset() {
+        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+            // 2.7.6.1: the index moves more than the queue size past what the device has seen.
+            f.guest.read(0, 512);
+            f.guest.mem(f.guest.avail, 4).set(LittleEndian.U16, AvailRingLayout.IDX, (short) 1000);
+            f.guest.kick();
+            f.settle();
+            assertThat(f.dev.needsResetReason()).contains("AVAIL_INDEX_JUMP");
+        }
+    }
+
+    @Test
     void misuseFromTheControlSideIsRefused() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             assertThatThrownBy(() -> f.dev.startQueue(0, () -> { })).hasMessageContaining("already started");

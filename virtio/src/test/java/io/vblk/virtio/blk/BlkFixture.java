@@ -10,10 +10,10 @@ import java.util.function.Consumer;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * One device on one step-driven context (the test thread is both the control context and the
- * queue's IoThread), one queue, one {@link BlkGuest}. Tests step the loop with {@link #settle()}.
+ * Home thread: the test thread.
  *
- * <p>Home thread: the test thread.
+ * <p>One device on one step-driven context (the test thread is both the control context and the
+ * queue's IoThread), one queue, one {@link BlkGuest}. Tests step the loop with {@link #settle()}.
  */
 final class BlkFixture implements AutoCloseable {
     final AioContext ctx;
@@ -58,6 +58,36 @@ final class BlkFixture implements AutoCloseable {
         guest.kick();
         settle();
         return guest.reap();
+    }
+
+    /**
+     * Kicks and waits (bounded) until {@code n} requests completed, blocking in the loop between
+     * steps: for drivers whose completions come from the kernel (Linux AIO, worker threads).
+     */
+    List<BlkGuest.Done> kickAndWait(int n) {
+        guest.kick();
+        return waitDone(n);
+    }
+
+    List<BlkGuest.Done> waitDone(int n) {
+        List<BlkGuest.Done> done = new java.util.ArrayList<>(guest.reap());
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        io.vblk.aio.Timer tick = ctx.timer("fixture.tick", () -> { });
+        try {
+            while (done.size() < n) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new AssertionError("only " + done.size() + " of " + n + " requests completed");
+                }
+                tick.armIn(20_000_000L); // bounds the blocking poll
+                ctx.poll(true);
+                done.addAll(guest.reap());
+            }
+        } finally {
+            tick.cancel();
+        }
+        settle();
+        done.addAll(guest.reap());
+        return done;
     }
 
     /** Posts nothing more; kicks and expects exactly one completion. */

@@ -22,12 +22,12 @@ import static io.vblk.virtio.queue.LittleEndian.U64;
 import static io.vblk.virtio.queue.LittleEndian.U8;
 
 /**
- * A small in-test virtio-blk guest for one queue: builds request chains (header, data, status)
+ * Home thread: the test thread (or the thread that drives this queue's guest side).
+ *
+ * <p>A small in-test virtio-blk guest for one queue: builds request chains (header, data, status)
  * in its own guest memory, posts them, kicks, and reaps the used ring. Direct chains by default,
  * one indirect table per request when {@link #indirect} is set. Owns the kick and call eventfds
  * until it hands them to the device.
- *
- * <p>Home thread: the test thread (or the thread that drives this queue's guest side).
  */
 final class BlkGuest implements AutoCloseable {
     static final long GPA = 0x10000;

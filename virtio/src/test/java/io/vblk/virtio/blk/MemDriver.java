@@ -15,12 +15,12 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A RAM-backed block driver for device tests: it really moves the bytes (so data can be verified)
+ * Any thread for the accessors; channels: the home thread of their context.
+ *
+ * <p>A RAM-backed block driver for device tests: it really moves the bytes (so data can be verified)
  * and can complete synchronously inside submit, asynchronously from a bottom half (one defer-call
  * section per batch, like a real completion handler), or hold completions until released. It can
  * also fail requests with a chosen errno or transfer short.
- *
- * <p>Accessors: any thread. Channels: home thread of their context.
  */
 final class MemDriver implements BlockDriver {
     enum Mode { SYNC, ASYNC, HOLD }

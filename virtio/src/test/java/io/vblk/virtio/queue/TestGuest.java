@@ -12,11 +12,11 @@ import static io.vblk.virtio.queue.LittleEndian.U16;
 import static io.vblk.virtio.queue.LittleEndian.U32;
 
 /**
- * A tiny guest-side writer for queue conformance tests: lays out one split virtqueue in a small
+ * Home thread: the test thread. Not a driver: it keeps no bookkeeping beyond a bump allocator.
+ *
+ * <p>A tiny guest-side writer for queue conformance tests: lays out one split virtqueue in a small
  * guest memory of three regions (two adjacent, one after a gap) and writes descriptors and ring
  * entries by hand, including the bad ones no well-behaved driver writes.
- *
- * <p>Home thread: the test thread. Not a driver: it keeps no bookkeeping beyond a bump allocator.
  */
 final class TestGuest implements AutoCloseable {
     /** Region 0 holds the rings; region 1 follows it directly; region 2 lies after a gap. */
