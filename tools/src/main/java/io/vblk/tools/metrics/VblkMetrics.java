@@ -201,15 +201,15 @@ public final class VblkMetrics implements AutoCloseable {
     /**
      * A driver channel: requests in flight and completed; for the synchronous null driver its
      * submit-depth guard (seed 000); for a channel on Linux AIO (file, aio=native) its context's
-     * engine (bound once per engine, however many channels share it). {@code driver} is the tag
-     * value (the blockdev's node name, or the driver kind).
+     * engine (bound once per engine, however many channels share it). {@code driver} is the
+     * driver's kind. Devices bind the channels they open themselves ({@link #bindDevice}).
      */
-    public synchronized Binding bindChannel(BlockChannel channel, String driver) {
+    public synchronized Binding bindChannel(BlockChannel channel, String export, String driver) {
         String t = channel.context().name();
-        Binding b = open("channel " + driver + " " + t);
-        gauge(b, Meter.CHANNEL_IN_FLIGHT, channel, BlockChannel::inFlight, driver, t);
+        Binding b = open("channel " + export + " " + t);
+        gauge(b, Meter.CHANNEL_IN_FLIGHT, channel, BlockChannel::inFlight, export, t, driver);
         if (channel instanceof ChannelBase cb) {
-            counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, driver, t);
+            counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, export, t, driver);
         }
         if (channel instanceof NullSyncChannel ns) {
             counter(b, Meter.GUARD_SUBMIT_CAP_HITS, ns, c -> c.submitGuard().capHits(), t, "null-sync");
@@ -262,6 +262,23 @@ public final class VblkMetrics implements AutoCloseable {
             counter(b, Meter.NOTIFY_NO_FD, n, IrqfdNotifier::skippedNoFd, export, q, t);
         }
         gauge(b, Meter.DEVICE_NEEDS_RESET, dev, d -> d.needsReset() ? 1 : 0, export);
+        // The driver channel of each context: opened on the first start, so read through the
+        // device each time (0 while none is open).
+        Set<AioContext> ctxs = new java.util.LinkedHashSet<>();
+        for (int i = 0; i < dev.numQueues(); i++) {
+            ctxs.add(dev.queueContext(i));
+        }
+        String kind = dev.driver().kind();
+        for (AioContext c : ctxs) {
+            gauge(b, Meter.CHANNEL_IN_FLIGHT, dev, d -> {
+                BlockChannel ch = d.driverChannel(c);
+                return ch == null ? 0 : ch.inFlight();
+            }, export, c.name(), kind);
+            counter(b, Meter.CHANNEL_COMPLETED, dev, d -> {
+                BlockChannel ch = d.driverChannel(c);
+                return ch instanceof ChannelBase cb ? cb.completedCount() : 0;
+            }, export, c.name(), kind);
+        }
         return done(b);
     }
 
