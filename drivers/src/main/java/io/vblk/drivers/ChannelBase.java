@@ -1,6 +1,7 @@
 package io.vblk.drivers;
 
 import io.vblk.aio.AioContext;
+import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.sys.Errno;
 
 import java.util.ArrayList;
@@ -148,5 +149,10 @@ public abstract class ChannelBase implements BlockChannel {
 
     public final boolean isClosed() {
         return closed;
+    }
+
+    /** The Linux AIO engine this channel submits to, or null when it uses none (for metrics). */
+    public LinuxAio linuxAio() {
+        return null;
     }
 }

@@ -181,6 +181,15 @@ public final class LinuxAio {
         return e;
     }
 
+    /**
+     * This context's engine if one exists, else null; creates none and takes no reference (for
+     * metrics, which must not keep an engine alive). Home thread.
+     */
+    public static LinuxAio peek(AioContext ctx) {
+        ctx.assertHome();
+        return ctx.attachment(KEY, c -> new Holder()).engine;
+    }
+
     // ---------------------------------------------------------------- submission
 
     /**

@@ -54,7 +54,10 @@ public enum Meter {
     // ------------------------------------------------------------ block driver channels
     CHANNEL_IN_FLIGHT("vblk.channel.in.flight", Kind.GAUGE, null,
             "Requests submitted to a driver channel and not yet completed",
-            Tag.DRIVER, Tag.IOTHREAD),
+            Tag.EXPORT, Tag.IOTHREAD, Tag.DRIVER),
+    CHANNEL_COMPLETED("vblk.channel.completed", Kind.COUNTER, null,
+            "Requests completed by a driver channel (refused ones included); restarts when the channel is reopened",
+            Tag.EXPORT, Tag.IOTHREAD, Tag.DRIVER),
 
     // ------------------------------------------------------------ guest notifications (irqfd)
     NOTIFY_REQUESTED("vblk.notify.requested", Kind.COUNTER, null,
@@ -117,10 +120,10 @@ public enum Meter {
     // ------------------------------------------------------------ hazard guards (seeds)
     GUARD_SUBMIT_CAP_HITS("vblk.guard.submit.depth.cap.hits", Kind.COUNTER, null,
             "Submits stopped by the submit-depth cap and resumed from the completion bottom half (seed 000)",
-            Tag.IOTHREAD),
+            Tag.IOTHREAD, Tag.ENGINE),
     GUARD_SUBMIT_MAX_DEPTH("vblk.guard.submit.depth.max", Kind.GAUGE, null,
             "Deepest submit nesting seen (seed 000)",
-            Tag.IOTHREAD),
+            Tag.IOTHREAD, Tag.ENGINE),
     GUARD_WAKES_BEFORE_SLEEP("vblk.guard.wakes.before.sleep", Kind.COUNTER, null,
             "Wake-ups that arrived before the sleeper armed and ended its next sleep at once (seed 001)",
             Tag.IOTHREAD, Tag.SLEEPER),
@@ -199,14 +202,16 @@ public enum Meter {
         public static final String OP = "op";
         /** Error status: ioerr, unsupp. */
         public static final String STATUS = "status";
-        /** Why a request failed (driver, range, read_only, ...). */
+        /** Why a request failed: request (refused at parse), driver (its result), type (unknown type). */
         public static final String CAUSE = "cause";
         /** vhost-user request type. */
         public static final String TYPE = "type";
         /** Name of a sleeper (a periodic task with early wake). */
         public static final String SLEEPER = "sleeper";
-        /** Block driver name. */
+        /** Block driver kind: file, null, fault. */
         public static final String DRIVER = "driver";
+        /** A submission queue with a depth guard: linux-aio, null-sync. */
+        public static final String ENGINE = "engine";
 
         private Tag() {
         }

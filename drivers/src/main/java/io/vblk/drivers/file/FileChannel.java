@@ -362,4 +362,10 @@ final class FileChannel extends ChannelBase {
         }
         arena.close();
     }
+
+    /** The context's Linux AIO engine this channel submits to (aio=native), or null (aio=threads). */
+    @Override
+    public LinuxAio linuxAio() {
+        return aio;
+    }
 }

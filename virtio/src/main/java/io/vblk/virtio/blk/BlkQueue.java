@@ -42,6 +42,9 @@ import java.util.function.IntConsumer;
  * back into the pass (seed 000's cycle cannot form here).
  */
 final class BlkQueue implements IoCompletion {
+    /** Records the latencies of a completion section at its end; one stable object per queue. */
+    private static final DeferCall.Fn<BlkQueue> RECORD_LATENCIES = BlkQueue::recordLatencies;
+
     private final BlkDevice dev;
     final int index;
     final AioContext ctx;
@@ -65,6 +68,10 @@ final class BlkQueue implements IoCompletion {
     private BlkRequest[] batch = new BlkRequest[0];
     private long[] batchKeys = new long[0];
     private int batchCount;
+    /** Completed in the current section, waiting for its end to be timed: op index and pop time. */
+    private int[] doneOps = new int[0];
+    private long[] donePops = new long[0];
+    private int doneCount;
 
     private BlockChannel channel;
     private BlkRequestParser parser;
@@ -255,6 +262,8 @@ final class BlkQueue implements IoCompletion {
     }
 
     private void popAll() {
+        long passStart = 0;
+        boolean stamped = false;
         while (freeTop > 0) {
             if (!vq.pop(chain)) {
                 if (vq.broken()) {
@@ -265,6 +274,14 @@ final class BlkQueue implements IoCompletion {
                 break;
             }
             BlkRequest r = slots[free[--freeTop]];
+            if (!stamped) {
+                // One clock read per pass, not per request: every chain popped here was waiting
+                // when the pass began. The depth includes the chain just popped.
+                stamped = true;
+                passStart = ctx.now();
+                stats.depthAtPop.record(vq.availableSeen() + 1);
+            }
+            r.popNanos = passStart;
             if (++stats.inFlight > stats.maxInFlight) {
                 stats.maxInFlight = stats.inFlight;
             }
@@ -294,7 +311,7 @@ final class BlkQueue implements IoCompletion {
                 submit(r);
             }
             case BlkRequestParser.COMPLETE -> {
-                finish(r, r.status);
+                finish(r, r.status, false);
                 notifier.notifyGuest();
             }
             default -> {
@@ -376,20 +393,49 @@ final class BlkQueue implements IoCompletion {
         for (BlkRequest m = r; m != null; ) {
             BlkRequest next = m.mergeNext;
             m.mergeNext = null;
-            finish(m, status);
+            finish(m, status, true);
             m = next;
         }
         notifier.notifyGuest();
     }
 
     /** Writes the status, returns the chain to the guest and frees the slot. */
-    private void finish(BlkRequest r, int status) {
+    private void finish(BlkRequest r, int status, boolean fromDriver) {
         long used = status == BlkStatus.OK && r.type == BlkRequestType.IN
                 ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
         r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
         vq.push(r.head, used);
-        count(r, status);
+        count(r, status, fromDriver);
+        noteDone(r);
         release(r);
+    }
+
+    /**
+     * Queues {@code r}'s latency to be recorded at the end of the current defer-call section: the
+     * used elements pushed in one section reach the guest together, with the section's one
+     * notification, and one clock read serves them all. Outside a section it is recorded at once.
+     */
+    private void noteDone(BlkRequest r) {
+        if (doneCount == doneOps.length) {
+            recordLatencies();
+        }
+        doneOps[doneCount] = BlkQueueStats.opIndex(r.type);
+        donePops[doneCount] = r.popNanos;
+        if (doneCount++ == 0) {
+            ctx.deferCall().defer(RECORD_LATENCIES, this);
+        }
+    }
+
+    private void recordLatencies() {
+        int n = doneCount;
+        if (n == 0) {
+            return;
+        }
+        long now = ctx.now();
+        for (int i = 0; i < n; i++) {
+            stats.latency[doneOps[i]].record(now - donePops[i]);
+        }
+        doneCount = 0;
     }
 
     private void release(BlkRequest r) {
@@ -404,7 +450,7 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
-    private void count(BlkRequest r, int status) {
+    private void count(BlkRequest r, int status, boolean fromDriver) {
         BlkQueueStats s = stats;
         switch (r.type) {
             case BlkRequestType.IN -> {
@@ -427,8 +473,20 @@ final class BlkQueue implements IoCompletion {
         }
         if (status == BlkStatus.IOERR) {
             s.ioErrors++;
+            if (fromDriver) {
+                s.ioErrorsDriver++;
+            } else {
+                s.ioErrorsRequest++;
+            }
         } else if (status == BlkStatus.UNSUPP) {
             s.unsupported++;
+            if (fromDriver) {
+                s.unsuppDriver++;
+            } else if (BlkQueueStats.opIndex(r.type) == BlkQueueStats.OP_UNSUPPORTED) {
+                s.unsuppType++;
+            } else {
+                s.unsuppRequest++;
+            }
         }
     }
 
@@ -451,6 +509,9 @@ final class BlkQueue implements IoCompletion {
         free = new int[size];
         batch = new BlkRequest[size];
         batchKeys = new long[size];
+        recordLatencies();
+        doneOps = new int[size];
+        donePops = new long[size];
         freeTop = 0;
         for (int i = size - 1; i >= 0; i--) {
             BlockIo io = new BlockIo(arena, iovCapacity);

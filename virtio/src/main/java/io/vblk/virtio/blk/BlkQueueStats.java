@@ -1,5 +1,7 @@
 package io.vblk.virtio.blk;
 
+import io.vblk.aio.metrics.LatencyHistogram;
+
 /**
  * Home thread: the owning IoThread of the queue writes. Getters: any thread, a racy snapshot
  * (each long is read whole on 64-bit JVMs; counts may lag by the requests of one pass).
@@ -8,6 +10,12 @@ package io.vblk.virtio.blk;
  * read them through the getters.
  */
 public final class BlkQueueStats {
+    /** Operation names, indexed by {@link #opIndex}: the {@code op} tag of the request meters. */
+    public static final String[] OPS = {"read", "write", "flush", "get_id", "discard", "write_zeroes", "unsupported"};
+    public static final int OP_READ = 0;
+    public static final int OP_WRITE = 1;
+    public static final int OP_UNSUPPORTED = 6;
+
     long reads;
     long writes;
     long flushes;
@@ -25,6 +33,84 @@ public final class BlkQueueStats {
     long passes;
     int inFlight;
     int maxInFlight;
+    /** IOERR decided at parse (range, read-only, segments, arguments) vs from the driver's result. */
+    long ioErrorsRequest;
+    long ioErrorsDriver;
+    /** UNSUPP for an unknown type, for a known one not negotiated or not allowed, and from the driver. */
+    long unsuppType;
+    long unsuppRequest;
+    long unsuppDriver;
+    /** Guest-visible latency per operation: pass start (pop) to the end of the completing section. */
+    final LatencyHistogram[] latency = new LatencyHistogram[OPS.length];
+    /** Chains available when a pass began popping. */
+    final LatencyHistogram depthAtPop = new LatencyHistogram();
+
+    BlkQueueStats() {
+        for (int i = 0; i < latency.length; i++) {
+            latency[i] = new LatencyHistogram();
+        }
+    }
+
+    /** The {@link #OPS} index of a 5.2.6 request type. */
+    public static int opIndex(int type) {
+        return switch (type) {
+            case BlkRequestType.IN -> 0;
+            case BlkRequestType.OUT -> 1;
+            case BlkRequestType.FLUSH -> 2;
+            case BlkRequestType.GET_ID -> 3;
+            case BlkRequestType.DISCARD -> 4;
+            case BlkRequestType.WRITE_ZEROES -> 5;
+            default -> OP_UNSUPPORTED;
+        };
+    }
+
+    /** Completed requests of operation {@code op} ({@link #OPS} index). */
+    public long requests(int op) {
+        return switch (op) {
+            case 0 -> reads;
+            case 1 -> writes;
+            case 2 -> flushes;
+            case 3 -> getIds;
+            case 4 -> discards;
+            case 5 -> writeZeroes;
+            default -> unsupportedTypes;
+        };
+    }
+
+    /** Latency of operation {@code op} ({@link #OPS} index), in nanoseconds; snapshots from any thread. */
+    public LatencyHistogram latency(int op) {
+        return latency[op];
+    }
+
+    /** Chains available when a pass began popping; snapshots from any thread. */
+    public LatencyHistogram depthAtPop() {
+        return depthAtPop;
+    }
+
+    /** IOERR decided while parsing: sector range, read-only device, segment count, arguments. */
+    public long ioErrorsRequest() {
+        return ioErrorsRequest;
+    }
+
+    /** IOERR from the driver: a failed or short transfer. */
+    public long ioErrorsDriver() {
+        return ioErrorsDriver;
+    }
+
+    /** UNSUPP for a request type vblk does not know. */
+    public long unsuppType() {
+        return unsuppType;
+    }
+
+    /** UNSUPP for a known request the device refuses (feature not negotiated, unmap flag, ...). */
+    public long unsuppRequest() {
+        return unsuppRequest;
+    }
+
+    /** UNSUPP because the driver cannot do the operation (EOPNOTSUPP). */
+    public long unsuppDriver() {
+        return unsuppDriver;
+    }
 
     /** Completed VIRTIO_BLK_T_IN requests. */
     public long reads() {

@@ -29,6 +29,8 @@ final class BlkRequest {
     long usedLen;
     /** Bytes the driver must move for a READ/WRITE (the merged total for a merge leader), else -1. */
     long expected;
+    /** The context clock when the pass that popped this request began popping (latency meter). */
+    long popNanos;
     /** Requests merged into this one (a singly linked list owned by the leader). */
     BlkRequest mergeNext;
     BlkRequest mergeTail;

@@ -181,6 +181,14 @@ public final class SplitQueue {
     }
 
     /**
+     * Chains known to be waiting as of the last read of the avail index (no new read): after a
+     * pop, what the pass still has before it. For the queue-depth meter.
+     */
+    public int availableSeen() {
+        return (shadowAvailIdx - lastAvailIdx) & 0xffff;
+    }
+
+    /**
      * Pops the next available chain into {@code chain}. Returns false when none is waiting or when
      * the driver broke a rule ({@link #broken()} tells which).
      */

@@ -55,6 +55,7 @@ public final class VhostUserConnection {
     private boolean paused;
     private boolean closing;
     private long messages;
+    private VhostUserStats stats = new VhostUserStats();
 
     /**
      * @param name     "export e0" (log lines start with it)
@@ -85,6 +86,11 @@ public final class VhostUserConnection {
         return messages;
     }
 
+    /** Counts into {@code s} (the export's, shared by its connections) instead of its own. Before start. */
+    void countInto(VhostUserStats s) {
+        this.stats = s;
+    }
+
     public boolean closing() {
         return closing;
     }
@@ -112,6 +118,7 @@ public final class VhostUserConnection {
             try {
                 m = framer.received((int) n, received.fds, received.count, received.truncated);
             } catch (VhostUserProtocolException e) {
+                stats.protocolErrors++;
                 close("malformed message: " + e.getMessage());
                 return;
             }
@@ -120,10 +127,14 @@ public final class VhostUserConnection {
             }
             handled++;
             messages++;
+            if (m.kind() != null) {
+                stats.messages[m.kind().id]++;
+            }
             boolean done;
             try {
                 done = handler.handle(m);
             } catch (VhostUserProtocolException e) {
+                stats.protocolErrors++;
                 close("malformed message: " + e.getMessage());
                 return;
             } catch (RuntimeException e) {
@@ -227,6 +238,10 @@ public final class VhostUserConnection {
 
         @Override
         public void fail(String reason) {
+            // The handler fails a connection for a protocol violation found asynchronously, or an internal error.
+            if (reason.startsWith("malformed message")) {
+                stats.protocolErrors++;
+            }
             VhostUserConnection.this.fail(reason);
         }
     }

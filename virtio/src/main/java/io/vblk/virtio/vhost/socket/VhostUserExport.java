@@ -35,6 +35,7 @@ public final class VhostUserExport implements AutoCloseable {
     private VhostUserConnection connection;
     private boolean closed;
     private long accepted;
+    private final VhostUserStats stats = new VhostUserStats();
     private Runnable onIdle;
 
     private VhostUserExport(String id, AioContext ctx, VirtioDevice device, int listenFd, String path) {
@@ -92,6 +93,16 @@ public final class VhostUserExport implements AutoCloseable {
         return accepted;
     }
 
+    /** 1 while a front-end is connected, else 0. Any thread (a racy read). */
+    public int connectionsOpen() {
+        return connection != null ? 1 : 0;
+    }
+
+    /** Messages by type and protocol errors, over all connections. Getters: any thread. */
+    public VhostUserStats stats() {
+        return stats;
+    }
+
     /** The open connection, or null. Home thread. */
     public VhostUserConnection connection() {
         return connection;
@@ -121,6 +132,7 @@ public final class VhostUserExport implements AutoCloseable {
         listener = null;
         String name = "export " + id + " connection " + accepted;
         connection = new VhostUserConnection(name, ctx, fd, device, this::connectionClosed);
+        connection.countInto(stats);
         LOG.log(System.Logger.Level.INFO, () -> name + ": front-end connected");
         connection.start();
     }

@@ -1,0 +1,14 @@
+package io.vblk.tools.metrics;
+
+/**
+ * A bad metrics option: the message names the option and what it accepts; start-up stops with it.
+ *
+ * <p>Any thread.
+ */
+public final class MetricsOptionException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
+    public MetricsOptionException(String message) {
+        super(message);
+    }
+}
