@@ -209,7 +209,8 @@ public final class BenchCommand implements Callable<Integer> {
         long submits = submit0 < 0 ? -1 : t.ioSubmitCalls() - submit0;
         boolean local = t instanceof InProcessTarget;
         return new BenchReport(t.describe(), local ? driver : null, w, guest.queueCount(), local ? iothreads : -1, guestPoll,
-                GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits);
+                GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits,
+                t.meterSnapshot());
     }
 
     /** Builds the workload from the options; a bad option fails naming itself and what it accepts. */

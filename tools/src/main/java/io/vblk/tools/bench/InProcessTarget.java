@@ -8,6 +8,8 @@ import io.vblk.drivers.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.guest.GuestTransport;
+import io.vblk.tools.metrics.Binding;
+import io.vblk.tools.metrics.VblkMetrics;
 import io.vblk.virtio.guest.InProcessBlk;
 
 import java.time.Duration;
@@ -24,10 +26,14 @@ import java.util.List;
 final class InProcessTarget implements BenchTarget {
     private final InProcessBlk dev;
     private final boolean nativeAio;
+    /** The same meters `vblk serve` exports, bound to this run's device, loops and engines. */
+    private final VblkMetrics metrics = new VblkMetrics();
+    private final Binding binding;
 
     private InProcessTarget(InProcessBlk dev, boolean nativeAio) {
         this.dev = dev;
         this.nativeAio = nativeAio;
+        this.binding = metrics.bindInProcess(dev);
     }
 
     /**
@@ -79,13 +85,24 @@ final class InProcessTarget implements BenchTarget {
         long n = 0;
         for (IoThread t : dev.ioThreads()) {
             AioContext c = t.ctx();
-            n += AioContext.await(c.callOn(() -> LinuxAio.of(c).ioSubmitCalls()), Duration.ofSeconds(10));
+            // peek: reading a counter must not take a reference on the engine.
+            n += AioContext.await(c.callOn(() -> {
+                LinuxAio e = LinuxAio.peek(c);
+                return e == null ? 0L : e.ioSubmitCalls();
+            }), Duration.ofSeconds(10));
         }
         return n;
     }
 
     @Override
+    public java.util.Map<String, Number> meterSnapshot() {
+        return metrics.snapshot(false);
+    }
+
+    @Override
     public void close() {
+        binding.close();
+        metrics.close();
         dev.close();
     }
 }
