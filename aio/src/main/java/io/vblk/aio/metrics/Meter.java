@@ -54,10 +54,10 @@ public enum Meter {
     // ------------------------------------------------------------ block driver channels
     CHANNEL_IN_FLIGHT("vblk.channel.in.flight", Kind.GAUGE, null,
             "Requests submitted to a driver channel and not yet completed",
-            Tag.DRIVER, Tag.IOTHREAD),
+            Tag.EXPORT, Tag.IOTHREAD, Tag.DRIVER),
     CHANNEL_COMPLETED("vblk.channel.completed", Kind.COUNTER, null,
-            "Requests completed by a driver channel (refused ones included)",
-            Tag.DRIVER, Tag.IOTHREAD),
+            "Requests completed by a driver channel (refused ones included); restarts when the channel is reopened",
+            Tag.EXPORT, Tag.IOTHREAD, Tag.DRIVER),
 
     // ------------------------------------------------------------ guest notifications (irqfd)
     NOTIFY_REQUESTED("vblk.notify.requested", Kind.COUNTER, null,
@@ -208,7 +208,7 @@ public enum Meter {
         public static final String TYPE = "type";
         /** Name of a sleeper (a periodic task with early wake). */
         public static final String SLEEPER = "sleeper";
-        /** Block driver name. */
+        /** Block driver kind: file, null, fault. */
         public static final String DRIVER = "driver";
         /** A submission queue with a depth guard: linux-aio, null-sync. */
         public static final String ENGINE = "engine";

@@ -3,6 +3,7 @@ package io.vblk.drivers.fault;
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.ForwardingBlockDriver;
 
 import java.util.List;
 
@@ -18,19 +19,14 @@ import java.util.List;
  *
  * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
  */
-public final class FaultDriver implements BlockDriver {
-    private final BlockDriver inner;
+public final class FaultDriver extends ForwardingBlockDriver {
     private final List<FaultRule> rules;
     private final long seed;
 
     public FaultDriver(BlockDriver inner, List<FaultRule> rules, long seed) {
-        this.inner = inner;
+        super(inner);
         this.rules = List.copyOf(rules);
         this.seed = seed;
-    }
-
-    public BlockDriver inner() {
-        return inner;
     }
 
     public List<FaultRule> rules() {
@@ -47,43 +43,8 @@ public final class FaultDriver implements BlockDriver {
     }
 
     @Override
-    public long length() {
-        return inner.length();
-    }
-
-    @Override
-    public int alignment() {
-        return inner.alignment();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return inner.readOnly();
-    }
-
-    @Override
-    public boolean supportsDiscard() {
-        return inner.supportsDiscard();
-    }
-
-    @Override
-    public boolean supportsWriteZeroes() {
-        return inner.supportsWriteZeroes();
-    }
-
-    @Override
-    public int maxBatch() {
-        return inner.maxBatch();
-    }
-
-    @Override
     public BlockChannel openChannel(AioContext ctx) {
         return new FaultChannel(ctx, this, inner.openChannel(ctx));
-    }
-
-    @Override
-    public void close() {
-        inner.close();
     }
 
     @Override

@@ -209,7 +209,8 @@ public final class BenchCommand implements Callable<Integer> {
         long submits = submit0 < 0 ? -1 : t.ioSubmitCalls() - submit0;
         boolean local = t instanceof InProcessTarget;
         return new BenchReport(t.describe(), local ? driver : null, w, guest.queueCount(), local ? iothreads : -1, guestPoll,
-                GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits);
+                GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits,
+                t.meterSnapshot());
     }
 
     /** Builds the workload from the options; a bad option fails naming itself and what it accepts. */
@@ -276,7 +277,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (target.equals("in-process")) {
             try {
-                return InProcessTarget.open(driver, queues, iothreads, queueSize, io);
+                return InProcessTarget.open(driver, queues, iothreads, queueSize, io, verify);
             } catch (IllegalArgumentException e) {
                 // The spec parser and the device name what is wrong; say which option it came from.
                 throw new ParameterException(spec.commandLine(), "--driver: " + e.getMessage());

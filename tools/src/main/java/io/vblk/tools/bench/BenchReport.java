@@ -25,10 +25,12 @@ import java.util.Locale;
  * @param cpuGuest        CPU nanoseconds of the guest vCPU threads
  * @param cpuControl      CPU nanoseconds of the control (main-loop) thread
  * @param ioSubmitCalls   io_submit system calls made by the AIO engines, -1 when the driver uses none
+ * @param meters          the device's, loops' and engines' meters at the end of the run, by their
+ *                        Prometheus names (empty when the target is not in this process)
  */
 public record BenchReport(String target, String driver, Workload workload, int queues, int iothreads,
                           boolean guestPolls, String features, WorkloadResult result, long cpuIoThreads,
-                          long cpuGuest, long cpuControl, long ioSubmitCalls) {
+                          long cpuGuest, long cpuControl, long ioSubmitCalls, java.util.Map<String, Number> meters) {
 
     public long completed() {
         return result.total().completed;
@@ -147,6 +149,17 @@ public record BenchReport(String target, String driver, Workload workload, int q
         if (w.verify()) {
             j.object("verify").field("sectors_checked", t.verifiedSectors).field("blocks_read_back", t.readBackBlocks)
                     .field("failures", t.verifyFailures).field("unwritten_reads", t.unverifiedReads).end();
+        }
+        if (!meters.isEmpty()) {
+            j.object("meters");
+            meters.forEach((k, v) -> {
+                if (v instanceof Double || v instanceof Float) {
+                    j.field(k, v.doubleValue(), 6);
+                } else {
+                    j.field(k, v.longValue());
+                }
+            });
+            j.end();
         }
         j.field("ok", result.ok()).field("error", result.error());
         return j.end().toString();

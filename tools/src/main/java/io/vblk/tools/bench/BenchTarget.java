@@ -29,4 +29,9 @@ public interface BenchTarget extends AutoCloseable {
 
     @Override
     void close();
+
+    /** The target's meters at this moment, by Prometheus name; empty when it runs elsewhere. */
+    default java.util.Map<String, Number> meterSnapshot() {
+        return java.util.Map.of();
+    }
 }

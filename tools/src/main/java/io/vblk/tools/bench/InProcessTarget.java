@@ -8,6 +8,8 @@ import io.vblk.drivers.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.guest.GuestTransport;
+import io.vblk.tools.metrics.Binding;
+import io.vblk.tools.metrics.VblkMetrics;
 import io.vblk.virtio.guest.InProcessBlk;
 
 import java.time.Duration;
@@ -24,15 +26,27 @@ import java.util.List;
 final class InProcessTarget implements BenchTarget {
     private final InProcessBlk dev;
     private final boolean nativeAio;
+    /** The same meters `vblk serve` exports, bound to this run's device, loops and engines. */
+    private final VblkMetrics metrics = new VblkMetrics();
+    private final Binding binding;
 
     private InProcessTarget(InProcessBlk dev, boolean nativeAio) {
         this.dev = dev;
         this.nativeAio = nativeAio;
+        this.binding = metrics.bindInProcess(dev);
     }
 
-    /** Opens the driver and starts the device; a bad spec fails with the parser's message. */
-    static InProcessTarget open(String driverSpec, int queues, int iothreads, int queueSize, AioOptions io) {
+    /**
+     * Opens the driver and starts the device; a bad spec fails with the parser's message, and
+     * verify mode on the null driver (which keeps no data) is refused.
+     */
+    static InProcessTarget open(String driverSpec, int queues, int iothreads, int queueSize, AioOptions io,
+                                boolean verify) {
         DriverSpec spec = DriverSpec.parse(driverSpec);
+        if (verify && spec instanceof DriverSpec.Null) {
+            throw new IllegalArgumentException("verify mode needs a driver that keeps what is written (file:PATH);"
+                    + " the null driver forgets writes");
+        }
         boolean nativeAio = spec instanceof DriverSpec.File f && f.aio() == FileDriver.Aio.NATIVE;
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(queues).queueSize(queueSize);
         return new InProcessTarget(InProcessBlk.start(spec.open(), cfg, iothreads, io), nativeAio);
@@ -71,13 +85,24 @@ final class InProcessTarget implements BenchTarget {
         long n = 0;
         for (IoThread t : dev.ioThreads()) {
             AioContext c = t.ctx();
-            n += AioContext.await(c.callOn(() -> LinuxAio.of(c).ioSubmitCalls()), Duration.ofSeconds(10));
+            // peek: reading a counter must not take a reference on the engine.
+            n += AioContext.await(c.callOn(() -> {
+                LinuxAio e = LinuxAio.peek(c);
+                return e == null ? 0L : e.ioSubmitCalls();
+            }), Duration.ofSeconds(10));
         }
         return n;
     }
 
     @Override
+    public java.util.Map<String, Number> meterSnapshot() {
+        return metrics.snapshot(false);
+    }
+
+    @Override
     public void close() {
+        binding.close();
+        metrics.close();
         dev.close();
     }
 }

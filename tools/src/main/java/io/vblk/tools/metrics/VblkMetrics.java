@@ -16,6 +16,7 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vblk.aio.AioContext;
+import io.vblk.aio.IoThread;
 import io.vblk.aio.Sleeper;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
@@ -26,6 +27,7 @@ import io.vblk.drivers.nullblk.NullSyncChannel;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
+import io.vblk.virtio.guest.InProcessBlk;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.socket.VhostUserStats;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
@@ -199,15 +201,15 @@ public final class VblkMetrics implements AutoCloseable {
     /**
      * A driver channel: requests in flight and completed; for the synchronous null driver its
      * submit-depth guard (seed 000); for a channel on Linux AIO (file, aio=native) its context's
-     * engine (bound once per engine, however many channels share it). {@code driver} is the tag
-     * value (the blockdev's node name, or the driver kind).
+     * engine (bound once per engine, however many channels share it). {@code driver} is the
+     * driver's kind. Devices bind the channels they open themselves ({@link #bindDevice}).
      */
-    public synchronized Binding bindChannel(BlockChannel channel, String driver) {
+    public synchronized Binding bindChannel(BlockChannel channel, String export, String driver) {
         String t = channel.context().name();
-        Binding b = open("channel " + driver + " " + t);
-        gauge(b, Meter.CHANNEL_IN_FLIGHT, channel, BlockChannel::inFlight, driver, t);
+        Binding b = open("channel " + export + " " + t);
+        gauge(b, Meter.CHANNEL_IN_FLIGHT, channel, BlockChannel::inFlight, export, t, driver);
         if (channel instanceof ChannelBase cb) {
-            counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, driver, t);
+            counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, export, t, driver);
         }
         if (channel instanceof NullSyncChannel ns) {
             counter(b, Meter.GUARD_SUBMIT_CAP_HITS, ns, c -> c.submitGuard().capHits(), t, "null-sync");
@@ -260,6 +262,23 @@ public final class VblkMetrics implements AutoCloseable {
             counter(b, Meter.NOTIFY_NO_FD, n, IrqfdNotifier::skippedNoFd, export, q, t);
         }
         gauge(b, Meter.DEVICE_NEEDS_RESET, dev, d -> d.needsReset() ? 1 : 0, export);
+        // The driver channel of each context: opened on the first start, so read through the
+        // device each time (0 while none is open).
+        Set<AioContext> ctxs = new java.util.LinkedHashSet<>();
+        for (int i = 0; i < dev.numQueues(); i++) {
+            ctxs.add(dev.queueContext(i));
+        }
+        String kind = dev.driver().kind();
+        for (AioContext c : ctxs) {
+            gauge(b, Meter.CHANNEL_IN_FLIGHT, dev, d -> {
+                BlockChannel ch = d.driverChannel(c);
+                return ch == null ? 0 : ch.inFlight();
+            }, export, c.name(), kind);
+            counter(b, Meter.CHANNEL_COMPLETED, dev, d -> {
+                BlockChannel ch = d.driverChannel(c);
+                return ch instanceof ChannelBase cb ? cb.completedCount() : 0;
+            }, export, c.name(), kind);
+        }
         return done(b);
     }
 
@@ -278,6 +297,71 @@ public final class VblkMetrics implements AutoCloseable {
         }
         counter(b, Meter.VHOST_PROTOCOL_ERRORS, st, VhostUserStats::protocolErrors, e);
         return done(b);
+    }
+
+    /**
+     * Everything a daemon serves: the main loop, each export's vhost-user counters and device, the
+     * loop of every IoThread a queue lives on and that IoThread's Linux AIO engine if it has one.
+     * For {@code vblk serve}: call once the exports listen. Any thread but a context's home thread.
+     */
+    public Binding bindServe(AioContext mainLoop, List<VhostUserExport> exports) {
+        Binding all;
+        synchronized (this) {
+            all = open("serve");
+        }
+        Set<AioContext> loops = new java.util.LinkedHashSet<>();
+        loops.add(mainLoop);
+        for (VhostUserExport e : exports) {
+            child(all, bindVhostExport(e));
+            if (e.device() instanceof BlkDevice d) {
+                child(all, bindDevice(e.id(), d));
+                for (int q = 0; q < d.numQueues(); q++) {
+                    loops.add(d.queueContext(q));
+                }
+            }
+        }
+        bindLoopsAndEngines(all, loops);
+        synchronized (this) {
+            return done(all);
+        }
+    }
+
+    /**
+     * An in-process device (the bench and harness target): its control loop, IoThreads, their
+     * Linux AIO engines, and the device under its own name as the export. Any thread but a
+     * context's home thread.
+     */
+    public Binding bindInProcess(InProcessBlk blk) {
+        Binding all;
+        synchronized (this) {
+            all = open("in-process " + blk.device().name());
+        }
+        child(all, bindDevice(blk.device().name(), blk.device()));
+        Set<AioContext> loops = new java.util.LinkedHashSet<>();
+        loops.add(blk.control().ctx());
+        for (IoThread t : blk.ioThreads()) {
+            loops.add(t.ctx());
+        }
+        bindLoopsAndEngines(all, loops);
+        synchronized (this) {
+            return done(all);
+        }
+    }
+
+    private void bindLoopsAndEngines(Binding all, Set<AioContext> loops) {
+        for (AioContext c : loops) {
+            child(all, bindLoop(c));
+            Binding engine = bindLinuxAioOf(c);
+            if (engine != null) {
+                child(all, engine);
+            }
+        }
+    }
+
+    /** Makes {@code b} part of {@code parent}: closed with it, not listed on its own. */
+    private synchronized void child(Binding parent, Binding b) {
+        bindings.remove(b);
+        parent.closeables.add(b::close);
     }
 
     // ---------------------------------------------------------------- registration helpers

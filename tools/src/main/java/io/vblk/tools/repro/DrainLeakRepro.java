@@ -6,6 +6,7 @@ import io.vblk.aio.Guard;
 import io.vblk.aio.Timer;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.ForwardingBlockDriver;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
@@ -246,14 +247,13 @@ public final class DrainLeakRepro implements Repro {
      * The real driver with a counter in front of its submission path: how many requests reach it
      * while {@link #watch} is on. Home thread of each channel: its IoThread (the repro uses one).
      */
-    static final class ObservedDriver implements BlockDriver {
-        private final BlockDriver inner;
+    static final class ObservedDriver extends ForwardingBlockDriver {
         private boolean watching;
         long started;
         private ObservedChannel channel;
 
         ObservedDriver(BlockDriver inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         void watch(boolean on) {
@@ -266,50 +266,10 @@ public final class DrainLeakRepro implements Repro {
         }
 
         @Override
-        public String kind() {
-            return inner.kind();
-        }
-
-        @Override
-        public long length() {
-            return inner.length();
-        }
-
-        @Override
-        public int alignment() {
-            return inner.alignment();
-        }
-
-        @Override
-        public boolean readOnly() {
-            return inner.readOnly();
-        }
-
-        @Override
-        public boolean supportsDiscard() {
-            return inner.supportsDiscard();
-        }
-
-        @Override
-        public boolean supportsWriteZeroes() {
-            return inner.supportsWriteZeroes();
-        }
-
-        @Override
-        public int maxBatch() {
-            return inner.maxBatch();
-        }
-
-        @Override
         public BlockChannel openChannel(AioContext ctx) {
             ObservedChannel c = new ObservedChannel(inner.openChannel(ctx));
             channel = c;
             return c;
-        }
-
-        @Override
-        public void close() {
-            inner.close();
         }
 
         private final class ObservedChannel implements BlockChannel {

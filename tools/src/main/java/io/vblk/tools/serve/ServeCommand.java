@@ -1,5 +1,7 @@
 package io.vblk.tools.serve;
 
+import io.vblk.tools.metrics.MetricsOptionException;
+import io.vblk.tools.metrics.MetricsOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -44,9 +46,14 @@ public final class ServeCommand implements Callable<Integer> {
             "driver=raw,node-name=N,file=NODE"})
     List<String> blockdevs = new ArrayList<>();
 
-    @Option(names = "--object", paramLabel = "OPTIONS", description =
-            "iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B]")
+    @Option(names = "--object", paramLabel = "OPTIONS", description = {
+            "iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B]",
+            "metrics,id=M,addr=HOST:PORT[,path=/metrics]   (vblk: the Prometheus endpoint)"})
     List<String> objects = new ArrayList<>();
+
+    @Option(names = "--metrics", paramLabel = "ADDR", description =
+            "serve Prometheus metrics on ADDR (host:port, [v6]:port, :port or port; host defaults to 127.0.0.1)")
+    String metricsAddr;
 
     @Option(names = "--export", paramLabel = "OPTIONS", description = {
             "type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P|addr.type=fd,addr.str=FD",
@@ -91,7 +98,12 @@ public final class ServeCommand implements Callable<Integer> {
     /** The checked configuration of this command line. */
     public ServeConfig config() throws ServeOptionException {
         List<String> b = new ArrayList<>(blockdevs);
-        List<String> o = new ArrayList<>(objects);
+        List<String> o = new ArrayList<>();
+        for (String obj : objects) {
+            if (!obj.equals("metrics") && !obj.startsWith("metrics,")) {
+                o.add(obj);
+            }
+        }
         List<String> e = new ArrayList<>(exports);
         if (image != null) {
             shortForm(b, o, e);
@@ -104,6 +116,28 @@ public final class ServeCommand implements Callable<Integer> {
             throw new ServeOptionException("--shutdown-timeout=" + shutdownTimeout + " is out of range; accepts 1..3600 seconds");
         }
         return ServeOptionParser.parse(b, o, e, pidfile);
+    }
+
+    /** The metrics endpoint asked for with --metrics or --object metrics,..., or null. */
+    public MetricsOptions metricsOptions() throws ServeOptionException {
+        MetricsOptions m = null;
+        try {
+            if (metricsAddr != null) {
+                m = MetricsOptions.parseAddress(metricsAddr);
+            }
+            for (String obj : objects) {
+                if (obj.equals("metrics") || obj.startsWith("metrics,")) {
+                    if (m != null) {
+                        throw new ServeOptionException("--object " + obj + ": a second metrics endpoint; accepts one --metrics"
+                                + " or one --object metrics,...");
+                    }
+                    m = MetricsOptions.parseObject(obj);
+                }
+            }
+        } catch (MetricsOptionException e) {
+            throw new ServeOptionException(e.getMessage());
+        }
+        return m;
     }
 
     /** Turns the short form into the long one, so both go through the same checks. */
@@ -148,8 +182,10 @@ public final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         ServeConfig cfg;
+        MetricsOptions metrics;
         try {
             cfg = config();
+            metrics = metricsOptions();
         } catch (ServeOptionException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
@@ -158,7 +194,7 @@ public final class ServeCommand implements Callable<Integer> {
         Signals.onTerminate(stop::countDown);
         ServeDaemon daemon;
         try {
-            daemon = ServeDaemon.start(cfg);
+            daemon = ServeDaemon.start(cfg, metrics);
         } catch (ServeOptionException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;

@@ -9,6 +9,9 @@ import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.tools.metrics.MetricsOptions;
+import io.vblk.tools.metrics.MetricsServer;
+import io.vblk.tools.metrics.VblkMetrics;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
 import io.vblk.tools.serve.ServeConfig.FileNode;
@@ -56,10 +59,14 @@ public final class ServeDaemon {
     private final Map<String, BlockDriver> drivers = new LinkedHashMap<>();
     private final List<BlkDevice> devices = new ArrayList<>();
     private final List<VhostUserExport> exports = new ArrayList<>();
+    private final MetricsOptions metricsOptions;
+    private VblkMetrics metrics;
+    private MetricsServer metricsServer;
     private boolean shutDown;
 
-    private ServeDaemon(ServeConfig config) {
+    private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions) {
         this.config = config;
+        this.metricsOptions = metricsOptions;
         this.mainLoop = IoThread.start("main-loop", AioOptions.DEFAULT);
     }
 
@@ -69,9 +76,19 @@ public final class ServeDaemon {
      * option; whatever had started is shut down again.
      */
     public static ServeDaemon start(ServeConfig config) throws ServeOptionException {
-        ServeDaemon d = new ServeDaemon(config);
+        return start(config, null);
+    }
+
+    /**
+     * Starts everything, and with {@code metrics} non-null the Prometheus endpoint: JVM, every
+     * loop (main loop and IoThreads), each export's device and vhost-user counters, the Linux AIO
+     * engines the drivers opened.
+     */
+    public static ServeDaemon start(ServeConfig config, MetricsOptions metrics) throws ServeOptionException {
+        ServeDaemon d = new ServeDaemon(config, metrics);
         try {
             d.startAll();
+            d.startMetrics();
             return d;
         } catch (ServeOptionException | RuntimeException e) {
             d.shutdown(STEP);
@@ -120,6 +137,36 @@ public final class ServeDaemon {
         }
     }
 
+    private void startMetrics() throws ServeOptionException {
+        if (metricsOptions == null) {
+            return;
+        }
+        metrics = new VblkMetrics();
+        metrics.bindJvm();
+        metrics.bindLoop(mainLoop.ctx());
+        for (IoThread t : iothreads.values()) {
+            metrics.bindLoop(t.ctx());
+        }
+        for (int i = 0; i < exports.size(); i++) {
+            metrics.bindDevice(exports.get(i).id(), devices.get(i));
+            metrics.bindVhostExport(exports.get(i));
+        }
+        metrics.bindLinuxAioOf(mainLoop.ctx());
+        for (IoThread t : iothreads.values()) {
+            metrics.bindLinuxAioOf(t.ctx());
+        }
+        try {
+            metricsServer = MetricsServer.start(metricsOptions, metrics);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new ServeOptionException(e.getMessage());
+        }
+    }
+
+    /** The metrics endpoint's URL, or null without one. */
+    public String metricsUrl() {
+        return metricsServer == null ? null : metricsServer.url();
+    }
+
     /** The driver for a block node (DriverSpec is the drivers module's one description of a driver). */
     static DriverSpec driverSpec(Blockdev b) {
         return switch (b) {
@@ -160,6 +207,13 @@ public final class ServeDaemon {
         shutDown = true;
         long deadline = System.nanoTime() + bound.toNanos();
         boolean clean = true;
+        // No scrape may read a device or engine while it is being torn down.
+        if (metricsServer != null) {
+            metricsServer.close();
+        }
+        if (metrics != null) {
+            metrics.close();
+        }
         AioContext main = mainLoop.ctx();
         List<CompletableFuture<Void>> idle = new ArrayList<>();
         try {

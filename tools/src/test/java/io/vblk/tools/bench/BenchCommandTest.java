@@ -65,6 +65,22 @@ class BenchCommandTest {
     }
 
     @Test
+    void jsonCarriesTheSameMetersServeExportsForTheRun() {
+        Run r = bench("--driver", "null:size=64M", "--rw", "randread", "--qd", "8", "--requests", "3000",
+                "--json", "--progress", "off");
+        assertThat(r.exit()).as(r.err()).isZero();
+        String j = r.out();
+        assertThat(j).contains("\"meters\":{");
+        // The device's own read counter saw every request the guest completed; a few more may be
+        // in the ring when the run stops, never fewer.
+        java.util.regex.Matcher m = java.util.regex.Pattern
+                .compile("\"vblk_requests_total\\{[^}]*op=read[^}]*}\":(\\d+)").matcher(j);
+        assertThat(m.find()).as(j).isTrue();
+        assertThat(Long.parseLong(m.group(1))).isGreaterThanOrEqualTo(3000);
+        assertThat(j).contains("vblk_notify_eventfd_writes_total", "vblk_request_latency_seconds", "vblk_loop_iterations_total");
+    }
+
+    @Test
     void textReportNamesEveryFigure() {
         Run r = bench("--driver", "null:size=16M,completion=async", "--rw", "randrw", "--rwmixread", "70",
                 "--qd", "4", "--queues", "2", "--iothreads", "2", "--duration", "300ms", "--progress", "off");
@@ -145,6 +161,9 @@ class BenchCommandTest {
         Run drv = bench("--driver", "tape:/dev/st0", "--requests", "1");
         assertThat(drv.exit()).isEqualTo(2);
         assertThat(drv.err()).contains("--driver", "unknown driver");
+        Run nullVerify = bench("--driver", "null", "--verify", "--requests", "1");
+        assertThat(nullVerify.exit()).isEqualTo(2);
+        assertThat(nullVerify.err()).contains("--driver", "verify mode needs a driver that keeps");
         Run tgt = bench("--target", "elsewhere", "--requests", "1");
         assertThat(tgt.err()).contains("--target", "in-process or vhost-user:SOCKET");
     }

@@ -16,7 +16,14 @@ import io.vblk.aio.linuxaio.LoopSteps;
 import io.vblk.aio.linuxaio.SubmitGuard;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.IoCompletion;
+import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.drivers.nullblk.NullSyncChannel;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
@@ -206,6 +213,48 @@ class ComponentMetersTest {
             assertThat(v(Meter.AIO_COMPLETION_BH_RUNS, "aio-c")).isPositive();
         } finally {
             aio.release();
+        }
+    }
+
+    /**
+     * The synchronous null driver's channel: in flight and completed, and its own seed-000 guard:
+     * a completion that submits the next request recurses through the defer-call section until
+     * the cap, then the completion bottom half resumes.
+     */
+    @Test
+    void nullSyncChannelMetersAndItsDepthGuard() {
+        ctx = AioContext.forCurrentThread("null-t");
+        NullDriver drv = new NullDriver(1 << 20, NullDriver.Completion.SYNC);
+        BlockChannel ch = drv.openChannel(ctx);
+        assertThat(ch).isInstanceOf(NullSyncChannel.class);
+        try (Arena arena = Arena.ofConfined()) {
+            metrics.bindChannel(ch, "disk0", "null");
+            BlockIo io = new BlockIo(arena, 1);
+            MemorySegment buf = arena.allocate(4096, 4096);
+            int[] done = {0};
+            IoCompletion[] again = new IoCompletion[1];
+            again[0] = (r, res) -> {
+                done[0]++;
+                if (done[0] < 200) {
+                    r.rw(BlockIo.READ, 0, again[0]).iov.add(buf.address(), 4096);
+                    ch.submit(r);
+                }
+            };
+            DeferCall dc = ctx.deferCall();
+            dc.begin();
+            io.rw(BlockIo.READ, 0, again[0]).iov.add(buf.address(), 4096);
+            ch.submit(io);
+            assertThat(v(Meter.CHANNEL_IN_FLIGHT, "disk0", "null-t", "null")).isEqualTo(ch.inFlight()).isEqualTo(1);
+            dc.end();
+            LoopSteps.pollUntil(ctx, () -> done[0] == 200, "200 chained null reads");
+            assertThat(v(Meter.CHANNEL_COMPLETED, "disk0", "null-t", "null")).isEqualTo(200);
+            assertThat(v(Meter.CHANNEL_IN_FLIGHT, "disk0", "null-t", "null")).isZero();
+            assertThat(v(Meter.GUARD_SUBMIT_MAX_DEPTH, "null-t", "null-sync")).isEqualTo(SubmitGuard.DEFAULT_CAP);
+            assertThat(v(Meter.GUARD_SUBMIT_CAP_HITS, "null-t", "null-sync")).isPositive();
+        } finally {
+            metrics.close();
+            ch.close();
+            drv.close();
         }
     }
 

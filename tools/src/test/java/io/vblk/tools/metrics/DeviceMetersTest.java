@@ -135,6 +135,8 @@ class DeviceMetersTest {
         assertThat(writesFd + sumQueues(Meter.NOTIFY_COALESCED, 2) + sumQueues(Meter.NOTIFY_SUPPRESSED, 2)
                 + sumQueues(Meter.NOTIFY_NO_FD, 2)).isEqualTo(requested);
         assertThat(metrics.value(Meter.AIO_SUBMITTED, t)).isPositive();
+        assertThat(metrics.value(Meter.CHANNEL_COMPLETED, "vda", t, "file")).isEqualTo(sumQueues(Meter.DRIVER_SUBMITS, 2));
+        assertThat(metrics.value(Meter.CHANNEL_IN_FLIGHT, "vda", t, "file")).isZero();
         assertThat(metrics.value(Meter.DEVICE_NEEDS_RESET, "vda")).isZero();
 
         String body = metrics.scrape(null).body();

@@ -2,6 +2,7 @@ package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Sys;
+import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.device.QueueLayout;
@@ -164,6 +165,19 @@ public final class BlkDevice implements VirtioDevice {
     /** Counters of queue {@code index}. Any thread (racy snapshot). */
     public BlkQueueStats queueStats(int index) {
         return queues[index].stats;
+    }
+
+    /**
+     * The driver channel the queues on {@code ctx} submit to, or null when none is open (before
+     * the first start, after close). Any thread: a racy read, for metrics.
+     */
+    public BlockChannel driverChannel(AioContext ctx) {
+        for (ContextChannel c : channels) {
+            if (c.ctx == ctx) {
+                return c.peek();
+            }
+        }
+        return null;
     }
 
     /** The guest notifier of queue {@code index}, for its counters. Any thread (racy snapshot). */

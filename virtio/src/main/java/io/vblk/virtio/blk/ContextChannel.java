@@ -28,6 +28,11 @@ final class ContextChannel {
         return channel;
     }
 
+    /** The channel if opened, else null. Any thread: a racy read, for metrics. */
+    BlockChannel peek() {
+        return channel;
+    }
+
     void close() {
         ctx.assertHome();
         if (channel != null) {

@@ -238,8 +238,10 @@ public final class VhostUserConnection {
 
         @Override
         public void fail(String reason) {
-            // The handler fails a connection only for a protocol violation found asynchronously.
-            stats.protocolErrors++;
+            // The handler fails a connection for a protocol violation found asynchronously, or an internal error.
+            if (reason.startsWith("malformed message")) {
+                stats.protocolErrors++;
+            }
             VhostUserConnection.this.fail(reason);
         }
     }

@@ -1,0 +1,209 @@
+package io.vblk.tools.serve;
+
+import io.vblk.tools.Main;
+import io.vblk.virtio.guest.GuestBlkDriver;
+import io.vblk.virtio.guest.Workload;
+import io.vblk.virtio.guest.WorkloadResult;
+import io.vblk.virtio.guest.WorkloadRun;
+import io.vblk.virtio.vhost.frontend.VhostUserTransport;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.RandomAccessFile;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class ServeCommandTest {
+    @TempDir
+    Path dir;
+
+    private record Run(int code, String out, String err) {
+    }
+
+    private static Run run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = new CommandLine(new ServeCommand());
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute(args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    private static ServeConfig config(String... args) throws Exception {
+        ServeCommand c = new ServeCommand();
+        new CommandLine(c).parseArgs(args);
+        return c.config();
+    }
+
+    @Test
+    void badOptionsStopStartUpNamingTheOptionAndWhatItAccepts() {
+        Run r = run("--blockdev", "driver=null-co,node-name=n0", "--export",
+                "type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=/tmp/x,num-queues=99");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).startsWith("vblk serve: --export").contains("num-queues=99").contains("accepts 1..64");
+        r = run("disk.img");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("needs --socket PATH");
+        r = run("--socket", "/tmp/s");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("belong to the short form and need an IMAGE");
+        r = run("disk.img", "--socket", "/tmp/s", "--aio", "native", "--cache", "writeback");
+        assertThat(r.err()).contains("--aio=native needs --cache=none");
+        r = run("disk.img", "--socket", "/tmp/s", "--cache", "directsync");
+        assertThat(r.err()).contains("--cache=directsync is not valid; accepts writeback or none");
+        r = run("--num-queues", "two", "disk.img");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--num-queues").contains("two");
+        r = run("--metrics", "nowhere:99999", "disk.img", "--socket", "/tmp/s");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).startsWith("vblk serve: --metrics");
+        r = run("--nbd-server", "addr.type=unix,addr.path=/x");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("Unknown option: '--nbd-server'");
+    }
+
+    @Test
+    void hostErrorsAtStartUpNameTheOption() throws Exception {
+        Run r = run("--blockdev", "driver=file,node-name=d0,filename=" + dir.resolve("missing.img"), "--export",
+                "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=" + dir.resolve("s.sock"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).startsWith("vblk serve: --blockdev node-name=d0: cannot open");
+        r = run("--blockdev", "driver=null-co,node-name=n0", "--export",
+                "type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=" + dir.resolve("no/such/dir/s.sock"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).startsWith("vblk serve: --export id=e0: ").contains("cannot listen on");
+    }
+
+    @Test
+    void shortFormIsTheLongFormOfOneFileExport() throws Exception {
+        ServeConfig c = config("/img/a,b.img", "--socket", "/run/v.sock", "--num-queues", "4", "--iothreads", "2",
+                "--aio", "native");
+        assertThat(c.blockdevs()).containsExactly(new ServeConfig.FileNode("disk0", "/img/a,b.img", "native", true, false));
+        assertThat(c.iothreads()).extracting(ServeConfig.IoThreadSpec::id).containsExactly("io0", "io1");
+        ServeConfig.ExportSpec e = c.exports().getFirst();
+        assertThat(e.address()).isEqualTo(new ServeConfig.UnixPath("/run/v.sock"));
+        assertThat(e.numQueues()).isEqualTo(4);
+        assertThat(e.writable()).isTrue();
+        assertThat(e.iothreads()).containsExactly("io0", "io1");
+        assertThat(config("x.img", "--socket", "/s", "--read-only").exports().getFirst().writable()).isFalse();
+    }
+
+    @Test
+    void daemonServesAGuestAndShutsDownCleanly() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(8L << 20);
+        }
+        String sock = dir.resolve("vblk.sock").toString();
+        ServeCommand cmd = new ServeCommand();
+        new CommandLine(cmd).parseArgs("--object", "iothread,id=io0", "--object", "iothread,id=io1",
+                "--blockdev", "driver=file,node-name=d0,filename=" + img,
+                "--blockdev", "driver=null-aio,node-name=n0,size=64M",
+                "--export", "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=" + sock
+                        + ",writable=on,num-queues=2,iothread.0=io0,iothread.1=io1",
+                "--export", "type=vhost-user-blk,id=e1,node-name=n0,addr.type=unix,addr.path=" + sock + "2",
+                "--object", "metrics,id=m0,addr=127.0.0.1:0");
+        ServeDaemon d = ServeDaemon.start(cmd.config(), cmd.metricsOptions());
+        try {
+            try (VhostUserTransport t = VhostUserTransport.connect(sock, Duration.ofSeconds(10));
+                 GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2))) {
+                WorkloadResult r = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDRW).withQueueDepth(8)
+                        .withRequests(1000).withVerify(true)).await(Duration.ofSeconds(60));
+                assertThat(r.error()).isNull();
+                assertThat(r.total().verifyFailures).isZero();
+                String body = java.net.http.HttpClient.newHttpClient().send(
+                        java.net.http.HttpRequest.newBuilder(java.net.URI.create(d.metricsUrl())).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+                assertThat(body).contains("vblk_vhost_connections{export=\"e0\"} 1.0")
+                        .containsPattern("vblk_vhost_messages_total\\{export=\"e0\",type=\"set_vring_kick\"} 2.0");
+            }
+            try (VhostUserTransport t = VhostUserTransport.connect(sock + "2", Duration.ofSeconds(10));
+                 GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults())) {
+                assertThat(g.config().capacitySectors()).isEqualTo((64L << 20) / 512);
+                assertThat(t.deviceFeatures() & (1L << 5)).as("VIRTIO_BLK_F_RO: writable defaults to off, as in qemu-storage-daemon").isNotZero();
+            }
+        } finally {
+            assertThat(d.shutdown(Duration.ofSeconds(20))).isTrue();
+        }
+        assertThat(Files.exists(Path.of(sock))).isFalse();
+    }
+
+    @Test
+    void sigtermWhileAGuestRunsStopsAcceptingFinishesAndExitsZero() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(8L << 20);
+        }
+        String sock = dir.resolve("vblk.sock").toString();
+        Path pidfile = dir.resolve("vblk.pid");
+        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "serve", img.toString(), "--socket", sock, "--num-queues", "2", "--iothreads", "1",
+                "--pidfile", pidfile.toString(), "--shutdown-timeout", "20"));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        StringBuilder log = new StringBuilder();
+        CompletableFuture<Void> ready = new CompletableFuture<>();
+        // A platform thread: the guest's vCPU threads must not be able to starve the reader.
+        Thread reader = Thread.ofPlatform().daemon().start(() -> {
+            try (BufferedReader br = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = br.readLine()) != null) {
+                    synchronized (log) {
+                        log.append(line).append('\n');
+                    }
+                    if (line.startsWith(ServeCommand.READY)) {
+                        ready.complete(null);
+                    }
+                }
+            } catch (Exception e) {
+                ready.completeExceptionally(e);
+            }
+            ready.completeExceptionally(new IllegalStateException("vblk serve exited before it was ready"));
+        });
+        try {
+            ready.get(60, TimeUnit.SECONDS);
+            assertThat(Long.parseLong(Files.readString(pidfile).trim())).isEqualTo(p.pid());
+            VhostUserTransport t = VhostUserTransport.connect(sock, Duration.ofSeconds(10));
+            GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2));
+            WorkloadRun run = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(16)
+                    .withDuration(Duration.ofSeconds(30).toNanos()));
+            assertThat(g.queue(0)).isNotNull();
+            // SIGTERM with the guest's requests in flight; through the handle, as Process.destroy() would also close
+            // our end of the pipe and lose what the daemon says while it stops.
+            p.toHandle().destroy();
+            assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("exits in bounded time").isTrue();
+            run.stop();
+            assertThat(p.exitValue()).as(log.toString()).isZero();
+            assertThat(Files.exists(pidfile)).isFalse();
+            assertThat(Files.exists(Path.of(sock))).isFalse();
+            try {
+                g.close();
+            } catch (RuntimeException expected) {
+                // the back-end is gone: stopping its queues cannot be answered
+            }
+            t.close();
+            reader.join(10_000);
+            synchronized (log) {
+                assertThat(log.toString()).contains("vblk serve: stopped").doesNotContain("not cleanly");
+            }
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
