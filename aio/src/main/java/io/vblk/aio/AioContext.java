@@ -349,7 +349,7 @@ public final class AioContext implements AutoCloseable {
      * window would have caught it without a system call; one that took longer than the maximum
      * means polling is wasted here.
      */
-    private void adjustPollWindow(long blockedNs) {
+    void adjustPollWindow(long blockedNs) {
         long max = options.pollMaxNs();
         if (max == 0 || pollHandlers.length == 0) {
             return;
