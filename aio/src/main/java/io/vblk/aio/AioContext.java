@@ -19,14 +19,14 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 
 /**
- * An event loop with one home thread, as QEMU's {@code AioContext}: fd handlers on epoll (through
+ * Home thread: the thread given at construction; every method not marked otherwise must be
+ * called there. {@link Bh#schedule()}, {@link #runOn}, {@link #callOn} and {@link #notifyLoop()}
+ * are for any thread. No locking: other threads hand work over, they never call in (seed 002).
+ *
+ * <p>An event loop with one home thread, as QEMU's {@code AioContext}: fd handlers on epoll (through
  * Netty 4.2's epoll {@code IoHandler}, driven by hand with {@link ManualIoEventLoop}), bottom halves,
  * timers on an injectable clock, optional adaptive busy-polling, drained sections that switch off
  * external (guest-driven) handlers, and the home thread's defer-call sections.
- *
- * <p>Home thread: the thread given at construction; every method not marked otherwise must be
- * called there. {@link Bh#schedule()}, {@link #runOn}, {@link #callOn} and {@link #notifyLoop()}
- * are for any thread. No locking: other threads hand work over, they never call in (seed 002).
  *
  * <p>One iteration ({@link #poll}): run scheduled bottom halves and expired timers; if nothing ran
  * and the caller allows blocking, busy-poll the poll handlers for up to the adaptive window, then
@@ -349,7 +349,7 @@ public final class AioContext implements AutoCloseable {
      * window would have caught it without a system call; one that took longer than the maximum
      * means polling is wasted here.
      */
-    private void adjustPollWindow(long blockedNs) {
+    void adjustPollWindow(long blockedNs) {
         long max = options.pollMaxNs();
         if (max == 0 || pollHandlers.length == 0) {
             return;

@@ -1,7 +1,9 @@
 package io.vblk.aio;
 
 /**
- * Tunables of one event loop, named as in QEMU's {@code iothread} object.
+ * Any thread: immutable.
+ *
+ * <p>Tunables of one event loop, named as in QEMU's {@code iothread} object.
  *
  * @param pollMaxNs   longest busy-poll window before the loop blocks; 0 turns polling off
  *                    (QEMU {@code poll-max-ns}; its default is 32768 on IoThreads)

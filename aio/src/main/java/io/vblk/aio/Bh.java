@@ -4,7 +4,9 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * A bottom half: a named callback, preallocated once, that any thread can schedule to run on its
+ * Any thread for schedule, cancel and isScheduled; the callback runs on the home thread.
+ *
+ * <p>A bottom half: a named callback, preallocated once, that any thread can schedule to run on its
  * context's home thread. Scheduling is idempotent (scheduling twice before it runs runs it once),
  * lock-free and allocation-free, and wakes the loop. As QEMU's {@code QEMUBH}.
  *

@@ -4,7 +4,9 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * The scheduled bottom halves of one context: a lock-free (Treiber) stack that any thread pushes
+ * Any thread for push (through Bh#schedule); runAll on the home thread only.
+ *
+ * <p>The scheduled bottom halves of one context: a lock-free (Treiber) stack that any thread pushes
  * onto and the home thread takes whole, reversed into scheduling order. Together with the flags in
  * {@link Bh} it makes scheduling idempotent and allocation-free.
  *

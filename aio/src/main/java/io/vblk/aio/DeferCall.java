@@ -1,13 +1,13 @@
 package io.vblk.aio;
 
 /**
- * Defer-call sections, as QEMU's {@code util/defer-call.c}: between {@link #begin()} and the
+ * Home thread: the thread that owns it (one per thread, {@link #current()}). No locking.
+ *
+ * <p>Defer-call sections, as QEMU's {@code util/defer-call.c}: between {@link #begin()} and the
  * outermost {@link #end()}, {@link #defer} queues a function instead of running it, keeps one entry
  * per (function, object) pair, and the outermost end runs them. Used to batch: one
  * {@code io_submit} for every request queued in a pass, one eventfd write per queue for every
  * completion in a pass.
- *
- * <p>Home thread: the thread that owns it (one per thread, {@link #current()}). No locking.
  *
  * <p>Re-entry: a deferred function runs with the section closed, so a {@code defer} it makes runs
  * at once, and a {@code begin/end} it makes is a new outermost section whose end runs its own

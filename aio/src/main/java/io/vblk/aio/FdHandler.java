@@ -7,7 +7,9 @@ import io.netty.channel.epoll.EpollIoOps;
 import io.netty.channel.unix.FileDescriptor;
 
 /**
- * A read-ready callback on a file descriptor (an eventfd, a socket), registered level-triggered
+ * Home thread: the owning context's. No locking.
+ *
+ * <p>A read-ready callback on a file descriptor (an eventfd, a socket), registered level-triggered
  * with the context's epoll {@code IoHandler}. The callback must drain what made the fd ready
  * (read the eventfd, read the socket until EAGAIN) or remove itself on end-of-file, else the loop
  * calls it again at once.
@@ -15,8 +17,6 @@ import io.netty.channel.unix.FileDescriptor;
  * <p>An <em>external</em> handler is driven by the guest (a virtqueue kick). A drained section
  * takes it out of the epoll set; the section's end puts it back and runs it once so that a kick
  * that arrived meanwhile is not lost (seed 003).
- *
- * <p>Home thread: the owning context's. No locking.
  */
 public final class FdHandler implements EpollIoHandle {
     /** What runs when the fd is readable (or reports an error or hang-up). */

@@ -1,7 +1,9 @@
 package io.vblk.aio;
 
 /**
- * The guards against the five seed hazards. All are on by default; only the reproducers
+ * Any thread: constants.
+ *
+ * <p>The guards against the five seed hazards. All are on by default; only the reproducers
  * ({@code vblk repro}) and tests turn one off, per context, to show what it prevents.
  */
 public enum Guard {

@@ -6,10 +6,10 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A named thread that runs one {@link AioContext}'s loop until closed, as QEMU's
- * {@code iothread} object.
+ * Any thread for {@link #close()} and {@link #ctx()}; the loop runs on its own thread.
  *
- * <p>Any thread for {@link #close()} and {@link #ctx()}; the loop runs on its own thread.
+ * <p>A named thread that runs one {@link AioContext}'s loop until closed, as QEMU's
+ * {@code iothread} object.
  */
 public final class IoThread implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(IoThread.class.getName());

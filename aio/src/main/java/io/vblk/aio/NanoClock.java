@@ -1,9 +1,9 @@
 package io.vblk.aio;
 
 /**
- * The time source of a context's timers. Injected so that tests step time by hand.
+ * Any thread.
  *
- * <p>Any thread.
+ * <p>The time source of a context's timers. Injected so that tests step time by hand.
  */
 @FunctionalInterface
 public interface NanoClock {

@@ -3,10 +3,10 @@ package io.vblk.aio;
 import java.util.function.BooleanSupplier;
 
 /**
- * A busy-poll hook: asked, before the loop blocks, whether it has work (a completion ring that
- * filled, a virtqueue whose avail index moved). Used only when adaptive polling is on.
+ * Home thread: the owning context's. No locking.
  *
- * <p>Home thread: the owning context's. No locking.
+ * <p>A busy-poll hook: asked, before the loop blocks, whether it has work (a completion ring that
+ * filled, a virtqueue whose avail index moved). Used only when adaptive polling is on.
  */
 public final class PollHandler {
     private final AioContext ctx;

@@ -4,13 +4,13 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * The state machine behind {@link Sleeper}: IDLE → SLEEPING by the sleeper, → WOKEN by any waker,
+ * Any thread for {@link #wake()} and {@link #wakeFastPath()}; the sleeper's thread for the rest.
+ *
+ * <p>The state machine behind {@link Sleeper}: IDLE → SLEEPING by the sleeper, → WOKEN by any waker,
  * → IDLE when the sleep ends. A wake that finds the sleeper awake leaves WOKEN behind, so the
  * sleeper's next {@link #enterSleep()} fails and it does not sleep: neither side can miss the
  * other, whatever the interleaving (seed 001). {@link #wakeFastPath()} is the unguarded variant
  * that reads the state and skips the kick when the sleeper is not yet asleep.
- *
- * <p>Any thread for {@link #wake()} and {@link #wakeFastPath()}; the sleeper's thread for the rest.
  */
 public final class SleepState {
     static final int IDLE = 0;

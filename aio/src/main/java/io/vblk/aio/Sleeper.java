@@ -1,12 +1,12 @@
 package io.vblk.aio;
 
 /**
- * Sleep with early wake, as QEMU's co-sleep ({@code qemu_co_sleep_ns_wakeable} /
+ * Home thread: the owning context's for {@link #sleep}; {@link #wake()} from any thread.
+ *
+ * <p>Sleep with early wake, as QEMU's co-sleep ({@code qemu_co_sleep_ns_wakeable} /
  * {@code qemu_co_sleep_wake}): a periodic task {@link #sleep}s for a duration and its
  * {@code onWake} callback runs when the time is up or, earlier, when any thread calls
  * {@link #wake()}. Shutdown paths wake the task so that closing completes in bounded time.
- *
- * <p>Home thread: the owning context's for {@link #sleep}; {@link #wake()} from any thread.
  *
  * <p>The lost wake-up of seed 001: the waker reads the sleeper's state, sees it not (yet) asleep
  * and skips the kick, while the sleeper, which already decided to sleep, arms its timer and

@@ -1,9 +1,9 @@
 package io.vblk.aio;
 
 /**
- * A named one-shot timer on a context's clock, preallocated and re-armable without allocation.
+ * Home thread: the owning context's. No locking.
  *
- * <p>Home thread: the owning context's. No locking.
+ * <p>A named one-shot timer on a context's clock, preallocated and re-armable without allocation.
  */
 public final class Timer {
     private final AioContext ctx;

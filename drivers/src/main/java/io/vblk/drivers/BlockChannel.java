@@ -3,11 +3,11 @@ package io.vblk.drivers;
 import io.vblk.aio.AioContext;
 
 /**
- * A driver's per-context submission path: one per (driver, AioContext). Every request submitted
+ * Home thread: the owning IoThread of {@link #context()}. No locking.
+ *
+ * <p>A driver's per-context submission path: one per (driver, AioContext). Every request submitted
  * completes exactly once through its {@link IoCompletion}, even when submission itself fails
  * (STYLE rule 11).
- *
- * <p>Home thread: the owning IoThread of {@link #context()}. No locking.
  */
 public interface BlockChannel extends AutoCloseable {
     AioContext context();

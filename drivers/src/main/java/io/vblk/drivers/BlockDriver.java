@@ -3,11 +3,11 @@ package io.vblk.drivers;
 import io.vblk.aio.AioContext;
 
 /**
- * An open block device image (a file, a block device, the null device, a fault injector around
+ * Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ *
+ * <p>An open block device image (a file, a block device, the null device, a fault injector around
  * another driver). The image-wide facts are fixed at open and readable from any thread; I/O goes
  * through a {@link BlockChannel} opened per {@link AioContext}.
- *
- * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
  */
 public interface BlockDriver extends AutoCloseable {
     /** Short name used in logs and metrics ("file", "null", "fault"). */

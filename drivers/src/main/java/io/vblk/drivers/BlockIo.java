@@ -3,12 +3,12 @@ package io.vblk.drivers;
 import java.lang.foreign.Arena;
 
 /**
- * One block request as a driver sees it: a reusable object owned by its submitter (a virtio
+ * Home thread: the owning IoThread of the channel it is submitted to. No locking.
+ *
+ * <p>One block request as a driver sees it: a reusable object owned by its submitter (a virtio
  * request slot, a benchmark loop), filled in before {@link BlockChannel#submit} and completed by
  * the driver exactly once through {@link IoCompletion#ioCompleted}. Nothing is allocated per
  * request: the submitter keeps a pool of these.
- *
- * <p>Home thread: the owning IoThread of the channel it is submitted to. No locking.
  */
 public final class BlockIo {
     /** Operation codes. */

@@ -8,12 +8,12 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * What every driver channel does the same way: the home-thread check, request validation against
+ * Home thread: the owning IoThread of {@link #context()}. No locking.
+ *
+ * <p>What every driver channel does the same way: the home-thread check, request validation against
  * the driver's facts (size, read-only, discard support), the in-flight count, drain waiters, and
  * the one completion path ({@link #complete}) through which every accepted request finishes
  * exactly once (STYLE rule 11), a refused one included.
- *
- * <p>Home thread: the owning IoThread of {@link #context()}. No locking.
  */
 public abstract class ChannelBase implements BlockChannel {
     protected final AioContext ctx;

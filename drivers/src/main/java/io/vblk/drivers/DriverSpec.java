@@ -13,7 +13,9 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * A driver described by one string, as given on the command line. Parsing checks everything and
+ * Any thread.
+ *
+ * <p>A driver described by one string, as given on the command line. Parsing checks everything and
  * fails with an {@link IllegalArgumentException} that quotes the spec, names the bad key and says
  * what it accepts; {@link #open()} then opens the driver.
  *
@@ -53,8 +55,6 @@ import java.util.Map;
  *   SIZE: a byte count with an optional K, M, G or T suffix (powers of 1024), e.g. 4096, 64M, 1G.
  * </pre>
  * Example: {@code fault:seed=7;rule=op:write,range:0-1M,error:ENOSPC;rule=op:read,nth:3,short:512;inner=null:size=64M}
- *
- * <p>Any thread.
  */
 public sealed interface DriverSpec {
     /** Opens the driver this spec describes. */

@@ -1,10 +1,10 @@
 package io.vblk.drivers;
 
 /**
- * A driver that wraps another and forwards every image-wide fact and {@link #close()} to it;
- * subclasses put their own channel in front of the inner one ({@link #openChannel}).
+ * Any thread for the accessors, as {@link BlockDriver}.
  *
- * <p>Any thread for the accessors, as {@link BlockDriver}.
+ * <p>A driver that wraps another and forwards every image-wide fact and {@link #close()} to it;
+ * subclasses put their own channel in front of the inner one ({@link #openChannel}).
  */
 public abstract class ForwardingBlockDriver implements BlockDriver {
     protected final BlockDriver inner;

@@ -1,7 +1,9 @@
 package io.vblk.drivers;
 
 /**
- * Hears that a {@link BlockIo} finished. Called exactly once per submitted request, on the home
+ * Home thread: the owning IoThread of the channel the request was submitted to.
+ *
+ * <p>Hears that a {@link BlockIo} finished. Called exactly once per submitted request, on the home
  * thread of the channel it was submitted to, possibly from inside {@link BlockChannel#submit} (a
  * synchronously completing driver) — callers must be ready for that re-entry (seed 000).
  */

@@ -5,11 +5,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * A reusable, off-heap array of {@code struct iovec} that points into guest (or other native)
+ * Home thread: the owning IoThread. No locking.
+ *
+ * <p>A reusable, off-heap array of {@code struct iovec} that points into guest (or other native)
  * memory. It is handed to {@code preadv}/{@code pwritev} and to AIO's {@code IOCB_CMD_PREADV} as it
  * is, so guest data is never copied.
- *
- * <p>Home thread: the owning IoThread. No locking.
  *
  * <pre>
  *   struct iovec {            // 16 bytes, LP64

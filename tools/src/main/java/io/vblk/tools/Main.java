@@ -7,7 +7,9 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * The {@code vblk} command: one entry point with sub-commands.
+ * Home thread: the CLI's main thread, which is no context's home thread.
+ *
+ * <p>The {@code vblk} command: one entry point with sub-commands.
  *
  * <p>Runs on the CLI's main thread, which is no context's home thread.
  */

@@ -1,15 +1,15 @@
 package io.vblk.aio.linuxaio;
 
 /**
- * One request as the I/O engines ({@link LinuxAio}, {@link WorkerPool}) see it: a reusable object
+ * Home thread: the owning IoThread (the context of the engine it is submitted to). A
+ * {@link WorkerPool} worker reads the operation fields and writes {@link #result()} between the
+ * hand-over and the hand-back, both of which publish with volatile accesses.
+ *
+ * <p>One request as the I/O engines ({@link LinuxAio}, {@link WorkerPool}) see it: a reusable object
  * that its owner (a driver channel) preallocates, fills with one of the preparing methods, hands to
  * {@link LinuxAio#submit} or {@link WorkerPool#submit}, and gets back exactly once through its
  * {@link Completion}. The engines allocate nothing per request; they link requests through the
  * fields here.
- *
- * <p>Home thread: the owning IoThread (the context of the engine it is submitted to). A
- * {@link WorkerPool} worker reads the operation fields and writes {@link #result()} between the
- * hand-over and the hand-back, both of which publish with volatile accesses.
  */
 public final class AioRequest {
     /** Hears that a request finished; runs on the home thread, possibly inside the submit call. */

@@ -1,12 +1,12 @@
 package io.vblk.aio.linuxaio;
 
 /**
- * The completion ring the kernel maps into user space for each AIO context; the context id that
+ * Any thread (offsets only). The engine reads it on its home thread.
+ *
+ * <p>The completion ring the kernel maps into user space for each AIO context; the context id that
  * {@code io_setup} returns is its address (fs/aio.c, {@code struct aio_ring}). The kernel is the
  * producer (writes an event, then publishes {@code tail}); the reader consumes events and
  * publishes {@code head}, which tells the kernel the slots are free.
- *
- * <p>Any thread (offsets only). The engine reads it on its home thread.
  *
  * <pre>
  *    0  u32  id

@@ -1,10 +1,10 @@
 package io.vblk.aio.linuxaio;
 
 /**
- * {@code struct io_event} (include/uapi/linux/aio_abi.h), 32 bytes: one completion, as
- * {@code io_getevents} returns it and as it sits in the kernel's completion ring.
+ * Any thread.
  *
- * <p>Any thread.
+ * <p>{@code struct io_event} (include/uapi/linux/aio_abi.h), 32 bytes: one completion, as
+ * {@code io_getevents} returns it and as it sits in the kernel's completion ring.
  *
  * <pre>
  *    0  u64  data   // the iocb's aio_data

@@ -4,10 +4,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * {@code struct iocb}, the Linux AIO control block (include/uapi/linux/aio_abi.h), 64 bytes,
- * little-endian x86_64 layout (where {@code aio_key} precedes {@code aio_rw_flags}).
+ * Any thread (offset arithmetic on memory the caller owns).
  *
- * <p>Any thread (offset arithmetic on memory the caller owns).
+ * <p>{@code struct iocb}, the Linux AIO control block (include/uapi/linux/aio_abi.h), 64 bytes,
+ * little-endian x86_64 layout (where {@code aio_key} precedes {@code aio_rw_flags}).
  *
  * <pre>
  *    0  u64  aio_data        // returned as io_event.data; vblk puts the slot index here

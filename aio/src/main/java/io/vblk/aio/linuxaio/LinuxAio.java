@@ -14,15 +14,15 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 
 /**
- * The Linux native AIO engine of one {@link AioContext}, as QEMU's {@code block/linux-aio.c}: one
+ * Home thread: the owning IoThread. No locking. Every entry point asserts it (seed 002:
+ * completions processed from two threads make counters go backwards and requests complete twice).
+ *
+ * <p>The Linux native AIO engine of one {@link AioContext}, as QEMU's {@code block/linux-aio.c}: one
  * kernel AIO context, a pending queue whose submission is deferred to the end of the current
  * defer-call section (so every request queued in one pass goes down in one {@code io_submit}),
  * completion through an eventfd ({@code IOCB_FLAG_RESFD}) registered on the context, and
  * completions read straight from the kernel's completion ring ({@link AioRingLayout}), with
  * {@code io_getevents} only when the ring's magic or feature bits are not the ones known here.
- *
- * <p>Home thread: the owning IoThread. No locking. Every entry point asserts it (seed 002:
- * completions processed from two threads make counters go backwards and requests complete twice).
  *
  * <p>Nothing is allocated per request: the {@link AioRequest}s belong to the drivers, and the
  * iocb array, the iocb pointer array, the io_event array (fallback) and the slot table are made

@@ -4,7 +4,9 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.Guard;
 
 /**
- * The seed-000 guard: a depth counter on a submission queue whose submit can come back into
+ * Home thread: the owning IoThread. No locking.
+ *
+ * <p>The seed-000 guard: a depth counter on a submission queue whose submit can come back into
  * itself. The cycle it bounds, for any engine that completes requests synchronously:
  *
  * <pre>
@@ -21,8 +23,6 @@ import io.vblk.aio.Guard;
  * {@link Guard#SUBMIT_DEPTH} on, {@link #enter()} refuses past {@link #cap()} levels and the
  * queue's owner returns without submitting, leaving the work to its completion bottom half, which
  * it schedules before returning.
- *
- * <p>Home thread: the owning IoThread. No locking.
  */
 public final class SubmitGuard {
     /** Depth cap, as QEMU's IOQ_SUBMIT_MAX_DEPTH (seed 000). */

@@ -12,18 +12,18 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A bounded pool of worker threads that run blocking file system calls ({@code preadv},
- * {@code pwritev}, {@code fdatasync}, {@code fallocate}) for one {@link AioContext}, as QEMU's
- * {@code thread-pool.c}: the file driver's {@code aio=threads} engine, and {@link LinuxAio}'s
- * fallback for operations the kernel's AIO cannot do (fallocate; fdatasync on kernels without
- * IOCB_CMD_FDSYNC).
- *
- * <p>Home thread: the owning IoThread for {@link #submit}, {@link #of}, {@link #release} and
+ * Home thread: the owning IoThread for {@link #submit}, {@link #of}, {@link #release} and
  * completions. Workers touch only the operation fields and {@code result} of the requests they
  * hold. Hand-over to the workers is a single-producer, multi-consumer array ring (the home thread
  * publishes {@code tail}, workers claim entries by CAS on {@code head}) with park/unpark for idle
  * workers; hand-back is an intrusive Treiber stack of finished requests plus one bottom half.
  * Neither direction allocates or takes a lock.
+ *
+ * <p>A bounded pool of worker threads that run blocking file system calls ({@code preadv},
+ * {@code pwritev}, {@code fdatasync}, {@code fallocate}) for one {@link AioContext}, as QEMU's
+ * {@code thread-pool.c}: the file driver's {@code aio=threads} engine, and {@link LinuxAio}'s
+ * fallback for operations the kernel's AIO cannot do (fallocate; fdatasync on kernels without
+ * IOCB_CMD_FDSYNC).
  */
 public final class WorkerPool {
     private static final System.Logger LOG = System.getLogger(WorkerPool.class.getName());

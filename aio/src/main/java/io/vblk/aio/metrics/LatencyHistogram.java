@@ -4,13 +4,13 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * A log-linear histogram of non-negative longs: nanoseconds for latencies, counts for sizes (the
- * io_submit batch sizes, the queue depth seen at pop). One writer records without allocation,
- * lock or fence; any thread takes a {@link Snapshot}.
- *
- * <p>Home thread: the one thread that calls {@link #record} (the owning IoThread). No locking.
+ * Home thread: the one thread that calls {@link #record} (the owning IoThread). No locking.
  * {@link #snapshot()} from any thread: every word is written and read with opaque accesses, so a
  * snapshot never sees a torn long, only one that may lag the writer by the records in progress.
+ *
+ * <p>A log-linear histogram of non-negative longs: nanoseconds for latencies, counts for sizes (the
+ * io_submit batch sizes, the queue depth seen at pop). One writer records without allocation,
+ * lock or fence; any thread takes a {@link Snapshot}.
  *
  * <p>Buckets. A value {@code v} is filed by {@code u = v - 1} (so every bucket's inclusive upper
  * bound is a round number, as Prometheus's {@code le} wants): {@code u < 8} gets bucket {@code u}

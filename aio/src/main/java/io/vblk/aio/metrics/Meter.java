@@ -3,13 +3,13 @@ package io.vblk.aio.metrics;
 import java.util.List;
 
 /**
- * The catalogue of vblk's meters: every meter the project exports is named here once, with its
+ * Any thread (immutable).
+ *
+ * <p>The catalogue of vblk's meters: every meter the project exports is named here once, with its
  * kind, unit, description and tag keys. The components keep plain fields and getters; the
  * Micrometer binding in the tools module ({@code io.vblk.tools.metrics}) registers one meter per
  * constant and live object, reading those getters when scraped. Nothing here depends on
  * Micrometer, so every layer can name a meter.
- *
- * <p>Any thread (immutable).
  *
  * <p>Names are Micrometer's dotted names; {@link #prometheusName()} is what the Prometheus text
  * format shows (snake case, the unit appended, {@code _total} for counters; histograms add

@@ -4,11 +4,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The {@code sendmsg(2)}/{@code recvmsg(2)} structures on LP64 Linux (x86_64, aarch64): the message
+ * Any thread (pure offset arithmetic on memory the caller owns).
+ *
+ * <p>The {@code sendmsg(2)}/{@code recvmsg(2)} structures on LP64 Linux (x86_64, aarch64): the message
  * header, one {@code struct iovec} and a control buffer holding one SCM_RIGHTS {@code cmsghdr}.
  * Offsets from glibc's {@code bits/socket.h}; checked against the kernel by {@code SysTest}.
- *
- * <p>Any thread (pure offset arithmetic on memory the caller owns).
  *
  * <pre>
  *   struct msghdr {                    // 56 bytes

@@ -1,12 +1,12 @@
 package io.vblk.aio.sys;
 
 /**
- * File descriptors that arrived with one {@link Sys#recvmsg} call (SCM_RIGHTS). Reused by its
+ * Home thread: whoever owns it (a vhost-user connection's home thread). No locking.
+ *
+ * <p>File descriptors that arrived with one {@link Sys#recvmsg} call (SCM_RIGHTS). Reused by its
  * owner across calls: {@link Sys#recvmsg} overwrites it each time. The descriptors belong to the
  * caller from then on (they were received with close-on-exec set), including when
  * {@link #truncated} is true.
- *
- * <p>Home thread: whoever owns it (a vhost-user connection's home thread). No locking.
  */
 public final class ReceivedFds {
     /**

@@ -5,9 +5,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 
 /**
- * {@code struct sockaddr_un} (sys/un.h), 110 bytes.
+ * Any thread.
  *
- * <p>Any thread.
+ * <p>{@code struct sockaddr_un} (sys/un.h), 110 bytes.
  *
  * <pre>
  *    0  sa_family_t sun_family;    // u16, AF_UNIX = 1

@@ -1,10 +1,10 @@
 package io.vblk.aio.sys;
 
 /**
- * The fields of {@code struct stat} that {@link Sys} reads, x86_64 layout (asm/stat.h,
- * {@code struct stat} for 64-bit: 144 bytes).
+ * Any thread.
  *
- * <p>Any thread.
+ * <p>The fields of {@code struct stat} that {@link Sys} reads, x86_64 layout (asm/stat.h,
+ * {@code struct stat} for 64-bit: 144 bytes).
  *
  * <pre>
  *    0  st_dev      u64        48  st_size     s64

@@ -1,10 +1,10 @@
 package io.vblk.aio.sys;
 
 /**
- * The fields of {@code struct statx} (include/uapi/linux/stat.h, 256 bytes) that {@link Sys}
- * reads: the direct-I/O alignment a file needs (Linux 6.1+, STATX_DIOALIGN).
+ * Any thread.
  *
- * <p>Any thread.
+ * <p>The fields of {@code struct statx} (include/uapi/linux/stat.h, 256 bytes) that {@link Sys}
+ * reads: the direct-I/O alignment a file needs (Linux 6.1+, STATX_DIOALIGN).
  *
  * <pre>
  *    0  u32 stx_mask              // which fields the kernel filled

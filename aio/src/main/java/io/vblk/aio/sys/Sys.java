@@ -5,7 +5,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The one door to the Linux system calls vblk makes (x86_64 Linux). Every call returns its result
+ * Any thread. Addresses passed as {@code long} must point at memory the caller keeps alive for
+ * the call.
+ *
+ * <p>The one door to the Linux system calls vblk makes (x86_64 Linux). Every call returns its result
  * or {@code -errno}: failures, EAGAIN included, are values, never exceptions (STYLE rule 10).
  * Calls interrupted by a signal (EINTR) are retried here, so callers never see -EINTR.
  *
@@ -16,9 +19,6 @@ import java.lang.foreign.ValueLayout;
  * allocate nothing (the request-path ones learn errno by repeating a failed call with errno
  * captured, see {@link Downcalls}); set-up calls (open, mmap, io_setup, sockets, ...) go through JNA direct
  * mapping ({@link LibC}).
- *
- * <p>Any thread. Addresses passed as {@code long} must point at memory the caller keeps alive for
- * the call.
  */
 public final class Sys {
     // fcntl.h, x86_64 values (octal as in the kernel's asm-generic/fcntl.h).

@@ -8,7 +8,9 @@ import io.vblk.drivers.ForwardingBlockDriver;
 import java.util.List;
 
 /**
- * Wraps another driver and injects faults by {@link FaultRule}: errors (the request never reaches
+ * Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ *
+ * <p>Wraps another driver and injects faults by {@link FaultRule}: errors (the request never reaches
  * the inner driver and completes with -errno from a bottom half), short reads (the inner driver
  * reads fewer bytes and that count is the result), and delays (the request waits on a timer
  * before it goes to the inner driver). The first rule that fires decides; a request no rule fires
@@ -16,8 +18,6 @@ import java.util.List;
  *
  * <p>Counters (nth, every, count) and the random draws (seeded with {@link #seed()}) are per
  * channel, so one channel's run is repeatable whatever the others do.
- *
- * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
  */
 public final class FaultDriver extends ForwardingBlockDriver {
     private final List<FaultRule> rules;

@@ -6,15 +6,15 @@ import io.vblk.drivers.BlockIo;
 import java.util.SplittableRandom;
 
 /**
- * One fault-injection rule of a {@link FaultDriver}: which requests it matches and what it does to
+ * Any thread (immutable).
+ *
+ * <p>One fault-injection rule of a {@link FaultDriver}: which requests it matches and what it does to
  * them. Immutable; the per-channel counters live in {@link State}.
  *
  * <p>Matching: the operation is in {@link #opMask}; the request's byte range overlaps
  * {@code [rangeStart, rangeEnd)}; then, counting only requests that passed those two tests, it is
  * the {@code nth} one (if set), a multiple of {@code every} (if set), passes the {@code prob}
  * draw, and the rule has fired fewer than {@code count} times.
- *
- * <p>Any thread (immutable).
  *
  * @param opMask     bit {@code 1 << BlockIo.op} per operation matched
  * @param rangeStart first byte matched

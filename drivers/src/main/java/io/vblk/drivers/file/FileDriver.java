@@ -7,7 +7,9 @@ import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 
 /**
- * A raw image file or block device, as QEMU's {@code file}/{@code host_device} drivers.
+ * Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ *
+ * <p>A raw image file or block device, as QEMU's {@code file}/{@code host_device} drivers.
  *
  * <ul>
  *   <li>{@code aio=native}: the context's {@link io.vblk.aio.linuxaio.LinuxAio} engine (io_submit,
@@ -30,8 +32,6 @@ import io.vblk.drivers.BlockDriver;
  *   <li>A short read (the file shrank underneath) is padded with zeroes; a short write fails with
  *       -ENOSPC, as QEMU's linux-aio does.</li>
  * </ul>
- *
- * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
  */
 public final class FileDriver implements BlockDriver {
     public enum Aio { NATIVE, THREADS }

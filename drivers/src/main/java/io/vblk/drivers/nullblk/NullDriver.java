@@ -5,7 +5,9 @@ import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 
 /**
- * The null device, for benchmarks and tests, as QEMU's {@code null-co} / {@code null-aio}: reads
+ * Any thread for the accessors; {@link #openChannel} on the context's home thread.
+ *
+ * <p>The null device, for benchmarks and tests, as QEMU's {@code null-co} / {@code null-aio}: reads
  * return zeroes (the buffers are filled) or, with {@code readZeroes} off (null-co's default
  * {@code read-zeroes=off}), leave the buffers untouched; writes are accepted and forgotten, flush,
  * discard and write-zeroes succeed. With {@code readOnly} the writing operations complete with
@@ -16,8 +18,6 @@ import io.vblk.drivers.BlockDriver;
  * in the same frame → callback submits → defer-call end → submit) exists here and is bounded by the
  * same {@link io.vblk.aio.linuxaio.SubmitGuard}. {@link Completion#ASYNC} completes each request
  * from a bottom half on the next loop iteration.
- *
- * <p>Any thread for the accessors; {@link #openChannel} on the context's home thread.
  */
 public final class NullDriver implements BlockDriver {
     /** When requests complete. */

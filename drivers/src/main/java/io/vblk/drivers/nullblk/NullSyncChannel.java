@@ -8,12 +8,12 @@ import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.ChannelBase;
 
 /**
- * The null device with synchronous completion, built like the Linux AIO engine: requests queue,
+ * Home thread: the owning IoThread. No locking.
+ *
+ * <p>The null device with synchronous completion, built like the Linux AIO engine: requests queue,
  * the queue is submitted at the end of the defer-call section (or at once when a batch is full),
  * "submission" performs every queued request at once (as io_submit does for page-cache hits), and
  * the completions are processed in the same frame inside a defer-call section.
- *
- * <p>Home thread: the owning IoThread. No locking.
  *
  * <p>That is seed 000's cycle, verbatim:
  * <pre>

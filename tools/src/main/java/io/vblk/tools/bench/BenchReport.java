@@ -9,10 +9,10 @@ import java.time.Duration;
 import java.util.Locale;
 
 /**
- * The figures of one {@code vblk bench} run, printed as text or as one JSON object with the same
- * content.
+ * Any thread: immutable.
  *
- * <p>Any thread: immutable.
+ * <p>The figures of one {@code vblk bench} run, printed as text or as one JSON object with the same
+ * content.
  *
  * @param target          where the device ran ("in-process", later "vhost-user:PATH")
  * @param driver          the driver spec as given, null when the back-end is remote

@@ -5,12 +5,12 @@ import io.vblk.virtio.guest.GuestTransport;
 import java.util.List;
 
 /**
- * Where the device that {@code vblk bench} drives lives: in this process (the device, its driver
+ * Any thread that is no context's home thread (the bench's main thread).
+ *
+ * <p>Where the device that {@code vblk bench} drives lives: in this process (the device, its driver
  * and IoThreads built here) or, through the vhost-user frontend, behind a UNIX socket. The bench
  * only needs a {@link GuestTransport} to the device and, where it can see them, the threads that
  * serve it (for CPU accounting) and the AIO engine's io_submit count.
- *
- * <p>Any thread that is no context's home thread (the bench's main thread).
  */
 public interface BenchTarget extends AutoCloseable {
     /** "in-process", "vhost-user:PATH". */

@@ -4,11 +4,11 @@ import java.io.PrintStream;
 import java.util.Locale;
 
 /**
- * A one-line progress bar on a terminal, redrawn in place with a carriage return:
+ * Home thread: the thread that runs the bench (it samples and draws). No locking.
+ *
+ * <p>A one-line progress bar on a terminal, redrawn in place with a carriage return:
  * {@code [##########----------]  50%  5.0s  IOPS 812.3k}. Written here instead of pulling in a
  * library for one line (and its terminal-detection dependency).
- *
- * <p>Home thread: the thread that runs the bench (it samples and draws). No locking.
  */
 public final class ProgressBar {
     private static final int WIDTH = 30;

@@ -4,10 +4,10 @@ import java.time.Duration;
 import java.util.Locale;
 
 /**
- * Parsing of the sizes and durations {@code vblk bench} takes on its command line, with errors
- * that name what is accepted.
+ * Any thread: pure functions.
  *
- * <p>Any thread: pure functions.
+ * <p>Parsing of the sizes and durations {@code vblk bench} takes on its command line, with errors
+ * that name what is accepted.
  */
 public final class Units {
     private Units() {

@@ -4,10 +4,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The meters one live object was bound to. Closing it removes them from the registry (do that
- * before the object is released, so no scrape reads a released component).
+ * Any thread; made and closed by the control plane.
  *
- * <p>Any thread; made and closed by the control plane.
+ * <p>The meters one live object was bound to. Closing it removes them from the registry (do that
+ * before the object is released, so no scrape reads a released component).
  */
 public final class Binding implements AutoCloseable {
     private final VblkMetrics owner;

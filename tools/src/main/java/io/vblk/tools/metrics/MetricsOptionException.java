@@ -1,9 +1,9 @@
 package io.vblk.tools.metrics;
 
 /**
- * A bad metrics option: the message names the option and what it accepts; start-up stops with it.
+ * Any thread.
  *
- * <p>Any thread.
+ * <p>A bad metrics option: the message names the option and what it accepts; start-up stops with it.
  */
 public final class MetricsOptionException extends IllegalArgumentException {
     private static final long serialVersionUID = 1L;

@@ -7,7 +7,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Where the metrics endpoint listens, from the command line, in either form:
+ * Any thread (immutable).
+ *
+ * <p>Where the metrics endpoint listens, from the command line, in either form:
  *
  * <pre>
  *   --metrics 127.0.0.1:9200                          host:port, [v6]:port, :port or port
@@ -19,8 +21,6 @@ import java.util.Map;
  * whoever can reach it, so listening wider is a deliberate choice ({@code addr=0.0.0.0:9200}).
  * Port 0 takes a free port (tests). The host must be a literal address or {@code localhost}; no
  * name lookup happens at start-up.
- *
- * <p>Any thread (immutable).
  *
  * @param id   the object id ({@code m0} for the {@code --metrics} form)
  * @param host the address to bind

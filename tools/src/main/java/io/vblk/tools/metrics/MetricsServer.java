@@ -14,14 +14,14 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The Prometheus endpoint: the JDK's HTTP server serving {@code GET /metrics} (the path is an
+ * Home thread: its own single HTTP thread ({@code vblk-metrics}) serves scrapes, one at a time;
+ * {@link #start} and {@link #close} from any thread. It never runs on an IoThread, so a slow scrape
+ * cannot stall I/O; the components' getters it reads are racy snapshots (see {@link VblkMetrics}).
+ *
+ * <p>The Prometheus endpoint: the JDK's HTTP server serving {@code GET /metrics} (the path is an
  * option) with the exposition of a {@link VblkMetrics}: OpenMetrics 1.0 when the request's
  * {@code Accept} header asks for {@code application/openmetrics-text} (Prometheus does), else the
  * text format 0.0.4. Anything else gets 404 or 405.
- *
- * <p>Home thread: its own single HTTP thread ({@code vblk-metrics}) serves scrapes, one at a time;
- * {@link #start} and {@link #close} from any thread. It never runs on an IoThread, so a slow scrape
- * cannot stall I/O; the components' getters it reads are racy snapshots (see {@link VblkMetrics}).
  */
 public final class MetricsServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(MetricsServer.class.getName());

@@ -45,16 +45,16 @@ import java.util.TreeMap;
 import java.util.function.ToDoubleFunction;
 
 /**
- * The Micrometer binding of vblk's components: given live objects (event loops, Linux AIO
- * engines, driver channels, ...), it registers one meter per {@link Meter} constant that applies,
- * reading the component's getters when scraped. The components hold plain fields on their home
- * threads and know nothing of Micrometer; nothing is looked up or allocated on their hot paths.
- *
- * <p>Any thread for binding and closing (the control plane; synchronized on this object). Scrapes
+ * Any thread for binding and closing (the control plane; synchronized on this object). Scrapes
  * run on the scraping thread and read the components' getters from there: each getter returns a
  * plain {@code long}/{@code int} field written only by the component's home thread, which the JVM
  * reads whole on 64-bit platforms (HotSpot never splits an aligned 64-bit access), so a value may
  * be stale by the work of one loop iteration, never torn. Histograms use opaque accesses.
+ *
+ * <p>The Micrometer binding of vblk's components: given live objects (event loops, Linux AIO
+ * engines, driver channels, ...), it registers one meter per {@link Meter} constant that applies,
+ * reading the component's getters when scraped. The components hold plain fields on their home
+ * threads and know nothing of Micrometer; nothing is looked up or allocated on their hot paths.
  *
  * <p>Latency and size distributions ({@link Meter.Kind#HISTOGRAM}) are exported by a
  * {@link HistogramCollector} per meter, registered in the same Prometheus registry.

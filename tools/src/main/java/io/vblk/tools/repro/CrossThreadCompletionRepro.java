@@ -13,7 +13,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Seed 002: completions of one context processed from two threads at once. A completion ring
+ * Home thread: the caller's (no context's home thread); owns its IoThread and kernel thread.
+ *
+ * <p>Seed 002: completions of one context processed from two threads at once. A completion ring
  * modelled on Linux AIO's (the "kernel" thread appends finished request ids and publishes the
  * tail; the consumer walks from its head, completes each request, then advances) is owned by an
  * IoThread, whose completion bottom half processes it. Meanwhile a second thread drains the

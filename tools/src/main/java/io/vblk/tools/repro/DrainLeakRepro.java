@@ -22,7 +22,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.LongSupplier;
 
 /**
- * Seed 003, "drain-leak": a block job holds a drained section around a final step that needs the
+ * Any thread that is no context's home thread (the CLI's main thread, a test). The job itself
+ * lives on the queue's IoThread.
+ *
+ * <p>Seed 003, "drain-leak": a block job holds a drained section around a final step that needs the
  * device quiet (as mirror's completion switches to the target), while the emulated guest keeps
  * writing at full rate. The section is begun on the queue's IoThread context; the job then waits
  * until nothing is in flight at the driver and the guest has posted (and kicked) new requests, and
@@ -37,9 +40,6 @@ import java.util.function.LongSupplier;
  *       ending the section re-runs it, so every request the guest posted meanwhile completes —
  *       none lost — {@code held}.</li>
  * </ul>
- *
- * <p>Any thread that is no context's home thread (the CLI's main thread, a test). The job itself
- * lives on the queue's IoThread.
  */
 public final class DrainLeakRepro implements Repro {
     /** How often the job looks whether the device is quiet and the guest has posted. */

@@ -13,7 +13,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Seed 001: a closer waits for a periodic task to finish while the task sleeps. The task wakes
+ * Home thread: the caller's (no context's home thread); owns its IoThread and busy threads.
+ *
+ * <p>Seed 001: a closer waits for a periodic task to finish while the task sleeps. The task wakes
  * on kicks (as QEMU's block-copy and cache-clean tasks do), checks whether it should stop, does its
  * work and goes back to sleep for a long time. The closer kicks it a few times, then asks it to
  * stop and wakes it once more — landing, sometimes, while the task has checked the stop flag but

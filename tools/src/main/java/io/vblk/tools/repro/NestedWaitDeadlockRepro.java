@@ -22,7 +22,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Seed 004: one process serves an export on a UNIX socket and opens an image whose backing file
+ * Home thread: the caller's (no context's home thread); owns its IoThread (the "main loop").
+ *
+ * <p>Seed 004: one process serves an export on a UNIX socket and opens an image whose backing file
  * is that very export. The open runs on the main loop's home thread and needs the server's
  * greeting; the export's listener, which must accept the connection and send that greeting, lives
  * on the same loop. With the guard off the open waits for the greeting in a blocking (nested) wait

@@ -1,11 +1,11 @@
 package io.vblk.tools.repro;
 
 /**
- * One seed hazard as a runnable scenario: with the guard off it must make the hazard happen and
+ * Any thread that is no context's home thread (the CLI's main thread, a test).
+ *
+ * <p>One seed hazard as a runnable scenario: with the guard off it must make the hazard happen and
  * detect it within a bounded time (never hang or crash the JVM); with the guard on the same
  * workload must run clean.
- *
- * <p>Any thread that is no context's home thread (the CLI's main thread, a test).
  */
 public interface Repro {
     /** The name used on the command line, e.g. {@code lost-wakeup}. */

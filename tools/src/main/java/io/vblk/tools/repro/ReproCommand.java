@@ -9,7 +9,9 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 /**
- * {@code vblk repro <hazard>|all --guard=on|off}: runs a seed hazard's scenario and prints the one
+ * Home thread: the CLI's main thread.
+ *
+ * <p>{@code vblk repro <hazard>|all --guard=on|off}: runs a seed hazard's scenario and prints the one
  * result line; exit 0 when the result is the expected one (reproduced with the guard off, held
  * with it on), 1 otherwise.
  *

@@ -3,7 +3,9 @@ package io.vblk.tools.repro;
 import java.time.Duration;
 
 /**
- * How hard and how long a reproducer tries.
+ * Any thread: immutable.
+ *
+ * <p>How hard and how long a reproducer tries.
  *
  * @param iterations upper bound on workload iterations (a reproducer may stop earlier once the
  *                   hazard is shown)

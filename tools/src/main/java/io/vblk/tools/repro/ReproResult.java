@@ -4,7 +4,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * What a reproducer saw, printed as the one final line
+ * Any thread: immutable.
+ *
+ * <p>What a reproducer saw, printed as the one final line
  * {@code hazard=<name> guard=<on|off> result=<reproduced|held|missed> iterations=N detail=... [k=v ...]}.
  *
  * @param outcome    REPRODUCED: the hazard happened; HELD: it did not happen with the guard on;

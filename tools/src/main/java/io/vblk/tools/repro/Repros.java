@@ -3,7 +3,11 @@ package io.vblk.tools.repro;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Every seed hazard's reproducer, in seed order. */
+/**
+ * Any thread: stateless.
+ *
+ * <p>Every seed hazard's reproducer, in seed order.
+ */
 public final class Repros {
     private Repros() {
     }

@@ -25,7 +25,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.IntSupplier;
 
 /**
- * Seed 000: synchronous-completion recursion. A closed-loop workload — each completion at once
+ * Home thread: the caller's (no context's home thread); owns the threads and contexts it runs.
+ *
+ * <p>Seed 000: synchronous-completion recursion. A closed-loop workload — each completion at once
  * submits its slot's next request, as a backup job or {@code qemu-io} does — over two drivers whose
  * submissions complete on the submitting stack:
  * <ul>

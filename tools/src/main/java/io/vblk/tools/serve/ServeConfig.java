@@ -3,10 +3,10 @@ package io.vblk.tools.serve;
 import java.util.List;
 
 /**
- * What {@code vblk serve} was asked to run, checked: block nodes, IoThreads and exports, with
- * every cross-reference resolved (an export's node and IoThreads exist, ids are unique).
+ * Any thread: immutable.
  *
- * <p>Any thread: immutable.
+ * <p>What {@code vblk serve} was asked to run, checked: block nodes, IoThreads and exports, with
+ * every cross-reference resolved (an export's node and IoThreads exist, ids are unique).
  */
 public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads, List<ExportSpec> exports,
                           String pidfile) {

@@ -33,7 +33,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 
 /**
- * What {@code vblk serve} runs: a main loop (an {@link IoThread} named "main-loop" hosting every
+ * Any thread that is no context's home thread (the CLI's main thread, a test).
+ *
+ * <p>What {@code vblk serve} runs: a main loop (an {@link IoThread} named "main-loop" hosting every
  * export's listener, connection and device control, as QEMU's main loop does), the IoThreads of
  * {@code --object iothread}, one opened driver per block node, and per export a
  * {@link BlkDevice} with its queues on the export's IoThreads and a {@link VhostUserExport} on
@@ -43,8 +45,6 @@ import java.util.concurrent.CompletionException;
  * their in-flight requests first), close the devices and drivers, fsync every writable image (the
  * page cache of a cache.direct=off image holds acknowledged writes a guest never flushed), stop
  * the threads; bounded in time.
- *
- * <p>Any thread that is no context's home thread (the CLI's main thread, a test).
  */
 public final class ServeDaemon {
     private static final System.Logger LOG = System.getLogger(ServeDaemon.class.getName());

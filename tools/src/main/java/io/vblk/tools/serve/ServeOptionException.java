@@ -1,10 +1,10 @@
 package io.vblk.tools.serve;
 
 /**
- * A command-line option of {@code vblk serve} is wrong: the message names the option and what it
- * accepts. Start-up stops with it (STYLE rule 10, third tier).
+ * Any thread: immutable.
  *
- * <p>Any thread: immutable.
+ * <p>A command-line option of {@code vblk serve} is wrong: the message names the option and what it
+ * accepts. Start-up stops with it (STYLE rule 10, third tier).
  */
 public final class ServeOptionException extends Exception {
     public ServeOptionException(String message) {

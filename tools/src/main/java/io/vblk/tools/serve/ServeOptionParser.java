@@ -17,7 +17,9 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Turns {@code qemu-storage-daemon}-style option arguments into a checked {@link ServeConfig}.
+ * Any thread: stateless.
+ *
+ * <p>Turns {@code qemu-storage-daemon}-style option arguments into a checked {@link ServeConfig}.
  * Accepted (what vblk supports of qemu-storage-daemon's syntax, plus vblk's own keys in the same
  * style):
  * <pre>
@@ -30,8 +32,6 @@ import java.util.Set;
  *          [,writable=on|off][,num-queues=Q][,logical-block-size=B]
  *          [,iothread=I | ,iothread.0=I0,iothread.1=I1,...]   (vblk: queue q runs on iothread.(q mod n))
  * </pre>
- *
- * <p>Any thread: stateless.
  */
 public final class ServeOptionParser {
     /** QEMU's null-co/null-aio default size (1 GiB). */

@@ -3,10 +3,10 @@ package io.vblk.virtio.device;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Guest-physical memory as the device reads it: translation of a guest address range to a
- * host {@link MemorySegment}, bounds-checked.
+ * Any thread: an instance is immutable once published; a new map replaces it whole.
  *
- * <p>Any thread: an instance is immutable once published; a new map replaces it whole.
+ * <p>Guest-physical memory as the device reads it: translation of a guest address range to a
+ * host {@link MemorySegment}, bounds-checked.
  */
 public interface GuestMemoryView {
     /**

@@ -1,7 +1,9 @@
 package io.vblk.virtio.device;
 
 /**
- * Where a split virtqueue lives in guest memory and where processing resumes
+ * Any thread: immutable.
+ *
+ * <p>Where a split virtqueue lives in guest memory and where processing resumes
  * (virtio 1.x section 2.7). Addresses are guest-physical.
  *
  * @param size          queue size, a power of two (2.7: "Queue Size ... power of 2")

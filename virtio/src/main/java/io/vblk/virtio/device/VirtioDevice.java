@@ -5,13 +5,13 @@ import io.vblk.virtio.memory.GuestMemory;
 import java.util.function.IntConsumer;
 
 /**
- * A virtio device model as a transport sees it: the in-process emulator harness and the
- * vhost-user server drive a device only through this interface (STYLE rule 8), never through the
- * block device's own classes.
- *
- * <p>Home thread: the control context the device was created on (the main loop). Queue work
+ * Home thread: the control context the device was created on (the main loop). Queue work
  * runs on each queue's IoThread; the methods that reach a queue hand over to it and report back on
  * the control context through their callbacks. No method blocks.
+ *
+ * <p>A virtio device model as a transport sees it: the in-process emulator harness and the
+ * vhost-user server drive a device only through this interface (STYLE rule 8), never through the
+ * block device's own classes.
  */
 public interface VirtioDevice extends AutoCloseable {
     /** Virtio device ID (virtio 1.x section 5: 2 = block device). */

@@ -3,10 +3,10 @@ package io.vblk.virtio.guest;
 import static io.vblk.virtio.guest.BlkWireLayout.*;
 
 /**
- * A virtio-blk configuration space as the guest read it (5.2.4). Fields whose feature was not
- * negotiated are still reported as read; callers look at the feature bits first.
+ * Any thread: immutable.
  *
- * <p>Any thread: immutable.
+ * <p>A virtio-blk configuration space as the guest read it (5.2.4). Fields whose feature was not
+ * negotiated are still reported as read; callers look at the feature bits first.
  */
 public record BlkConfig(long capacitySectors, int sizeMax, int segMax, int cylinders, int heads, int sectors,
                         int blkSize, int physicalBlockExp, int alignmentOffset, int minIoSize, long optIoSize,

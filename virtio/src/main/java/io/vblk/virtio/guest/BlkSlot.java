@@ -9,12 +9,12 @@ import static io.vblk.virtio.guest.GuestVring.LE32;
 import static io.vblk.virtio.guest.GuestVring.LE64;
 
 /**
- * One preallocated virtio-blk request of a guest queue: its header, status byte,
+ * Home thread: the vCPU thread of the owning {@link GuestBlkQueue}. No locking.
+ *
+ * <p>One preallocated virtio-blk request of a guest queue: its header, status byte,
  * discard/write-zeroes segments, indirect descriptor table and data buffer all live in guest
  * RAM, carved out once at set-up. A workload reuses slots forever; posting one writes only into
  * this memory and the rings.
- *
- * <p>Home thread: the vCPU thread of the owning {@link GuestBlkQueue}. No locking.
  *
  * <pre>
  * meta area (128 bytes, 64-byte aligned)

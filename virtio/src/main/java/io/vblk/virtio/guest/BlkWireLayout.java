@@ -1,11 +1,11 @@
 package io.vblk.virtio.guest;
 
 /**
- * The virtio-blk request and configuration space as the guest driver writes and reads them
+ * Any thread: constants and pure functions. All fields little-endian.
+ *
+ * <p>The virtio-blk request and configuration space as the guest driver writes and reads them
  * (virtio 1.x section 5.2). Kept apart from the device's own parser for the reason given in
  * {@link VringLayout}.
- *
- * <p>Any thread: constants and pure functions. All fields little-endian.
  *
  * <pre>
  * Request header (device-readable, first descriptor(s)), 5.2.6

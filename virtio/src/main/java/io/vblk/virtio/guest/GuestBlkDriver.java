@@ -6,13 +6,13 @@ import java.util.List;
 import static io.vblk.virtio.guest.GuestFeatures.*;
 
 /**
- * The emulated guest's virtio-blk driver: brings a device up through a {@link GuestTransport} the
+ * Home thread: the thread that calls {@link #attach} and {@link #close()} (no context's home
+ * thread; the transport may block). Each queue then belongs to the vCPU thread that drives it.
+ *
+ * <p>The emulated guest's virtio-blk driver: brings a device up through a {@link GuestTransport} the
  * way a guest kernel does (virtio 1.x 3.1.1: read the features, accept a subset, read the
  * configuration, set up the queues, start them), owns the guest RAM its rings and request
  * buffers live in, and hands out one {@link GuestBlkQueue} per queue.
- *
- * <p>Home thread: the thread that calls {@link #attach} and {@link #close()} (no context's home
- * thread; the transport may block). Each queue then belongs to the vCPU thread that drives it.
  */
 public final class GuestBlkDriver implements AutoCloseable {
     /**

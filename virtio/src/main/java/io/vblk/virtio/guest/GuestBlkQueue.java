@@ -10,12 +10,12 @@ import static io.vblk.virtio.guest.GuestVring.LE32;
 import static io.vblk.virtio.guest.GuestVring.LE64;
 
 /**
- * One request queue of the guest's virtio-blk driver: preallocated {@link BlkSlot}s, the split
+ * Home thread: the vCPU thread that drives this queue (set-up runs before that thread starts).
+ * No locking. Counters are plain fields read by the same thread, or by others after it stopped.
+ *
+ * <p>One request queue of the guest's virtio-blk driver: preallocated {@link BlkSlot}s, the split
  * ring they are posted on, and the queue's two eventfds (the guest writes the kick eventfd and
  * waits on the call eventfd). Posting, kicking and reaping allocate nothing.
- *
- * <p>Home thread: the vCPU thread that drives this queue (set-up runs before that thread starts).
- * No locking. Counters are plain fields read by the same thread, or by others after it stopped.
  */
 public final class GuestBlkQueue implements AutoCloseable {
     /** Who hears about a completed request. */

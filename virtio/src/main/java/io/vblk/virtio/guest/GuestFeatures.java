@@ -1,10 +1,10 @@
 package io.vblk.virtio.guest;
 
 /**
- * Feature bits the guest driver knows: the transport-independent ones (virtio 1.x section 6)
- * and the block device's (5.2.3), with names for logs and reports.
+ * Any thread: constants and pure functions.
  *
- * <p>Any thread: constants and pure functions.
+ * <p>Feature bits the guest driver knows: the transport-independent ones (virtio 1.x section 6)
+ * and the block device's (5.2.3), with names for logs and reports.
  */
 public final class GuestFeatures {
     private GuestFeatures() {

@@ -11,16 +11,16 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The emulated guest's RAM: one contiguous range of guest-physical addresses backed by a memfd
+ * Home thread: the thread that builds the guest (allocation is set-up work); the mapping
+ * itself is read and written by the guest's vCPU threads and by the device. The mapping is
+ * reference-counted: it is unmapped only when the guest and every {@link GuestMemory} handed out
+ * have released it, so a device still holding a map never touches unmapped pages.
+ *
+ * <p>The emulated guest's RAM: one contiguous range of guest-physical addresses backed by a memfd
  * mapped {@code MAP_SHARED}, so the same pages can be handed to the in-process device (as a
  * {@link GuestMemory}) and to a vhost-user backend (the fd travels with SET_MEM_TABLE and the
  * backend maps it itself). Set-up code carves the rings and request buffers out of it with a
  * bump allocator; nothing is ever freed back.
- *
- * <p>Home thread: the thread that builds the guest (allocation is set-up work); the mapping
- * itself is read and written by the guest's vCPU threads and by the device. The mapping is
- * reference-counted: it is unmapped only when the guest and every {@link GuestMemory} handed out
- * have released it, so a device still holding a map never touches unmapped pages.
  */
 public final class GuestRam implements AutoCloseable {
     /** Guest-physical address of the first byte: 1 MiB, so that address 0 is never guest memory. */

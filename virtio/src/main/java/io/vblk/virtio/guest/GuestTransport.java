@@ -3,7 +3,13 @@ package io.vblk.virtio.guest;
 import io.vblk.virtio.device.QueueLayout;
 
 /**
- * The seam between the emulated guest driver and one virtio device: what a guest reaches through
+ * Any thread that is no context's home thread (a test, the bench's main thread): every call is
+ * control-plane work that may block for a bounded time and throws {@link IllegalStateException}
+ * (naming the call) when the device fails or does not answer in time. The data path never goes
+ * through here: once a queue is started the guest talks to it through guest memory and the
+ * queue's eventfds only.
+ *
+ * <p>The seam between the emulated guest driver and one virtio device: what a guest reaches through
  * PCI config space and the virtio common configuration, reduced to the calls a block driver
  * needs. Two implementations:
  * <ul>
@@ -16,12 +22,6 @@ import io.vblk.virtio.device.QueueLayout;
  *       SET_FEATURES, GET_CONFIG, SET_MEM_TABLE (passing {@link GuestRam#fd()}), SET_VRING_NUM /
  *       ADDR / BASE, SET_VRING_KICK / CALL and SET_VRING_ENABLE.</li>
  * </ul>
- *
- * <p>Any thread that is no context's home thread (a test, the bench's main thread): every call is
- * control-plane work that may block for a bounded time and throws {@link IllegalStateException}
- * (naming the call) when the device fails or does not answer in time. The data path never goes
- * through here: once a queue is started the guest talks to it through guest memory and the
- * queue's eventfds only.
  *
  * <p>Fd ownership: the transport never takes the guest's fds. It gives the device its own
  * copies ({@code dup} in process, SCM_RIGHTS over a socket); the guest keeps and closes its own.

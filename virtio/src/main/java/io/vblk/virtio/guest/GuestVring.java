@@ -10,14 +10,14 @@ import java.nio.ByteOrder;
 import static io.vblk.virtio.guest.VringLayout.*;
 
 /**
- * The driver side of one split virtqueue (virtio 1.x section 2.7): builds descriptor chains
+ * Home thread: the guest vCPU thread that drives this queue (set-up runs before that thread
+ * starts, which publishes it). No locking. Nothing here allocates after construction.
+ *
+ * <p>The driver side of one split virtqueue (virtio 1.x section 2.7): builds descriptor chains
  * (direct and indirect), publishes them in the available ring, decides whether the device needs a
  * kick, and reaps the used ring. Descriptor bookkeeping (free list, chain lengths, which head
  * belongs to which request) lives in Java arrays, as a real driver keeps it: the guest never trusts
  * the device to leave the descriptor table alone, and frees chains from its own records.
- *
- * <p>Home thread: the guest vCPU thread that drives this queue (set-up runs before that thread
- * starts, which publishes it). No locking. Nothing here allocates after construction.
  */
 public final class GuestVring {
     // Plain accesses use the unaligned layouts: every offset here is naturally aligned by

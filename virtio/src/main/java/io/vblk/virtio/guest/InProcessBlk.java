@@ -14,13 +14,13 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * A virtio-blk device assembled in this process for the emulated guest: a control IoThread (the
+ * Any thread that is no context's home thread. {@link #close()} stops the device, its
+ * IoThreads and closes the driver (this object owns it).
+ *
+ * <p>A virtio-blk device assembled in this process for the emulated guest: a control IoThread (the
  * main loop the device is created on), {@code n} IoThreads its queues are mapped to round-robin,
  * the device over the given driver, and an {@link InProcessTransport} to it. Tests, benchmarks
  * and {@code vblk bench} share it.
- *
- * <p>Any thread that is no context's home thread. {@link #close()} stops the device, its
- * IoThreads and closes the driver (this object owns it).
  */
 public final class InProcessBlk implements AutoCloseable {
     /** Bound on each control call and on tearing down. */

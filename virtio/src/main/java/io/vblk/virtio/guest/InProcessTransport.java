@@ -13,13 +13,13 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 
 /**
- * {@link GuestTransport} over a {@link VirtioDevice} in this process. Every call hops onto the
+ * Any thread that is no context's home thread. The device stays owned by whoever created it:
+ * {@link #close()} does not close it.
+ *
+ * <p>{@link GuestTransport} over a {@link VirtioDevice} in this process. Every call hops onto the
  * device's control context (its home thread, STYLE rule 2) and waits there for the answer, bounded
  * by the timeout given at construction; the caller is never a context's home thread
  * ({@link AioContext#await} refuses that, seed 004).
- *
- * <p>Any thread that is no context's home thread. The device stays owned by whoever created it:
- * {@link #close()} does not close it.
  */
 public final class InProcessTransport implements GuestTransport {
     private final VirtioDevice device;

@@ -3,15 +3,15 @@ package io.vblk.virtio.guest;
 import java.util.Arrays;
 
 /**
- * A log-linear histogram of non-negative values (nanoseconds here) in one preallocated
+ * Home thread: the thread that records (one vCPU thread). {@link #add} merges histograms
+ * after their recorders stopped. No locking.
+ *
+ * <p>A log-linear histogram of non-negative values (nanoseconds here) in one preallocated
  * {@code long[]}: recording is an index computation and an increment, never an allocation.
  * Values below 2^{@value #SUB_BITS} get a bucket each; above that, every power-of-two range is
  * split into 2^({@value #SUB_BITS}-1) equal buckets, so a reported value is within
  * 1/2^({@value #SUB_BITS}-1) (0.8%) of the true one, as in HdrHistogram with two and a half
  * significant digits.
- *
- * <p>Home thread: the thread that records (one vCPU thread). {@link #add} merges histograms
- * after their recorders stopped. No locking.
  */
 public final class LatencyHistogram {
     /** log2 of the number of linear buckets at the bottom. */

@@ -1,11 +1,11 @@
 package io.vblk.virtio.guest;
 
 /**
- * What one guest queue did during a workload: request counts by kind and outcome, bytes,
- * notification traffic in both directions, verify results, and the latency histogram.
- *
- * <p>Home thread: the vCPU thread running the queue; read by others only after it stopped
+ * Home thread: the vCPU thread running the queue; read by others only after it stopped
  * (Thread.join publishes the fields). No locking.
+ *
+ * <p>What one guest queue did during a workload: request counts by kind and outcome, bytes,
+ * notification traffic in both directions, verify results, and the latency histogram.
  */
 public final class QueueStats {
     public final int queue;

@@ -7,13 +7,13 @@ import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
 
 /**
- * Self-checking sector contents for verify mode: every 512-byte sector written carries its own
+ * Home thread: the vCPU thread that owns the instance (the CRC object is reused). No locking,
+ * no allocation.
+ *
+ * <p>Self-checking sector contents for verify mode: every 512-byte sector written carries its own
  * sector number, the generation of the write, and a CRC-32C of the rest, so a read can tell a
  * correct sector from a stale one (older generation), a misplaced one (wrong LBA), a torn or
  * corrupted one (bad checksum) and one never written (no magic).
- *
- * <p>Home thread: the vCPU thread that owns the instance (the CRC object is reused). No locking,
- * no allocation.
  *
  * <pre>
  * per 512-byte sector, little-endian

@@ -1,12 +1,12 @@
 package io.vblk.virtio.guest;
 
 /**
- * The split virtqueue in guest memory as the <em>driver</em> lays it out (virtio 1.x section 2.7).
+ * Any thread: constants and pure functions. All fields are little-endian (2.7, "le16/le32/le64").
+ *
+ * <p>The split virtqueue in guest memory as the <em>driver</em> lays it out (virtio 1.x section 2.7).
  * The guest keeps its own copy of this layout on purpose: it is written from the spec
  * independently of the device's queue code, so a misreading of the spec on one side shows up as
  * a failing exchange instead of hiding in a shared constant.
- *
- * <p>Any thread: constants and pure functions. All fields are little-endian (2.7, "le16/le32/le64").
  *
  * <pre>
  * Descriptor table: size entries, 16-byte aligned (2.7 "Descriptor Table ... 16")

@@ -3,10 +3,10 @@ package io.vblk.virtio.guest;
 import java.util.Locale;
 
 /**
- * What the emulated guest does on each of its queues: a closed loop keeping {@code queueDepth}
- * requests in flight per queue until the duration or request count is reached, fio-style.
+ * Any thread: immutable.
  *
- * <p>Any thread: immutable.
+ * <p>What the emulated guest does on each of its queues: a closed loop keeping {@code queueDepth}
+ * requests in flight per queue until the duration or request count is reached, fio-style.
  *
  * @param pattern       access pattern (fio's {@code --rw})
  * @param readPercent   share of reads in the mixed patterns, 0..100 (fio's {@code rwmixread})

@@ -3,9 +3,9 @@ package io.vblk.virtio.guest;
 import java.util.List;
 
 /**
- * What a {@link WorkloadRun} did: per-queue statistics, their sum, and the first error.
+ * Any thread: built after the vCPU threads stopped; not modified afterwards.
  *
- * <p>Any thread: built after the vCPU threads stopped; not modified afterwards.
+ * <p>What a {@link WorkloadRun} did: per-queue statistics, their sum, and the first error.
  *
  * @param perQueue one entry per queue that ran
  * @param total    the queues merged (elapsed = the longest queue's)

@@ -7,12 +7,12 @@ import java.util.List;
 import static io.vblk.virtio.guest.BlkWireLayout.SECTOR_BYTES;
 
 /**
- * A {@link Workload} running on every queue of a {@link GuestBlkDriver}, one vCPU thread per
+ * Any thread that is no context's home thread (it joins the vCPU threads). {@link #completed()}
+ * may be read from any thread while the run goes on.
+ *
+ * <p>A {@link Workload} running on every queue of a {@link GuestBlkDriver}, one vCPU thread per
  * queue. Each queue owns an equal, disjoint slice of the workload's region, so verify mode can
  * check every block without coordination between queues.
- *
- * <p>Any thread that is no context's home thread (it joins the vCPU threads). {@link #completed()}
- * may be read from any thread while the run goes on.
  */
 public final class WorkloadRun {
     private final Workload workload;

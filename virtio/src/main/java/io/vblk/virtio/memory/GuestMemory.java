@@ -9,11 +9,11 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A guest memory map: a sorted, non-overlapping set of {@link MemoryRegion}s. Every guest address
- * and length is bounds-checked here before the device touches host memory.
- *
- * <p>Any thread: immutable once built. A map is reference-counted so that the mappings behind it
+ * Any thread: immutable once built. A map is reference-counted so that the mappings behind it
  * are released (by the {@code onLastRelease} action) only when no queue or request uses it.
+ *
+ * <p>A guest memory map: a sorted, non-overlapping set of {@link MemoryRegion}s. Every guest address
+ * and length is bounds-checked here before the device touches host memory.
  */
 public final class GuestMemory implements GuestMemoryView {
     private final MemoryRegion[] regions;

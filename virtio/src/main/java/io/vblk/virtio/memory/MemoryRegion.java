@@ -3,9 +3,9 @@ package io.vblk.virtio.memory;
 import java.lang.foreign.MemorySegment;
 
 /**
- * One contiguous range of guest-physical memory and where it is mapped in this process.
+ * Any thread: immutable.
  *
- * <p>Any thread: immutable.
+ * <p>One contiguous range of guest-physical memory and where it is mapped in this process.
  *
  * @param gpa       guest-physical address of the first byte
  * @param size      length in bytes

@@ -46,7 +46,9 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.bit;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 
 /**
- * A vhost-user front-end for a block back-end (vblk's own server, qemu-storage-daemon, any
+ * Home thread: the control {@link AioContext} given to {@link #connect}. No locking.
+ *
+ * <p>A vhost-user front-end for a block back-end (vblk's own server, qemu-storage-daemon, any
  * vhost-user-blk back-end), in the role QEMU plays for a VM. It connects to the socket,
  * negotiates features and protocol features, creates the guest memory in a memfd (shared with
  * the back-end by SET_MEM_TABLE), reads the config space, and sets up rings on demand.
@@ -69,8 +71,6 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  * (a serial chain of operations); replies are matched in order. Nothing blocks: replies arrive on
  * the context's fd handler, and a back-end that does not answer within the reply timeout, sends a
  * malformed reply or hangs up puts this device into NEEDS_RESET with the reason.
- *
- * <p>Home thread: the control {@link AioContext} given to {@link #connect}. No locking.
  */
 public final class VhostUserFrontend implements VirtioDevice {
     private static final System.Logger LOG = System.getLogger(VhostUserFrontend.class.getName());

@@ -17,7 +17,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 
 /**
- * The guest harness's {@link GuestTransport} over vhost-user: the same emulated guest, workloads
+ * Any thread that is no context's home thread (the bench's main thread, a test).
+ *
+ * <p>The guest harness's {@link GuestTransport} over vhost-user: the same emulated guest, workloads
  * and {@code vblk bench} that drive the in-process device drive any vhost-user-blk back-end (vblk's
  * own server, qemu-storage-daemon) through a {@link VhostUserFrontend}. Every call hops onto the
  * front-end's control context and waits there, bounded, for the back-end's answer; fire-and-forget
@@ -27,8 +29,6 @@ import java.util.concurrent.CompletionException;
  * <p>{@link #setMemory} sends the guest RAM's memfd with SET_MEM_TABLE: the region's user address
  * is the RAM's mapping in this process ({@link GuestRam#hostAddress()}), which is what
  * SET_VRING_ADDR carries for the rings laid out in it.
- *
- * <p>Any thread that is no context's home thread (the bench's main thread, a test).
  */
 public final class VhostUserTransport implements GuestTransport {
     private final VhostUserFrontend fe;

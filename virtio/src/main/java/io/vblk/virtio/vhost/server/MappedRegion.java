@@ -10,7 +10,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * One guest memory region mapped from the fd the front-end passed (SET_MEM_TABLE, ADD_MEM_REG).
+ * Any thread: immutable apart from the atomic count; {@link #release()} may run on an IoThread.
+ *
+ * <p>One guest memory region mapped from the fd the front-end passed (SET_MEM_TABLE, ADD_MEM_REG).
  * The whole file is mapped from offset 0 up to {@code mmap_offset + memory_size} and the region
  * starts {@code mmap_offset} bytes in, so an offset that is not page-aligned works (QEMU passes
  * the RAMBlock's fd with the region's offset inside it). The fd is closed once mapped.
@@ -18,8 +20,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>Reference-counted: the connection's memory table holds one reference and every
  * {@link io.vblk.virtio.memory.GuestMemory} map built from it holds one; the mapping goes away
  * with the last, so a queue or request still using an older map never sees it unmapped.
- *
- * <p>Any thread: immutable apart from the atomic count; {@link #release()} may run on an IoThread.
  */
 public final class MappedRegion {
     /** MAP_NORESERVE (asm-generic mman: 0x4000): guest RAM is the front-end's, reserve no swap for it. */

@@ -34,7 +34,9 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.describe;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 
 /**
- * The back-end side of one vhost-user session: applies each front-end message to a device it
+ * Home thread: the control context the device lives on (the connection's). No locking.
+ *
+ * <p>The back-end side of one vhost-user session: applies each front-end message to a device it
  * knows only as a {@link VirtioDevice} (STYLE rule 8; no socket here, see
  * {@link io.vblk.virtio.vhost.socket.VhostUserConnection}). It checks every message before it
  * changes anything: queue indexes, ring sizes and addresses, region geometry, the fds a message
@@ -50,8 +52,6 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  * once its in-flight requests are done; until then the message is <em>pending</em>:
  * {@link #handle} returned false, the connection reads nothing more, and the handler later
  * sends the reply (or REPLY_ACK) and calls {@link Channel#resume()}. The loop never blocks.
- *
- * <p>Home thread: the control context the device lives on (the connection's). No locking.
  */
 public final class VhostUserDeviceHandler {
     private static final System.Logger LOG = System.getLogger(VhostUserDeviceHandler.class.getName());

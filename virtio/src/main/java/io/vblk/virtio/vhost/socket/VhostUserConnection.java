@@ -18,7 +18,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.function.Consumer;
 
 /**
- * One front-end's connection to an export: the accepted AF_UNIX socket, registered on the
+ * Home thread: the control context's. No locking.
+ *
+ * <p>One front-end's connection to an export: the accepted AF_UNIX socket, registered on the
  * device's control {@link AioContext} as a level-triggered, non-external fd handler (a drained
  * section must not silence the control plane). Each readiness callback reads with non-blocking
  * {@code recvmsg} (MSG_CMSG_CLOEXEC, up to 8 fds per message) exactly what the
@@ -34,8 +36,6 @@ import java.util.function.Consumer;
  * <p>A malformed message, a failed send, or the peer hanging up closes the connection with one
  * log line naming the reason; the handler then stops the device's queues (waiting for in-flight
  * requests), resets the device and frees the session, and {@code onClosed} hears of it.
- *
- * <p>Home thread: the control context's. No locking.
  */
 public final class VhostUserConnection {
     private static final System.Logger LOG = System.getLogger(VhostUserConnection.class.getName());

@@ -11,15 +11,15 @@ import java.util.List;
 import java.util.function.Consumer;
 
 /**
- * A device served over vhost-user on one listening socket: a UNIX path it creates, or a listening
+ * Home thread: the control context's. No locking.
+ *
+ * <p>A device served over vhost-user on one listening socket: a UNIX path it creates, or a listening
  * fd it inherited. The listener is an fd handler on the device's control {@link AioContext}
  * (seed 004: a listener lives on an AioContext, so a nested wait on that loop still accepts) and
  * accepts with non-blocking {@code accept4}. One front-end at a time, as qemu-storage-daemon
  * does: while a connection is open or its session is being torn down the listener is off the
  * loop and new clients wait in the backlog; after the teardown (queues stopped, device reset)
  * it accepts the next one. The export, its socket and the device outlive any connection.
- *
- * <p>Home thread: the control context's. No locking.
  */
 public final class VhostUserExport implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(VhostUserExport.class.getName());

@@ -3,11 +3,11 @@ package io.vblk.virtio.vhost.socket;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
 /**
- * Counters of one vhost-user export, across its connections: messages by request type and
- * protocol errors. Connections increment plain fields; metrics read them through the getters.
- *
- * <p>Home thread: the export's context writes. Getters: any thread, a racy snapshot (each long is
+ * Home thread: the export's context writes. Getters: any thread, a racy snapshot (each long is
  * read whole on 64-bit JVMs).
+ *
+ * <p>Counters of one vhost-user export, across its connections: messages by request type and
+ * protocol errors. Connections increment plain fields; metrics read them through the getters.
  */
 public final class VhostUserStats {
     /** Messages handled, indexed by request number (the wire's 0..63). */

@@ -1,7 +1,9 @@
 package io.vblk.virtio.vhost.wire;
 
 /**
- * The shared inflight buffer of GET_INFLIGHT_FD / SET_INFLIGHT_FD for split virtqueues
+ * Any thread: constants.
+ *
+ * <p>The shared inflight buffer of GET_INFLIGHT_FD / SET_INFLIGHT_FD for split virtqueues
  * (vhost-user.rst, "Inflight I/O tracking"): one region per queue, each aligned to 64 bytes
  * (libvhost-user's INFLIGHT_ALIGNMENT, one cache line), native byte order.
  *
@@ -21,8 +23,6 @@ package io.vblk.virtio.vhost.wire;
  *   | inflight |  padding (5 bytes) |  next  |     counter      |
  *   +----------+--------------------+--------+------------------+
  * </pre>
- *
- * <p>Any thread: constants.
  */
 public final class InflightLayout {
     private InflightLayout() {

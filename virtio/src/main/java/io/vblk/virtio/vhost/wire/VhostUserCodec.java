@@ -7,11 +7,11 @@ import java.util.List;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.*;
 
 /**
- * Encodes and decodes the payloads of {@link VhostUserMessageLayout}. Decoders check the payload
+ * Any thread: stateless.
+ *
+ * <p>Encodes and decodes the payloads of {@link VhostUserMessageLayout}. Decoders check the payload
  * size against the layout and throw {@link VhostUserProtocolException} naming the message and
  * the size they expected; they check nothing else (the handler checks meaning).
- *
- * <p>Any thread: stateless.
  */
 public final class VhostUserCodec {
     private VhostUserCodec() {

@@ -16,7 +16,9 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VERSION_MASK;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.getInt;
 
 /**
- * Cuts a vhost-user byte stream into messages, keeping the state of a partial read between calls:
+ * Home thread: the owning connection's. No locking.
+ *
+ * <p>Cuts a vhost-user byte stream into messages, keeping the state of a partial read between calls:
  * first the 12-byte header, then exactly {@code size} payload bytes. The caller reads at most
  * {@link #wanted()} bytes into {@link #writeAddress()} (a {@code recvmsg}) and reports them with
  * {@link #received}; reading no further than the current message matters, because the kernel
@@ -27,8 +29,6 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.getInt;
  * REPLY flag as the direction demands, a request number the spec defines (for requests) and a
  * size within the request's bounds. A violation is a {@link VhostUserProtocolException}; the
  * framer has then closed every fd it held and must not be used again.
- *
- * <p>Home thread: the owning connection's. No locking.
  */
 public final class VhostUserFramer {
     /** Which side's messages this framer reads. */

@@ -8,11 +8,11 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.FLAG_REPLY;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VERSION;
 
 /**
- * One decoded vhost-user message: header fields, a copy of the payload and the file descriptors
+ * Home thread: the connection's. Control plane only; allocation is fine here.
+ *
+ * <p>One decoded vhost-user message: header fields, a copy of the payload and the file descriptors
  * that arrived with it (SCM_RIGHTS). Whoever holds the message owns the fds until it hands them
  * on (to the device, to a mapping) or closes them.
- *
- * <p>Home thread: the connection's. Control plane only; allocation is fine here.
  *
  * @param request the request number (see {@link VhostUserRequest})
  * @param flags   the header flags (version, REPLY, NEED_REPLY)

@@ -4,7 +4,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * Byte layout of a vhost-user message and of every payload a block device's session uses
+ * Any thread: constants and stateless accessors.
+ *
+ * <p>Byte layout of a vhost-user message and of every payload a block device's session uses
  * (QEMU docs/interop/vhost-user.rst, "Message Specification"). All numbers are in the machine's
  * native byte order ("All numbers are in the machine native byte order"); the header is packed,
  * so a payload starts at byte 12 and its 64-bit fields are read unaligned.
@@ -61,8 +63,6 @@ import java.lang.foreign.ValueLayout;
  *   |   mmap_size    |  mmap_offset   | num_q  | q_size | padding |
  *   +----------------+----------------+--------+--------+---------+
  * </pre>
- *
- * <p>Any thread: constants and stateless accessors.
  */
 public final class VhostUserMessageLayout {
     private VhostUserMessageLayout() {

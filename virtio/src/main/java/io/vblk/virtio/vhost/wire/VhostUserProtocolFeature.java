@@ -1,10 +1,10 @@
 package io.vblk.virtio.vhost.wire;
 
 /**
- * Protocol feature bits (vhost-user.rst, "Protocol features") and the vhost-user-only bit of the
- * virtio feature word.
+ * Any thread: constants.
  *
- * <p>Any thread: constants.
+ * <p>Protocol feature bits (vhost-user.rst, "Protocol features") and the vhost-user-only bit of the
+ * virtio feature word.
  */
 public final class VhostUserProtocolFeature {
     private VhostUserProtocolFeature() {

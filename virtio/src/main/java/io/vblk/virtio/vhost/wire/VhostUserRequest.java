@@ -11,12 +11,12 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VRING_ADDR_BYTES;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VRING_STATE_BYTES;
 
 /**
- * Front-end message types (vhost-user.rst, "Front-end message types"): the request number, the
+ * Any thread: immutable.
+ *
+ * <p>Front-end message types (vhost-user.rst, "Front-end message types"): the request number, the
  * payload size a request may carry, and whether the back-end answers it with a reply of its own
  * (the list under "Communication", plus the GET_* messages). {@code served} is false for the
  * numbers vblk knows but does not serve; receiving one closes the connection with its name.
- *
- * <p>Any thread: immutable.
  */
 public enum VhostUserRequest {
     GET_FEATURES(1, 0, 0, true, true),
