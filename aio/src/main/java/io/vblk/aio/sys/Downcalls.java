@@ -52,6 +52,7 @@ final class Downcalls {
     // call through the capturing handle to learn errno: a failed call of these transferred
     // nothing, so repeating it is safe (if the repeat succeeds, its result is the result).
     static final MethodHandle READ_FAST = fast("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
+    static final MethodHandle POLL_FAST = fast("poll", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     static final MethodHandle WRITE_FAST = fast("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
     static final MethodHandle PREAD_FAST = fast("pread",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));

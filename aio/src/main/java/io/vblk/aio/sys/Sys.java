@@ -655,10 +655,15 @@ public final class Sys {
         m.set(ValueLayout.JAVA_SHORT, SCR_POLLFD + 4, (short) events);
         m.set(ValueLayout.JAVA_SHORT, SCR_POLLFD + 6, (short) 0);
         try {
-            int r;
-            do {
+            // Fast twin first (no errno capture, which allocates when not inlined); poll has no side
+            // effects, so a failed call is simply made again with capture to learn errno.
+            int r = (int) Downcalls.POLL_FAST.invokeExact(s.base + SCR_POLLFD, 1L, timeoutMs);
+            while (r < 0) {
                 r = (int) Downcalls.POLL.invokeExact(s.capture, s.base + SCR_POLLFD, 1L, timeoutMs);
-            } while (r < 0 && s.errno() == Errno.EINTR);
+                if (r >= 0 || s.errno() != Errno.EINTR) {
+                    break;
+                }
+            }
             if (r < 0) {
                 return -s.errno();
             }

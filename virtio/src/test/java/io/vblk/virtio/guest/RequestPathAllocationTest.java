@@ -2,7 +2,6 @@ package io.vblk.virtio.guest;
 
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -13,18 +12,16 @@ import java.lang.management.ManagementFactory;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * Tagged slow: up to 15 windows of 200 000 requests each. Today the syscall facade's
- * errno-capturing downcalls ({@code Linker.Option.captureCallState}) allocate a segment slice per
- * call whenever the JIT does not inline {@code SharedUtils.checkCaptureSegment} (seen on the call
- * eventfd write from the device's defer-call section and on the guest's poll), so windows of 1-2
- * bytes per request come and go with JIT decisions; a capture-free fast path in {@code Sys} (retry
- * with capture only on failure) makes every window clean.
+ * Home thread: the test thread plays the guest; the device runs on its IoThread.
  *
  * <p>The request path allocates nothing in steady state: after warm-up, the bytes allocated by the
  * guest's thread (this test thread) and by the device's IoThread over many requests stay within a
- * few hundred bytes in total (the JVM's own occasional allocations), i.e. 0 bytes per request.
+ * few hundred bytes in total (the JVM's own occasional allocations), i.e. 0 bytes per request. It
+ * looks at up to 15 windows of 200 000 requests for a clean one, since a loaded machine compiles
+ * later. Every system call on the path goes through a capture-free fast twin in {@code Sys}
+ * (errno is captured only on failure): FFM's errno capture allocates whenever the JIT does not
+ * inline it.
  */
-@Tag("slow")
 @Timeout(300)
 class RequestPathAllocationTest {
     private static final com.sun.management.ThreadMXBean THREADS =
