@@ -108,6 +108,8 @@ final class MemDriver implements BlockDriver {
         private final ArrayDeque<BlockIo> pending = new ArrayDeque<>();
         private final Bh completeBh;
         private int inFlight;
+        /** Waiters of drain(), run when the last in-flight request completes. */
+        private final java.util.List<Runnable> idleWaiters = new java.util.ArrayList<>();
         boolean closed;
 
         Channel(AioContext ctx) {
@@ -165,6 +167,11 @@ final class MemDriver implements BlockDriver {
             long r = execute(io);
             inFlight--;
             io.completion.ioCompleted(io, r);
+            if (inFlight == 0 && !idleWaiters.isEmpty()) {
+                java.util.List<Runnable> run = new java.util.ArrayList<>(idleWaiters);
+                idleWaiters.clear();
+                run.forEach(Runnable::run);
+            }
         }
 
         @Override
@@ -174,10 +181,11 @@ final class MemDriver implements BlockDriver {
 
         @Override
         public void drain(Runnable whenIdle) {
+            ctx.assertHome();
             if (inFlight == 0) {
                 whenIdle.run();
             } else {
-                throw new UnsupportedOperationException("the test driver does not wait");
+                idleWaiters.add(whenIdle);
             }
         }
 
