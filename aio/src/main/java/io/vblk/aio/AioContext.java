@@ -469,13 +469,7 @@ public final class AioContext implements AutoCloseable {
      * @throws CompletionException wrapping the failure, or a {@link TimeoutException}
      */
     public static <T> T await(CompletableFuture<T> f, Duration timeout) {
-        AioContext here = HOME.get();
-        if (here != null && !here.closed && here.guard(Guard.NO_BLOCKING_WAIT)) {
-            throw new IllegalStateException("blocking wait refused on thread " + Thread.currentThread().getName()
-                    + ", the home thread of context " + here.name + ": while it blocks, none of that context's"
-                    + " handlers can run, so a wait that depends on one of them deadlocks (seed 004);"
-                    + " continue asynchronously from the future's completion instead");
-        }
+        checkMayBlock("blocking wait");
         try {
             return f.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
@@ -485,6 +479,23 @@ public final class AioContext implements AutoCloseable {
             throw new CompletionException(e.getCause());
         } catch (TimeoutException e) {
             throw new CompletionException(new TimeoutException("no result within " + timeout));
+        }
+    }
+
+    /**
+     * Throws unless the calling thread may block: refused on any context's home thread (unless that
+     * context's {@link Guard#NO_BLOCKING_WAIT} is off), since while it blocks none of its handlers
+     * run (seed 004). Every blocking wait in vblk calls this first. Any thread.
+     *
+     * @param what the wait, for the message (e.g. "blocking wait", "closing IoThread io0")
+     */
+    public static void checkMayBlock(String what) {
+        AioContext here = HOME.get();
+        if (here != null && !here.closed && here.guard(Guard.NO_BLOCKING_WAIT)) {
+            throw new IllegalStateException(what + " refused on thread " + Thread.currentThread().getName()
+                    + ", the home thread of context " + here.name + ": while it blocks, none of that context's"
+                    + " handlers can run, so a wait that depends on one of them deadlocks (seed 004);"
+                    + " continue asynchronously instead");
         }
     }
 
