@@ -1,11 +1,11 @@
 package io.vblk.tools.bench;
 
 import io.vblk.aio.AioOptions;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.GuestFeatures;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
-import io.vblk.virtio.guest.WorkloadRun;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.GuestFeatures;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

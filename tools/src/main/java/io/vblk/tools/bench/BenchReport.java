@@ -1,9 +1,9 @@
 package io.vblk.tools.bench;
 
-import io.vblk.virtio.guest.LatencyHistogram;
-import io.vblk.virtio.guest.QueueStats;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
+import io.vblk.guest.LatencyHistogram;
+import io.vblk.guest.QueueStats;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
 
 import java.time.Duration;
 import java.util.Locale;

@@ -1,6 +1,6 @@
 package io.vblk.tools.bench;
 
-import io.vblk.virtio.guest.GuestTransport;
+import io.vblk.guest.GuestTransport;
 
 import java.util.List;
 

@@ -7,10 +7,10 @@ import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.guest.GuestTransport;
+import io.vblk.guest.GuestTransport;
 import io.vblk.tools.metrics.Binding;
 import io.vblk.tools.metrics.VblkMetrics;
-import io.vblk.virtio.guest.InProcessBlk;
+import io.vblk.guest.InProcessBlk;
 
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,7 +1,7 @@
 package io.vblk.tools.bench;
 
-import io.vblk.virtio.guest.GuestTransport;
-import io.vblk.virtio.vhost.frontend.VhostUserTransport;
+import io.vblk.guest.GuestTransport;
+import io.vblk.guest.vhost.VhostUserTransport;
 
 import java.time.Duration;
 import java.util.List;

@@ -27,7 +27,7 @@ import io.vblk.drivers.nullblk.NullSyncChannel;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
-import io.vblk.virtio.guest.InProcessBlk;
+import io.vblk.guest.InProcessBlk;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.socket.VhostUserStats;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;

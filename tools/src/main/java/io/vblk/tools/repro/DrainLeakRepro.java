@@ -11,11 +11,11 @@ import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.blk.BlkQueueStats;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.InProcessBlk;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
-import io.vblk.virtio.guest.WorkloadRun;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.InProcessBlk;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
 
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;

@@ -6,10 +6,10 @@ import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
 import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.guest.BlkSlot;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.GuestBlkQueue;
-import io.vblk.virtio.guest.InProcessBlk;
+import io.vblk.guest.BlkSlot;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.GuestBlkQueue;
+import io.vblk.guest.InProcessBlk;
 
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;

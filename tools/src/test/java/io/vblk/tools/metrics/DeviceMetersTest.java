@@ -6,11 +6,11 @@ import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.InProcessBlk;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
-import io.vblk.virtio.guest.WorkloadRun;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.InProcessBlk;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
 
 import java.nio.file.Path;
 import java.time.Duration;

@@ -4,11 +4,11 @@ import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.InProcessBlk;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
-import io.vblk.virtio.guest.WorkloadRun;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.InProcessBlk;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;

@@ -10,11 +10,11 @@ import io.vblk.drivers.DriverSpec;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
-import io.vblk.virtio.guest.WorkloadRun;
-import io.vblk.virtio.vhost.frontend.VhostUserTransport;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
+import io.vblk.guest.vhost.VhostUserTransport;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 
 import java.lang.foreign.Arena;

@@ -1,11 +1,11 @@
 package io.vblk.tools.serve;
 
 import io.vblk.tools.Main;
-import io.vblk.virtio.guest.GuestBlkDriver;
-import io.vblk.virtio.guest.Workload;
-import io.vblk.virtio.guest.WorkloadResult;
-import io.vblk.virtio.guest.WorkloadRun;
-import io.vblk.virtio.vhost.frontend.VhostUserTransport;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
+import io.vblk.guest.vhost.VhostUserTransport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;

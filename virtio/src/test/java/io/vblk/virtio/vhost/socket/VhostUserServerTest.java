@@ -8,7 +8,7 @@ import io.vblk.virtio.device.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
 import io.vblk.virtio.vhost.TestBlkRing;
-import io.vblk.virtio.vhost.frontend.VhostUserFrontend;
+import io.vblk.guest.vhost.VhostUserFrontend;
 import io.vblk.virtio.vhost.server.VhostUserDeviceHandler;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;

@@ -1,0 +1,378 @@
+package io.vblk.guest;
+
+import io.vblk.aio.sys.Errno;
+import io.vblk.aio.sys.Sys;
+
+import java.lang.foreign.ValueLayout;
+
+import static io.vblk.guest.BlkWireLayout.*;
+import static io.vblk.guest.GuestVring.LE32;
+import static io.vblk.guest.GuestVring.LE64;
+
+/**
+ * Home thread: the vCPU thread that drives this queue (set-up runs before that thread starts).
+ * No locking. Counters are plain fields read by the same thread, or by others after it stopped.
+ *
+ * <p>One request queue of the guest's virtio-blk driver: preallocated {@link BlkSlot}s, the split
+ * ring they are posted on, and the queue's two eventfds (the guest writes the kick eventfd and
+ * waits on the call eventfd). Posting, kicking and reaping allocate nothing.
+ */
+public final class GuestBlkQueue implements AutoCloseable {
+    /** Who hears about a completed request. */
+    @FunctionalInterface
+    public interface Completion {
+        /**
+         * @param slot    the request; still acquired, so it may be posted again at once
+         * @param status  the status byte (5.2.6: OK, IOERR, UNSUPP) or {@link BlkSlot#STATUS_UNSET}
+         * @param usedLen bytes the device reported written (2.7.8: data read plus the status byte)
+         */
+        void completed(BlkSlot slot, int status, int usedLen);
+    }
+
+    private final int index;
+    private final GuestVring vring;
+    private final BlkSlot[] slots;
+    private final int[] freeSlots;
+    private int freeCount;
+    private final int kickFd;
+    private final int callFd;
+    private final int maxSegments;
+    private final boolean indirectNegotiated;
+    private boolean indirect;
+    private Completion completion;
+    private final GuestVring.UsedConsumer onUsed = this::onUsed;
+
+    // Counters.
+    private long posted;
+    private long completed;
+    private long kicks;
+    private long kicksSuppressed;
+    private long wakeups;
+    private long notifications;
+
+    GuestBlkQueue(int index, GuestRam ram, int queueSize, int slotCount, int dataCapacity, int maxSegments,
+                  boolean eventIdx, boolean indirectNegotiated, boolean interrupts) {
+        if (slotCount <= 0) {
+            throw new IllegalArgumentException("a queue needs at least one request slot");
+        }
+        if (maxSegments < 1) {
+            throw new IllegalArgumentException("max segments must be >= 1, got " + maxSegments);
+        }
+        int perRequest = indirectNegotiated ? 1 : maxSegments + 2;
+        if ((long) slotCount * perRequest > queueSize && !indirectNegotiated) {
+            throw new IllegalArgumentException(slotCount + " requests of up to " + perRequest
+                    + " descriptors do not fit a queue of " + queueSize);
+        }
+        if (slotCount > queueSize) {
+            throw new IllegalArgumentException(slotCount + " requests do not fit a queue of " + queueSize);
+        }
+        this.index = index;
+        this.vring = GuestVring.allocate(ram, queueSize);
+        this.vring.setEventIdx(eventIdx);
+        this.maxSegments = maxSegments;
+        this.indirectNegotiated = indirectNegotiated;
+        this.indirect = indirectNegotiated;
+        this.slots = new BlkSlot[slotCount];
+        this.freeSlots = new int[slotCount];
+        for (int i = 0; i < slotCount; i++) {
+            slots[i] = new BlkSlot(ram, i, Math.max(dataCapacity, SECTOR_BYTES), maxSegments);
+            freeSlots[i] = slotCount - 1 - i;
+        }
+        this.freeCount = slotCount;
+        int kick = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        if (kick < 0) {
+            throw new IllegalStateException("eventfd (kick): " + Errno.name(-kick));
+        }
+        int call = -1;
+        if (interrupts) {
+            call = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            if (call < 0) {
+                Sys.close(kick);
+                throw new IllegalStateException("eventfd (call): " + Errno.name(-call));
+            }
+        }
+        this.kickFd = kick;
+        this.callFd = call;
+        if (!interrupts) {
+            vring.disableInterrupts();
+        }
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public GuestVring vring() {
+        return vring;
+    }
+
+    public int kickFd() {
+        return kickFd;
+    }
+
+    /** The call eventfd, or -1 when the guest polls the used ring instead of taking interrupts. */
+    public int callFd() {
+        return callFd;
+    }
+
+    public int slotCount() {
+        return slots.length;
+    }
+
+    public BlkSlot slot(int i) {
+        return slots[i];
+    }
+
+    public int maxSegments() {
+        return maxSegments;
+    }
+
+    public boolean indirectNegotiated() {
+        return indirectNegotiated;
+    }
+
+    /** Whether requests go out as indirect chains (only possible when negotiated). */
+    public void setIndirect(boolean on) {
+        if (on && !indirectNegotiated) {
+            throw new IllegalStateException("VIRTIO_F_INDIRECT_DESC was not negotiated");
+        }
+        this.indirect = on;
+    }
+
+    public boolean indirect() {
+        return indirect;
+    }
+
+    /** Where completions go; set before posting. */
+    public void onCompletion(Completion c) {
+        this.completion = c;
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    /** A free slot, or null when every slot is in use. */
+    public BlkSlot acquire() {
+        return freeCount == 0 ? null : slots[freeSlots[--freeCount]];
+    }
+
+    public void release(BlkSlot s) {
+        if (s.inFlight) {
+            throw new IllegalStateException(s + " is still in flight");
+        }
+        freeSlots[freeCount++] = s.index;
+    }
+
+    public int freeSlots() {
+        return freeCount;
+    }
+
+    // ---------------------------------------------------------------- posting
+
+    /** A read of {@code bytes} at {@code sector} into the slot's data buffer, in {@code segments} pieces. */
+    public void postRead(BlkSlot s, long sector, int bytes, int segments) {
+        post(s, T_IN, sector, s.dataGpa, bytes, segments, true);
+    }
+
+    /** A write of the first {@code bytes} of the slot's data buffer to {@code sector}. */
+    public void postWrite(BlkSlot s, long sector, int bytes, int segments) {
+        post(s, T_OUT, sector, s.dataGpa, bytes, segments, false);
+    }
+
+    /** FLUSH: header and status only (5.2.6: "sector ... MUST be 0" for the driver). */
+    public void postFlush(BlkSlot s) {
+        post(s, T_FLUSH, 0, 0, 0, 0, false);
+    }
+
+    /** GET_ID: the device writes up to 20 bytes of serial into the data buffer. */
+    public void postGetId(BlkSlot s) {
+        post(s, T_GET_ID, 0, s.dataGpa, ID_BYTES, 1, true);
+    }
+
+    /**
+     * DISCARD or WRITE_ZEROES with the first {@code count} segments filled by
+     * {@link BlkSlot#setSegment}. The header's sector is 0 (5.2.6: the ranges are in the segments).
+     */
+    public void postSegments(BlkSlot s, int type, int count) {
+        if (count < 1 || count > BlkSlot.MAX_DWZ_SEGMENTS) {
+            throw new IllegalArgumentException("segment count " + count);
+        }
+        post(s, type, 0, s.dwzGpa, count * DWZ_BYTES, 1, false);
+    }
+
+    /**
+     * Posts any request: header {type, 0, sector} (device-readable), then {@code dataBytes} at
+     * {@code dataGpa} split into {@code segments} descriptors (device-writable when
+     * {@code dataWritable}), then the status byte (device-writable), as 5.2.6 orders them. The
+     * chain goes out indirect when {@link #indirect()}. Not visible until {@link #kick()}.
+     */
+    public void post(BlkSlot s, int type, long sector, long dataGpa, int dataBytes, int segments,
+                     boolean dataWritable) {
+        if (s.inFlight) {
+            throw new IllegalStateException(s + " is already in flight");
+        }
+        if (dataBytes > 0 && (segments < 1 || segments > maxSegments || segments > dataBytes)) {
+            throw new IllegalArgumentException("cannot split " + dataBytes + " bytes into " + segments
+                    + " segments (max " + maxSegments + ")");
+        }
+        s.hdr.set(LE32, HDR_TYPE, type);
+        s.hdr.set(LE32, HDR_RESERVED, 0);
+        s.hdr.set(LE64, HDR_SECTOR, sector);
+        s.status.set(ValueLayout.JAVA_BYTE, 0, (byte) BlkSlot.STATUS_UNSET);
+        if (indirect) {
+            vring.beginIndirectChain(s.tableGpa, s.table, s.tableCapacity);
+        } else {
+            vring.beginChain();
+        }
+        vring.addBuffer(s.hdrGpa, HDR_BYTES, false);
+        if (dataBytes > 0) {
+            int piece = dataBytes / segments;
+            long at = dataGpa;
+            for (int i = 0; i < segments; i++) {
+                int len = i == segments - 1 ? dataBytes - piece * (segments - 1) : piece;
+                vring.addBuffer(at, len, dataWritable);
+                at += len;
+            }
+        }
+        vring.addBuffer(s.statusGpa, STATUS_BYTES, true);
+        vring.commitChain(s.index);
+        s.type = type;
+        s.sector = sector;
+        s.dataBytes = dataBytes;
+        s.inFlight = true;
+        s.submitNanos = System.nanoTime();
+        posted++;
+    }
+
+    /**
+     * Publishes everything posted and kicks the device through the kick eventfd unless it said it
+     * needs none (avail_event with EVENT_IDX, VIRTQ_USED_F_NO_NOTIFY without). Returns whether an
+     * eventfd write was made. The eventfd write pairs with the device's kick handler reading it.
+     */
+    public boolean kick() {
+        vring.publish();
+        if (vring.kickNeeded()) {
+            int r = Sys.eventfdWrite(kickFd, 1);
+            if (r < 0) {
+                throw new IllegalStateException("kick eventfd write: " + Errno.name(-r));
+            }
+            kicks++;
+            return true;
+        }
+        kicksSuppressed++;
+        return false;
+    }
+
+    // ---------------------------------------------------------------- completions
+
+    /** Reaps every used entry, calling the completion for each. Returns how many. */
+    public int reap() {
+        return vring.reap(onUsed);
+    }
+
+    private void onUsed(int token, int len) {
+        BlkSlot s = slots[token];
+        s.inFlight = false;
+        completed++;
+        completion.completed(s, s.status(), len);
+    }
+
+    /**
+     * Waits up to {@code timeoutMs} for the call eventfd and consumes it. Returns the number of
+     * device notifications it carried (each eventfd write adds one), 0 on timeout. Pairs with the
+     * device's call eventfd write after it published used->idx.
+     */
+    public long awaitInterrupt(int timeoutMs) {
+        if (callFd < 0) {
+            throw new IllegalStateException("queue " + index + " polls; it has no call eventfd");
+        }
+        int r = Sys.poll(callFd, Sys.POLLIN, timeoutMs);
+        if (r < 0) {
+            throw new IllegalStateException("poll(call eventfd): " + Errno.name(-r));
+        }
+        if (r == 0) {
+            return 0;
+        }
+        return consumeInterrupts();
+    }
+
+    /** Consumes the call eventfd without waiting: the notifications it carried (0 when none). */
+    public long consumeInterrupts() {
+        if (callFd < 0) {
+            return 0;
+        }
+        long v = Sys.eventfdRead(callFd);
+        if (v == -Errno.EAGAIN) {
+            return 0;
+        }
+        if (v < 0) {
+            throw new IllegalStateException("read(call eventfd): " + Errno.name((int) -v));
+        }
+        wakeups++;
+        notifications += v;
+        return v;
+    }
+
+    /** See {@link GuestVring#enableInterrupts()}: false when used entries are already waiting. */
+    public boolean enableInterrupts() {
+        return vring.enableInterrupts();
+    }
+
+    public void disableInterrupts() {
+        vring.disableInterrupts();
+    }
+
+    public int inFlight() {
+        return vring.inFlight();
+    }
+
+    // ---------------------------------------------------------------- counters
+
+    public long posted() {
+        return posted;
+    }
+
+    public long completed() {
+        return completed;
+    }
+
+    /** Kick eventfd writes made. */
+    public long kicks() {
+        return kicks;
+    }
+
+    /** Kicks skipped because the device asked for none. */
+    public long kicksSuppressed() {
+        return kicksSuppressed;
+    }
+
+    /** Times the call eventfd was found signalled. */
+    public long wakeups() {
+        return wakeups;
+    }
+
+    /** Device call eventfd writes consumed (the eventfd counter values summed). */
+    public long notifications() {
+        return notifications;
+    }
+
+    /** Forgets the ring state after the device was reset or the queue stopped (slots must be idle). */
+    public void resetRing() {
+        vring.reset();
+        for (BlkSlot s : slots) {
+            s.inFlight = false;
+        }
+    }
+
+    @Override
+    public void close() {
+        Sys.close(kickFd);
+        if (callFd >= 0) {
+            Sys.close(callFd);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "GuestBlkQueue[" + index + " " + vring + " posted=" + posted + " completed=" + completed + "]";
+    }
+}
