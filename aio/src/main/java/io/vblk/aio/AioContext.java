@@ -25,8 +25,9 @@ import java.util.function.Function;
  *
  * <p>An event loop with one home thread, as QEMU's {@code AioContext}: fd handlers on epoll (through
  * Netty 4.2's epoll {@code IoHandler}, driven by hand with {@link ManualIoEventLoop}), bottom halves,
- * timers on an injectable clock, optional adaptive busy-polling, drained sections that switch off
- * external (guest-driven) handlers, and the home thread's defer-call sections.
+ * timers on an injectable clock, optional adaptive busy-polling, and the home thread's defer-call
+ * sections. Drained sections are not the loop's: a block node drains its devices, and each device
+ * queue pauses its own kick handler ({@link FdHandler#drainedBegin}) on its IoThread (seed 003).
  *
  * <p>One iteration ({@link #poll}): run scheduled bottom halves and expired timers; if nothing ran
  * and the caller allows blocking, busy-poll the poll handlers for up to the adaptive window, then
@@ -54,7 +55,6 @@ public final class AioContext implements AutoCloseable {
     private PollHandler[] pollHandlers = new PollHandler[0];
     private final Map<Object, Object> attachments = new HashMap<>();
     private DeferCall deferCall;
-    private int drainDepth;
     private boolean fdProgress;
     private RuntimeException callbackError;
     private boolean closed;
@@ -66,8 +66,9 @@ public final class AioContext implements AutoCloseable {
     private long pollHits;
     private long blockedNanos;
     private long spinNanos;
-    private long drainedSections;
-    private long kicksAfterDrain;
+    /** Counted by {@link FdHandler#drainedBegin} and {@link FdHandler#drainedEnd}. */
+    long drainedSections;
+    long drainRechecks;
 
     /** Netty's user-driven loop; our bottom halves join its "may I block?" re-check. */
     private final class Loop extends ManualIoEventLoop {
@@ -236,12 +237,12 @@ public final class AioContext implements AutoCloseable {
     // ---------------------------------------------------------------- fd and poll handlers
 
     /**
-     * Registers a level-triggered read-ready handler on {@code fd}. An {@code external} handler
-     * (guest-driven) is off while the context is drained. Home thread.
+     * Registers a level-triggered read-ready handler on {@code fd}, enabled. Its owner may pause it
+     * for a drained section ({@link FdHandler#drainedBegin}). Home thread.
      */
-    public FdHandler addFdHandler(String handlerName, int fd, boolean external, FdHandler.Callback callback) {
+    public FdHandler addFdHandler(String handlerName, int fd, FdHandler.Callback callback) {
         assertLoopThread();
-        FdHandler h = new FdHandler(this, handlerName, fd, external, callback);
+        FdHandler h = new FdHandler(this, handlerName, fd, callback);
         IoRegistration reg;
         try {
             reg = loop.register(h).sync().getNow();
@@ -251,10 +252,20 @@ public final class AioContext implements AutoCloseable {
         }
         h.attach(reg);
         fdHandlers.add(h);
-        if (!(external && drainDepth > 0 && guard(Guard.DRAIN_EXTERNAL))) {
-            h.enable(true);
-        }
+        h.enable(true);
         return h;
+    }
+
+    /**
+     * As {@link #addFdHandler(String, int, FdHandler.Callback)}; {@code external} means nothing
+     * any more (drained sections are per block node and device, and a device pauses its own
+     * handlers). Kept only until the remaining callers drop the argument.
+     *
+     * @deprecated use {@link #addFdHandler(String, int, FdHandler.Callback)}
+     */
+    @Deprecated
+    public FdHandler addFdHandler(String handlerName, int fd, boolean external, FdHandler.Callback callback) {
+        return addFdHandler(handlerName, fd, callback);
     }
 
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
@@ -391,55 +402,6 @@ public final class AioContext implements AutoCloseable {
         loop.wakeup();
     }
 
-    // ---------------------------------------------------------------- drained sections
-
-    /**
-     * Begins a drained section: external handlers stop being dispatched until the matching end.
-     * Sections nest. Home thread.
-     */
-    public void drainedBegin() {
-        assertLoopThread();
-        if (drainDepth++ == 0) {
-            drainedSections++;
-            if (guard(Guard.DRAIN_EXTERNAL)) {
-                for (FdHandler h : fdHandlers) {
-                    if (h.external()) {
-                        h.enable(false);
-                    }
-                }
-            }
-        }
-    }
-
-    /**
-     * Ends a drained section; the outermost end re-enables external handlers and runs each once,
-     * so a kick that arrived while drained is processed now (seed 003). Home thread.
-     */
-    public void drainedEnd() {
-        assertLoopThread();
-        if (drainDepth == 0) {
-            throw new IllegalStateException("drainedEnd without drainedBegin on context " + name);
-        }
-        if (--drainDepth > 0) {
-            return;
-        }
-        List<FdHandler> external = new ArrayList<>();
-        for (FdHandler h : fdHandlers) {
-            if (h.external()) {
-                h.enable(true);
-                external.add(h);
-            }
-        }
-        for (FdHandler h : external) {
-            kicksAfterDrain++;
-            h.runOnce();
-        }
-    }
-
-    public boolean isDrained() {
-        return drainDepth > 0;
-    }
-
     // ---------------------------------------------------------------- hand-over
 
     /** Runs {@code task} on the home thread at the next iteration. Any thread; control plane. */
@@ -549,13 +511,14 @@ public final class AioContext implements AutoCloseable {
         return spinNanos;
     }
 
+    /** Handlers of this context paused by drained sections (a device queue's kick handler, once per section). */
     public long drainedSections() {
         return drainedSections;
     }
 
-    /** External handlers re-run at the end of drained sections. */
+    /** Paused handlers re-run when their drained section ended, so no kick is lost. */
     public long drainRechecks() {
-        return kicksAfterDrain;
+        return drainRechecks;
     }
 
     // ---------------------------------------------------------------- close

@@ -14,9 +14,11 @@ import io.netty.channel.unix.FileDescriptor;
  * (read the eventfd, read the socket until EAGAIN) or remove itself on end-of-file, else the loop
  * calls it again at once.
  *
- * <p>An <em>external</em> handler is driven by the guest (a virtqueue kick). A drained section
- * takes it out of the epoll set; the section's end puts it back and runs it once so that a kick
- * that arrived meanwhile is not lost (seed 003).
+ * <p>A handler driven by the guest (a virtqueue kick) is paused by its owner for a drained section
+ * of the block node behind it, as QEMU 8 detaches a virtqueue's host notifier in the device's
+ * {@code drained_begin}: {@link #drainedBegin} takes it out of the epoll input set;
+ * {@link #drainedEnd} puts it back and runs it once, so a kick that arrived meanwhile is not lost
+ * (seed 003). The context counts both for the drained-section meters.
  */
 public final class FdHandler implements EpollIoHandle {
     /** What runs when the fd is readable (or reports an error or hang-up). */
@@ -28,19 +30,18 @@ public final class FdHandler implements EpollIoHandle {
     private final AioContext ctx;
     private final String name;
     private final int fd;
-    private final boolean external;
     private final Callback callback;
     private final FileDescriptor nettyFd;
     private IoRegistration registration;
     private boolean enabled;
+    private boolean paused;
     private boolean removed;
     long dispatchCount;
 
-    FdHandler(AioContext ctx, String name, int fd, boolean external, Callback callback) {
+    FdHandler(AioContext ctx, String name, int fd, Callback callback) {
         this.ctx = ctx;
         this.name = name;
         this.fd = fd;
-        this.external = external;
         this.callback = callback;
         // Netty's FileDescriptor only wraps the number here; closing stays the owner's job.
         this.nettyFd = new FileDescriptor(fd);
@@ -52,10 +53,6 @@ public final class FdHandler implements EpollIoHandle {
 
     public int fdNumber() {
         return fd;
-    }
-
-    public boolean external() {
-        return external;
     }
 
     public boolean enabled() {
@@ -98,12 +95,43 @@ public final class FdHandler implements EpollIoHandle {
         return removed;
     }
 
-    /** Runs the callback directly (drainedEnd's re-check). Home thread. */
-    void runOnce() {
-        if (!removed && enabled) {
-            dispatchCount++;
-            callback.ready(fd);
+    /**
+     * Pauses the handler for a drained section: no dispatch, even if the fd becomes readable, until
+     * {@link #drainedEnd}. Not nested (the owner counts its sections). Home thread.
+     */
+    public void drainedBegin() {
+        ctx.assertLoopThread();
+        if (paused) {
+            throw new IllegalStateException(this + " is already paused");
         }
+        paused = true;
+        ctx.drainedSections++;
+        enable(false);
+    }
+
+    /**
+     * Ends the pause: back in the epoll set, and the callback runs once now, as if the fd had
+     * become readable — the owner's re-check, so a signal that came during the section is not lost
+     * (the callback must accept an fd with nothing to read: EAGAIN). Home thread.
+     */
+    public void drainedEnd() {
+        ctx.assertLoopThread();
+        if (!paused) {
+            throw new IllegalStateException(this + " is not paused");
+        }
+        paused = false;
+        if (removed) {
+            return;
+        }
+        enable(true);
+        ctx.drainRechecks++;
+        dispatchCount++;
+        callback.ready(fd);
+    }
+
+    /** True between {@link #drainedBegin} and {@link #drainedEnd}. Home thread. */
+    public boolean paused() {
+        return paused;
     }
 
     @Override
@@ -133,6 +161,6 @@ public final class FdHandler implements EpollIoHandle {
 
     @Override
     public String toString() {
-        return "FdHandler[" + name + " fd=" + fd + (external ? " external" : "") + "@" + ctx.name() + "]";
+        return "FdHandler[" + name + " fd=" + fd + (paused ? " paused" : "") + "@" + ctx.name() + "]";
     }
 }

@@ -13,8 +13,11 @@ public enum Guard {
     WAKE_ORDER,
     /** Seed 002: state is touched only on its home thread; other threads hand work over. */
     HOME_THREAD,
-    /** Seed 003: drained sections switch off external (guest-driven) handlers. */
-    DRAIN_EXTERNAL,
+    /**
+     * Seed 003: a drained section of a block node stops the devices attached to it from taking
+     * guest requests. Read by each device queue on its own context.
+     */
+    DRAIN_STOPS_DEVICES,
     /** Seed 004: no blocking (nested) wait on a context's home thread. */
     NO_BLOCKING_WAIT
 }

@@ -150,7 +150,7 @@ class AioContextTest {
     void fdHandlerRunsWhenEventfdIsSignalled() throws Exception {
         try (TestEventFd efd = new TestEventFd()) {
             AtomicInteger seen = new AtomicInteger();
-            FdHandler h = ctx.addFdHandler("efd", efd.fd(), false, fd -> seen.addAndGet((int) efd.drain()));
+            FdHandler h = ctx.addFdHandler("efd", efd.fd(), fd -> seen.addAndGet((int) efd.drain()));
             assertThat(ctx.poll(false)).isFalse();
             efd.signal();
             efd.signal();
@@ -164,26 +164,24 @@ class AioContextTest {
     }
 
     @Test
-    void drainedSectionSwitchesOffExternalHandlersAndRechecksAtEnd() throws Exception {
-        try (TestEventFd kick = new TestEventFd(); TestEventFd internal = new TestEventFd()) {
+    void pausedHandlerIsNotDispatchedAndItsEndRechecksOnce() throws Exception {
+        try (TestEventFd kick = new TestEventFd(); TestEventFd other = new TestEventFd()) {
             AtomicInteger kicks = new AtomicInteger();
-            AtomicInteger internals = new AtomicInteger();
-            ctx.addFdHandler("kick", kick.fd(), true, fd -> kicks.addAndGet((int) kick.drain()));
-            ctx.addFdHandler("completion", internal.fd(), false, fd -> internals.addAndGet((int) internal.drain()));
-            ctx.drainedBegin();
-            ctx.drainedBegin(); // nests
+            AtomicInteger others = new AtomicInteger();
+            FdHandler h = ctx.addFdHandler("kick", kick.fd(), fd -> kicks.addAndGet((int) kick.drain()));
+            ctx.addFdHandler("completion", other.fd(), fd -> others.addAndGet((int) other.drain()));
+            h.drainedBegin();
+            assertThat(h.paused()).isTrue();
             kick.signal();
-            internal.signal();
+            other.signal();
             ctx.poll(false);
-            assertThat(kicks).hasValue(0);
-            assertThat(internals).hasValue(1);
-            ctx.drainedEnd();
-            ctx.poll(false);
-            assertThat(kicks).as("still drained after the inner end").hasValue(0);
-            ctx.drainedEnd();
-            // The outermost end runs the external handler once: the kick that came meanwhile is seen.
+            assertThat(kicks).as("a paused handler is not dispatched").hasValue(0);
+            assertThat(others).as("other handlers of the context keep running").hasValue(1);
+            h.drainedEnd();
+            // The end runs the handler once: the kick that came meanwhile is seen.
             assertThat(kicks).hasValue(1);
-            assertThat(ctx.isDrained()).isFalse();
+            assertThat(ctx.drainedSections()).isEqualTo(1);
+            assertThat(ctx.drainRechecks()).isEqualTo(1);
             kick.signal();
             ctx.poll(false);
             assertThat(kicks).hasValue(2);
@@ -191,22 +189,15 @@ class AioContextTest {
     }
 
     @Test
-    void withDrainGuardOffExternalHandlersStayLive() throws Exception {
-        ctx.setGuard(Guard.DRAIN_EXTERNAL, false);
+    void pauseDoesNotNestAndEndNeedsABegin() throws Exception {
         try (TestEventFd kick = new TestEventFd()) {
-            AtomicInteger kicks = new AtomicInteger();
-            ctx.addFdHandler("kick", kick.fd(), true, fd -> kicks.addAndGet((int) kick.drain()));
-            ctx.drainedBegin();
-            kick.signal();
-            ctx.poll(false);
-            assertThat(kicks).hasValue(1);
-            ctx.drainedEnd();
+            FdHandler h = ctx.addFdHandler("kick", kick.fd(), fd -> kick.drain());
+            assertThatThrownBy(h::drainedEnd).isInstanceOf(IllegalStateException.class);
+            h.drainedBegin();
+            assertThatThrownBy(h::drainedBegin).isInstanceOf(IllegalStateException.class);
+            h.drainedEnd();
+            assertThat(h.paused()).isFalse();
         }
-    }
-
-    @Test
-    void drainedEndWithoutBeginFails() {
-        assertThatThrownBy(ctx::drainedEnd).isInstanceOf(IllegalStateException.class);
     }
 
     @Test

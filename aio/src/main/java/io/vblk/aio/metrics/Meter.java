@@ -128,10 +128,10 @@ public enum Meter {
             "Wake-ups that arrived before the sleeper armed and ended its next sleep at once (seed 001)",
             Tag.IOTHREAD, Tag.SLEEPER),
     GUARD_DRAINED_SECTIONS("vblk.guard.drained.sections", Kind.COUNTER, null,
-            "Drained sections entered (outermost begins): external handlers switched off (seed 003)",
+            "Guest kick handlers paused by drained sections of a block node (once per device queue and section) (seed 003)",
             Tag.IOTHREAD),
     GUARD_DRAIN_RECHECKS("vblk.guard.drain.rechecks", Kind.COUNTER, null,
-            "External handlers re-run at the end of drained sections, so no kick is lost (seed 003)",
+            "Paused guest kick handlers re-run at the end of their drained section, so no kick is lost (seed 003)",
             Tag.IOTHREAD),
 
     // ------------------------------------------------------------ event loops

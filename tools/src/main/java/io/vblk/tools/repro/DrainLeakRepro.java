@@ -8,6 +8,7 @@ import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.ForwardingBlockDriver;
 import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.blk.BlkQueueStats;
@@ -23,22 +24,25 @@ import java.util.function.LongSupplier;
 
 /**
  * Any thread that is no context's home thread (the CLI's main thread, a test). The job itself
- * lives on the queue's IoThread.
+ * lives on the main loop; the device's queue on an IoThread.
  *
- * <p>Seed 003, "drain-leak": a block job holds a drained section around a final step that needs the
- * device quiet (as mirror's completion switches to the target), while the emulated guest keeps
- * writing at full rate. The section is begun on the queue's IoThread context; the job then waits
- * until nothing is in flight at the driver and the guest has posted (and kicked) new requests, and
- * runs its final step, which checks that no request reached the driver since the section began —
- * the invariant QEMU later asserted at {@code bdrv_replace_in_backing_chain}.
+ * <p>Seed 003, "drain-leak": a block job on the main loop holds a drained section of the device's
+ * block node around a final step that needs the device quiet (as mirror's completion switches to
+ * the target), while the emulated guest keeps writing at full rate to a queue that runs on an
+ * IoThread — two contexts, as in the seed, where the host notifier ran on a context the old drain
+ * did not cover. The job waits until the node's drain has completed (nothing in flight on any
+ * IoThread) and the guest has posted (and kicked) new requests, and runs its final step, which
+ * checks that no request reached the driver since the section began — the invariant QEMU later
+ * asserted at {@code bdrv_replace_in_backing_chain}.
  *
  * <ul>
- *   <li>Guard off ({@code Guard.DRAIN_EXTERNAL} off: drained sections leave external handlers
- *       live, as in seed 003): the queue's kick handler keeps taking the guest's requests inside
- *       the section; the final step sees one start there — {@code reproduced}.</li>
- *   <li>Guard on: the kick handler is off inside the section, no request starts there, and
- *       ending the section re-runs it, so every request the guest posted meanwhile completes —
- *       none lost — {@code held}.</li>
+ *   <li>Guard off ({@code Guard.DRAIN_STOPS_DEVICES} off on the queue's IoThread: the device does
+ *       not stop when its node is drained, as in seed 003): the queue's kick handler keeps taking
+ *       the guest's requests inside the section; the final step sees one start there —
+ *       {@code reproduced}.</li>
+ *   <li>Guard on: the node's drained section stops the queue on its IoThread, no request starts
+ *       inside it, and ending the section re-checks the ring, so every request the guest posted
+ *       meanwhile completes — none lost — {@code held}.</li>
  * </ul>
  */
 public final class DrainLeakRepro implements Repro {
@@ -66,9 +70,10 @@ public final class DrainLeakRepro implements Repro {
         ObservedDriver driver = new ObservedDriver(new NullDriver(64L << 20, NullDriver.Completion.ASYNC));
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(1).queueSize(256);
         try (InProcessBlk dev = InProcessBlk.start(driver, cfg, 1, AioOptions.DEFAULT)) {
-            AioContext ctx = dev.queueContext(0);
-            AioContext.await(ctx.callOn(() -> {
-                ctx.setGuard(Guard.DRAIN_EXTERNAL, guardOn);
+            AioContext main = dev.control().ctx();
+            AioContext io = dev.queueContext(0);
+            AioContext.await(io.callOn(() -> {
+                io.setGuard(Guard.DRAIN_STOPS_DEVICES, guardOn);
                 return null;
             }), options.hangAfter());
             GuestBlkDriver guest = GuestBlkDriver.attach(dev.transport(),
@@ -80,18 +85,18 @@ public final class DrainLeakRepro implements Repro {
                         .withDuration(options.timeLimit().toNanos() + options.hangAfter().toNanos())
                         .withStallNanos(options.hangAfter().toNanos());
                 WorkloadRun run = WorkloadRun.start(guest, w);
-                job = AioContext.await(ctx.callOn(() -> {
-                    BlkQueueStats st = dev.device().queueStats(0);
-                    DrainJob j = new DrainJob(ctx, driver, run::posted, () -> st.completed() + st.inFlight(),
-                            options.iterations(), deadline, !guardOn);
+                BlkQueueStats st = dev.device().queueStats(0);
+                job = AioContext.await(main.callOn(() -> {
+                    DrainJob j = new DrainJob(main, io, dev.device().node(), driver, run::posted,
+                            () -> st.completed() + st.inFlight(), options.iterations(), deadline, !guardOn);
                     j.start();
                     return j;
                 }), options.hangAfter());
                 try {
                     AioContext.await(job.done, options.timeLimit().plus(options.hangAfter()));
                 } finally {
-                    // Stops the job wherever it is (ending an open section) so the loop can close.
-                    AioContext.await(ctx.callOn(job::cancel), options.hangAfter());
+                    // Stops the job wherever it is (ending an open section) so the loops can close.
+                    AioContext.await(main.callOn(job::cancel), options.hangAfter());
                     run.stop();
                     result = run.await(options.hangAfter().multipliedBy(2));
                 }
@@ -124,11 +129,15 @@ public final class DrainLeakRepro implements Repro {
     }
 
     /**
-     * The block job: repeated drained sections, each ended by the final step. Home thread: the
-     * queue's IoThread. No locking; the main thread reads the counters after {@link #done}.
+     * The block job: repeated drained sections of the node, each ended by the final step. Home
+     * thread: the main loop. No locking: what it needs from the queue's IoThread (the driver's
+     * counter, the queue's progress) it asks for there with a hand-over and hears back here. The
+     * CLI thread reads the counters after {@link #done}.
      */
     static final class DrainJob {
-        private final AioContext ctx;
+        private final AioContext main;
+        private final AioContext io;
+        private final BlockNode node;
         private final ObservedDriver driver;
         private final LongSupplier guestPosted;
         private final LongSupplier deviceTaken;
@@ -137,6 +146,8 @@ public final class DrainLeakRepro implements Repro {
         private final Timer timer;
         private int iterationsLeft;
         private boolean inSection;
+        private boolean cancelled;
+        private CompletableFuture<Void> quiesced;
         private long sectionBegin;
         private boolean guestWaiting;
 
@@ -147,19 +158,21 @@ public final class DrainLeakRepro implements Repro {
         long startedInside;
 
         /**
-         * @param guestPosted requests the guest has made available (published at its kicks)
-         * @param deviceTaken requests the device has popped from the ring (read here, on its thread)
+         * @param guestPosted requests the guest has made available (published at its kicks; any thread)
+         * @param deviceTaken requests the device has popped from the ring (read on {@code io})
          */
-        DrainJob(AioContext ctx, ObservedDriver driver, LongSupplier guestPosted, LongSupplier deviceTaken,
-                 int iterations, long deadline, boolean stopOnLeak) {
-            this.ctx = ctx;
+        DrainJob(AioContext main, AioContext io, BlockNode node, ObservedDriver driver, LongSupplier guestPosted,
+                 LongSupplier deviceTaken, int iterations, long deadline, boolean stopOnLeak) {
+            this.main = main;
+            this.io = io;
+            this.node = node;
             this.driver = driver;
             this.guestPosted = guestPosted;
             this.deviceTaken = deviceTaken;
             this.iterationsLeft = iterations;
             this.deadline = deadline;
             this.stopOnLeak = stopOnLeak;
-            this.timer = ctx.timer("drain-leak.job", this::onTimer);
+            this.timer = main.timer("drain-leak.job", this::onTimer);
         }
 
         void start() {
@@ -168,11 +181,13 @@ public final class DrainLeakRepro implements Repro {
 
         /** Stops the job; an open section is ended as the final step would. Returns null for callOn. */
         Void cancel() {
+            main.assertHome();
+            cancelled = true;
             timer.cancel();
             if (inSection) {
-                driver.watch(false);
                 inSection = false;
-                ctx.drainedEnd();
+                io.runOn(() -> driver.watch(false));
+                node.drainedEnd();
             }
             done.complete(null);
             return null;
@@ -190,43 +205,63 @@ public final class DrainLeakRepro implements Repro {
             }
         }
 
-        /** bdrv_drained_begin: from here on, the device must take no guest request. */
+        /** bdrv_drained_begin on the main loop: from here on, the device must take no guest request. */
         private void begin() {
             if (iterationsLeft-- <= 0 || System.nanoTime() - deadline > 0) {
                 done.complete(null);
                 return;
             }
-            ctx.drainedBegin();
+            quiesced = node.drainedBegin();
             inSection = true;
-            driver.watch(true);
+            // The driver counts from the queue's stop on: both this and the device's stop (handed over
+            // in DeviceDrain.drainedBegin, just above) are tasks from this thread to the IoThread,
+            // which runs them in order. Pairs with the device's hand-over of its stop.
+            io.runOn(() -> driver.watch(true));
             guestWaiting = false;
             sectionBegin = System.nanoTime();
             timer.armIn(STEP_NANOS);
         }
 
         /**
-         * Waits, inside the section, for the device to be quiet while guest requests wait in the
-         * ring (so the guard has something to hold back); a request that reaches the driver ends
-         * the wait at once, as the broken invariant it is.
+         * Asks the IoThread, inside the section, whether a request reached the driver and whether
+         * guest requests wait in the ring; {@link #decide} goes on with the answer here.
          */
         private void step() {
-            boolean quiet = driver.inFlight() == 0;
-            if (guestPosted.getAsLong() - deviceTaken.getAsLong() > 0) {
-                guestWaiting = true;
+            io.runOn(() -> {
+                long started = driver.started;
+                boolean waiting = guestPosted.getAsLong() - deviceTaken.getAsLong() > 0;
+                main.runOn(() -> decide(started, waiting));
+            });
+        }
+
+        /**
+         * Waits for the node's drain to complete while guest requests wait in the ring (so the guard
+         * has something to hold back); a request that reaches the driver ends the wait at once, as
+         * the broken invariant it is.
+         */
+        private void decide(long started, boolean waiting) {
+            if (cancelled || !inSection) {
+                return;
             }
-            if (driver.started > 0 || (quiet && guestWaiting) || System.nanoTime() - sectionBegin > HOLD_NANOS) {
-                finalStep(guestWaiting);
+            guestWaiting |= waiting;
+            if (started > 0 || (quiesced.isDone() && guestWaiting) || System.nanoTime() - sectionBegin > HOLD_NANOS) {
+                io.runOn(() -> {
+                    long s = driver.started;
+                    driver.watch(false);
+                    main.runOn(() -> finalStep(s));
+                });
             } else {
                 timer.armIn(STEP_NANOS);
             }
         }
 
         /** As mirror_exit: needs that nothing started since drained-begin; then drained-end. */
-        private void finalStep(boolean waiting) {
-            long started = driver.started;
-            driver.watch(false);
+        private void finalStep(long started) {
+            if (cancelled || !inSection) {
+                return;
+            }
             sections++;
-            if (waiting) {
+            if (guestWaiting) {
                 pressured++;
             }
             if (started > 0) {
@@ -234,7 +269,7 @@ public final class DrainLeakRepro implements Repro {
                 startedInside += started;
             }
             inSection = false;
-            ctx.drainedEnd();
+            node.drainedEnd();
             if (started > 0 && stopOnLeak) {
                 done.complete(null);
             } else {
@@ -245,12 +280,11 @@ public final class DrainLeakRepro implements Repro {
 
     /**
      * The real driver with a counter in front of its submission path: how many requests reach it
-     * while {@link #watch} is on. Home thread of each channel: its IoThread (the repro uses one).
+     * while {@link #watch} is on. Home thread: the queue's IoThread (the repro uses one).
      */
     static final class ObservedDriver extends ForwardingBlockDriver {
         private boolean watching;
         long started;
-        private ObservedChannel channel;
 
         ObservedDriver(BlockDriver inner) {
             super(inner);
@@ -261,15 +295,9 @@ public final class DrainLeakRepro implements Repro {
             started = 0;
         }
 
-        int inFlight() {
-            return channel == null ? 0 : channel.inFlight();
-        }
-
         @Override
         public BlockChannel openChannel(AioContext ctx) {
-            ObservedChannel c = new ObservedChannel(inner.openChannel(ctx));
-            channel = c;
-            return c;
+            return new ObservedChannel(inner.openChannel(ctx));
         }
 
         private final class ObservedChannel implements BlockChannel {

@@ -8,6 +8,7 @@ import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
+import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
@@ -37,12 +38,13 @@ import java.util.concurrent.CompletionException;
  *
  * <p>What {@code vblk serve} runs: a main loop (an {@link IoThread} named "main-loop" hosting every
  * export's listener, connection and device control, as QEMU's main loop does), the IoThreads of
- * {@code --object iothread}, one opened driver per block node, and per export a
- * {@link BlkDevice} with its queues on the export's IoThreads and a {@link VhostUserExport} on
- * its own socket.
+ * {@code --object iothread}, one {@link BlockNode} (an opened driver) per {@code --blockdev}, and
+ * per export a {@link BlkDevice} attached to its node, with its queues on the export's IoThreads,
+ * and a {@link VhostUserExport} on its own socket.
  *
- * <p>Shutdown ({@link #shutdown}): stop accepting and close each connection (its queues finish
- * their in-flight requests first), close the devices and drivers, fsync every writable image (the
+ * <p>Shutdown ({@link #shutdown}): begin a drained section of every node (its devices stop taking
+ * guest requests; the requests in flight finish), stop accepting and close each connection, close
+ * the devices and drivers, fsync every writable image (the
  * page cache of a cache.direct=off image holds acknowledged writes a guest never flushed), stop
  * the threads; bounded in time.
  */
@@ -57,6 +59,8 @@ public final class ServeDaemon {
     private final IoThread mainLoop;
     private final Map<String, IoThread> iothreads = new LinkedHashMap<>();
     private final Map<String, BlockDriver> drivers = new LinkedHashMap<>();
+    /** The node over each driver, by node-name: filled at start-up, then used on the main loop (the nodes' home). */
+    private final Map<String, BlockNode> nodes = new LinkedHashMap<>();
     private final List<BlkDevice> devices = new ArrayList<>();
     private final List<VhostUserExport> exports = new ArrayList<>();
     private final MetricsOptions metricsOptions;
@@ -103,7 +107,9 @@ public final class ServeDaemon {
         }
         for (Blockdev b : config.blockdevs()) {
             try {
-                drivers.put(b.nodeName(), driverSpec(b).open());
+                BlockDriver d = driverSpec(b).open();
+                drivers.put(b.nodeName(), d);
+                nodes.put(b.nodeName(), new BlockNode(b.nodeName(), d, mainLoop.ctx()));
             } catch (RuntimeException e) {
                 throw new ServeOptionException("--blockdev node-name=" + b.nodeName() + ": cannot open: " + e.getMessage());
             }
@@ -114,11 +120,11 @@ public final class ServeDaemon {
                     .logicalBlockSize(e.logicalBlockSize()).readOnly(!e.writable()).serial(serial(e.id()))
                     .ioThreads(e.iothreads().isEmpty() ? IoThreadMapping.single(main)
                             : IoThreadMapping.roundRobin(e.iothreads().stream().map(id -> iothreads.get(id).ctx()).toList()));
-            BlockDriver driver = drivers.get(e.nodeName());
+            BlockNode node = nodes.get(e.nodeName());
             String where = "--export id=" + e.id();
             try {
                 VhostUserExport x = AioContext.await(main.callOn(() -> {
-                    BlkDevice dev = new BlkDevice(e.id(), driver, cfg, main);
+                    BlkDevice dev = new BlkDevice(e.id(), node, cfg, main);
                     devices.add(dev);
                     return switch (e.address()) {
                         case UnixPath p -> VhostUserExport.listen(e.id(), main, dev, p.path());
@@ -196,7 +202,8 @@ public final class ServeDaemon {
     }
 
     /**
-     * Stops accepting, lets each connection's in-flight requests finish, closes devices and
+     * Drains every node (bdrv_drain_all_begin: no new guest request, the ones in flight finish),
+     * stops accepting, closes the connections, devices and
      * drivers, flushes writable images, stops the threads. Returns false (and logs what was left)
      * when a step overran {@code bound}. Idempotent.
      */
@@ -217,6 +224,15 @@ public final class ServeDaemon {
         AioContext main = mainLoop.ctx();
         List<CompletableFuture<Void>> idle = new ArrayList<>();
         try {
+            // The sections stay open: the devices are closed inside them (closing detaches them).
+            List<CompletableFuture<Void>> quiet = AioContext.await(main.callOn(() -> {
+                List<CompletableFuture<Void>> l = new ArrayList<>();
+                for (BlockNode n : nodes.values()) {
+                    l.add(n.drainedBegin());
+                }
+                return l;
+            }), left(deadline));
+            AioContext.await(CompletableFuture.allOf(quiet.toArray(new CompletableFuture[0])), left(deadline));
             AioContext.await(main.callOn(() -> {
                 for (VhostUserExport x : exports) {
                     CompletableFuture<Void> f = new CompletableFuture<>();
@@ -238,7 +254,8 @@ public final class ServeDaemon {
             AioContext.await(CompletableFuture.allOf(closed.toArray(new CompletableFuture[0])), left(deadline));
         } catch (CompletionException e) {
             clean = false;
-            LOG.log(System.Logger.Level.ERROR, "vblk serve: exports did not stop within " + bound + ": " + e.getCause());
+            LOG.log(System.Logger.Level.ERROR, "vblk serve: nodes did not drain or exports did not stop within " + bound
+                    + ": " + e.getCause());
         }
         for (BlkDevice d : devices) {
             System.err.println(summary(d.name(), d));

@@ -100,21 +100,19 @@ class ComponentMetersTest {
         assertThat(v(Meter.LOOP_POLL_HITS, t)).isEqualTo(1);
         assertThat(v(Meter.LOOP_SPIN, t)).isPositive();
 
-        // Drained sections (seed 003): entered once per outermost begin; the end re-runs each
-        // external handler once.
+        // Drained sections (seed 003): a device queue pauses its kick handler once per section;
+        // the end re-runs it once.
         try (TestEventFd kick = new TestEventFd()) {
             int[] runs = {0};
-            FdHandler h = ctx.addFdHandler("t.kick", kick.fd(), true, fd -> {
+            FdHandler h = ctx.addFdHandler("t.kick", kick.fd(), fd -> {
                 runs[0]++;
                 kick.drain();
             });
-            ctx.drainedBegin();
-            ctx.drainedBegin();
+            h.drainedBegin();
             kick.signal();
             ctx.poll(false);
             assertThat(runs[0]).isZero();
-            ctx.drainedEnd();
-            ctx.drainedEnd();
+            h.drainedEnd();
             assertThat(v(Meter.GUARD_DRAINED_SECTIONS, t)).isEqualTo(1);
             assertThat(v(Meter.GUARD_DRAIN_RECHECKS, t)).isEqualTo(1);
             assertThat(runs[0]).isEqualTo(1);

@@ -4,16 +4,15 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.node.BlockNode;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.device.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.device.VirtioFeatures;
 import io.vblk.virtio.memory.GuestMemory;
 
-import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -28,8 +27,9 @@ import static io.vblk.virtio.device.VirtioFeatures.bit;
  * NEEDS_RESET state and the cache mode are volatile: queue threads read them per request.
  *
  * <p>The virtio-blk device model (virtio 1.2 section 5.2) on split virtqueues, driving one
- * {@link BlockDriver}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
- * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}.
+ * {@link BlockNode}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
+ * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}. The
+ * device is a parent of its node: the node's drained sections stop its queues ({@link DeviceDrain}).
  *
  * <pre>{@code
  * IoThread io0 = IoThread.start("io0", AioOptions.DEFAULT), io1 = IoThread.start("io1", AioOptions.DEFAULT);
@@ -58,6 +58,8 @@ public final class BlkDevice implements VirtioDevice {
     public static final int DEVICE_ID = 2;
 
     private final String name;
+    private final BlockNode node;
+    private final DeviceDrain drain;
     private final BlockDriver driver;
     private final AioContext control;
     private final BlkDeviceConfig cfg;
@@ -87,14 +89,21 @@ public final class BlkDevice implements VirtioDevice {
         boolean stopping;
     }
 
+    /** A device on a node of its own over {@code driver} (named after the device), see below. */
+    public BlkDevice(String name, BlockDriver driver, BlkDeviceConfig cfg, AioContext control) {
+        this(name, new BlockNode(name, driver, control), cfg, control);
+    }
+
     /**
      * Creates the device on the control context {@code control} (its home thread must be the
-     * caller's). Throws {@link IllegalArgumentException} naming the option when {@code cfg} is invalid.
+     * caller's, and the node's home) and attaches it to {@code node}. Throws
+     * {@link IllegalArgumentException} naming the option when {@code cfg} is invalid.
      */
-    public BlkDevice(String name, BlockDriver driver, BlkDeviceConfig cfg, AioContext control) {
+    public BlkDevice(String name, BlockNode node, BlkDeviceConfig cfg, AioContext control) {
         cfg.validate();
         this.name = name;
-        this.driver = driver;
+        this.node = node;
+        this.driver = node.driver();
         this.control = control;
         this.cfg = cfg;
         long length = driver.length();
@@ -112,7 +121,7 @@ public final class BlkDevice implements VirtioDevice {
         int n = cfg.numQueues;
         Map<AioContext, ContextChannel> byCtx = new IdentityHashMap<>();
         for (AioContext c : cfg.ioThreads.distinctContexts(n)) {
-            byCtx.put(c, new ContextChannel(c, driver));
+            byCtx.put(c, new ContextChannel(c, node));
         }
         this.channels = byCtx.values().toArray(new ContextChannel[0]);
         this.queues = new BlkQueue[n];
@@ -122,6 +131,8 @@ public final class BlkDevice implements VirtioDevice {
             queues[i] = new BlkQueue(this, i, c, byCtx.get(c), cfg);
             qc[i] = new QueueControl();
         }
+        this.drain = new DeviceDrain(name, control, queues);
+        node.attach(drain);
     }
 
     private long offeredFeatures() {
@@ -151,6 +162,11 @@ public final class BlkDevice implements VirtioDevice {
 
     public BlockDriver driver() {
         return driver;
+    }
+
+    /** The block node the device is attached to. Any thread. */
+    public BlockNode node() {
+        return node;
     }
 
     public AioContext controlContext() {
@@ -281,46 +297,11 @@ public final class BlkDevice implements VirtioDevice {
         if (offset < 0 || length < 0 || length > dst.length) {
             throw new IndexOutOfBoundsException("config read at " + offset + " of " + length + " bytes");
         }
-        byte[] cfgBytes = configBytes();
+        byte[] cfgBytes = BlkConfigSpace.encode(this, cfg);
         for (int i = 0; i < length; i++) {
             int o = offset + i;
             dst[i] = o < cfgBytes.length ? cfgBytes[o] : 0;
         }
-    }
-
-    private byte[] configBytes() {
-        byte[] b = new byte[BlkConfigLayout.SIZE];
-        MemorySegment s = MemorySegment.ofArray(b);
-        var u16 = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        var u32 = java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        var u64 = java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        s.set(u64, BlkConfigLayout.CAPACITY, capacitySectors);
-        // size_max stays 0: VIRTIO_BLK_F_SIZE_MAX is not offered. geometry likewise (GEOMETRY).
-        s.set(u32, BlkConfigLayout.SEG_MAX, cfg.effectiveSegMax());
-        s.set(u32, BlkConfigLayout.BLK_SIZE, blkSize);
-        int phys = cfg.physicalBlockSize == 0 ? blkSize : Math.max(cfg.physicalBlockSize, blkSize);
-        // 5.2.4 topology: "# of logical blocks per physical block (log2)".
-        s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, BlkConfigLayout.PHYSICAL_BLOCK_EXP,
-                (byte) (Integer.numberOfTrailingZeros(phys) - Integer.numberOfTrailingZeros(blkSize)));
-        s.set(u16, BlkConfigLayout.MIN_IO_SIZE, (short) (cfg.minIoSize / blkSize));
-        s.set(u32, BlkConfigLayout.OPT_IO_SIZE, cfg.optIoSize / blkSize);
-        s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, BlkConfigLayout.WRITEBACK, (byte) (writeback ? 1 : 0));
-        s.set(u16, BlkConfigLayout.NUM_QUEUES, (short) queues.length);
-        if ((deviceFeatures & bit(BlkFeatures.DISCARD)) != 0) {
-            s.set(u32, BlkConfigLayout.MAX_DISCARD_SECTORS, cfg.maxDiscardSectors);
-            s.set(u32, BlkConfigLayout.MAX_DISCARD_SEG, 1);
-            s.set(u32, BlkConfigLayout.DISCARD_SECTOR_ALIGNMENT, blkSize >> BlkRequestType.SECTOR_SHIFT);
-        }
-        if ((deviceFeatures & bit(BlkFeatures.WRITE_ZEROES)) != 0) {
-            s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SECTORS, cfg.maxWriteZeroesSectors);
-            s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SEG, 1);
-            // 5.2.6.2: "SHOULD clear write_zeroes_may_unmap if and only if a write zeroes request
-            // cannot result in deallocating one or more sectors".
-            s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, BlkConfigLayout.WRITE_ZEROES_MAY_UNMAP,
-                    (byte) (driver.supportsDiscard() ? 1 : 0));
-        }
-        // unused0 and unused1 stay 0 (5.2.5.2: "MUST initialize padding bytes ... to 0").
-        return b;
     }
 
     /**
@@ -531,6 +512,7 @@ public final class BlkDevice implements VirtioDevice {
             }
         }
         closed = true;
+        node.detach(drain);
         int[] left = {channels.length};
         Runnable oneDone = () -> {
             if (--left[0] == 0) {

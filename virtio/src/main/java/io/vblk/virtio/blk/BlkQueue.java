@@ -29,7 +29,7 @@ import java.util.function.IntConsumer;
  * <p>One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
  * merging, completion, and guest notification.
  *
- * <p>Request path: kick eventfd (an <em>external</em> handler, off in drained sections) →
+ * <p>Request path: kick eventfd (paused while the device's node is drained) →
  * defer-call section begins → pop every available chain into a free slot → parse → READ/WRITE go
  * to a batch that is sorted and merged, others are submitted at once → section ends (the driver's
  * deferred {@code io_submit} runs). Completion → status byte → used element → notify (deferred
@@ -40,6 +40,11 @@ import java.util.function.IntConsumer;
  * notification, but never pops; the pass goes on with its own cursors. When every slot is busy
  * the pass stops and the completion that frees one schedules {@link #resumeBh} — it never calls
  * back into the pass (seed 000's cycle cannot form here).
+ *
+ * <p>Drained sections (seed 003): while the device's block node is drained the queue takes no
+ * guest request — its kick handler is paused and {@link #process} returns at once, whatever
+ * called it (a poll, the resume bottom half, a start) — and the end re-runs the kick handler, which
+ * re-reads the avail ring, so a kick that came meanwhile is not lost.
  */
 final class BlkQueue implements IoCompletion {
     /** Records the latencies of a completion section at its end; one stable object per queue. */
@@ -82,6 +87,10 @@ final class BlkQueue implements IoCompletion {
     private boolean running;
     private boolean starved;
     private IntConsumer stopReport;
+    /** Open drained sections of the device's node, as the device handed them over. */
+    private int drainDepth;
+    /** The queue takes no request: set by the outermost drained section unless the guard is off. */
+    private boolean quiesced;
 
     BlkQueue(BlkDevice dev, int index, AioContext ctx, ContextChannel channelHolder, BlkDeviceConfig cfg) {
         this.dev = dev;
@@ -117,7 +126,7 @@ final class BlkQueue implements IoCompletion {
         this.stopReport = null;
         notifier.setCallFd(s.callFd());
         if (s.kickFd() >= 0) {
-            kick = ctx.addFdHandler(name + ".kick", s.kickFd(), true, kickCallback);
+            kick = addKick(s.kickFd());
         }
         if (!vq.start(s.layout(), s.memory(), s.features(), dev.maxQueueSize())) {
             dev.queueBroken(this, vq.brokenReason());
@@ -176,12 +185,54 @@ final class BlkQueue implements IoCompletion {
         ctx.assertHome();
         if (kick != null) {
             kick.remove();
-            kick = fd >= 0 ? ctx.addFdHandler(name + ".kick", fd, true, kickCallback) : null;
+            kick = fd >= 0 ? addKick(fd) : null;
         }
         if (old >= 0) {
             Sys.close(old);
         }
         if (running) {
+            process();
+        }
+    }
+
+    private FdHandler addKick(int fd) {
+        FdHandler h = ctx.addFdHandler(name + ".kick", fd, kickCallback);
+        if (quiesced) {
+            h.drainedBegin();
+        }
+        return h;
+    }
+
+    // ---------------------------------------------------------------- drained sections
+
+    /**
+     * The device's node began a drained section (handed over by {@link BlkDevice}): take no guest
+     * request from now on. Requests in flight complete normally; the node waits for them. With
+     * {@link Guard#DRAIN_STOPS_DEVICES} off (reproducers only) the queue goes on taking requests.
+     */
+    void drainedBegin() {
+        ctx.assertHome();
+        if (drainDepth++ == 0 && ctx.guard(Guard.DRAIN_STOPS_DEVICES)) {
+            quiesced = true;
+            if (kick != null) {
+                kick.drainedBegin();
+            }
+        }
+    }
+
+    /** The section ended: take requests again, re-checking the ring as if kicked (seed 003). */
+    void drainedEnd() {
+        ctx.assertHome();
+        if (drainDepth == 0) {
+            throw new IllegalStateException("queue " + name + ": drainedEnd without drainedBegin");
+        }
+        if (--drainDepth > 0 || !quiesced) {
+            return;
+        }
+        quiesced = false;
+        if (kick != null) {
+            kick.drainedEnd(); // runs onKick: the re-check
+        } else {
             process();
         }
     }
@@ -213,12 +264,12 @@ final class BlkQueue implements IoCompletion {
 
     private void onKick(int fd) {
         stats.kicks++;
-        Sys.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-run
+        Sys.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-check
         process();
     }
 
     private boolean onPoll() {
-        if (!running || !vq.hasAvailable()) {
+        if (!running || quiesced || !vq.hasAvailable()) {
             reportIfBroken();
             return false;
         }
@@ -239,7 +290,7 @@ final class BlkQueue implements IoCompletion {
         if (!running || dev.needsReset()) {
             return;
         }
-        if (ctx.isDrained() && ctx.guard(Guard.DRAIN_EXTERNAL)) {
+        if (quiesced) {
             // Seed 003: a drained section takes no guest requests, whatever scheduled us (a
             // resume bottom half, a poll). Its end re-runs the kick handler, which comes back here.
             return;

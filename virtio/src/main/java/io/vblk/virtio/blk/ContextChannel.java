@@ -2,28 +2,28 @@ package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockChannel;
-import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.node.BlockNode;
 
 /**
  * Home thread: {@link #ctx}'s. No locking.
  *
  * <p>The driver channel shared by every queue of one device that lives on the same context:
- * opened on first use, closed with the device.
+ * opened on the device's block node on first use, closed with the device.
  */
 final class ContextChannel {
     final AioContext ctx;
-    private final BlockDriver driver;
+    private final BlockNode node;
     private BlockChannel channel;
 
-    ContextChannel(AioContext ctx, BlockDriver driver) {
+    ContextChannel(AioContext ctx, BlockNode node) {
         this.ctx = ctx;
-        this.driver = driver;
+        this.node = node;
     }
 
     BlockChannel get() {
         ctx.assertHome();
         if (channel == null) {
-            channel = driver.openChannel(ctx);
+            channel = node.openChannel(ctx);
         }
         return channel;
     }
@@ -36,7 +36,7 @@ final class ContextChannel {
     void close() {
         ctx.assertHome();
         if (channel != null) {
-            channel.close();
+            node.closeChannel(channel);
             channel = null;
         }
     }

@@ -624,19 +624,20 @@ class BlkDeviceTest {
         }
     }
 
-    // ---- drained sections (seed 003) ----
+    // ---- drained sections of the device's node (seed 003; more in DeviceDrainTest) ----
 
     @Test
     void drainedSectionTakesNoRequestsAndItsEndRechecksTheRing() {
         MemDriver drv = new MemDriver(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
-            f.ctx.drainedBegin();
+            f.dev.node().drainedBegin();
+            f.settle(); // the queue stops on its thread (here the same one)
             f.guest.read(0, 512);
             f.guest.kick();
             f.settle();
             assertThat(drv.ops).as("no request starts inside the drained section").isEmpty();
             assertThat(f.guest.reap()).isEmpty();
-            f.ctx.drainedEnd();
+            f.dev.node().drainedEnd();
             f.settle();
             List<BlkGuest.Done> d = f.guest.reap();
             assertThat(d).as("the kick that came while drained is not lost").hasSize(1);
@@ -648,10 +649,11 @@ class BlkDeviceTest {
     void drainedEndFindsBuffersPostedWithoutAKick() {
         MemDriver drv = new MemDriver(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
-            f.ctx.drainedBegin();
+            f.dev.node().drainedBegin();
+            f.settle(); // the queue stops on its thread (here the same one)
             f.guest.read(0, 512); // EVENT_IDX guest decided no kick was needed, say
             f.settle();
-            f.ctx.drainedEnd();
+            f.dev.node().drainedEnd();
             f.settle();
             assertThat(f.guest.reap()).hasSize(1);
         }

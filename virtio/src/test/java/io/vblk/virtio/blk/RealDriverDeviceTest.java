@@ -114,13 +114,14 @@ class RealDriverDeviceTest {
     @EnumSource(NullDriver.Completion.class)
     void nullDriverDrainedSectionHoldsRequestsBack(NullDriver.Completion c) {
         try (BlkFixture f = new BlkFixture(new NullDriver(MIB, c))) {
-            f.ctx.drainedBegin();
+            f.dev.node().drainedBegin();
+            f.settle(); // the queue stops on its thread (here the same one)
             f.guest.read(0, 512);
             f.guest.kick();
             f.settle();
             assertThat(f.stats().passes()).as("no pass inside the section").isEqualTo(1); // the start pass
             assertThat(f.guest.reap()).isEmpty();
-            f.ctx.drainedEnd();
+            f.dev.node().drainedEnd();
             assertThat(f.waitDone(1)).hasSize(1);
         }
     }

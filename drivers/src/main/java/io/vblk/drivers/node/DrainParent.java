@@ -1,0 +1,30 @@
+package io.vblk.drivers.node;
+
+/**
+ * Home thread: the node's (the main loop); each method is called there.
+ *
+ * <p>A user of a {@link BlockNode} that takes requests from outside — a device's virtqueues, an
+ * export — and must stop taking them while the node is drained, as QEMU's {@code BdrvChildClass}
+ * {@code drained_begin}/{@code drained_end} (for a device: {@code BlockDevOps}). The node calls
+ * {@link #drainedBegin} on its outermost begin and {@link #drainedEnd} on its outermost end, each
+ * exactly once per section and always in that order.
+ */
+public interface DrainParent {
+    /** For logs and error messages ("device vda"). */
+    String drainName();
+
+    /**
+     * Stop taking new requests for the node. The parent hands the stop over to every context it
+     * submits on and runs {@code stopped} once each of them has stopped (from any thread; the node
+     * hands it back to its home). From that point on the parent submits nothing to the node until
+     * {@link #drainedEnd}; requests it submitted before keep running and are what the node waits for.
+     */
+    void drainedBegin(Runnable stopped);
+
+    /**
+     * Resume taking requests. The parent must re-check its sources as if each had just signalled
+     * (re-read every virtqueue's avail ring), so that nothing that arrived during the section is
+     * lost (seed 003).
+     */
+    void drainedEnd();
+}

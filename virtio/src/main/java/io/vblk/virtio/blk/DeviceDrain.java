@@ -1,0 +1,71 @@
+package io.vblk.virtio.blk;
+
+import io.vblk.aio.AioContext;
+import io.vblk.drivers.node.DrainParent;
+
+/**
+ * Home thread: the device's control context (the main loop, its node's home). No locking: each
+ * queue's part is handed over to the queue's IoThread with {@code runOn}.
+ *
+ * <p>A virtio-blk device as a parent of its block node, as QEMU's {@code virtio_blk_drained_begin}
+ * / {@code _end}: the node's drained section stops every queue of the device from taking guest
+ * requests, each on its own IoThread, and its end makes every queue re-check its avail ring.
+ *
+ * <p>Ordering: {@link #drainedBegin} reports "stopped" only after each queue's IoThread has run the
+ * stop (the report comes back through the control context), so the node counts in-flight requests
+ * only once no queue can submit any more. A queue's begin and end run on its own thread in the
+ * order the node calls them: both are {@code runOn} tasks from this one thread to that context, and
+ * a context runs the tasks one thread hands it in order.
+ */
+final class DeviceDrain implements DrainParent {
+    private final String name;
+    private final AioContext control;
+    private final BlkQueue[] queues;
+
+    DeviceDrain(String name, AioContext control, BlkQueue[] queues) {
+        this.name = name;
+        this.control = control;
+        this.queues = queues;
+    }
+
+    @Override
+    public String drainName() {
+        return "device " + name;
+    }
+
+    @Override
+    public void drainedBegin(Runnable stopped) {
+        control.assertHome();
+        int[] left = {queues.length};
+        Runnable oneStopped = () -> {
+            if (--left[0] == 0) {
+                stopped.run();
+            }
+        };
+        if (queues.length == 0) {
+            stopped.run();
+        }
+        for (BlkQueue q : queues) {
+            q.ctx.runOn(() -> {
+                try {
+                    q.drainedBegin();
+                } finally {
+                    control.runOn(oneStopped);
+                }
+            });
+        }
+    }
+
+    @Override
+    public void drainedEnd() {
+        control.assertHome();
+        for (BlkQueue q : queues) {
+            q.ctx.runOn(q::drainedEnd);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "DeviceDrain[" + name + "]";
+    }
+}
