@@ -9,7 +9,7 @@ import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
 import io.vblk.virtio.vhost.TestBlkRing;
 import io.vblk.guest.vhost.VhostUserFrontend;
-import io.vblk.virtio.vhost.server.VhostUserDeviceHandler;
+import io.vblk.virtio.vhost.server.VhostUserSession;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
@@ -120,12 +120,12 @@ class VhostUserServerTest {
     @Test
     void frontendNegotiatesAndRingsReachTheDeviceTranslated() throws Exception {
         VhostUserFrontend fe = connect();
-        long wanted = VhostUserFrontend.WANTED_PROTOCOL_FEATURES & VhostUserDeviceHandler.OFFERED_PROTOCOL_FEATURES;
+        long wanted = VhostUserFrontend.WANTED_PROTOCOL_FEATURES & VhostUserSession.OFFERED_PROTOCOL_FEATURES;
         assertThat(fe.protocolFeatures()).isEqualTo(wanted);
         assertThat(fe.backendQueues()).isEqualTo(2);
         assertThat(fe.capacitySectors()).isEqualTo(2048);
         assertThat(fe.configNumQueues()).isEqualTo(2);
-        assertThat(fe.maxMemSlots()).isEqualTo(VhostUserDeviceHandler.MAX_MEM_SLOTS);
+        assertThat(fe.maxMemSlots()).isEqualTo(VhostUserSession.MAX_MEM_SLOTS);
         assertThat(fe.deviceFeatures()).isEqualTo(device.offered);
 
         TestBlkRing ring = new TestBlkRing(fe.memory(), 0x4000, 16);
@@ -205,10 +205,10 @@ class VhostUserServerTest {
             // The stop is held (a request still in flight): no reply yet, the connection reads nothing more.
             assertThat(base).isNotDone();
             assertThat(on(device::heldStops)).isEqualTo(1);
-            assertThat(on(() -> export.connection().handler().pending())).isTrue();
+            assertThat(on(() -> export.connection().session().pending())).isTrue();
             assertThat(on(device::releaseStops)).isEqualTo(1);
             assertThat(AioContext.await(base, T)).isEqualTo(4);
-            assertThat(on(() -> export.connection().handler().pending())).isFalse();
+            assertThat(on(() -> export.connection().session().pending())).isFalse();
             fe(() -> {
                 fe.close();
                 return null;
@@ -347,7 +347,7 @@ class VhostUserServerTest {
     @Test
     void replyAckConfigSpaceAndStatus() throws Exception {
         try (RawClient c = new RawClient(sock)) {
-            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserCodec.u64(VhostUserDeviceHandler.OFFERED_PROTOCOL_FEATURES));
+            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserCodec.u64(VhostUserSession.OFFERED_PROTOCOL_FEATURES));
             c.send(VhostUserRequest.SET_OWNER, true, new byte[0]);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             // A front-end with a longer virtio_blk_config than the device's: the rest reads as zero.
