@@ -37,16 +37,17 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  *
  * <p>A vhost-user front-end for a block back-end (vblk's own server, qemu-storage-daemon, any
  * vhost-user-blk back-end), in the role QEMU plays for a VM. It connects to the socket,
- * negotiates features and protocol features, creates the guest memory in a memfd (shared with
- * the back-end by SET_MEM_TABLE), reads the config space, and sets up rings on demand.
+ * negotiates features and protocol features, reads the config space, sends the guest's memory
+ * table (memfds, by SET_MEM_TABLE) and sets up rings on demand.
  *
  * <p>It <em>is</em> a {@link VirtioDevice}: the emulator harness that drives the in-process
  * device (lays out split rings in guest memory, posts chains, kicks, reads the call eventfd)
- * drives a remote back-end through this class the same way, except that the guest memory must
- * be this front-end's {@link #memory()} (the back-end can only map memory it gets an fd for):
+ * drives a remote back-end through this class the same way, except that guest memory goes by
+ * {@link #setMemoryTable} with the fd behind it (the back-end can only map memory it gets an fd
+ * for; {@link VhostUserTransport#setMemory} sends the guest's memfd RAM):
  * <ul>
  *   <li>{@link #setDriverFeatures} → SET_FEATURES (plus VHOST_USER_F_PROTOCOL_FEATURES);</li>
- *   <li>{@link #setMemory} → SET_MEM_TABLE with the memfd;</li>
+ *   <li>{@link #setMemoryTable} → SET_MEM_TABLE with the memfds;</li>
  *   <li>{@link #configureQueue}, {@link #setQueueFds} → remembered; {@link #startQueue} → (the
  *       first time, GET_INFLIGHT_FD + SET_INFLIGHT_FD) SET_VRING_NUM, SET_VRING_BASE,
  *       SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ENABLE, in QEMU's order;</li>
@@ -79,24 +80,26 @@ public final class VhostUserFrontend implements VirtioDevice {
     static final int S_FEATURES_OK = 8;
 
     /**
-     * @param memoryBytes  guest memory to create (a memfd, at guest-physical 0), rounded up to a
-     *                     page; 0 when the caller brings its own ({@link #setMemoryTable})
      * @param numQueues    queues to use; 0 for as many as the back-end has
      * @param configBytes  config space bytes to read with GET_CONFIG (at most 256)
      * @param useInflight  negotiate INFLIGHT_SHMFD and hand the buffer back as QEMU does
      * @param replyTimeout how long a reply may take before the back-end is declared broken
      */
-    public record Options(long memoryBytes, int numQueues, int configBytes, boolean useInflight, Duration replyTimeout) {
-        public static Options defaults(long memoryBytes) {
-            return new Options(memoryBytes, 0, BLK_CONFIG_BYTES, true, Duration.ofSeconds(10));
+    public record Options(int numQueues, int configBytes, boolean useInflight, Duration replyTimeout) {
+        public static Options defaults() {
+            return new Options(0, BLK_CONFIG_BYTES, true, Duration.ofSeconds(10));
         }
 
         public Options withNumQueues(int n) {
-            return new Options(memoryBytes, n, configBytes, useInflight, replyTimeout);
+            return new Options(n, configBytes, useInflight, replyTimeout);
         }
 
         public Options withInflight(boolean on) {
-            return new Options(memoryBytes, numQueues, configBytes, on, replyTimeout);
+            return new Options(numQueues, configBytes, on, replyTimeout);
+        }
+
+        public Options withReplyTimeout(Duration d) {
+            return new Options(numQueues, configBytes, useInflight, d);
         }
     }
 
@@ -151,7 +154,7 @@ public final class VhostUserFrontend implements VirtioDevice {
         return out;
     }
 
-    /** After negotiation: the rings to use and, if asked for, the guest memory. */
+    /** After negotiation: the rings to use. */
     private void opened(Options options) {
         int backendQueues = negotiated.backendQueues;
         int n = options.numQueues() == 0 ? backendQueues : options.numQueues();
@@ -159,21 +162,9 @@ public final class VhostUserFrontend implements VirtioDevice {
             throw new CompletionException(new IllegalStateException(n + " queues asked, the back-end has " + backendQueues));
         }
         rings = new FrontendRings(channel, n, has(negotiated.protocolFeatures, INFLIGHT_SHMFD));
-        if (options.memoryBytes() > 0) {
-            try {
-                memory.create(options.memoryBytes());
-            } catch (IllegalStateException e) {
-                throw new CompletionException(e);
-            }
-        }
     }
 
     // ---------------------------------------------------------------- what the back-end said
-
-    /** The guest memory to lay rings and buffers out in; pass it to {@link #setMemory}. */
-    public GuestMemory memory() {
-        return memory.memory();
-    }
 
     /** Virtio and vhost-user feature bits GET_FEATURES returned (bit 30 included). */
     public long backendFeatures() {
@@ -297,15 +288,14 @@ public final class VhostUserFrontend implements VirtioDevice {
         return true;
     }
 
-    /** Sends SET_MEM_TABLE; {@code m} must be {@link #memory()}. */
+    /**
+     * Refused: a vhost-user back-end maps guest memory by the fd behind it, which a
+     * {@link GuestMemory} does not carry. Use {@link #setMemoryTable} (as
+     * {@link VhostUserTransport#setMemory} does with the guest's memfd RAM).
+     */
     @Override
     public void setMemory(GuestMemory m) {
-        ctx.assertHome();
-        if (m != memory.memory() || m == null) {
-            throw new IllegalArgumentException(name + ": a vhost-user back-end can only map this front-end's memory()"
-                    + " (it needs the fd behind it); for other fd-backed memory use setMemoryTable");
-        }
-        setMemoryTable(List.of(memory.adopt(m)), new int[]{memory.memfd()});
+        throw new IllegalArgumentException(name + ": a vhost-user back-end maps memory by fd; use setMemoryTable");
     }
 
     /**
@@ -408,7 +398,6 @@ public final class VhostUserFrontend implements VirtioDevice {
         closed = true;
         channel.close();
         rings.close();
-        memory.close();
     }
 
     /**
