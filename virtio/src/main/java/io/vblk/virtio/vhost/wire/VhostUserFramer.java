@@ -125,7 +125,7 @@ public final class VhostUserFramer {
         if (filled < frameBytes) {
             return null;
         }
-        checkFds();
+        checkPayloadAndFds();
         byte[] payload = new byte[frameBytes - HEADER_BYTES];
         MemorySegment.copy(buf, HEADER_BYTES, MemorySegment.ofArray(payload), 0, payload.length);
         VhostUserMessage m = new VhostUserMessage(getInt(buf, REQUEST), getInt(buf, FLAGS), payload,
@@ -190,12 +190,16 @@ public final class VhostUserFramer {
         return size;
     }
 
-    /** The fd column of the table, checked once the payload the rule may read is complete. */
-    private void checkFds() throws VhostUserProtocolException {
+    /** The payload-rule and fd columns of the table, checked once the payload they read is complete. */
+    private void checkPayloadAndFds() throws VhostUserProtocolException {
         VhostUserRequest kind = VhostUserRequest.of(getInt(buf, REQUEST));
-        FdRule rule = direction == Direction.REQUESTS ? kind.fds : kind.replyFds();
-        String why = rule.check(kind.describe(), buf.asSlice(HEADER_BYTES, frameBytes - HEADER_BYTES),
-                frameBytes - HEADER_BYTES, fdCount);
+        boolean requests = direction == Direction.REQUESTS;
+        int size = frameBytes - HEADER_BYTES;
+        MemorySegment payload = buf.asSlice(HEADER_BYTES, size);
+        String why = (requests ? kind.payload : kind.replyPayload()).check(kind.describe(), payload, size);
+        if (why == null) {
+            why = (requests ? kind.fds : kind.replyFds()).check(kind.describe(), payload, size, fdCount);
+        }
         if (why != null) {
             throw fail(why);
         }

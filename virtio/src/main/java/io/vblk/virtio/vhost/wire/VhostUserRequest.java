@@ -14,8 +14,10 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VRING_STATE_BYTES
  * Any thread: immutable.
  *
  * <p>The front-end message types (QEMU docs/interop/vhost-user.rst, "Front-end message types") as
- * ONE table: for each request its number, the payload size it may carry and the fds that come with
- * it, the same for the back-end's reply, and whether vblk serves it. {@link VhostUserFramer} checks
+ * ONE table: for each request its number, the payload size it may carry (bounds, plus a
+ * {@link PayloadRule} where a count inside the payload decides: SET_MEM_TABLE, GET/SET_CONFIG) and
+ * the fds that come with it ({@link FdRule}), the same for the back-end's reply, and whether vblk
+ * serves it. {@link VhostUserFramer} checks
  * every message against this table and nothing else does: a message that breaks a row is
  * rejected there, naming the request and the rule.
  *
@@ -38,7 +40,7 @@ public enum VhostUserRequest {
     // request payload: N/A ("deprecated ... use it to disable all rings")
     RESET_OWNER(4, exact(0), FdRule.NONE, null, true),
     // request payload: memory regions description (8 + 32 * nregions, at most 8 regions); one fd per region
-    SET_MEM_TABLE(5, range(MEM_TABLE_MIN_BYTES, MEM_TABLE_MAX_BYTES), FdRule.PER_REGION, null, true),
+    SET_MEM_TABLE(5, range(MEM_TABLE_MIN_BYTES, MEM_TABLE_MAX_BYTES), PayloadRule.MEM_TABLE, FdRule.PER_REGION, null, true),
     // request payload: u64 + u64 (log size, offset); "an fd in the ancillary data" (LOG_SHMFD, not offered)
     SET_LOG_BASE(6, exact(16), FdRule.ANY, null, false),
     // request payload: N/A, an fd (not offered)
@@ -72,9 +74,9 @@ public enum VhostUserRequest {
     SET_VRING_ENDIAN(23, exact(VRING_STATE_BYTES), FdRule.ANY, null, false),
     // request payload: virtio device config space; reply payload: virtio device config space
     // ("vhost-user back-end uses zero length of payload to indicate an error")
-    GET_CONFIG(24, range(CONFIG_HEADER_BYTES, MAX_PAYLOAD_BYTES), FdRule.NONE, range(0, MAX_PAYLOAD_BYTES), true),
+    GET_CONFIG(24, range(CONFIG_HEADER_BYTES, MAX_PAYLOAD_BYTES), PayloadRule.CONFIG, FdRule.NONE, range(0, MAX_PAYLOAD_BYTES), true),
     // request payload: virtio device config space
-    SET_CONFIG(25, range(CONFIG_HEADER_BYTES, MAX_PAYLOAD_BYTES), FdRule.NONE, null, true),
+    SET_CONFIG(25, range(CONFIG_HEADER_BYTES, MAX_PAYLOAD_BYTES), PayloadRule.CONFIG, FdRule.NONE, null, true),
     CREATE_CRYPTO_SESSION(26, range(0, MAX_PAYLOAD_BYTES), FdRule.ANY, range(0, MAX_PAYLOAD_BYTES), false),
     CLOSE_CRYPTO_SESSION(27, exact(U64_BYTES), FdRule.ANY, null, false),
     POSTCOPY_ADVISE(28, exact(0), FdRule.ANY, range(0, MAX_PAYLOAD_BYTES), false),
@@ -138,14 +140,26 @@ public enum VhostUserRequest {
     public final Size replySize;
     /** False for requests vblk recognises but does not serve. */
     public final boolean served;
+    /** Sizes that depend on a count inside the payload (request and, for GET_CONFIG, reply). */
+    public final PayloadRule payload;
 
     VhostUserRequest(int id, Size size, FdRule fds, Size replySize, boolean served) {
+        this(id, size, PayloadRule.FIXED, fds, replySize, served);
+    }
+
+    VhostUserRequest(int id, Size size, PayloadRule payload, FdRule fds, Size replySize, boolean served) {
         this.id = id;
+        this.payload = payload;
         this.size = size;
         this.fds = fds;
         this.hasReply = replySize != null;
         this.replySize = replySize != null ? replySize : exact(U64_BYTES);
         this.served = served;
+    }
+
+    /** The payload rule of this request's reply: GET_CONFIG's reply is a config space too; every other, fixed. */
+    public PayloadRule replyPayload() {
+        return this == GET_CONFIG ? PayloadRule.CONFIG : PayloadRule.FIXED;
     }
 
     private static Size exact(int n) {

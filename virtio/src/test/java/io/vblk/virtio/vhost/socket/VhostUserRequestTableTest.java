@@ -39,8 +39,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The request table of {@link VhostUserRequest} driven over a real socket, row by row: for every
  * request type a message with one fd too many and one too few, a payload one byte short and one
- * byte long, a size far too large; plus unknown request numbers, a bad version and reserved flag
- * bits. Each must close its connection with "malformed message: " and the named reason, close the
+ * byte long, a size far too large; plus sizes that disagree with a count in the payload, unknown
+ * request numbers, a bad version and reserved flag bits. Each must close its connection with "malformed message: " and the named reason, close the
  * fds it carried, and leave the daemon's other connection (on a second export) answering.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
@@ -173,6 +173,15 @@ class VhostUserRequestTableTest {
             out.add(new Case("unknown request " + unknown, raw(unknown, 1, 0, new byte[0]), 1,
                     "unknown request " + Integer.toUnsignedString(unknown) + " (flags 0x1, size 0)"));
         }
+        // Sizes that a count inside the payload decides (PayloadRule).
+        byte[] table = VhostUserCodec.memTable(List.of(new MemRegion(0, 4096, 0x7000_0000L, 0)));
+        ByteBuffer.wrap(table).order(ByteOrder.nativeOrder()).putInt(0, 2);
+        out.add(new Case("SET_MEM_TABLE counting more regions than it holds", request(VhostUserRequest.SET_MEM_TABLE, table), 2,
+                "SET_MEM_TABLE (5): payload of 40 bytes cannot hold 2 regions (72 bytes)"));
+        byte[] config = VhostUserCodec.config(0, 0, new byte[4]);
+        ByteBuffer.wrap(config).order(ByteOrder.nativeOrder()).putInt(4, 6);
+        out.add(new Case("SET_CONFIG whose size disagrees with its payload", request(VhostUserRequest.SET_CONFIG, config), 0,
+                "SET_CONFIG (25): payload of 16 bytes for a config size of 6 (expected 18)"));
         out.add(new Case("version 2", raw(VhostUserRequest.GET_FEATURES.id, 2, 0, new byte[0]), 0,
                 "GET_FEATURES (1): protocol version 2, only version 1 is spoken"));
         out.add(new Case("reserved flag bit", raw(VhostUserRequest.GET_FEATURES.id, 0x11, 0, new byte[0]), 0,
