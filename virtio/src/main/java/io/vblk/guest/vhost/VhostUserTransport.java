@@ -63,7 +63,7 @@ public final class VhostUserTransport implements GuestTransport {
     }
 
     private static VhostUserTransport connect(AioContext ctx, IoThread own, String socketPath, Duration timeout) {
-        VhostUserFrontend.Options o = new VhostUserFrontend.Options(0, 0, VhostUserFrontend.BLK_CONFIG_BYTES, true, timeout);
+        VhostUserFrontend.Options o = VhostUserFrontend.Options.defaults().withReplyTimeout(timeout);
         VhostUserFrontend fe;
         try {
             fe = AioContext.await(VhostUserFrontend.connect(ctx, socketPath, o), timeout.multipliedBy(2));

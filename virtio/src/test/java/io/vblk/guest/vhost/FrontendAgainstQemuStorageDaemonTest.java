@@ -3,13 +3,14 @@ package io.vblk.guest.vhost;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.Sys;
+import io.vblk.guest.BlkSlot;
+import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.virtio.vhost.QemuStorageDaemon;
-import io.vblk.virtio.vhost.TestBlkRing;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolFeature;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -19,11 +20,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -31,8 +32,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The front-end against the reference back-end, qemu-storage-daemon: this checks vblk's reading
  * of the vhost-user protocol independently of vblk's own server. Negotiation, config space,
- * SET_MEM_TABLE with a memfd, the inflight buffer, ring set-up on two queues, real I/O through
- * the rings into an image file, and GET_VRING_BASE.
+ * SET_MEM_TABLE with the mock guest's memfd RAM, ring set-up on two queues, real I/O through the
+ * rings (the guest package's queues) into an image file, and GET_VRING_BASE.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class FrontendAgainstQemuStorageDaemonTest {
@@ -75,79 +76,67 @@ class FrontendAgainstQemuStorageDaemonTest {
                         + ",writable=on,num-queues=2");
         io = IoThread.start("frontend", AioOptions.DEFAULT);
         AioContext ctx = io.ctx();
-        VhostUserFrontend fe = AioContext.await(VhostUserFrontend.connect(ctx, sock,
-                VhostUserFrontend.Options.defaults(1 << 20)), T);
-
-        long pf = fe.protocolFeatures();
-        assertThat(VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.MQ)).isTrue();
-        assertThat(VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.REPLY_ACK)).isTrue();
-        assertThat(VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.CONFIG)).isTrue();
-        assertThat(fe.backendQueues()).isEqualTo(2);
-        assertThat(fe.numQueues()).isEqualTo(2);
-        assertThat(fe.capacitySectors()).isEqualTo((16 << 20) / 512);
-        assertThat(fe.maxMemSlots()).isPositive();
-        assertThat(fe.deviceFeatures() & VERSION_1).isNotZero();
-
-        TestBlkRing q0 = new TestBlkRing(fe.memory(), 0x1000, 16);
-        TestBlkRing q1 = new TestBlkRing(fe.memory(), q0.end(), 16);
-        long buf = q1.end() + 4096;
-        try (q0; q1) {
-            CompletableFuture<Void> started = new CompletableFuture<>();
-            on(ctx, () -> {
-                fe.setDriverFeatures(VERSION_1);
-                fe.setMemory(fe.memory());
-                fe.configureQueue(0, q0.layout(0));
-                fe.setQueueFds(0, Sys.dup(q0.kickFd), Sys.dup(q0.callFd));
-                fe.configureQueue(1, q1.layout(0));
-                fe.setQueueFds(1, Sys.dup(q1.kickFd), Sys.dup(q1.callFd));
-                fe.startQueue(0, () -> { });
-                fe.startQueue(1, () -> started.complete(null));
-                return null;
-            });
-            AioContext.await(started, T);
+        try (VhostUserTransport t = VhostUserTransport.connect(ctx, sock, T);
+             GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2)
+                     .withSlots(4).withMaxDataBytes(4096))) {
+            VhostUserFrontend fe = t.frontend();
+            long pf = on(ctx, fe::protocolFeatures);
+            assertThat(VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.MQ)).isTrue();
+            assertThat(VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.REPLY_ACK)).isTrue();
+            assertThat(VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.CONFIG)).isTrue();
+            assertThat(on(ctx, fe::backendQueues)).isEqualTo(2);
+            assertThat(on(ctx, fe::numQueues)).isEqualTo(2);
+            assertThat(on(ctx, fe::capacitySectors)).isEqualTo((16 << 20) / 512);
+            assertThat(on(ctx, fe::maxMemSlots)).isPositive();
+            assertThat(on(ctx, fe::deviceFeatures) & VERSION_1).isNotZero();
             if (VhostUserProtocolFeature.has(pf, VhostUserProtocolFeature.INFLIGHT_SHMFD)) {
-                assertThat(fe.inflight()).as("GET_INFLIGHT_FD answered").isNotNull();
-                assertThat(fe.inflight().mmapSize()).isPositive();
+                assertThat(on(ctx, fe::inflight)).as("GET_INFLIGHT_FD answered").isNotNull();
             }
             System.out.println("qemu-storage-daemon protocol features (wanted ones): " + VhostUserProtocolFeature.describe(pf));
 
-            MemorySegment data = q0.at(buf, 4096);
+            GuestBlkQueue q0 = g.queue(0);
+            GuestBlkQueue q1 = g.queue(1);
+            BlkSlot w = q0.acquire();
             for (int i = 0; i < 4096; i++) {
-                data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) (i * 7 + 3));
+                w.data().set(ValueLayout.JAVA_BYTE, i, (byte) (i * 7 + 3));
             }
-            q0.post(TestBlkRing.VIRTIO_BLK_T_OUT, 16, buf, 4096);
-            assertThat(q0.awaitCompletion(10_000)).isEqualTo(TestBlkRing.VIRTIO_BLK_S_OK);
-            q0.post(TestBlkRing.VIRTIO_BLK_T_FLUSH, 0, 0, 0);
-            assertThat(q0.awaitCompletion(10_000)).isEqualTo(TestBlkRing.VIRTIO_BLK_S_OK);
+            q0.postWrite(w, 16, 4096, 1);
+            assertThat(complete(q0)).isEqualTo(BlkWireLayout.S_OK);
+            q0.postFlush(w);
+            assertThat(complete(q0)).isEqualTo(BlkWireLayout.S_OK);
 
-            long back = buf + 8192;
-            q1.post(TestBlkRing.VIRTIO_BLK_T_IN, 16, back, 4096);
-            assertThat(q1.awaitCompletion(10_000)).isEqualTo(TestBlkRing.VIRTIO_BLK_S_OK);
-            assertThat(q1.at(back, 4096).mismatch(data)).isEqualTo(-1);
+            BlkSlot r = q1.acquire();
+            q1.postRead(r, 16, 4096, 1);
+            assertThat(complete(q1)).isEqualTo(BlkWireLayout.S_OK);
+            assertThat(r.data().asSlice(0, 4096).mismatch(w.data().asSlice(0, 4096))).isEqualTo(-1);
 
             byte[] onDisk = new byte[4096];
             try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
                 f.seek(16 * 512);
                 f.readFully(onDisk);
             }
-            assertThat(MemorySegment.ofArray(onDisk).mismatch(data)).isEqualTo(-1);
+            assertThat(MemorySegment.ofArray(onDisk).mismatch(w.data().asSlice(0, 4096))).isEqualTo(-1);
 
-            CompletableFuture<Integer> base0 = new CompletableFuture<>();
-            CompletableFuture<Integer> base1 = new CompletableFuture<>();
-            on(ctx, () -> {
-                fe.stopQueue(0, base0::complete);
-                fe.stopQueue(1, base1::complete);
-                return null;
-            });
-            assertThat(AioContext.await(base0, T)).isEqualTo(2);
-            assertThat(AioContext.await(base1, T)).isEqualTo(1);
-            assertThat(on(ctx, fe::needsReset)).isFalse();
-            on(ctx, () -> {
-                fe.close();
-                return null;
-            });
+            // GET_VRING_BASE: the next avail index of each queue (two requests on queue 0, one on queue 1).
+            assertThat(t.stopQueue(0)).isEqualTo(2);
+            assertThat(t.stopQueue(1)).isEqualTo(1);
+            assertThat(t.needsResetReason()).isNull();
         }
         assertThat(Files.exists(img)).isTrue();
+    }
+
+    /** Kicks and waits (bounded) for the one request in flight on {@code q}; returns its status. */
+    private static int complete(GuestBlkQueue q) {
+        int[] status = {-1};
+        q.onCompletion((slot, st, len) -> status[0] = st);
+        q.kick();
+        long deadline = System.nanoTime() + T.toNanos();
+        while (q.reap() == 0) {
+            assertThat(System.nanoTime()).as("completion within " + T).isLessThan(deadline);
+            q.enableInterrupts();
+            q.awaitInterrupt(100);
+        }
+        return status[0];
     }
 
     @Test

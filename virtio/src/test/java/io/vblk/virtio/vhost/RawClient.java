@@ -1,40 +1,31 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.ReceivedFds;
 import io.vblk.aio.sys.Sys;
+import io.vblk.virtio.vhost.socket.VhostUserSocket;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
-import io.vblk.virtio.vhost.wire.VhostUserFramer;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-
 /**
  * A hand-driven vhost-user client for tests that must send what no well-behaved front-end sends:
- * raw bytes, truncated messages, wrong sizes, missing fds. Blocking socket, bounded waits.
+ * raw bytes, truncated messages, wrong sizes, missing fds. It reads and writes through the shared
+ * {@link VhostUserSocket} (the frame reader/writer the server and the front-end use) and waits,
+ * bounded, with poll.
  *
  * <p>Any thread, one at a time (test code).
  */
 public final class RawClient implements AutoCloseable {
-    private final int fd;
-    private final Arena arena = Arena.ofConfined();
-    private final MemorySegment buf = arena.allocate(VhostUserFramer.BUFFER_BYTES + 64, 8);
-    private final ReceivedFds fds = new ReceivedFds();
+    private final VhostUserSocket socket;
 
     public RawClient(String path) {
-        fd = Sys.unixConnect(path, false);
-        if (fd < 0) {
-            throw new AssertionError("connect " + path + ": " + Errno.name(-fd));
-        }
+        socket = VhostUserSocket.connect(path);
     }
 
     public void sendBytes(byte[] b, int... attach) {
-        MemorySegment.copy(MemorySegment.ofArray(b), 0, buf, 0, b.length);
-        long n = Sys.sendmsg(fd, buf.address(), b.length, attach, attach.length);
-        if (n != b.length) {
-            throw new AssertionError("sendmsg: " + n);
+        long n = socket.sendBytes(b, attach);
+        if (n < 0) {
+            throw new AssertionError("sendmsg: " + Errno.name((int) -n));
         }
     }
 
@@ -46,46 +37,51 @@ public final class RawClient implements AutoCloseable {
         send(VhostUserMessage.request(r, needReply, payload, attach));
     }
 
-    /** Reads one reply (bounded). */
+    /** Reads one reply (bounded); a reply that breaks the request table fails the test. */
     public VhostUserMessage reply(long timeoutMs) throws Exception {
-        VhostUserFramer f = new VhostUserFramer(VhostUserFramer.Direction.REPLIES, buf, Sys::close);
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000;
         while (true) {
-            int p = Sys.poll(fd, Sys.POLLIN, (int) timeoutMs);
-            if (p == 0) {
-                throw new AssertionError("no reply within " + timeoutMs + " ms");
+            VhostUserMessage m;
+            try {
+                m = socket.receive();
+            } catch (VhostUserSocket.PeerGoneException e) {
+                throw new AssertionError("connection closed while waiting for a reply (" + e.getMessage() + ")");
             }
-            long n = Sys.recvmsg(fd, f.writeAddress(), f.wanted(), fds);
-            if (n <= 0) {
-                throw new AssertionError("connection closed while waiting for a reply (" + n + ")");
-            }
-            VhostUserMessage m = f.received((int) n, fds.fds, fds.count, fds.truncated);
             if (m != null) {
                 return m;
+            }
+            long left = (deadline - System.nanoTime()) / 1_000_000;
+            if (left <= 0 || Sys.poll(socket.fd(), Sys.POLLIN, (int) left) == 0) {
+                throw new AssertionError("no reply within " + timeoutMs + " ms");
             }
         }
     }
 
     /** True when nothing arrives within {@code ms} (the server is silent, e.g. a reply is pending). */
     public boolean silentFor(int ms) {
-        return Sys.poll(fd, Sys.POLLIN, ms) == 0;
+        return Sys.poll(socket.fd(), Sys.POLLIN, ms) == 0;
     }
 
     /** Waits (bounded) until the server closes the connection; fails if it sends data instead. */
     public void awaitClosedByServer(long timeoutMs) {
-        int p = Sys.poll(fd, Sys.POLLIN, (int) timeoutMs);
+        int p = Sys.poll(socket.fd(), Sys.POLLIN, (int) timeoutMs);
         if (p == 0) {
             throw new AssertionError("connection still open after " + timeoutMs + " ms");
         }
-        long n = Sys.recvmsg(fd, buf.address(), 64, fds);
-        fds.closeAll();
-        if (n != 0 && n != -Errno.ECONNRESET) {
-            throw new AssertionError("expected end of stream, got " + n);
+        try {
+            VhostUserMessage m = socket.receive();
+            throw new AssertionError("expected end of stream, got " + m);
+        } catch (VhostUserSocket.PeerGoneException e) {
+            if (e.errno != 0 && e.errno != Errno.ECONNRESET) {
+                throw new AssertionError("expected end of stream, got " + e.getMessage());
+            }
+        } catch (Exception e) {
+            throw new AssertionError("expected end of stream, got " + e, e);
         }
     }
 
     @Override
     public void close() {
-        Sys.close(fd);
-        arena.close();
+        socket.close();
     }
 }

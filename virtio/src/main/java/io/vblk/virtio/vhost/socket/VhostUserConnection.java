@@ -3,18 +3,12 @@ package io.vblk.virtio.vhost.socket;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.FdHandler;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.ReceivedFds;
-import io.vblk.aio.sys.Sys;
 import io.vblk.virtio.device.VirtioDevice;
-import io.vblk.virtio.vhost.server.VhostUserDeviceHandler;
-import io.vblk.virtio.vhost.wire.VhostUserCodec;
+import io.vblk.virtio.vhost.server.VhostUserSession;
 import io.vblk.virtio.vhost.wire.VhostUserFramer;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
-import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.function.Consumer;
 
 /**
@@ -22,20 +16,18 @@ import java.util.function.Consumer;
  *
  * <p>One front-end's connection to an export: the accepted AF_UNIX socket, registered on the
  * device's control {@link AioContext} as a level-triggered, non-external fd handler (a drained
- * section must not silence the control plane). Each readiness callback reads with non-blocking
- * {@code recvmsg} (MSG_CMSG_CLOEXEC, up to 8 fds per message) exactly what the
- * {@link VhostUserFramer} still wants, so partial reads resume where they stopped and fds stay
- * with their message; whole messages go to the {@link VhostUserDeviceHandler}; replies leave with
- * {@code sendmsg}. Netty's domain-socket channel cannot carry vhost-user messages (it keeps one fd
- * per read), hence the raw fd.
+ * section must not silence the control plane). Each readiness callback reads whole messages
+ * through the {@link VhostUserSocket} (the frame reader/writer the front-end uses too, which
+ * rejects a malformed message by the request table) and hands them to the
+ * {@link VhostUserSession}; replies leave through the same socket.
  *
- * <p>While the handler has a message pending (queues stopping), the fd handler is taken off the
+ * <p>While the session has a message pending (queues stopping), the fd handler is taken off the
  * loop (reading nothing more; level-triggered readiness would otherwise spin) and put back on
- * {@link VhostUserDeviceHandler.Channel#resume()}.
+ * {@link VhostUserSession.Channel#resume()}.
  *
  * <p>A malformed message, a failed send, or the peer hanging up closes the connection with one
- * log line naming the reason; the handler then stops the device's queues (waiting for in-flight
- * requests), resets the device and frees the session, and {@code onClosed} hears of it.
+ * log line naming the reason; the session then stops the device's queues (waiting for in-flight
+ * requests), resets the device and frees its state, and {@code onClosed} hears of it.
  */
 public final class VhostUserConnection {
     private static final System.Logger LOG = System.getLogger(VhostUserConnection.class.getName());
@@ -44,12 +36,8 @@ public final class VhostUserConnection {
 
     private final String name;
     private final AioContext ctx;
-    private final int fd;
-    private final Arena arena = Arena.ofShared();
-    private final MemorySegment sendBuf = arena.allocate(VhostUserFramer.BUFFER_BYTES, 8);
-    private final VhostUserFramer framer;
-    private final ReceivedFds received = new ReceivedFds();
-    private final VhostUserDeviceHandler handler;
+    private final VhostUserSocket socket;
+    private final VhostUserSession session;
     private final Consumer<String> onClosed;
     private FdHandler fdHandler;
     private boolean paused;
@@ -65,21 +53,19 @@ public final class VhostUserConnection {
     public VhostUserConnection(String name, AioContext ctx, int fd, VirtioDevice device, Consumer<String> onClosed) {
         this.name = name;
         this.ctx = ctx;
-        this.fd = fd;
         this.onClosed = onClosed;
-        this.framer = new VhostUserFramer(VhostUserFramer.Direction.REQUESTS,
-                arena.allocate(VhostUserFramer.BUFFER_BYTES, 8), Sys::close);
-        this.handler = new VhostUserDeviceHandler(name, ctx, device, new Channel());
+        this.socket = new VhostUserSocket(fd, VhostUserFramer.Direction.REQUESTS);
+        this.session = new VhostUserSession(name, ctx, device, new Channel());
     }
 
     /** Starts reading. Home thread. */
     public void start() {
         ctx.assertHome();
-        fdHandler = ctx.addFdHandler(name + " vhost-user socket", fd, false, ignored -> readable());
+        fdHandler = ctx.addFdHandler(name + " vhost-user socket", socket.fd(), false, ignored -> readable());
     }
 
-    public VhostUserDeviceHandler handler() {
-        return handler;
+    public VhostUserSession session() {
+        return session;
     }
 
     public long messagesHandled() {
@@ -96,43 +82,28 @@ public final class VhostUserConnection {
     }
 
     private void readable() {
-        for (int handled = 0; handled < MESSAGES_PER_CALLBACK && !paused && !closing; ) {
-            int want = framer.wanted();
-            long n = Sys.recvmsg(fd, framer.writeAddress(), want, received);
-            if (n == -Errno.EAGAIN) {
-                return;
-            }
-            if (n < 0) {
-                received.closeAll();
-                close("recvmsg failed: " + Errno.name((int) -n));
-                return;
-            }
-            if (n == 0) {
-                received.closeAll();
-                close(framer.midMessage()
-                        ? "front-end disconnected mid-message (" + framer.bytesSoFar() + " bytes of a message read)"
-                        : "front-end disconnected");
-                return;
-            }
+        for (int handled = 0; handled < MESSAGES_PER_CALLBACK && !paused && !closing; handled++) {
             VhostUserMessage m;
             try {
-                m = framer.received((int) n, received.fds, received.count, received.truncated);
+                m = socket.receive();
             } catch (VhostUserProtocolException e) {
                 stats.protocolErrors++;
                 close("malformed message: " + e.getMessage());
                 return;
+            } catch (VhostUserSocket.PeerGoneException e) {
+                close(e.errno != 0 ? "recvmsg failed: " + Errno.name(e.errno)
+                        : e.midMessage() ? "front-end disconnected mid-message (" + e.bytesSoFar + " bytes of a message read)"
+                        : "front-end disconnected");
+                return;
             }
             if (m == null) {
-                continue;
+                return;
             }
-            handled++;
             messages++;
-            if (m.kind() != null) {
-                stats.messages[m.kind().id]++;
-            }
+            stats.messages[m.request()]++;
             boolean done;
             try {
-                done = handler.handle(m);
+                done = session.handle(m);
             } catch (VhostUserProtocolException e) {
                 stats.protocolErrors++;
                 close("malformed message: " + e.getMessage());
@@ -163,32 +134,21 @@ public final class VhostUserConnection {
         }
         paused = false;
         // Level-triggered: bytes that arrived meanwhile make the new handler run at once.
-        fdHandler = ctx.addFdHandler(name + " vhost-user socket", fd, false, ignored -> readable());
+        fdHandler = ctx.addFdHandler(name + " vhost-user socket", socket.fd(), false, ignored -> readable());
     }
 
-    private boolean send(VhostUserMessage reply) {
+    private void send(VhostUserMessage reply) {
         if (closing) {
-            return false;
+            return;
         }
-        int len = VhostUserMessageLayout.HEADER_BYTES + reply.size();
-        VhostUserCodec.putHeader(sendBuf, 0, reply);
-        MemorySegment.copy(MemorySegment.ofArray(reply.payload()), 0, sendBuf, VhostUserMessageLayout.HEADER_BYTES, reply.size());
-        long off = 0;
-        int[] fds = reply.fds();
-        while (off < len) {
-            // The fds ride with the first byte; a short write sends the rest without them.
-            long n = Sys.sendmsg(fd, sendBuf.address() + off, len - off, fds, off == 0 ? fds.length : 0);
-            if (n < 0) {
-                fail(n == -Errno.EPIPE || n == -Errno.ECONNRESET
-                        ? "front-end disconnected before the reply to " + reply.describe()
-                        : n == -Errno.EAGAIN
-                        ? "the front-end does not read its replies (socket buffer full sending " + reply.describe() + ")"
-                        : "sending " + reply.describe() + " failed: " + Errno.name((int) -n));
-                return false;
-            }
-            off += n;
+        long n = socket.send(reply);
+        if (n < 0) {
+            fail(n == -Errno.EPIPE || n == -Errno.ECONNRESET
+                    ? "front-end disconnected before the reply to " + reply.describe()
+                    : n == -Errno.EAGAIN
+                    ? "the front-end does not read its replies (socket buffer full sending " + reply.describe() + ")"
+                    : "sending " + reply.describe() + " failed: " + Errno.name((int) -n));
         }
-        return true;
     }
 
     /** Closes from outside the read path (a failed send in a late reply, the export closing). */
@@ -217,15 +177,11 @@ public final class VhostUserConnection {
     }
 
     private void teardown(String reason) {
-        framer.discard();
-        Sys.close(fd);
-        handler.disconnect(() -> {
-            arena.close();
-            onClosed.accept(reason);
-        });
+        socket.close();
+        session.disconnect(() -> onClosed.accept(reason));
     }
 
-    private final class Channel implements VhostUserDeviceHandler.Channel {
+    private final class Channel implements VhostUserSession.Channel {
         @Override
         public void send(VhostUserMessage reply) {
             VhostUserConnection.this.send(reply);
@@ -238,7 +194,7 @@ public final class VhostUserConnection {
 
         @Override
         public void fail(String reason) {
-            // The handler fails a connection for a protocol violation found asynchronously, or an internal error.
+            // The session fails a connection for a protocol violation found asynchronously, or an internal error.
             if (reason.startsWith("malformed message")) {
                 stats.protocolErrors++;
             }

@@ -152,7 +152,7 @@ public final class VhostUserExport implements AutoCloseable {
     private void deviceNeedsReset() {
         LOG.log(System.Logger.Level.WARNING, () -> "export " + id + ": device needs reset: " + device.needsResetReason());
         if (connection != null && !connection.closing()) {
-            connection.handler().deviceNeedsReset();
+            connection.session().deviceNeedsReset();
         }
     }
 

@@ -9,9 +9,11 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.*;
 /**
  * Any thread: stateless.
  *
- * <p>Encodes and decodes the payloads of {@link VhostUserMessageLayout}. Decoders check the payload
- * size against the layout and throw {@link VhostUserProtocolException} naming the message and
- * the size they expected; they check nothing else (the handler checks meaning).
+ * <p>Encodes and decodes the payloads of {@link VhostUserMessageLayout}. Every message from the wire
+ * has passed the request table in {@link VhostUserFramer} (sizes, counts, fds) before it is
+ * decoded; the decoders apply the same rules to a message built elsewhere (a test, a caller's
+ * bug) and throw {@link VhostUserProtocolException} naming the message and what they expected.
+ * They check nothing else (the handler checks meaning).
  */
 public final class VhostUserCodec {
     private VhostUserCodec() {
@@ -105,8 +107,8 @@ public final class VhostUserCodec {
     }
 
     /**
-     * Decodes SET_MEM_TABLE. QEMU sends exactly {@code 8 + 32 * nregions} bytes; a larger payload
-     * (up to the full 8-region struct) is accepted, a smaller one or nregions &gt; 8 is not.
+     * Decodes SET_MEM_TABLE by the table's rule ({@link PayloadRule#MEM_TABLE}), which the framer
+     * has applied to every message from the wire already.
      */
     public static List<MemRegion> decodeMemTable(VhostUserMessage m) throws VhostUserProtocolException {
         if (m.size() < MEM_TABLE_MIN_BYTES) {
@@ -114,16 +116,8 @@ public final class VhostUserCodec {
                     + " bytes, the memory table needs at least " + MEM_TABLE_MIN_BYTES);
         }
         MemorySegment s = m.payloadSegment();
+        check(PayloadRule.MEM_TABLE.check(m.describe(), s, m.size()));
         int n = getInt(s, MEM_TABLE_NREGIONS);
-        if (n < 0 || n > MAX_MEM_TABLE_REGIONS) {
-            throw new VhostUserProtocolException(m.describe() + ": " + Integer.toUnsignedString(n)
-                    + " regions, at most " + MAX_MEM_TABLE_REGIONS + " fit in one table");
-        }
-        long need = MEM_TABLE_MIN_BYTES + (long) REGION_BYTES * n;
-        if (m.size() < need) {
-            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size() + " bytes cannot hold "
-                    + n + " regions (" + need + " bytes)");
-        }
         List<MemRegion> out = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
             out.add(getRegion(s, MEM_TABLE_REGIONS + (long) REGION_BYTES * i));
@@ -171,8 +165,8 @@ public final class VhostUserCodec {
     }
 
     /**
-     * Decodes a config payload. The header's size must be at most 256 and the payload must be
-     * exactly header + size bytes (vhost-user.rst GET_CONFIG: "payload size MUST match").
+     * Decodes a config payload by the table's rule ({@link PayloadRule#CONFIG}: size at most 256,
+     * payload exactly header + size), which the framer has applied to every message from the wire.
      */
     public static ConfigSpace decodeConfig(VhostUserMessage m) throws VhostUserProtocolException {
         if (m.size() < CONFIG_HEADER_BYTES) {
@@ -180,18 +174,17 @@ public final class VhostUserCodec {
                     + " bytes, the config header alone is " + CONFIG_HEADER_BYTES);
         }
         MemorySegment s = m.payloadSegment();
+        check(PayloadRule.CONFIG.check(m.describe(), s, m.size()));
         int size = getInt(s, CONFIG_SIZE);
-        if (size < 0 || size > MAX_CONFIG_BYTES) {
-            throw new VhostUserProtocolException(m.describe() + ": config size " + Integer.toUnsignedString(size)
-                    + ", at most " + MAX_CONFIG_BYTES);
-        }
-        if (m.size() != CONFIG_HEADER_BYTES + size) {
-            throw new VhostUserProtocolException(m.describe() + ": payload of " + m.size() + " bytes for a config size of "
-                    + size + " (expected " + (CONFIG_HEADER_BYTES + size) + ")");
-        }
         byte[] data = new byte[size];
         System.arraycopy(m.payload(), (int) CONFIG_DATA, data, 0, size);
         return new ConfigSpace(getInt(s, CONFIG_OFFSET), size, getInt(s, CONFIG_FLAGS), data);
+    }
+
+    private static void check(String why) throws VhostUserProtocolException {
+        if (why != null) {
+            throw new VhostUserProtocolException(why);
+        }
     }
 
     // ---------------------------------------------------------------- inflight

@@ -4,15 +4,16 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.function.IntConsumer;
 
+import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.FLAG_NEED_REPLY;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.FLAG_REPLY;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.FLAGS;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.HEADER_BYTES;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.MAX_MEM_TABLE_REGIONS;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.MAX_PAYLOAD_BYTES;
+import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VERSION_MASK;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.REQUEST;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.SIZE;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VERSION;
-import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.VERSION_MASK;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.getInt;
 
 /**
@@ -25,10 +26,15 @@ import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.getInt;
  * merges fd-less messages in one read but keeps the fds of a message with its first byte, so the
  * fds that come with a read belong to the message being assembled.
  *
- * <p>The header is checked as soon as it is complete, before any payload is read: version 1, the
- * REPLY flag as the direction demands, a request number the spec defines (for requests) and a
- * size within the request's bounds. A violation is a {@link VhostUserProtocolException}; the
- * framer has then closed every fd it held and must not be used again.
+ * <p>This is the one place that rejects a malformed message, by the table of
+ * {@link VhostUserRequest}. The header is checked as soon as it is complete, before any payload
+ * is read: version 1, no reserved flag bits, the REPLY flag as the direction demands, a request
+ * number the spec defines (and, for requests, one vblk serves) and a size within the row's
+ * bounds (the request's, or its reply's). The fds are checked against the row's {@link FdRule}
+ * once the message is complete, and a message that arrives with more than 8 fds, or with the
+ * kernel's MSG_CTRUNC, is refused. A violation is a {@link VhostUserProtocolException} naming the
+ * request and what was wrong; the framer has then closed every fd it held and must not be used
+ * again.
  */
 public final class VhostUserFramer {
     /** Which side's messages this framer reads. */
@@ -38,6 +44,8 @@ public final class VhostUserFramer {
         /** Replies from a back-end: the front-end (client) side. */
         REPLIES
     }
+
+    private static final int KNOWN_FLAGS = VERSION_MASK | FLAG_REPLY | FLAG_NEED_REPLY;
 
     /** Buffer bytes the framer needs: a header plus the largest payload. */
     public static final int BUFFER_BYTES = HEADER_BYTES + MAX_PAYLOAD_BYTES;
@@ -117,6 +125,7 @@ public final class VhostUserFramer {
         if (filled < frameBytes) {
             return null;
         }
+        checkPayloadAndFds();
         byte[] payload = new byte[frameBytes - HEADER_BYTES];
         MemorySegment.copy(buf, HEADER_BYTES, MemorySegment.ofArray(payload), 0, payload.length);
         VhostUserMessage m = new VhostUserMessage(getInt(buf, REQUEST), getInt(buf, FLAGS), payload,
@@ -135,38 +144,65 @@ public final class VhostUserFramer {
         frameBytes = HEADER_BYTES;
     }
 
-    /** Returns the payload size after checking the header; throws on a header that breaks the protocol. */
+    /**
+     * Returns the payload size after checking the header against the table of
+     * {@link VhostUserRequest}; throws on a header that breaks the protocol.
+     */
     private int checkHeader() throws VhostUserProtocolException {
         int request = getInt(buf, REQUEST);
         int flags = getInt(buf, FLAGS);
         int size = getInt(buf, SIZE);
         VhostUserRequest kind = VhostUserRequest.of(request);
         String what = kind != null ? kind.describe() : "request " + Integer.toUnsignedString(request);
+        // "Lower 2 bits are the version (currently 0x01)".
         if ((flags & VERSION_MASK) != VERSION) {
             throw fail(what + ": protocol version " + (flags & VERSION_MASK) + ", only version " + VERSION + " is spoken");
         }
+        // Bits 0-1 version, 2 REPLY, 3 NEED_REPLY: "The rest of the bits are reserved".
+        if ((flags & ~KNOWN_FLAGS) != 0) {
+            throw fail(what + ": reserved flag bits 0x" + Integer.toHexString(flags & ~KNOWN_FLAGS) + " set");
+        }
+        if (kind == null) {
+            throw fail("unknown " + (direction == Direction.REQUESTS ? "request " : "reply to request ")
+                    + Integer.toUnsignedString(request) + " (flags 0x" + Integer.toHexString(flags) + ", size "
+                    + Integer.toUnsignedString(size) + ")");
+        }
+        VhostUserRequest.Size allowed;
         if (direction == Direction.REQUESTS) {
-            if (kind == null) {
-                throw fail("unknown request " + Integer.toUnsignedString(request) + " (flags 0x"
-                        + Integer.toHexString(flags) + ", size " + Integer.toUnsignedString(size) + ")");
-            }
+            // "Bit 2 is the reply flag - needs to be sent on each reply from the back-end".
             if ((flags & FLAG_REPLY) != 0) {
                 throw fail(what + ": the REPLY flag is set on a request");
             }
-            if (size < kind.minPayload || size > kind.maxPayload) {
-                throw fail(what + ": bad size " + Integer.toUnsignedString(size) + ", expected "
-                        + (kind.minPayload == kind.maxPayload ? String.valueOf(kind.minPayload)
-                                : kind.minPayload + ".." + kind.maxPayload));
+            if (!kind.served) {
+                throw fail(what + " is not supported by vblk (no feature that allows it was offered)");
             }
+            allowed = kind.size;
         } else {
             if ((flags & FLAG_REPLY) == 0) {
                 throw fail(what + ": a message without the REPLY flag where a reply was expected");
             }
-            if (size < 0 || size > MAX_PAYLOAD_BYTES) {
-                throw fail(what + ": reply of bad size " + Integer.toUnsignedString(size) + ", at most " + MAX_PAYLOAD_BYTES);
-            }
+            allowed = kind.replySize;
+        }
+        if (!allowed.allows(Integer.toUnsignedLong(size))) {
+            throw fail(what + ": bad " + (direction == Direction.REQUESTS ? "size " : "reply size ")
+                    + Integer.toUnsignedString(size) + ", expected " + allowed.describe());
         }
         return size;
+    }
+
+    /** The payload-rule and fd columns of the table, checked once the payload they read is complete. */
+    private void checkPayloadAndFds() throws VhostUserProtocolException {
+        VhostUserRequest kind = VhostUserRequest.of(getInt(buf, REQUEST));
+        boolean requests = direction == Direction.REQUESTS;
+        int size = frameBytes - HEADER_BYTES;
+        MemorySegment payload = buf.asSlice(HEADER_BYTES, size);
+        String why = (requests ? kind.payload : kind.replyPayload()).check(kind.describe(), payload, size);
+        if (why == null) {
+            why = (requests ? kind.fds : kind.replyFds()).check(kind.describe(), payload, size, fdCount);
+        }
+        if (why != null) {
+            throw fail(why);
+        }
     }
 
     private String describeHeader() {

@@ -7,9 +7,10 @@ import io.vblk.aio.sys.Sys;
 import io.vblk.virtio.device.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
-import io.vblk.virtio.vhost.TestBlkRing;
+import io.vblk.guest.GuestRam;
+import io.vblk.guest.GuestVring;
 import io.vblk.guest.vhost.VhostUserFrontend;
-import io.vblk.virtio.vhost.server.VhostUserDeviceHandler;
+import io.vblk.virtio.vhost.server.VhostUserSession;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
@@ -98,7 +99,38 @@ class VhostUserServerTest {
     }
 
     private VhostUserFrontend connect() {
-        return AioContext.await(VhostUserFrontend.connect(feIo.ctx(), sock, VhostUserFrontend.Options.defaults(1 << 20)), T);
+        return AioContext.await(VhostUserFrontend.connect(feIo.ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+    }
+
+    /**
+     * The mock guest's side of one queue: memfd RAM with a split ring laid out in it (the guest
+     * package's {@link GuestVring}) and the queue's kick and call eventfds.
+     */
+    private record GuestQueue(GuestRam ram, GuestVring vring, int kickFd, int callFd) implements AutoCloseable {
+        static GuestQueue create(int size) {
+            GuestRam ram = GuestRam.memfd("vhost-test", GuestRam.DEFAULT_GPA_BASE, 1 << 20);
+            return new GuestQueue(ram, GuestVring.allocate(ram, size), Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC),
+                    Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC));
+        }
+
+        QueueLayout layout(int nextAvail) {
+            QueueLayout l = vring.layout();
+            return new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), nextAvail);
+        }
+
+        /** Sends the RAM's memory table (its memfd, its mapping here as the user address) and the queue. */
+        void setUp(VhostUserFrontend fe, int q, int nextAvail) {
+            fe.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
+            fe.configureQueue(q, layout(nextAvail));
+            fe.setQueueFds(q, Sys.dup(kickFd), Sys.dup(callFd));
+        }
+
+        @Override
+        public void close() {
+            Sys.close(kickFd);
+            Sys.close(callFd);
+            ram.close();
+        }
     }
 
     private <T> T fe(Callable<T> c) {
@@ -120,22 +152,19 @@ class VhostUserServerTest {
     @Test
     void frontendNegotiatesAndRingsReachTheDeviceTranslated() throws Exception {
         VhostUserFrontend fe = connect();
-        long wanted = VhostUserFrontend.WANTED_PROTOCOL_FEATURES & VhostUserDeviceHandler.OFFERED_PROTOCOL_FEATURES;
+        long wanted = VhostUserFrontend.WANTED_PROTOCOL_FEATURES & VhostUserSession.OFFERED_PROTOCOL_FEATURES;
         assertThat(fe.protocolFeatures()).isEqualTo(wanted);
         assertThat(fe.backendQueues()).isEqualTo(2);
         assertThat(fe.capacitySectors()).isEqualTo(2048);
         assertThat(fe.configNumQueues()).isEqualTo(2);
-        assertThat(fe.maxMemSlots()).isEqualTo(VhostUserDeviceHandler.MAX_MEM_SLOTS);
+        assertThat(fe.maxMemSlots()).isEqualTo(VhostUserSession.MAX_MEM_SLOTS);
         assertThat(fe.deviceFeatures()).isEqualTo(device.offered);
 
-        TestBlkRing ring = new TestBlkRing(fe.memory(), 0x4000, 16);
-        try (ring) {
+        try (GuestQueue ring = GuestQueue.create(16)) {
             CompletableFuture<Void> started = new CompletableFuture<>();
             fe(() -> {
                 fe.setDriverFeatures(VERSION_1 | (1L << 29));
-                fe.setMemory(fe.memory());
-                fe.configureQueue(1, ring.layout(5));
-                fe.setQueueFds(1, Sys.dup(ring.kickFd), Sys.dup(ring.callFd));
+                ring.setUp(fe, 1, 5);
                 fe.startQueue(1, () -> started.complete(null));
                 return null;
             });
@@ -147,10 +176,10 @@ class VhostUserServerTest {
             assertThat(device.calls).containsSubsequence("features " + Long.toHexString(VERSION_1 | (1L << 29)),
                     "memory 1", "configure 1 " + l, "fds 1", "start 1");
             // The device got the very eventfds: a kick written by the guest reaches it, its call reaches the guest.
-            Sys.eventfdWrite(ring.kickFd, 3);
+            Sys.eventfdWrite(ring.kickFd(), 3);
             assertThat(on(() -> Sys.eventfdRead(device.kick[1]))).isEqualTo(3);
             run(() -> Sys.eventfdWrite(device.call[1], 1));
-            assertThat(Sys.poll(ring.callFd, Sys.POLLIN, 5000)).isPositive();
+            assertThat(Sys.poll(ring.callFd(), Sys.POLLIN, 5000)).isPositive();
             // Inflight buffer: one 64-aligned region per queue of 16 entries.
             assertThat(fe.inflight().mmapSize()).isEqualTo(InflightLayout.queueRegionBytes(16) * 2);
 
@@ -179,14 +208,11 @@ class VhostUserServerTest {
     @Test
     void getVringBaseRepliesOnlyOnceInFlightRequestsAreDone() throws Exception {
         VhostUserFrontend fe = connect();
-        TestBlkRing ring = new TestBlkRing(fe.memory(), 0x4000, 16);
-        try (ring) {
+        try (GuestQueue ring = GuestQueue.create(16)) {
             CompletableFuture<Void> started = new CompletableFuture<>();
             fe(() -> {
                 fe.setDriverFeatures(VERSION_1);
-                fe.setMemory(fe.memory());
-                fe.configureQueue(0, ring.layout(0));
-                fe.setQueueFds(0, Sys.dup(ring.kickFd), Sys.dup(ring.callFd));
+                ring.setUp(fe, 0, 0);
                 fe.startQueue(0, () -> started.complete(null));
                 return null;
             });
@@ -205,10 +231,10 @@ class VhostUserServerTest {
             // The stop is held (a request still in flight): no reply yet, the connection reads nothing more.
             assertThat(base).isNotDone();
             assertThat(on(device::heldStops)).isEqualTo(1);
-            assertThat(on(() -> export.connection().handler().pending())).isTrue();
+            assertThat(on(() -> export.connection().session().pending())).isTrue();
             assertThat(on(device::releaseStops)).isEqualTo(1);
             assertThat(AioContext.await(base, T)).isEqualTo(4);
-            assertThat(on(() -> export.connection().handler().pending())).isFalse();
+            assertThat(on(() -> export.connection().session().pending())).isFalse();
             fe(() -> {
                 fe.close();
                 return null;
@@ -220,14 +246,11 @@ class VhostUserServerTest {
     @Test
     void disconnectWithRequestsInFlightStopsTheQueueBeforeTheNextSession() throws Exception {
         VhostUserFrontend fe = connect();
-        TestBlkRing ring = new TestBlkRing(fe.memory(), 0x4000, 16);
-        try (ring) {
+        try (GuestQueue ring = GuestQueue.create(16)) {
             CompletableFuture<Void> started = new CompletableFuture<>();
             fe(() -> {
                 fe.setDriverFeatures(VERSION_1);
-                fe.setMemory(fe.memory());
-                fe.configureQueue(0, ring.layout(0));
-                fe.setQueueFds(0, Sys.dup(ring.kickFd), Sys.dup(ring.callFd));
+                ring.setUp(fe, 0, 0);
                 fe.startQueue(0, () -> started.complete(null));
                 return null;
             });
@@ -347,7 +370,7 @@ class VhostUserServerTest {
     @Test
     void replyAckConfigSpaceAndStatus() throws Exception {
         try (RawClient c = new RawClient(sock)) {
-            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserCodec.u64(VhostUserDeviceHandler.OFFERED_PROTOCOL_FEATURES));
+            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserCodec.u64(VhostUserSession.OFFERED_PROTOCOL_FEATURES));
             c.send(VhostUserRequest.SET_OWNER, true, new byte[0]);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             // A front-end with a longer virtio_blk_config than the device's: the rest reads as zero.

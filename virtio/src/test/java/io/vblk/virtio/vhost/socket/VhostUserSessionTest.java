@@ -7,7 +7,7 @@ import io.vblk.aio.sys.Sys;
 import io.vblk.virtio.device.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
-import io.vblk.virtio.vhost.server.VhostUserDeviceHandler;
+import io.vblk.virtio.vhost.server.VhostUserSession;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
@@ -283,7 +283,7 @@ class VhostUserSessionTest {
 
     @Test
     void offeredProtocolFeaturesAreTheSevenOfTheBrief() {
-        assertThat(VhostUserProtocolFeature.describe(VhostUserDeviceHandler.OFFERED_PROTOCOL_FEATURES))
+        assertThat(VhostUserProtocolFeature.describe(VhostUserSession.OFFERED_PROTOCOL_FEATURES))
                 .isEqualTo("MQ|REPLY_ACK|CONFIG|INFLIGHT_SHMFD|RESET_DEVICE|CONFIGURE_MEM_SLOTS|STATUS");
     }
 }

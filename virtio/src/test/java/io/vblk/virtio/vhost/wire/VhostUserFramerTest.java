@@ -132,4 +132,23 @@ class VhostUserFramerTest {
         byte[] notReply = VhostUserCodec.encode(VhostUserMessage.request(VhostUserRequest.GET_FEATURES, false, new byte[0]));
         assertThatThrownBy(() -> feed(replies, notReply, 0, 12)).hasMessageContaining("without the REPLY flag");
     }
+
+    @Test
+    void repliesAreCheckedAgainstTheReplyColumnOfTheTable() throws Exception {
+        VhostUserFramer replies = new VhostUserFramer(VhostUserFramer.Direction.REPLIES, buf, closed::add);
+        byte[] shortFeatures = VhostUserCodec.encode(VhostUserMessage.reply(VhostUserRequest.GET_FEATURES.id, new byte[4]));
+        assertThatThrownBy(() -> feed(replies, shortFeatures, 0, 12))
+                .hasMessage("GET_FEATURES (1): bad reply size 4, expected 8");
+        VhostUserFramer f = new VhostUserFramer(VhostUserFramer.Direction.REPLIES, buf, closed::add);
+        byte[] inflight = VhostUserCodec.encode(VhostUserMessage.reply(VhostUserRequest.GET_INFLIGHT_FD.id,
+                VhostUserCodec.inflight(new VhostUserCodec.Inflight(4096, 0, 1, 128))));
+        assertThat(feed(f, inflight, 0, 12)).isNull();
+        assertThatThrownBy(() -> feed(f, inflight, 12, 24))
+                .hasMessage("GET_INFLIGHT_FD (31): missing fds: 0 attached, 1 expected");
+        VhostUserFramer g = new VhostUserFramer(VhostUserFramer.Direction.REPLIES, buf, closed::add);
+        byte[] ack = VhostUserCodec.encode(VhostUserMessage.reply(VhostUserRequest.SET_MEM_TABLE.id, VhostUserCodec.u64(0)));
+        assertThat(feed(g, ack, 0, 12, 5)).isNull();
+        assertThatThrownBy(() -> feed(g, ack, 12, 8)).hasMessage("SET_MEM_TABLE (5): unexpected fds: 1 attached, 0 expected");
+        assertThat(closed).contains(5);
+    }
 }

@@ -1,0 +1,110 @@
+package io.vblk.virtio.vhost.server;
+
+import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.vhost.wire.VhostUserCodec;
+import io.vblk.virtio.vhost.wire.VhostUserMessage;
+import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
+
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIG;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_PROTOCOL_FEATURES;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.INFLIGHT_SHMFD;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.MQ;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.REPLY_ACK;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.RESET_DEVICE;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.STATUS;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.bit;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.describe;
+
+/**
+ * Home thread: the session's control context. No locking.
+ *
+ * <p>Feature negotiation: GET/SET_FEATURES (the device's virtio features plus
+ * VHOST_USER_F_PROTOCOL_FEATURES), GET/SET_PROTOCOL_FEATURES, SET_OWNER and GET_QUEUE_NUM.
+ */
+final class FeaturesHandler {
+    /**
+     * Protocol features offered: MQ, REPLY_ACK, CONFIG, INFLIGHT_SHMFD, RESET_DEVICE,
+     * CONFIGURE_MEM_SLOTS, STATUS (bits 0, 3, 9, 12, 13, 15, 16).
+     */
+    static final long OFFERED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
+            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS);
+
+    private final VhostUserSession session;
+    private final Vrings vrings;
+    private final VirtioDevice device;
+    private long ackedFeatures;
+    private long protocolFeatures;
+
+    FeaturesHandler(VhostUserSession session, Vrings vrings, VirtioDevice device) {
+        this.session = session;
+        this.vrings = vrings;
+        this.device = device;
+    }
+
+    long protocolFeatures() {
+        return protocolFeatures;
+    }
+
+    private long offeredFeatures() {
+        return device.deviceFeatures() | bit(F_PROTOCOL_FEATURES);
+    }
+
+    boolean getFeatures(VhostUserMessage m, MessageFds fds) {
+        return session.reply(m, VhostUserCodec.u64(offeredFeatures()));
+    }
+
+    boolean setFeatures(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
+        long f = VhostUserCodec.decodeU64(m);
+        long offered = offeredFeatures();
+        if ((f & ~offered) != 0) {
+            throw new VhostUserProtocolException(m.describe() + ": feature bits 0x" + Long.toHexString(f & ~offered)
+                    + " were not offered (offered 0x" + Long.toHexString(offered) + ")");
+        }
+        if (f == ackedFeatures && (f & ~bit(F_PROTOCOL_FEATURES)) == device.driverFeatures()) {
+            // QEMU sends the features again at every device start; nothing changes.
+            return session.ack(m, true);
+        }
+        // The device takes new features only with its queues stopped; running rings restart after.
+        return session.stopThen(m, vrings.active(), () -> {
+            try {
+                device.setDriverFeatures(f & ~bit(F_PROTOCOL_FEATURES));
+            } catch (IllegalArgumentException e) {
+                throw new VhostUserProtocolException(m.describe() + ": " + e.getMessage());
+            }
+            ackedFeatures = f;
+            vrings.protocolFeaturesAcked = (f & bit(F_PROTOCOL_FEATURES)) != 0;
+            vrings.startReady();
+            return null;
+        }, null);
+    }
+
+    boolean getProtocolFeatures(VhostUserMessage m, MessageFds fds) {
+        return session.reply(m, VhostUserCodec.u64(OFFERED_PROTOCOL_FEATURES));
+    }
+
+    boolean setProtocolFeatures(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
+        long f = VhostUserCodec.decodeU64(m);
+        if ((f & ~OFFERED_PROTOCOL_FEATURES) != 0) {
+            throw new VhostUserProtocolException(m.describe() + ": protocol features "
+                    + describe(f & ~OFFERED_PROTOCOL_FEATURES) + " were not offered (offered: "
+                    + describe(OFFERED_PROTOCOL_FEATURES) + ")");
+        }
+        protocolFeatures = f;
+        return session.ack(m, true);
+    }
+
+    boolean setOwner(VhostUserMessage m, MessageFds fds) {
+        return session.ack(m, true);
+    }
+
+    boolean getQueueNum(VhostUserMessage m, MessageFds fds) {
+        return session.reply(m, VhostUserCodec.u64(device.numQueues()));
+    }
+
+    /** Device reset: the features are negotiated anew. */
+    void reset() {
+        ackedFeatures = 0;
+        vrings.protocolFeaturesAcked = false;
+    }
+}

@@ -1,0 +1,191 @@
+package io.vblk.virtio.vhost.server;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.sys.Errno;
+import io.vblk.aio.sys.Sys;
+import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.memory.GuestMemory;
+import io.vblk.virtio.vhost.wire.VhostUserMessage;
+import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+
+/**
+ * Home thread: the session's control context. No locking.
+ *
+ * <p>The session's vrings and the device queues behind them: one {@link VringState} per queue of
+ * the device, the guest memory map the rings are translated through, and the start / stop cycle.
+ * A device queue runs while its ring is started, enabled, fully described (size, addresses inside
+ * guest memory) and memory is set ({@link #startReady}); stopping goes through
+ * {@link VirtioDevice#stopQueue}, which reports once the queue's in-flight requests are done.
+ */
+final class Vrings {
+    private static final System.Logger LOG = System.getLogger(Vrings.class.getName());
+
+    private final String name;
+    private final AioContext ctx;
+    private final VirtioDevice device;
+    private final VringState[] rings;
+    /** The map the device has, or null before the first memory table (set by {@link MemoryHandler}). */
+    GuestMemory memory;
+    /** VHOST_USER_F_PROTOCOL_FEATURES acked with SET_FEATURES (set by {@link FeaturesHandler}). */
+    boolean protocolFeaturesAcked;
+
+    Vrings(String name, AioContext ctx, VirtioDevice device) {
+        this.name = name;
+        this.ctx = ctx;
+        this.device = device;
+        this.rings = new VringState[device.numQueues()];
+        for (int i = 0; i < rings.length; i++) {
+            rings[i] = new VringState(i);
+        }
+    }
+
+    int count() {
+        return rings.length;
+    }
+
+    VringState get(int q) {
+        return rings[q];
+    }
+
+    /** The queue {@code index} names, checked against the device's queue count. */
+    int queueIndex(VhostUserMessage m, long index) throws VhostUserProtocolException {
+        if (index < 0 || index >= rings.length) {
+            throw new VhostUserProtocolException(m.describe() + ": queue index " + index + " out of range, the device has "
+                    + rings.length + " queue" + (rings.length == 1 ? "" : "s"));
+        }
+        return (int) index;
+    }
+
+    void requireStopped(VhostUserMessage m, int q) throws VhostUserProtocolException {
+        if (rings[q].run != VringState.Run.IDLE) {
+            throw new VhostUserProtocolException(m.describe() + ": queue " + q + " is running; stop it with GET_VRING_BASE first");
+        }
+    }
+
+    /** "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in the enabled state." */
+    boolean enabled(VringState r) {
+        return r.enabled || !protocolFeaturesAcked;
+    }
+
+    /** Starts every ring that is ready and idle. */
+    void startReady() throws VhostUserProtocolException {
+        for (VringState r : rings) {
+            if (r.run != VringState.Run.IDLE || !r.kicked || !enabled(r) || !r.described() || memory == null) {
+                continue;
+            }
+            QueueLayout l = layout(r);
+            int kick = dupFd(r.index, r.kickFd);
+            int call;
+            try {
+                call = dupFd(r.index, r.callFd);
+            } catch (VhostUserProtocolException e) {
+                VringState.closeFd(kick);
+                throw e;
+            }
+            device.configureQueue(r.index, l);
+            device.setQueueFds(r.index, kick, call);
+            r.run = VringState.Run.RUNNING;
+            int q = r.index;
+            device.startQueue(q, () -> LOG.log(System.Logger.Level.DEBUG, () -> name + ": queue " + q + " started"));
+        }
+    }
+
+    /** Translates the ring's front-end addresses into guest-physical ones, checking size and alignment. */
+    private QueueLayout layout(VringState r) throws VhostUserProtocolException {
+        int n = r.size;
+        // Virtio 1.x 2.7: descriptor table 16*n bytes, 16-aligned; driver area 6+2n, 2-aligned;
+        // device area 6+8n, 4-aligned (with the event-index fields).
+        long desc = gpa(r.index, "descriptor table", r.addr.desc(), 16L * n, 16);
+        long avail = gpa(r.index, "available ring", r.addr.avail(), 6L + 2L * n, 2);
+        long used = gpa(r.index, "used ring", r.addr.used(), 6L + 8L * n, 4);
+        return new QueueLayout(n, desc, avail, used, r.base);
+    }
+
+    private long gpa(int q, String what, long uaddr, long len, int align) throws VhostUserProtocolException {
+        long g = memory.userToGpa(uaddr, len);
+        if (g < 0) {
+            throw new VhostUserProtocolException("queue " + q + ": " + what + " at user address 0x" + Long.toHexString(uaddr)
+                    + " (" + len + " bytes) is not inside guest memory");
+        }
+        if ((g & (align - 1)) != 0) {
+            throw new VhostUserProtocolException("queue " + q + ": " + what + " at guest address 0x" + Long.toHexString(g)
+                    + " is not " + align + "-byte aligned");
+        }
+        return g;
+    }
+
+    private static int dupFd(int q, int fd) throws VhostUserProtocolException {
+        if (fd < 0) {
+            return -1;
+        }
+        int d = Sys.dup(fd);
+        if (d < 0) {
+            throw new VhostUserProtocolException("queue " + q + ": dup of fd " + fd + " failed: " + Errno.name(-d));
+        }
+        return d;
+    }
+
+    // ---------------------------------------------------------------- stopping
+
+    int[] all() {
+        return IntStream.range(0, rings.length).toArray();
+    }
+
+    int[] active() {
+        return IntStream.range(0, rings.length).filter(i -> rings[i].run != VringState.Run.IDLE).toArray();
+    }
+
+    /** Stops ring {@code q} (if it runs) and then calls {@code after} with its next avail index. */
+    void stop(int q, IntConsumer after) {
+        VringState r = rings[q];
+        if (r.run == VringState.Run.IDLE) {
+            after.accept(r.base);
+            return;
+        }
+        r.stopWaiters.add(after);
+        if (r.run == VringState.Run.RUNNING) {
+            r.run = VringState.Run.STOPPING;
+            device.stopQueue(q, next -> onStopped(q, next));
+        }
+    }
+
+    private void onStopped(int q, int next) {
+        ctx.assertHome();
+        VringState r = rings[q];
+        r.run = VringState.Run.IDLE;
+        r.base = next & 0xffff;
+        List<IntConsumer> waiters = new ArrayList<>(r.stopWaiters);
+        r.stopWaiters.clear();
+        for (IntConsumer w : waiters) {
+            w.accept(r.base);
+        }
+    }
+
+    /** The device entered NEEDS_RESET: signal every error eventfd (SET_VRING_ERR, "to signal when error occurs"). */
+    void signalErrors() {
+        for (VringState r : rings) {
+            if (r.errFd >= 0) {
+                Sys.eventfdWrite(r.errFd, 1);
+            }
+        }
+    }
+
+    /** Every ring back to a new session's state (device reset). */
+    void resetAll() {
+        for (VringState r : rings) {
+            r.reset();
+        }
+    }
+
+    void closeFds() {
+        for (VringState r : rings) {
+            r.closeFds();
+        }
+    }
+}
