@@ -29,7 +29,7 @@ class JcstressRunTest {
 
     /** The real run (minutes): also shows the unguarded race, proving the harness can see it. */
     @Test
-    @Tag("slow")
+    @Tag("stress")
     @Timeout(value = 15, unit = TimeUnit.MINUTES)
     void quickModeHasNoForbiddenOutcomeAndShowsTheUnguardedRace(@TempDir Path dir) throws Exception {
         String out = runJcstress(dir, "quick", 14);
