@@ -4,8 +4,11 @@ import io.vblk.aio.testing.Components.Component;
 import org.junit.jupiter.api.Test;
 import org.opentest4j.AssertionFailedError;
 
+import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
+import java.util.regex.Pattern;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -44,5 +47,14 @@ class ComponentsTest {
     @Test
     void aComponentIsAProgramNameNotAPath() {
         assertThatThrownBy(() -> new Component("/usr/bin/fio", "fio")).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    /** Tests only find components: no test source starts apt-get, apt or dpkg as a command. */
+    @Test
+    void noTestSourceRunsAPackageManager() throws IOException {
+        Pattern command = Pattern.compile("\"(apt-get|apt|dpkg|aptitude)\"");
+        for (Path f : TiersTest.testSources()) {
+            assertThat(command.matcher(Files.readString(f)).find()).as("%s runs a package manager", f).isFalse();
+        }
     }
 }

@@ -46,7 +46,8 @@ class TiersTest {
         assertThat(pom).contains("<test.excludedGroups></test.excludedGroups>");
     }
 
-    private static List<Path> testSources() throws IOException {
+    /** Every test source file of every module. */
+    static List<Path> testSources() throws IOException {
         List<Path> out = new ArrayList<>();
         try (Stream<Path> modules = Files.list(ROOT)) {
             for (Path m : modules.filter(d -> Files.isDirectory(d.resolve("src/test/java"))).toList()) {
