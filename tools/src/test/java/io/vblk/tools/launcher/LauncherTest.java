@@ -51,16 +51,16 @@ class LauncherTest {
         }
     }
 
+    /**
+     * One real Maven run, not quiet and asking for colour: Maven 3.8's jansi writes its reset codes
+     * whatever the flags (-B and -q included), so this run would show both those and the colours.
+     */
     @Test
     void mvn25NeverWritesEscapeCodes() throws Exception {
-        for (List<String> args : List.of(List.of("-B", "-q", "-o", "-N", "validate"),
-                List.of("-o", "-N", "validate", "-Dstyle.color=always"))) {
-            List<String> cmd = new ArrayList<>(List.of(ROOT.resolve("mvn25").toString()));
-            cmd.addAll(args);
-            Run r = Run.start(new ProcessBuilder(cmd).directory(ROOT.toFile()), tmp.resolve("mvn.out"));
-            assertThat(r.await()).as("exit of %s:\n%s", cmd, r.output()).isZero();
-            assertThat(r.output()).as("output of %s", cmd).doesNotContain("\u001b");
-        }
+        List<String> cmd = List.of(ROOT.resolve("mvn25").toString(), "-o", "-N", "validate", "-Dstyle.color=always");
+        Run r = Run.start(new ProcessBuilder(cmd).directory(ROOT.toFile()), tmp.resolve("mvn.out"));
+        assertThat(r.await()).as("exit of %s:\n%s", cmd, r.output()).isZero();
+        assertThat(r.output()).as("output of %s", cmd).contains("BUILD SUCCESS").doesNotContain("\u001b");
     }
 
     @Test
