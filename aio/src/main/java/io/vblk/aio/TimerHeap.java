@@ -16,11 +16,12 @@ final class TimerHeap {
         return size;
     }
 
-    /** Earliest deadline, or Long.MAX_VALUE when nothing is armed. */
+    /** True when no timer is armed. */
     boolean isEmpty() {
         return size == 0;
     }
 
+    /** The armed timer with the earliest deadline, or null when none is armed. */
     Timer peek() {
         return size == 0 ? null : heap[0];
     }

@@ -12,10 +12,13 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * FFM downcall handles for the calls {@link Sys} makes on the request path (about 5 ns of
- * overhead each against about 90 ns for JNA direct mapping; TOOLCHAIN.md section 6). The
- * capturing handles save errno into a per-thread segment ({@link Linker.Option#captureCallState}),
- * which becomes the handle's first parameter; the {@code *_FAST} twins do not (see there). Pointer parameters are declared {@code JAVA_LONG}: on LP64
- * Linux a pointer and a {@code long} travel in the same integer register, and a plain address
+ * overhead each against about 90 ns for JNA direct mapping, measured on JDK 25 with a libc
+ * {@code labs} call; the JMH benchmark {@code EngineBenchmark} compares a real eventfd write and
+ * io_getevents both ways: {@code scripts/jmh.sh 'EngineBenchmark.(eventfdWrite|ioGetevents)'}).
+ * The capturing handles save errno into a per-thread segment
+ * ({@link Linker.Option#captureCallState}), which becomes the handle's first parameter; the
+ * {@code *_FAST} twins do not (see there). Pointer parameters are declared {@code JAVA_LONG}: on
+ * LP64 Linux a pointer and a {@code long} travel in the same integer register, and a plain address
  * needs no {@code MemorySegment} object per call.
  *
  * <p>Any thread.

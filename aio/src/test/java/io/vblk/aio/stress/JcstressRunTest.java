@@ -18,8 +18,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  * "sanity" mode and fails on any forbidden outcome. The unguarded sleep/wake test must also show
  * the lost wake-up at least once, which proves the harness can see the race.
  */
+@Tag("stress")
 class JcstressRunTest {
-    /** Seconds-long smoke run in the default suite: no forbidden outcome in any test. */
+    /** The sanity run (seconds when idle, minutes on a loaded machine): no forbidden outcome in any test. */
     @Test
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
     void sanityModeHasNoForbiddenOutcome(@TempDir Path dir) throws Exception {
@@ -29,7 +30,6 @@ class JcstressRunTest {
 
     /** The real run (minutes): also shows the unguarded race, proving the harness can see it. */
     @Test
-    @Tag("slow")
     @Timeout(value = 15, unit = TimeUnit.MINUTES)
     void quickModeHasNoForbiddenOutcomeAndShowsTheUnguardedRace(@TempDir Path dir) throws Exception {
         String out = runJcstress(dir, "quick", 14);

@@ -2,6 +2,7 @@ package io.vblk.tools.metrics;
 
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
+import io.vblk.aio.testing.Components;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.guest.GuestBlkDriver;
@@ -27,6 +28,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoublePredicate;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -34,17 +36,20 @@ import org.junit.jupiter.api.io.TempDir;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * A real Prometheus (Debian's package, installed by scripts/prometheus/install.sh when missing)
- * scrapes a {@link MetricsServer} in this process while the guest harness drives a virtio-blk
- * device on the file driver with Linux native AIO; Prometheus's query API must show the request
+ * A real Prometheus (Debian's package, found through {@link Components}) scrapes a
+ * {@link MetricsServer} in this process while the guest harness drives a virtio-blk device on the
+ * file driver with Linux native AIO; Prometheus's query API must show the request
  * counters rising by exactly what the guest sent, and the latency histogram and the notification
- * counters. A missing Prometheus that cannot be installed fails the test.
+ * counters. A missing Prometheus fails the test naming the package (scripts/install-test-deps.sh
+ * installs it).
  *
- * <p>Bounded: the install (once per machine) up to 4 minutes; the run itself well under a minute.
+ * <p>Bounded: the run takes well under a minute.
  */
-@Timeout(value = 330, unit = TimeUnit.SECONDS)
+@Tag("real")
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
 class PrometheusIntegrationTest {
     private static final Duration WAIT = Duration.ofSeconds(30);
+    private static final String DASHBOARD = "docs/grafana/vblk-dashboard.json";
 
     @TempDir
     Path dir;
@@ -53,7 +58,7 @@ class PrometheusIntegrationTest {
 
     @Test
     void prometheusScrapesRequestCountersLatencyAndNotifications() throws Exception {
-        String prometheus = installPrometheus();
+        String prometheus = Components.require(Components.PROMETHEUS).toString();
 
         Path img = dir.resolve("disk.img");
         try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
@@ -131,30 +136,13 @@ class PrometheusIntegrationTest {
         return r.total().completed;
     }
 
-    /** The prometheus binary; installs Debian's package first when it is missing. */
-    private static String installPrometheus() throws Exception {
-        Path script = repoRoot().resolve("scripts/prometheus/install.sh");
-        Process p = new ProcessBuilder("bash", script.toString()).redirectErrorStream(false)
-                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
-        boolean done = p.waitFor(240, TimeUnit.SECONDS);
-        if (!done) {
-            p.destroyForcibly();
-        }
-        assertThat(done && p.exitValue() == 0)
-                .as("scripts/prometheus/install.sh failed (exit %s): Prometheus is required for this test",
-                        done ? p.exitValue() : "timeout")
-                .isTrue();
-        return out.lines().reduce((a, b) -> b).orElseThrow();
-    }
-
     private static Path repoRoot() {
         Path p = Path.of("").toAbsolutePath();
-        while (p != null && !Files.exists(p.resolve("scripts/prometheus/install.sh"))) {
+        while (p != null && !Files.exists(p.resolve(DASHBOARD))) {
             p = p.getParent();
         }
         if (p == null) {
-            throw new IllegalStateException("scripts/prometheus/install.sh not found above " + Path.of("").toAbsolutePath());
+            throw new IllegalStateException(DASHBOARD + " not found above " + Path.of("").toAbsolutePath());
         }
         return p;
     }
@@ -216,7 +204,7 @@ class PrometheusIntegrationTest {
 
     /** The expressions of docs/grafana/vblk-dashboard.json. */
     private static List<String> dashboardQueries() throws IOException {
-        Object dash = MiniJson.parse(Files.readString(repoRoot().resolve("docs/grafana/vblk-dashboard.json")));
+        Object dash = MiniJson.parse(Files.readString(repoRoot().resolve(DASHBOARD)));
         List<String> out = new java.util.ArrayList<>();
         collectExprs(dash, out);
         assertThat(out).isNotEmpty();

@@ -1,5 +1,7 @@
 package io.vblk.tools.vm;
 
+import io.vblk.aio.testing.Components;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -17,17 +19,21 @@ import static org.assertj.core.api.Assertions.assertThat;
  * qemu-system-x86_64 (TCG) with vhost-user-blk-pci on a vblk socket, once with 1 queue and once with
  * 2 (disk size and queue count, fio crc32c write+verify, random read and write, FLUSH with the guest
  * cache in writeback), and once with the backend restarted between two boots on the same image (a
- * marker written by the first boot is read back by the second). scripts/vm/setup.sh installs QEMU,
- * the guest kernel and the initramfs when they are missing; a failed install fails this test.
+ * marker written by the first boot is read back by the second). The host programs are found through
+ * {@link Components} (a missing one fails the test naming its package); scripts/vm/setup.sh builds
+ * the guest's initramfs from them and from the guest kernel that scripts/install-test-deps.sh
+ * fetched, and fails naming that script when the kernel is not there.
  *
  * <p>The backend is this build's {@code vblk serve}, started from the compiled classes.
  */
+@Tag("vm")
 class RealVmTest {
     private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
 
     @Test
     @Timeout(value = 25, unit = TimeUnit.MINUTES)
     void guestRunsFioOnVblkWithOneAndTwoQueuesAndAcrossABackendRestart() throws Exception {
+        Components.require(Components.REAL_VM);
         run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
 
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();

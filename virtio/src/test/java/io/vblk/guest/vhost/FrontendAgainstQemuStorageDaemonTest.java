@@ -35,6 +35,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * SET_MEM_TABLE with the mock guest's memfd RAM, ring set-up on two queues, real I/O through the
  * rings (the guest package's queues) into an image file, and GET_VRING_BASE.
  */
+@org.junit.jupiter.api.Tag("real")
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class FrontendAgainstQemuStorageDaemonTest {
     private static final Duration T = Duration.ofSeconds(20);
