@@ -2,6 +2,7 @@ package io.vblk.virtio.blk;
 
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockIo;
+import io.vblk.guest.BlkSlot;
 import io.vblk.virtio.device.VirtioFeatures;
 import io.vblk.virtio.queue.AvailRingLayout;
 import io.vblk.virtio.queue.DescriptorLayout;
@@ -36,14 +37,14 @@ class BlkDeviceTest {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             byte[] data = pattern(8192, 1);
             f.guest.write(8, data);
-            BlkGuest.Done w = f.one();
+            GuestQueue.Done w = f.one();
             assertThat(w.status()).isEqualTo(BlkStatus.OK);
             assertThat(w.len()).as("used len of a write: the status byte").isEqualTo(1);
-            BlkGuest.Req r = f.guest.read(8, 8192);
-            BlkGuest.Done rd = f.one();
+            BlkSlot r = f.guest.read(8, 8192);
+            GuestQueue.Done rd = f.one();
             assertThat(rd.status()).isEqualTo(BlkStatus.OK);
             assertThat(rd.len()).as("2.7.8.2: data + status written").isEqualTo(8193);
-            assertThat(f.guest.data(r)).isEqualTo(data);
+            assertThat(GuestQueue.data(r)).isEqualTo(data);
             assertThat(f.stats().reads()).isEqualTo(1);
             assertThat(f.stats().writes()).isEqualTo(1);
             assertThat(f.stats().readBytes()).isEqualTo(8192);
@@ -55,13 +56,13 @@ class BlkDeviceTest {
     @Test
     void indirectChainsWork() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
-            f.guest.indirect = true;
+            f.guest.setIndirect(true);
             byte[] data = pattern(4096, 2);
             f.guest.write(0, data);
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
-            BlkGuest.Req r = f.guest.read(0, 4096);
+            BlkSlot r = f.guest.read(0, 4096);
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
-            assertThat(f.guest.data(r)).isEqualTo(data);
+            assertThat(GuestQueue.data(r)).isEqualTo(data);
         }
     }
 
@@ -70,18 +71,14 @@ class BlkDeviceTest {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             ((MemDriver) f.driver).disk.asSlice(4096, 1024).fill((byte) 0x42);
             // One readable descriptor (header), one writable holding data and status together.
-            long hdr = f.guest.alloc(16, 16);
-            MemorySegment h = f.guest.mem(hdr, 16);
-            h.set(io.vblk.virtio.queue.LittleEndian.U32, 0, BlkRequestType.IN);
-            h.set(io.vblk.virtio.queue.LittleEndian.U64, 8, 8L);
-            long buf = f.guest.alloc(1025, 512);
-            f.guest.postChain(BlkRequestType.IN, hdr, buf, 1024, buf + 1024,
-                    List.of(new long[] {hdr, 16, 0}, new long[] {buf, 1025, DescriptorLayout.F_WRITE}));
-            BlkGuest.Done d = f.one();
+            BlkSlot r = f.guest.beginFramed(BlkRequestType.IN, 0, 8L);
+            f.guest.addBuffer(r.hdrGpa(), 16, false);
+            f.guest.addBuffer(r.dataGpa(), 1025, true);
+            f.guest.commitFramed(r, r.dataGpa() + 1024, 1024);
+            GuestQueue.Done d = f.one();
             assertThat(d.status()).isEqualTo(BlkStatus.OK);
             assertThat(d.len()).isEqualTo(1025);
-            byte[] got = new byte[1024];
-            MemorySegment.copy(f.guest.mem(buf, 1024), 0, MemorySegment.ofArray(got), 0, 1024);
+            byte[] got = GuestQueue.data(r);
             byte[] want = new byte[1024];
             Arrays.fill(want, (byte) 0x42);
             assertThat(got).isEqualTo(want);
@@ -102,20 +99,20 @@ class BlkDeviceTest {
     @Test
     void getIdReturnsTheSerialNulPadded() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
-            BlkGuest.Req r = f.guest.getId(20);
-            BlkGuest.Done d = f.one();
+            BlkSlot r = f.guest.getId(20);
+            GuestQueue.Done d = f.one();
             assertThat(d.status()).isEqualTo(BlkStatus.OK);
             assertThat(d.len()).isEqualTo(21);
             byte[] want = new byte[20];
             byte[] s = "vblk-serial-0001".getBytes(StandardCharsets.US_ASCII);
             System.arraycopy(s, 0, want, 0, s.length);
-            assertThat(f.guest.data(r)).isEqualTo(want);
+            assertThat(GuestQueue.data(r)).isEqualTo(want);
             // A guest giving less room than 20 bytes gets what fits.
-            BlkGuest.Req small = f.guest.getId(4);
-            BlkGuest.Done d2 = f.one();
+            BlkSlot small = f.guest.getId(4);
+            GuestQueue.Done d2 = f.one();
             assertThat(d2.status()).isEqualTo(BlkStatus.OK);
             assertThat(d2.len()).isEqualTo(5);
-            assertThat(f.guest.data(small)).isEqualTo("vblk".getBytes(StandardCharsets.US_ASCII));
+            assertThat(GuestQueue.data(small)).isEqualTo("vblk".getBytes(StandardCharsets.US_ASCII));
             assertThat(f.stats().getIds()).isEqualTo(2);
         }
     }
@@ -124,8 +121,8 @@ class BlkDeviceTest {
     void unknownAndUnofferedTypesAreUnsupported() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             for (int type : new int[] {2, 3, BlkRequestType.GET_LIFETIME, BlkRequestType.SECURE_ERASE, 0x7fff_ffff}) {
-                f.guest.post(type, 0, null, 0, false, 1);
-                BlkGuest.Done d = f.one();
+                f.guest.post(type, 0, 0);
+                GuestQueue.Done d = f.one();
                 assertThat(d.status()).as("type %d", type).isEqualTo(BlkStatus.UNSUPP);
                 assertThat(d.len()).isEqualTo(1);
             }
@@ -209,12 +206,9 @@ class BlkDeviceTest {
             assertThat(f.one().status()).as("past capacity").isEqualTo(BlkStatus.IOERR);
             f.guest.discard(0, 65, 0);
             assertThat(f.one().status()).as("over max_discard_sectors").isEqualTo(BlkStatus.IOERR);
-            byte[] two = new byte[32];
-            System.arraycopy(BlkGuest.segment(0, 8, 0), 0, two, 0, 16);
-            System.arraycopy(BlkGuest.segment(16, 8, 0), 0, two, 16, 16);
-            f.guest.post(BlkRequestType.DISCARD, 0, two, 32, false, 1);
+            f.guest.segments(BlkRequestType.DISCARD, new long[] {0, 8, 0}, new long[] {16, 8, 0});
             assertThat(f.one().status()).as("more than max_discard_seg=1").isEqualTo(BlkStatus.IOERR);
-            f.guest.post(BlkRequestType.DISCARD, 0, new byte[8], 8, false, 1);
+            f.guest.post(BlkRequestType.DISCARD, 0, 8);
             assertThat(f.one().status()).as("data not a whole segment").isEqualTo(BlkStatus.IOERR);
             assertThat(drv.ops).hasSize(1);
             assertThat(f.stats().discards()).isEqualTo(7);
@@ -241,9 +235,9 @@ class BlkDeviceTest {
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
             assertThat(drv.ops.get(0).flags() & BlockIo.FLAG_MAY_UNMAP).isZero();
             assertThat(drv.ops.get(1).flags() & BlockIo.FLAG_MAY_UNMAP).isEqualTo(BlockIo.FLAG_MAY_UNMAP);
-            BlkGuest.Req r = f.guest.read(0, 4608);
+            BlkSlot r = f.guest.read(0, 4608);
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
-            byte[] got = f.guest.data(r);
+            byte[] got = GuestQueue.data(r);
             for (int i = 0; i < got.length; i++) {
                 boolean zero = (i >= 1024 && i < 2048) || (i >= 4096 && i < 4608);
                 assertThat(got[i]).as("byte %d", i).isEqualTo(zero ? (byte) 0 : (byte) 0x55);
@@ -276,7 +270,7 @@ class BlkDeviceTest {
         try (BlkFixture f = new BlkFixture(drv)) {
             drv.failWith = -Errno.EIO;
             f.guest.read(0, 512);
-            BlkGuest.Done d = f.one();
+            GuestQueue.Done d = f.one();
             assertThat(d.status()).isEqualTo(BlkStatus.IOERR);
             assertThat(d.len()).as("a failed read wrote only the status").isEqualTo(1);
             drv.failWith = -Errno.ENOSPC;
@@ -313,7 +307,7 @@ class BlkDeviceTest {
             for (int i = 0; i < 16; i++) {
                 f.guest.read(i * 16, 4096); // not adjacent: 16 driver requests
             }
-            List<BlkGuest.Done> done = f.kickAndReap();
+            List<GuestQueue.Done> done = f.kickAndReap();
             assertThat(done).hasSize(16).allMatch(d -> d.status() == BlkStatus.OK);
             assertThat(f.guest.takeCalls()).as("16 completions in one pass: one eventfd write").isEqualTo(1);
             assertThat(f.dev.notifier(0).writes()).isEqualTo(1);
@@ -330,8 +324,8 @@ class BlkDeviceTest {
                 f.guest.write(i * 16, pattern(512, i));
             }
             f.guest.getId(20);
-            f.guest.post(99, 0, null, 0, false, 1);
-            List<BlkGuest.Done> done = f.kickAndReap();
+            f.guest.post(99, 0, 0);
+            List<GuestQueue.Done> done = f.kickAndReap();
             assertThat(done).hasSize(12);
             assertThat(f.guest.takeCalls()).isEqualTo(1);
             assertThat(f.dev.notifier(0).writes()).isEqualTo(1);
@@ -401,16 +395,16 @@ class BlkDeviceTest {
                 f.guest.write(i * 8L, parts[i]);
             }
             f.guest.write(100, pattern(4096, 99)); // not adjacent
-            List<BlkGuest.Done> done = f.kickAndReap();
+            List<GuestQueue.Done> done = f.kickAndReap();
             assertThat(done).hasSize(5).allMatch(d -> d.status() == BlkStatus.OK);
             assertThat(drv.ops).hasSize(2);
             assertThat(drv.ops.get(0)).isEqualTo(new MemDriver.Op(BlockIo.WRITE, 0, 16384, 0, 4, "main"));
             assertThat(f.stats().merged()).isEqualTo(3);
             assertThat(f.stats().driverSubmits()).isEqualTo(2);
             assertThat(f.stats().writes()).isEqualTo(5);
-            BlkGuest.Req r = f.guest.read(0, 16384);
+            BlkSlot r = f.guest.read(0, 16384);
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
-            byte[] got = f.guest.data(r);
+            byte[] got = GuestQueue.data(r);
             for (int i = 0; i < 4; i++) {
                 assertThat(Arrays.copyOfRange(got, i * 4096, (i + 1) * 4096)).isEqualTo(parts[i]);
             }
@@ -425,7 +419,7 @@ class BlkDeviceTest {
             f.guest.read(1, 512);
             f.guest.write(2, new byte[512]);
             drv.failWith = -Errno.EIO;
-            List<BlkGuest.Done> done = f.kickAndReap();
+            List<GuestQueue.Done> done = f.kickAndReap();
             assertThat(done).hasSize(3).allMatch(d -> d.status() == BlkStatus.IOERR);
             assertThat(drv.ops).hasSize(2);
             assertThat(f.stats().merged()).isEqualTo(1);
@@ -569,8 +563,10 @@ class BlkDeviceTest {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             List<String> heard = new ArrayList<>();
             f.dev.onNeedsReset(() -> heard.add(f.dev.needsResetReason()));
-            f.guest.post(BlkRequestType.IN, 0, null, 0, false, 0);
-            List<BlkGuest.Done> d = f.kickAndReap();
+            BlkSlot s = f.guest.beginFramed(BlkRequestType.IN, 0, 0);
+            f.guest.addBuffer(s.hdrGpa(), 16, false);
+            f.guest.commitFramed(s, -1, 0);
+            List<GuestQueue.Done> d = f.kickAndReap();
             assertThat(d).hasSize(1);
             assertThat(d.get(0).len()).isZero();
             assertThat(f.dev.needsReset()).isTrue();
@@ -585,8 +581,9 @@ class BlkDeviceTest {
     @Test
     void missingHeaderNeedsReset() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
-            long st = f.guest.alloc(1, 1);
-            f.guest.postChain(0, 0, 0, 0, st, List.of(new long[] {st, 1, DescriptorLayout.F_WRITE}));
+            BlkSlot s = f.guest.beginFramed(BlkRequestType.IN, 0, 0);
+            f.guest.addBuffer(s.statusGpa(), 1, true);
+            f.guest.commitFramed(s, s.statusGpa(), 0);
             f.kickAndReap();
             assertThat(f.dev.needsResetReason()).contains("MISSING_HEADER");
         }
@@ -602,19 +599,15 @@ class BlkDeviceTest {
             f.settle();
             assertThat(f.stats().inFlight()).isEqualTo(1);
             // A chain that loops on itself.
-            long b = f.guest.alloc(16, 16);
-            MemorySegment table = f.guest.mem(f.guest.desc, 16L * 64);
-            DescriptorLayout.write(table, 0, 63, b, 16, DescriptorLayout.F_NEXT, 63);
-            MemorySegment avail = f.guest.mem(f.guest.avail, AvailRingLayout.bytes(64));
-            avail.set(io.vblk.virtio.queue.LittleEndian.U16, AvailRingLayout.ringOffset(1), (short) 63);
-            avail.set(io.vblk.virtio.queue.LittleEndian.U16, AvailRingLayout.IDX, (short) 2);
+            f.guest.vring.forgeDescriptor(63, f.ram.allocate(16, 16), 16, DescriptorLayout.F_NEXT, 63);
+            f.guest.vring.forgeAvail(63);
             f.guest.kick();
             f.settle();
             assertThat(f.dev.needsResetReason()).contains("CHAIN_LOOP").contains("2.7.5.2");
             // The request taken before the violation completes normally.
             ((MemDriver.Channel) drv.channels.get(0)).releaseHeld();
             f.settle();
-            List<BlkGuest.Done> d = f.guest.reap();
+            List<GuestQueue.Done> d = f.guest.reap();
             assertThat(d).hasSize(1);
             assertThat(d.get(0).status()).isEqualTo(BlkStatus.OK);
             assertThat(f.stop()).isEqualTo(2);
@@ -638,7 +631,7 @@ class BlkDeviceTest {
             assertThat(f.guest.reap()).isEmpty();
             f.ctx.drainedEnd();
             f.settle();
-            List<BlkGuest.Done> d = f.guest.reap();
+            List<GuestQueue.Done> d = f.guest.reap();
             assertThat(d).as("the kick that came while drained is not lost").hasSize(1);
             assertThat(d.get(0).status()).isEqualTo(BlkStatus.OK);
         }
