@@ -16,7 +16,6 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vblk.aio.AioContext;
-import io.vblk.aio.IoThread;
 import io.vblk.aio.Sleeper;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
@@ -27,7 +26,6 @@ import io.vblk.drivers.nullblk.NullSyncChannel;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
-import io.vblk.guest.InProcessBlk;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.socket.VhostUserStats;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
@@ -327,22 +325,17 @@ public final class VblkMetrics implements AutoCloseable {
     }
 
     /**
-     * An in-process device (the bench and harness target): its control loop, IoThreads, their
-     * Linux AIO engines, and the device under its own name as the export. Any thread but a
-     * context's home thread.
+     * A device run in this process (the bench target): the device under its own name as the
+     * export, and {@code loops} (its control loop and IoThreads) with their Linux AIO engines.
+     * Any thread but a context's home thread.
      */
-    public Binding bindInProcess(InProcessBlk blk) {
+    public Binding bindInProcess(BlkDevice dev, List<AioContext> loops) {
         Binding all;
         synchronized (this) {
-            all = open("in-process " + blk.device().name());
+            all = open("in-process " + dev.name());
         }
-        child(all, bindDevice(blk.device().name(), blk.device()));
-        Set<AioContext> loops = new java.util.LinkedHashSet<>();
-        loops.add(blk.control().ctx());
-        for (IoThread t : blk.ioThreads()) {
-            loops.add(t.ctx());
-        }
-        bindLoopsAndEngines(all, loops);
+        child(all, bindDevice(dev.name(), dev));
+        bindLoopsAndEngines(all, new java.util.LinkedHashSet<>(loops));
         synchronized (this) {
             return done(all);
         }

@@ -19,10 +19,29 @@ import static io.vblk.virtio.device.VirtioFeatures.bit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-/** Every virtio-blk request type and error path (virtio 1.2 section 5.2.6), step by step on one loop. */
+/**
+ * Every virtio-blk request type and error path (virtio 1.2 section 5.2.6), step by step on one loop,
+ * over a RAM driver that completes inside submit; {@link BlkDeviceAsyncTest} runs them all again
+ * with completions that come later, out of order.
+ */
 @Timeout(20)
 class BlkDeviceTest {
     static final long MIB = 1 << 20;
+
+    /** When the RAM driver of these tests completes a request (tests that need HOLD set it themselves). */
+    MemDriver.Mode completion() {
+        return MemDriver.Mode.SYNC;
+    }
+
+    MemDriver mem(long length) {
+        return mem(length, false, true, true);
+    }
+
+    MemDriver mem(long length, boolean readOnly, boolean discard, boolean writeZeroes) {
+        MemDriver d = new MemDriver(length, readOnly, discard, writeZeroes, 1);
+        d.mode = completion();
+        return d;
+    }
 
     static byte[] pattern(int len, int seed) {
         byte[] b = new byte[len];
@@ -34,7 +53,7 @@ class BlkDeviceTest {
 
     @Test
     void writeThenReadReturnsTheData() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             byte[] data = pattern(8192, 1);
             f.guest.write(8, data);
             GuestQueue.Done w = f.one();
@@ -55,7 +74,7 @@ class BlkDeviceTest {
 
     @Test
     void indirectChainsWork() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             f.guest.setIndirect(true);
             byte[] data = pattern(4096, 2);
             f.guest.write(0, data);
@@ -68,7 +87,7 @@ class BlkDeviceTest {
 
     @Test
     void headerDataAndStatusMayShareDescriptors() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             ((MemDriver) f.driver).disk.asSlice(4096, 1024).fill((byte) 0x42);
             // One readable descriptor (header), one writable holding data and status together.
             BlkSlot r = f.guest.beginFramed(BlkRequestType.IN, 0, 8L);
@@ -87,7 +106,7 @@ class BlkDeviceTest {
 
     @Test
     void flushReachesTheDriver() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.flush();
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
@@ -98,7 +117,7 @@ class BlkDeviceTest {
 
     @Test
     void getIdReturnsTheSerialNulPadded() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             BlkSlot r = f.guest.getId(20);
             GuestQueue.Done d = f.one();
             assertThat(d.status()).isEqualTo(BlkStatus.OK);
@@ -119,7 +138,7 @@ class BlkDeviceTest {
 
     @Test
     void unknownAndUnofferedTypesAreUnsupported() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             for (int type : new int[] {2, 3, BlkRequestType.GET_LIFETIME, BlkRequestType.SECURE_ERASE, 0x7fff_ffff}) {
                 f.guest.post(type, 0, 0);
                 GuestQueue.Done d = f.one();
@@ -133,7 +152,7 @@ class BlkDeviceTest {
 
     @Test
     void readsAndWritesOutsideCapacityOrMisalignedGetIoerr() {
-        MemDriver drv = new MemDriver(MIB); // 2048 sectors
+        MemDriver drv = mem(MIB); // 2048 sectors
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.read(2048, 512);
             assertThat(f.one().status()).as("starts at capacity").isEqualTo(BlkStatus.IOERR);
@@ -152,7 +171,7 @@ class BlkDeviceTest {
 
     @Test
     void largerLogicalBlockSizeRequiresAlignment() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB), c -> c.logicalBlockSize(4096), -1)) {
+        try (BlkFixture f = new BlkFixture(mem(MIB), c -> c.logicalBlockSize(4096), -1)) {
             assertThat(f.dev.blockSize()).isEqualTo(4096);
             f.guest.read(1, 4096);
             assertThat(f.one().status()).isEqualTo(BlkStatus.IOERR);
@@ -165,7 +184,7 @@ class BlkDeviceTest {
 
     @Test
     void readOnlyDeviceRefusesWritesWithIoerrAndWritesNothing() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         drv.disk.fill((byte) 0x11);
         try (BlkFixture f = new BlkFixture(drv, c -> c.readOnly(true), -1)) {
             assertThat(VirtioFeatures.has(f.dev.deviceFeatures(), BlkFeatures.RO)).isTrue();
@@ -184,7 +203,7 @@ class BlkDeviceTest {
 
     @Test
     void readOnlyDriverMakesAReadOnlyDevice() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB, true, true, true, 1))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB, true, true, true))) {
             assertThat(f.dev.readOnly()).isTrue();
             f.guest.write(0, new byte[512]);
             assertThat(f.one().status()).isEqualTo(BlkStatus.IOERR);
@@ -193,7 +212,7 @@ class BlkDeviceTest {
 
     @Test
     void discardChecksFlagsRangeAndSegments() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv, c -> c.maxDiscardSectors(64), -1)) {
             f.guest.discard(8, 8, 0);
             assertThat(f.one().status()).isEqualTo(BlkStatus.OK);
@@ -217,7 +236,7 @@ class BlkDeviceTest {
 
     @Test
     void unknownFlagWinsOverRangeErrors() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             // 5.2.6.2 makes UNSUPP a MUST for unknown flags, whatever else is wrong.
             f.guest.writeZeroes(1L << 40, 8, 4);
             assertThat(f.one().status()).isEqualTo(BlkStatus.UNSUPP);
@@ -226,7 +245,7 @@ class BlkDeviceTest {
 
     @Test
     void writeZeroesZeroesAndPassesUnmap() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         drv.disk.fill((byte) 0x55);
         try (BlkFixture f = new BlkFixture(drv, c -> c.writeCache(true), -1)) {
             f.guest.writeZeroes(2, 2, 0);
@@ -249,16 +268,16 @@ class BlkDeviceTest {
 
     @Test
     void discardAndWriteZeroesWithoutTheFeatureAreUnsupported() {
-        long features = new BlkDeviceConfigProbe().features(new MemDriver(MIB))
+        long features = new BlkDeviceConfigProbe().features(mem(MIB))
                 & ~bit(BlkFeatures.DISCARD) & ~bit(BlkFeatures.WRITE_ZEROES);
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB), c -> { }, features)) {
+        try (BlkFixture f = new BlkFixture(mem(MIB), c -> { }, features)) {
             f.guest.discard(0, 8, 0);
             assertThat(f.one().status()).isEqualTo(BlkStatus.UNSUPP);
             f.guest.writeZeroes(0, 8, 0);
             assertThat(f.one().status()).isEqualTo(BlkStatus.UNSUPP);
         }
         // A driver that cannot discard: the feature is not offered at all.
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB, false, false, false, 1))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB, false, false, false))) {
             assertThat(VirtioFeatures.has(f.dev.deviceFeatures(), BlkFeatures.DISCARD)).isFalse();
             assertThat(VirtioFeatures.has(f.dev.deviceFeatures(), BlkFeatures.WRITE_ZEROES)).isFalse();
         }
@@ -266,7 +285,7 @@ class BlkDeviceTest {
 
     @Test
     void driverErrorsMapToStatusBytes() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             drv.failWith = -Errno.EIO;
             f.guest.read(0, 512);
@@ -300,7 +319,7 @@ class BlkDeviceTest {
 
     @Test
     void asyncCompletionsInOneSectionNotifyOnce() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         drv.mode = MemDriver.Mode.ASYNC;
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.takeCalls();
@@ -318,7 +337,7 @@ class BlkDeviceTest {
 
     @Test
     void syncCompletionsInsideTheKickPassNotifyOnce() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB), c -> c.merge(false), -1)) {
+        try (BlkFixture f = new BlkFixture(mem(MIB), c -> c.merge(false), -1)) {
             f.guest.takeCalls();
             for (int i = 0; i < 10; i++) {
                 f.guest.write(i * 16, pattern(512, i));
@@ -334,7 +353,7 @@ class BlkDeviceTest {
 
     @Test
     void eventIdxSuppressesTheNotificationTheGuestDidNotAskFor() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.takeCalls();
             // First request: the driver asks to hear about used idx 0 passing (used_event 0).
@@ -357,8 +376,8 @@ class BlkDeviceTest {
 
     @Test
     void noInterruptFlagSuppressesWithoutEventIdx() {
-        long features = new BlkDeviceConfigProbe().features(new MemDriver(MIB)) & ~bit(VirtioFeatures.RING_EVENT_IDX);
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB), c -> { }, features)) {
+        long features = new BlkDeviceConfigProbe().features(mem(MIB)) & ~bit(VirtioFeatures.RING_EVENT_IDX);
+        try (BlkFixture f = new BlkFixture(mem(MIB), c -> { }, features)) {
             f.guest.takeCalls();
             f.guest.setAvailFlags(AvailRingLayout.F_NO_INTERRUPT);
             f.guest.read(0, 512);
@@ -373,7 +392,7 @@ class BlkDeviceTest {
 
     @Test
     void kicksAreSuppressedWhileProcessingAndReenabledAfter() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             f.guest.read(0, 512);
             f.guest.read(8, 512);
             f.guest.read(16, 512);
@@ -385,7 +404,7 @@ class BlkDeviceTest {
 
     @Test
     void adjacentRequestsOfOnePassMergeIntoOneDriverRequest() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             byte[][] parts = new byte[4][];
             // Posted out of order: 16, 0, 24, 8 (sectors); contiguous once sorted.
@@ -413,7 +432,7 @@ class BlkDeviceTest {
 
     @Test
     void mergedReadsFailTogetherAndReadsDoNotMergeWithWrites() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.read(0, 512);
             f.guest.read(1, 512);
@@ -428,7 +447,7 @@ class BlkDeviceTest {
 
     @Test
     void mergingCanBeTurnedOff() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv, c -> c.merge(false), -1)) {
             for (int i = 0; i < 4; i++) {
                 f.guest.write(i, new byte[512]);
@@ -441,7 +460,7 @@ class BlkDeviceTest {
 
     @Test
     void mergeRespectsTheSizeLimit() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv, c -> c.maxMergeBytes(8192), -1)) {
             for (int i = 0; i < 4; i++) {
                 f.guest.write(i * 8L, new byte[4096]);
@@ -453,7 +472,7 @@ class BlkDeviceTest {
 
     @Test
     void writebackToggleDecidesForcedUnitAccess() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             byte[] cfg = new byte[1];
             f.dev.readConfig(BlkConfigLayout.WRITEBACK, cfg, 1);
@@ -475,8 +494,8 @@ class BlkDeviceTest {
 
     @Test
     void withoutConfigWceOrFlushWritesAreStableAndTheCacheCannotBeToggled() {
-        long all = new BlkDeviceConfigProbe().features(new MemDriver(MIB));
-        MemDriver drv = new MemDriver(MIB);
+        long all = new BlkDeviceConfigProbe().features(mem(MIB));
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv, c -> { }, all & ~bit(BlkFeatures.CONFIG_WCE) & ~bit(BlkFeatures.FLUSH))) {
             f.guest.write(0, new byte[512]);
             f.one();
@@ -484,7 +503,7 @@ class BlkDeviceTest {
             assertThat(drv.ops.get(0).flags() & BlockIo.FLAG_FUA).isNotZero();
             assertThat(f.dev.writeConfig(BlkConfigLayout.WRITEBACK, new byte[] {0}, 1)).isFalse();
         }
-        drv = new MemDriver(MIB);
+        drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv, c -> { }, all & ~bit(BlkFeatures.FLUSH))) {
             // 5.2.5.2: CONFIG_WCE without FLUSH: writeback starts at 0.
             byte[] cfg = new byte[1];
@@ -495,7 +514,7 @@ class BlkDeviceTest {
 
     @Test
     void configSpaceShowsTheDevice() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(8 * MIB + 100), c -> c.physicalBlockSize(4096)
+        try (BlkFixture f = new BlkFixture(mem(8 * MIB + 100), c -> c.physicalBlockSize(4096)
                 .maxDiscardSectors(1024), -1)) {
             byte[] b = new byte[64];
             f.dev.readConfig(0, b, 64);
@@ -521,7 +540,7 @@ class BlkDeviceTest {
 
     @Test
     void offeredFeaturesFollowTheSpecNumbers() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             long feat = f.dev.deviceFeatures();
             assertThat(feat).isEqualTo(bit(32) | bit(28) | bit(29) | bit(2) | bit(6) | bit(10) | bit(9) | bit(11)
                     | bit(12) | bit(13) | bit(14));
@@ -530,7 +549,7 @@ class BlkDeviceTest {
 
     @Test
     void acceptingAnUnofferedFeatureIsRefused() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             f.stop();
             assertThatThrownBy(() -> f.dev.setDriverFeatures(f.dev.deviceFeatures() | bit(BlkFeatures.GEOMETRY)))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("4");
@@ -539,7 +558,7 @@ class BlkDeviceTest {
 
     @Test
     void badOptionsNameTheOption() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (var ctx = io.vblk.aio.AioContext.forCurrentThread("opts")) {
             var map = io.vblk.virtio.device.IoThreadMapping.single(ctx);
             assertThatThrownBy(() -> new BlkDevice("x", drv, new BlkDeviceConfig().queueSize(100).ioThreads(map), ctx))
@@ -560,7 +579,7 @@ class BlkDeviceTest {
 
     @Test
     void missingStatusByteNeedsReset() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             List<String> heard = new ArrayList<>();
             f.dev.onNeedsReset(() -> heard.add(f.dev.needsResetReason()));
             BlkSlot s = f.guest.beginFramed(BlkRequestType.IN, 0, 0);
@@ -580,7 +599,7 @@ class BlkDeviceTest {
 
     @Test
     void missingHeaderNeedsReset() {
-        try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
+        try (BlkFixture f = new BlkFixture(mem(MIB))) {
             BlkSlot s = f.guest.beginFramed(BlkRequestType.IN, 0, 0);
             f.guest.addBuffer(s.statusGpa(), 1, true);
             f.guest.commitFramed(s, s.statusGpa(), 0);
@@ -591,7 +610,7 @@ class BlkDeviceTest {
 
     @Test
     void ringViolationNeedsResetAndRequestsAlreadyTakenStillComplete() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         drv.mode = MemDriver.Mode.HOLD;
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.read(0, 512);
@@ -621,7 +640,7 @@ class BlkDeviceTest {
 
     @Test
     void drainedSectionTakesNoRequestsAndItsEndRechecksTheRing() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             f.ctx.drainedBegin();
             f.guest.read(0, 512);
@@ -639,7 +658,7 @@ class BlkDeviceTest {
 
     @Test
     void drainedEndFindsBuffersPostedWithoutAKick() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         try (BlkFixture f = new BlkFixture(drv)) {
             f.ctx.drainedBegin();
             f.guest.read(0, 512); // EVENT_IDX guest decided no kick was needed, say
@@ -654,7 +673,7 @@ class BlkDeviceTest {
 
     @Test
     void stopWaitsForRequestsInFlightAndReportsTheNextAvailIndex() {
-        MemDriver drv = new MemDriver(MIB);
+        MemDriver drv = mem(MIB);
         drv.mode = MemDriver.Mode.HOLD;
         try (BlkFixture f = new BlkFixture(drv)) {
             f.guest.read(0, 512);
@@ -682,6 +701,31 @@ class BlkDeviceTest {
             f.settle();
             assertThat(started[0]).isTrue();
             assertThat(f.guest.reap()).hasSize(1);
+        }
+    }
+
+    @Test
+    void aStopThatWaitsForRequestsStillNotifiesTheirCompletions() {
+        MemDriver drv = mem(MIB);
+        drv.mode = MemDriver.Mode.HOLD;
+        try (BlkFixture f = new BlkFixture(drv)) {
+            f.guest.takeCalls();
+            f.guest.read(0, 512);
+            f.guest.read(8, 512);
+            f.guest.kick();
+            f.settle();
+            int[] next = {-1};
+            f.dev.stopQueue(0, n -> next[0] = n);
+            f.settle();
+            assertThat(next[0]).as("two requests in flight").isEqualTo(-1);
+            // The driver completes them on a later pass, after the stop was asked for.
+            ((MemDriver.Channel) drv.channels.get(0)).releaseHeld();
+            f.settle();
+            assertThat(next[0]).isEqualTo(2);
+            assertThat(f.guest.reap()).hasSize(2).allMatch(d -> d.status() == BlkStatus.OK);
+            // QEMU drains with notifications on before a data plane stops: the guest hears of them.
+            assertThat(f.guest.takeCalls()).as("one notification for the two last completions").isEqualTo(1);
+            assertThat(f.dev.notifier(0).suppressed()).isZero();
         }
     }
 

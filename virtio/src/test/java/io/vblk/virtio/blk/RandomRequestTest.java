@@ -30,7 +30,8 @@ class RandomRequestTest {
 
     @Test
     void randomRequestsMatchTheModel() {
-        for (MemDriver.Mode mode : new MemDriver.Mode[] {MemDriver.Mode.SYNC, MemDriver.Mode.ASYNC}) {
+        for (MemDriver.Mode mode : new MemDriver.Mode[] {MemDriver.Mode.SYNC, MemDriver.Mode.ASYNC,
+                                                         MemDriver.Mode.ASYNC_REVERSED}) {
             long seed = Long.getLong("vblk.seed", System.nanoTime());
             System.out.println("randomRequestsMatchTheModel(" + mode + "): seed " + seed
                     + " (rerun with -Dvblk.seed=" + seed + ")");
