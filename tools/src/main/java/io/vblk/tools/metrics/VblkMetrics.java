@@ -303,10 +303,7 @@ public final class VblkMetrics implements AutoCloseable {
      * For {@code vblk serve}: call once the exports listen. Any thread but a context's home thread.
      */
     public Binding bindServe(AioContext mainLoop, List<VhostUserExport> exports) {
-        Binding all;
-        synchronized (this) {
-            all = open("serve");
-        }
+        Binding all = open("serve");
         Set<AioContext> loops = new java.util.LinkedHashSet<>();
         loops.add(mainLoop);
         for (VhostUserExport e : exports) {
@@ -319,9 +316,7 @@ public final class VblkMetrics implements AutoCloseable {
             }
         }
         bindLoopsAndEngines(all, loops);
-        synchronized (this) {
-            return done(all);
-        }
+        return done(all);
     }
 
     /**
@@ -330,15 +325,10 @@ public final class VblkMetrics implements AutoCloseable {
      * Any thread but a context's home thread.
      */
     public Binding bindInProcess(BlkDevice dev, List<AioContext> loops) {
-        Binding all;
-        synchronized (this) {
-            all = open("in-process " + dev.name());
-        }
+        Binding all = open("in-process " + dev.name());
         child(all, bindDevice(dev.name(), dev));
         bindLoopsAndEngines(all, new java.util.LinkedHashSet<>(loops));
-        synchronized (this) {
-            return done(all);
-        }
+        return done(all);
     }
 
     private void bindLoopsAndEngines(Binding all, Set<AioContext> loops) {
@@ -359,14 +349,14 @@ public final class VblkMetrics implements AutoCloseable {
 
     // ---------------------------------------------------------------- registration helpers
 
-    private Binding open(String what) {
+    private synchronized Binding open(String what) {
         if (closed) {
             throw new IllegalStateException("metrics closed");
         }
         return new Binding(this, what);
     }
 
-    private Binding done(Binding b) {
+    private synchronized Binding done(Binding b) {
         bindings.add(b);
         return b;
     }
