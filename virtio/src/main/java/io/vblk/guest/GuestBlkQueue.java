@@ -375,6 +375,34 @@ public final class GuestBlkQueue implements AutoCloseable {
         return v;
     }
 
+    /**
+     * Reaps until at least {@code n} requests completed (each through the completion callback)
+     * or {@code timeoutMs} passed, sleeping on the call eventfd between passes as a guest does
+     * (spinning on the used ring for a polling queue). Returns how many were reaped; fewer than
+     * {@code n} means the time ran out. For harnesses and tests; the workload loop has its own.
+     */
+    public int awaitCompletions(int n, long timeoutMs) {
+        long end = System.nanoTime() + timeoutMs * 1_000_000L;
+        int done = 0;
+        while (done < n) {
+            int r = reap();
+            if (r > 0) {
+                done += r;
+                continue;
+            }
+            long left = (end - System.nanoTime()) / 1_000_000L;
+            if (left <= 0) {
+                break;
+            }
+            if (callFd < 0) {
+                Thread.onSpinWait();
+            } else if (enableInterrupts()) {
+                awaitInterrupt((int) Math.min(left, 50));
+            }
+        }
+        return done;
+    }
+
     /** See {@link GuestVring#enableInterrupts()}: false when used entries are already waiting. */
     public boolean enableInterrupts() {
         return vring.enableInterrupts();
