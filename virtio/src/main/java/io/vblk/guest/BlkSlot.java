@@ -6,7 +6,6 @@ import java.nio.ByteBuffer;
 
 import static io.vblk.guest.BlkWireLayout.*;
 import static io.vblk.guest.GuestVring.LE32;
-import static io.vblk.guest.GuestVring.LE64;
 
 /**
  * Home thread: the vCPU thread of the owning {@link GuestBlkQueue}. No locking.
@@ -50,6 +49,13 @@ public final class BlkSlot {
     /** A view of {@link #data} for checksum APIs that take a ByteBuffer; made once. */
     final ByteBuffer dataBuffer;
 
+    /**
+     * Where the device's status byte of the request in flight is: {@link #status} for a request
+     * posted the standard way, elsewhere in guest RAM for a hand-framed one, null for a chain
+     * without one.
+     */
+    MemorySegment statusAt;
+
     // The request in flight (set by GuestBlkQueue.post).
     int type;
     long sector;
@@ -79,6 +85,7 @@ public final class BlkSlot {
         this.table = ram.segment(tableGpa, (long) tableCapacity * VringLayout.DESC_BYTES);
         this.data = ram.segment(dataGpa, dataCapacity);
         this.dataBuffer = data.asByteBuffer();
+        this.statusAt = status;
     }
 
     public int index() {
@@ -114,9 +121,10 @@ public final class BlkSlot {
         return dwzGpa;
     }
 
-    /** The status byte the device wrote (or {@link #STATUS_UNSET}). */
+    /** The status byte the device wrote (or {@link #STATUS_UNSET}, also for a chain without one). */
     public int status() {
-        return status.get(ValueLayout.JAVA_BYTE, 0) & 0xff;
+        MemorySegment at = statusAt;
+        return at == null ? STATUS_UNSET : at.get(ValueLayout.JAVA_BYTE, 0) & 0xff;
     }
 
     public int type() {
@@ -144,10 +152,7 @@ public final class BlkSlot {
         if (i < 0 || i >= MAX_DWZ_SEGMENTS) {
             throw new IndexOutOfBoundsException("segment " + i + " of " + MAX_DWZ_SEGMENTS);
         }
-        long off = (long) i * DWZ_BYTES;
-        dwz.set(LE64, off + DWZ_SECTOR, sector);
-        dwz.set(LE32, off + DWZ_NUM_SECTORS, numSectors);
-        dwz.set(LE32, off + DWZ_FLAGS, flags);
+        writeSegment(dwz, (long) i * DWZ_BYTES, sector, numSectors, flags);
     }
 
     /** The header as posted: type field (for tests reading back what was sent). */

@@ -111,6 +111,21 @@ public final class BlkWireLayout {
     /** Bytes of configuration space the guest reads (through write_zeroes_may_unmap and padding). */
     public static final int CFG_BYTES_READ = 60;
 
+    /** Writes a request header {type, reserved, sector} at {@code off} of {@code seg}. */
+    public static void writeHeader(java.lang.foreign.MemorySegment seg, long off, int type, int reserved, long sector) {
+        seg.set(GuestVring.LE32, off + HDR_TYPE, type);
+        seg.set(GuestVring.LE32, off + HDR_RESERVED, reserved);
+        seg.set(GuestVring.LE64, off + HDR_SECTOR, sector);
+    }
+
+    /** Writes discard/write-zeroes segment {sector, num_sectors, flags} at {@code off} of {@code seg}. */
+    public static void writeSegment(java.lang.foreign.MemorySegment seg, long off, long sector, int numSectors,
+                                    int flags) {
+        seg.set(GuestVring.LE64, off + DWZ_SECTOR, sector);
+        seg.set(GuestVring.LE32, off + DWZ_NUM_SECTORS, numSectors);
+        seg.set(GuestVring.LE32, off + DWZ_FLAGS, flags);
+    }
+
     public static String typeName(int type) {
         return switch (type) {
             case T_IN -> "IN";

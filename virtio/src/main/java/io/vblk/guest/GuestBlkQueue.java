@@ -6,8 +6,6 @@ import io.vblk.aio.sys.Sys;
 import java.lang.foreign.ValueLayout;
 
 import static io.vblk.guest.BlkWireLayout.*;
-import static io.vblk.guest.GuestVring.LE32;
-import static io.vblk.guest.GuestVring.LE64;
 
 /**
  * Home thread: the vCPU thread that drives this queue (set-up runs before that thread starts).
@@ -30,6 +28,7 @@ public final class GuestBlkQueue implements AutoCloseable {
     }
 
     private final int index;
+    private final GuestRam ram;
     private final GuestVring vring;
     private final BlkSlot[] slots;
     private final int[] freeSlots;
@@ -67,6 +66,7 @@ public final class GuestBlkQueue implements AutoCloseable {
             throw new IllegalArgumentException(slotCount + " requests do not fit a queue of " + queueSize);
         }
         this.index = index;
+        this.ram = ram;
         this.vring = GuestVring.allocate(ram, queueSize);
         this.vring.setEventIdx(eventIdx);
         this.maxSegments = maxSegments;
@@ -96,6 +96,20 @@ public final class GuestBlkQueue implements AutoCloseable {
         if (!interrupts) {
             vring.disableInterrupts();
         }
+    }
+
+    /**
+     * A queue outside {@link GuestBlkDriver}: for a harness that brings the device up itself (a
+     * step-driven device test, a vhost-user protocol test). {@code features} are the features
+     * accepted from the device (EVENT_IDX and INDIRECT_DESC decide how the ring is driven);
+     * {@code interrupts} false makes a polling queue without a call eventfd. The caller hands
+     * {@link #vring()}'s layout and copies of the eventfds to the device.
+     */
+    public static GuestBlkQueue create(int index, GuestRam ram, int queueSize, int slotCount, int dataCapacity,
+                                       int maxSegments, long features, boolean interrupts) {
+        return new GuestBlkQueue(index, ram, queueSize, slotCount, dataCapacity, maxSegments,
+                GuestFeatures.has(features, GuestFeatures.F_EVENT_IDX),
+                GuestFeatures.has(features, GuestFeatures.F_INDIRECT_DESC), interrupts);
     }
 
     public int index() {
@@ -214,15 +228,7 @@ public final class GuestBlkQueue implements AutoCloseable {
             throw new IllegalArgumentException("cannot split " + dataBytes + " bytes into " + segments
                     + " segments (max " + maxSegments + ")");
         }
-        s.hdr.set(LE32, HDR_TYPE, type);
-        s.hdr.set(LE32, HDR_RESERVED, 0);
-        s.hdr.set(LE64, HDR_SECTOR, sector);
-        s.status.set(ValueLayout.JAVA_BYTE, 0, (byte) BlkSlot.STATUS_UNSET);
-        if (indirect) {
-            vring.beginIndirectChain(s.tableGpa, s.table, s.tableCapacity);
-        } else {
-            vring.beginChain();
-        }
+        begin(s, type, 0, sector);
         vring.addBuffer(s.hdrGpa, HDR_BYTES, false);
         if (dataBytes > 0) {
             int piece = dataBytes / segments;
@@ -234,9 +240,57 @@ public final class GuestBlkQueue implements AutoCloseable {
             }
         }
         vring.addBuffer(s.statusGpa, STATUS_BYTES, true);
-        vring.commitChain(s.index);
+        commit(s, s.status, dataBytes);
+    }
+
+    /**
+     * Starts a request on {@code s} whose chain the caller frames buffer by buffer with
+     * {@link #addBuffer}: the slot's header is written ({@code type}, {@code reserved},
+     * {@code sector}) but not yet part of the chain. For tests of framings the device must accept
+     * (2.7.4.1: header split, status sharing a descriptor with data) and of malformed requests
+     * (no header, no status byte). Finish with {@link #commitFramed}.
+     */
+    public void beginFramed(BlkSlot s, int type, int reserved, long sector) {
+        if (s.inFlight) {
+            throw new IllegalStateException(s + " is already in flight");
+        }
+        begin(s, type, reserved, sector);
+    }
+
+    /** Appends a buffer to the request begun with {@link #beginFramed}. */
+    public void addBuffer(long gpa, int len, boolean deviceWritable) {
+        vring.addBuffer(gpa, len, deviceWritable);
+    }
+
+    /**
+     * Commits the request begun with {@link #beginFramed}; the device's status byte is expected
+     * at {@code statusGpa} (preset to {@link BlkSlot#STATUS_UNSET}), or nowhere when it is -1.
+     * {@code dataBytes} is what {@link BlkSlot#dataBytes()} reports. Not visible until {@link #kick()}.
+     */
+    public void commitFramed(BlkSlot s, long statusGpa, int dataBytes) {
+        java.lang.foreign.MemorySegment at = null;
+        if (statusGpa >= 0) {
+            at = statusGpa == s.statusGpa ? s.status : ram.segment(statusGpa, STATUS_BYTES);
+            at.set(ValueLayout.JAVA_BYTE, 0, (byte) BlkSlot.STATUS_UNSET);
+        }
+        commit(s, at, dataBytes);
+    }
+
+    private void begin(BlkSlot s, int type, int reserved, long sector) {
+        writeHeader(s.hdr, 0, type, reserved, sector);
+        s.status.set(ValueLayout.JAVA_BYTE, 0, (byte) BlkSlot.STATUS_UNSET);
         s.type = type;
         s.sector = sector;
+        if (indirect) {
+            vring.beginIndirectChain(s.tableGpa, s.table, s.tableCapacity);
+        } else {
+            vring.beginChain();
+        }
+    }
+
+    private void commit(BlkSlot s, java.lang.foreign.MemorySegment statusAt, int dataBytes) {
+        vring.commitChain(s.index);
+        s.statusAt = statusAt;
         s.dataBytes = dataBytes;
         s.inFlight = true;
         s.submitNanos = System.nanoTime();
@@ -251,15 +305,24 @@ public final class GuestBlkQueue implements AutoCloseable {
     public boolean kick() {
         vring.publish();
         if (vring.kickNeeded()) {
-            int r = Sys.eventfdWrite(kickFd, 1);
-            if (r < 0) {
-                throw new IllegalStateException("kick eventfd write: " + Errno.name(-r));
-            }
-            kicks++;
+            notifyDevice();
             return true;
         }
         kicksSuppressed++;
         return false;
+    }
+
+    /**
+     * Writes the kick eventfd whatever the device said it needs (2.7.10: suppression is only a
+     * hint the driver may ignore); does not publish. Pairs with the device's kick handler
+     * reading the eventfd.
+     */
+    public void notifyDevice() {
+        int r = Sys.eventfdWrite(kickFd, 1);
+        if (r < 0) {
+            throw new IllegalStateException("kick eventfd write: " + Errno.name(-r));
+        }
+        kicks++;
     }
 
     // ---------------------------------------------------------------- completions
@@ -310,6 +373,34 @@ public final class GuestBlkQueue implements AutoCloseable {
         wakeups++;
         notifications += v;
         return v;
+    }
+
+    /**
+     * Reaps until at least {@code n} requests completed (each through the completion callback)
+     * or {@code timeoutMs} passed, sleeping on the call eventfd between passes as a guest does
+     * (spinning on the used ring for a polling queue). Returns how many were reaped; fewer than
+     * {@code n} means the time ran out. For harnesses and tests; the workload loop has its own.
+     */
+    public int awaitCompletions(int n, long timeoutMs) {
+        long end = System.nanoTime() + timeoutMs * 1_000_000L;
+        int done = 0;
+        while (done < n) {
+            int r = reap();
+            if (r > 0) {
+                done += r;
+                continue;
+            }
+            long left = (end - System.nanoTime()) / 1_000_000L;
+            if (left <= 0) {
+                break;
+            }
+            if (callFd < 0) {
+                Thread.onSpinWait();
+            } else if (enableInterrupts()) {
+                awaitInterrupt((int) Math.min(left, 50));
+            }
+        }
+        return done;
     }
 
     /** See {@link GuestVring#enableInterrupts()}: false when used entries are already waiting. */

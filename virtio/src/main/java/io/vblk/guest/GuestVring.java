@@ -29,6 +29,7 @@ public final class GuestVring {
     /** avail->idx store with release semantics; coordinates (segment, offset). */
     private static final VarHandle IDX16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
 
+    private final GuestRam ram;
     private final int size;
     private final int mask;
     private final long descGpa;
@@ -72,8 +73,9 @@ public final class GuestVring {
     private long chainsAdded;
     private long usedReaped;
 
-    private GuestVring(int size, long descGpa, long availGpa, long usedGpa, MemorySegment desc,
+    private GuestVring(GuestRam ram, int size, long descGpa, long availGpa, long usedGpa, MemorySegment desc,
                        MemorySegment avail, MemorySegment used) {
+        this.ram = ram;
         this.size = size;
         this.mask = size - 1;
         this.descGpa = descGpa;
@@ -102,7 +104,7 @@ public final class GuestVring {
         long d = ram.allocate(descTableBytes(size), DESC_ALIGN);
         long a = ram.allocate(availBytes(size), AVAIL_ALIGN);
         long u = ram.allocate(usedBytes(size), USED_ALIGN);
-        GuestVring v = new GuestVring(size, d, a, u, ram.segment(d, descTableBytes(size)),
+        GuestVring v = new GuestVring(ram, size, d, a, u, ram.segment(d, descTableBytes(size)),
                 ram.segment(a, availBytes(size)), ram.segment(u, usedBytes(size)));
         v.desc.fill((byte) 0);
         v.avail.fill((byte) 0);
@@ -285,10 +287,7 @@ public final class GuestVring {
         tokenOfHead[head] = token;
         inFlight++;
         chainsAdded++;
-        // 2.7.13.2: place the head in ring[idx % size]; idx itself is written by publish().
-        avail.set(LE16, availRingOffset(size, availShadow), (short) head);
-        availShadow = (availShadow + 1) & 0xffff;
-        numAdded++;
+        putAvail(head);
         return head;
     }
 
@@ -456,23 +455,78 @@ public final class GuestVring {
 
     // ---------------------------------------------------------------- crafted input for tests
 
-    /**
-     * Writes descriptor {@code index} as given and takes it off the free list bookkeeping for
-     * nothing: for tests that feed the device rule-breaking chains. Normal drivers never call it.
+    /*
+     * What a well-behaved driver never writes, for the conformance tests of the device's queue:
+     * loops, addresses outside guest memory, over-long chains, indirect tables with bad flags,
+     * indexes out of range, an avail index that jumps. None of these touch the driver's
+     * bookkeeping (free list, tokens): a test that forges owns the ring's contents.
      */
-    public void forgeDescriptor(int index, long addr, int len, int flags, int nextIndex) {
-        writeDesc(desc, descOffset(index), addr, len, (short) flags, (short) nextIndex);
+
+    /**
+     * Writes descriptor {@code index} of the queue's table exactly as given (any flags, any next);
+     * {@code len} goes in as its low 32 bits, as the le32 field holds it.
+     */
+    public void forgeDescriptor(int index, long addr, long len, int flags, int nextIndex) {
+        writeDesc(desc, descOffset(index), addr, (int) len, (short) flags, (short) nextIndex);
     }
 
-    /** Puts {@code head} in the available ring and publishes it, bypassing chain bookkeeping. */
+    /**
+     * Writes entry {@code index} of an indirect table at guest-physical {@code tableGpa} exactly
+     * as given (2.7.5.3: inside a table, {@code next} indexes the table).
+     */
+    public void forgeIndirect(long tableGpa, int index, long addr, long len, int flags, int nextIndex) {
+        writeDesc(ram.segment(tableGpa + descOffset(index), DESC_BYTES), 0, addr, (int) len, (short) flags,
+                (short) nextIndex);
+    }
+
+    /** Puts {@code head} (any value) in the next slot of the available ring without publishing it. */
+    public void forgeAvailEntry(int head) {
+        putAvail(head);
+    }
+
+    /** {@link #forgeAvailEntry} and {@link #publish()}: the device may take {@code head} at once. */
     public void forgeAvail(int head) {
-        avail.set(LE16, availRingOffset(size, availShadow), (short) head);
-        availShadow = (availShadow + 1) & 0xffff;
-        numAdded++;
+        forgeAvailEntry(head);
         publish();
     }
 
+    /**
+     * Sets the available index to {@code idx} and publishes it, whatever the ring holds: an index
+     * that jumps more than the queue size, or moves back (2.7.6.1 forbids both), or a resume point.
+     */
+    public void forgeAvailIdx(int idx) {
+        availShadow = idx & 0xffff;
+        publish();
+    }
+
+    /** Writes the available ring's flags (VIRTQ_AVAIL_F_NO_INTERRUPT = 1), whatever was negotiated. */
+    public void setAvailFlags(int flags) {
+        avail.set(LE16, AVAIL_FLAGS, (short) flags);
+    }
+
+    /** The head in available ring entry {@code n} (taken modulo the size): what a chain was posted as. */
+    public int availEntry(int n) {
+        return Short.toUnsignedInt(avail.get(LE16, availRingOffset(size, n)));
+    }
+
+    /** The descriptor id of used ring entry {@code n} (taken modulo the size), as the device wrote it. */
+    public int usedElemId(int n) {
+        return used.get(LE32, usedElemOffset(size, n) + USED_ELEM_ID);
+    }
+
+    /** The length of used ring entry {@code n} (taken modulo the size), as the device wrote it. */
+    public int usedElemLen(int n) {
+        return used.get(LE32, usedElemOffset(size, n) + USED_ELEM_LEN);
+    }
+
     // ---------------------------------------------------------------- internals
+
+    /** 2.7.13.2: places {@code head} in ring[idx % size]; idx itself is written by {@link #publish()}. */
+    private void putAvail(int head) {
+        avail.set(LE16, availRingOffset(size, availShadow), (short) head);
+        availShadow = (availShadow + 1) & 0xffff;
+        numAdded++;
+    }
 
     private void freeChain(int head, int len) {
         int tail = head;

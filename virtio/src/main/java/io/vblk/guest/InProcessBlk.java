@@ -97,6 +97,16 @@ public final class InProcessBlk implements AutoCloseable {
         return ioThreads;
     }
 
+    /** Every event loop of the device: the control loop first, then the IoThreads'. */
+    public List<AioContext> loops() {
+        List<AioContext> l = new ArrayList<>();
+        l.add(control.ctx());
+        for (IoThread t : ioThreads) {
+            l.add(t.ctx());
+        }
+        return l;
+    }
+
     /** The context queue {@code q} lives on. */
     public AioContext queueContext(int q) {
         return device.queueContext(q);

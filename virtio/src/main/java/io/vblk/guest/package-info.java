@@ -18,8 +18,17 @@
  *       (fio-style patterns, block size, queue depth, duration or count, verify mode) with one
  *       vCPU thread per queue and returns {@link io.vblk.guest.QueueStats} with a
  *       {@link io.vblk.guest.LatencyHistogram}.</li>
+
+ *   <li>The same classes are the one mock guest of every test: a harness that brings a device up
+ *       itself makes queues with {@link io.vblk.guest.GuestBlkQueue#create}, frames odd but valid
+ *       requests with {@code beginFramed}/{@code addBuffer}/{@code commitFramed}, and writes what
+ *       a well-behaved driver never does (loops, addresses outside guest memory, bad indirect
+ *       tables, indexes out of range, an avail index that jumps) with
+ *       {@link io.vblk.guest.GuestVring}'s {@code forge*} calls. {@link io.vblk.guest.GuestRam}
+ *       can be several regions with holes between them, or laid over memory someone else owns.</li>
  * </ul>
  *
- * <p>Posting, kicking, reaping and the workload loop allocate nothing per request.
+ * <p>Posting, kicking, reaping and the workload loop allocate nothing per request. Nothing in
+ * the server ({@code io.vblk.virtio}) imports this package.
  */
 package io.vblk.guest;

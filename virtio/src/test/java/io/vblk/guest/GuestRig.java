@@ -77,22 +77,9 @@ final class GuestRig implements AutoCloseable {
     List<Done> await(int qi, int n) {
         GuestBlkQueue q = q(qi);
         ArrayDeque<Done> d = done.get(qi);
-        long end = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (d.size() < n) {
-            if (q.reap() > 0) {
-                continue;
-            }
-            if (System.nanoTime() - end > 0) {
-                fail("queue " + qi + ": " + d.size() + " of " + n + " completions after 10 s; " + q.vring()
-                        + "; device: " + guest.transport().needsResetReason());
-            }
-            if (q.callFd() >= 0) {
-                if (q.enableInterrupts()) {
-                    q.awaitInterrupt(50);
-                }
-            } else {
-                Thread.onSpinWait();
-            }
+        if (d.size() < n && q.awaitCompletions(n - d.size(), 10_000) < n - d.size()) {
+            fail("queue " + qi + ": " + d.size() + " of " + n + " completions after 10 s; " + q.vring()
+                    + "; device: " + guest.transport().needsResetReason());
         }
         List<Done> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {

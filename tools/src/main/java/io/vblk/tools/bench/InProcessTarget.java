@@ -33,7 +33,7 @@ final class InProcessTarget implements BenchTarget {
     private InProcessTarget(InProcessBlk dev, boolean nativeAio) {
         this.dev = dev;
         this.nativeAio = nativeAio;
-        this.binding = metrics.bindInProcess(dev);
+        this.binding = metrics.bindInProcess(dev.device(), dev.loops());
     }
 
     /**

@@ -15,7 +15,6 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vblk.aio.AioContext;
-import io.vblk.aio.IoThread;
 import io.vblk.aio.Sleeper;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
@@ -26,7 +25,6 @@ import io.vblk.drivers.nullblk.NullSyncChannel;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
-import io.vblk.guest.InProcessBlk;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.socket.VhostUserStats;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
@@ -303,10 +301,7 @@ public final class VblkMetrics implements AutoCloseable {
      * For {@code vblk serve}: call once the exports listen. Any thread but a context's home thread.
      */
     public Binding bindServe(AioContext mainLoop, List<VhostUserExport> exports) {
-        Binding all;
-        synchronized (this) {
-            all = open("serve");
-        }
+        Binding all = open("serve");
         Set<AioContext> loops = new java.util.LinkedHashSet<>();
         loops.add(mainLoop);
         for (VhostUserExport e : exports) {
@@ -319,31 +314,19 @@ public final class VblkMetrics implements AutoCloseable {
             }
         }
         bindLoopsAndEngines(all, loops);
-        synchronized (this) {
-            return done(all);
-        }
+        return done(all);
     }
 
     /**
-     * An in-process device (the bench and harness target): its control loop, IoThreads, their
-     * Linux AIO engines, and the device under its own name as the export. Any thread but a
-     * context's home thread.
+     * A device run in this process (the bench target): the device under its own name as the
+     * export, and {@code loops} (its control loop and IoThreads) with their Linux AIO engines.
+     * Any thread but a context's home thread.
      */
-    public Binding bindInProcess(InProcessBlk blk) {
-        Binding all;
-        synchronized (this) {
-            all = open("in-process " + blk.device().name());
-        }
-        child(all, bindDevice(blk.device().name(), blk.device()));
-        Set<AioContext> loops = new java.util.LinkedHashSet<>();
-        loops.add(blk.control().ctx());
-        for (IoThread t : blk.ioThreads()) {
-            loops.add(t.ctx());
-        }
-        bindLoopsAndEngines(all, loops);
-        synchronized (this) {
-            return done(all);
-        }
+    public Binding bindInProcess(BlkDevice dev, List<AioContext> loops) {
+        Binding all = open("in-process " + dev.name());
+        child(all, bindDevice(dev.name(), dev));
+        bindLoopsAndEngines(all, new java.util.LinkedHashSet<>(loops));
+        return done(all);
     }
 
     private void bindLoopsAndEngines(Binding all, Set<AioContext> loops) {
@@ -364,14 +347,14 @@ public final class VblkMetrics implements AutoCloseable {
 
     // ---------------------------------------------------------------- registration helpers
 
-    private Binding open(String what) {
+    private synchronized Binding open(String what) {
         if (closed) {
             throw new IllegalStateException("metrics closed");
         }
         return new Binding(this, what);
     }
 
-    private Binding done(Binding b) {
+    private synchronized Binding done(Binding b) {
         bindings.add(b);
         return b;
     }

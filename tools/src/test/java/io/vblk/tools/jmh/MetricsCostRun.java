@@ -60,7 +60,7 @@ public final class MetricsCostRun {
                 if (metrics) {
                     m = new VblkMetrics();
                     m.bindJvm();
-                    m.bindInProcess(dev);
+                    m.bindInProcess(dev.device(), dev.loops());
                     s = MetricsServer.start(MetricsOptions.parseAddress("127.0.0.1:0"), m);
                     sc = new Scraper(s.url());
                     sc.start();

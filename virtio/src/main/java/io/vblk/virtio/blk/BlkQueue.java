@@ -60,6 +60,8 @@ final class BlkQueue implements IoCompletion {
     final BlkQueueStats stats = new BlkQueueStats();
     private final DescriptorChain chain = new DescriptorChain();
     private final Bh resumeBh;
+    /** Finishes a stop that waited for requests in flight, after the last one's completion section. */
+    private final Bh stopBh;
     private final FdHandler.Callback kickCallback = this::onKick;
     private final BooleanSupplier pollCallback = this::onPoll;
     private final boolean merge;
@@ -101,6 +103,7 @@ final class BlkQueue implements IoCompletion {
         this.vq = new SplitQueue(name);
         this.notifier = new IrqfdNotifier(ctx, name, -1, vq::needsNotify);
         this.resumeBh = ctx.bh(name + ".resume", this::process);
+        this.stopBh = ctx.bh(name + ".stop", this::finishStop);
         this.merge = cfg.merge;
         this.maxMergeBytes = cfg.maxMergeBytes;
         this.iovCapacity = cfg.effectiveSegMax();
@@ -241,6 +244,7 @@ final class BlkQueue implements IoCompletion {
     void close() {
         ctx.assertHome();
         resumeBh.delete();
+        stopBh.delete();
         if (arena != null) {
             arena.close();
             arena = null;
@@ -494,7 +498,13 @@ final class BlkQueue implements IoCompletion {
         free[freeTop++] = r.slot;
         stats.inFlight--;
         if (stopReport != null && stats.inFlight == 0) {
-            finishStop();
+            // The last request of a stopping queue: its completion arrived after the stop (never
+            // inside a submit, none happens once stopping), from the driver's completion
+            // handler. Finish on a bottom half, once that handler's section has ended: the
+            // notification it deferred must still see the started ring and its call eventfd
+            // (QEMU drains with notifications on before it stops a data plane), and the ring's
+            // memory is released only after the last read of it.
+            stopBh.schedule();
         } else if (starved) {
             starved = false;
             resumeBh.schedule();

@@ -2,14 +2,14 @@ package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Sys;
+import io.vblk.guest.GuestFeatures;
+import io.vblk.guest.GuestRam;
 import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.queue.AvailRingLayout;
 import io.vblk.virtio.queue.DescriptorLayout;
-import io.vblk.virtio.queue.LittleEndian;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.lang.foreign.MemorySegment;
+import java.lang.foreign.Arena;
 import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -19,15 +19,15 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 @Timeout(20)
 class BlkDeviceLifecycleTest {
     static final long MIB = 1 << 20;
+    /** The features these devices offer and the mock guest drives with. */
+    static final long ALL = GuestFeatures.bits(GuestFeatures.F_VERSION_1, GuestFeatures.F_EVENT_IDX,
+            GuestFeatures.F_INDIRECT_DESC);
 
-    /** Makes queue 0 of {@code g} carry a chain that loops on itself. */
-    static void postLoop(BlkGuest g) {
-        MemorySegment table = g.mem(g.desc, DescriptorLayout.tableBytes(g.size));
-        DescriptorLayout.write(table, 0, g.size - 1, g.alloc(16, 16), 16, DescriptorLayout.F_NEXT, g.size - 1);
-        MemorySegment avail = g.mem(g.avail, AvailRingLayout.bytes(g.size));
-        int idx = Short.toUnsignedInt(avail.get(LittleEndian.U16, AvailRingLayout.IDX));
-        avail.set(LittleEndian.U16, AvailRingLayout.ringOffset(idx % g.size), (short) (g.size - 1));
-        avail.set(LittleEndian.U16, AvailRingLayout.IDX, (short) (idx + 1));
+    /** Makes {@code g} carry a chain that loops on itself. */
+    static void postLoop(GuestQueue g) {
+        int last = g.size() - 1;
+        g.vring.forgeDescriptor(last, g.ram.allocate(16, 16), 16, DescriptorLayout.F_NEXT, last);
+        g.vring.forgeAvail(last);
     }
 
     @Test
@@ -35,7 +35,7 @@ class BlkDeviceLifecycleTest {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             int call2 = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
             int kick2 = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
-            int oldCall = f.guest.callFd;
+            int oldCall = f.guest.deviceCallFd();
             f.dev.setQueueFds(0, kick2, call2);
             f.settle();
             assertThat(Sys.eventfdRead(oldCall)).as("the device closed the old call fd").isNegative();
@@ -52,11 +52,13 @@ class BlkDeviceLifecycleTest {
         AioContext ctx = AioContext.forCurrentThread("shared");
         MemDriver da = new MemDriver(MIB);
         MemDriver db = new MemDriver(MIB);
-        BlkGuest ga = new BlkGuest(16, MIB);
-        BlkGuest gb = new BlkGuest(16, MIB);
+        GuestRam ra = ram("a");
+        GuestRam rb = ram("b");
+        GuestQueue ga = new GuestQueue(ra, 0, 16, 8, ALL);
+        GuestQueue gb = new GuestQueue(rb, 0, 16, 8, ALL);
         try {
-            BlkDevice a = device("a", da, ga, ctx, 1);
-            BlkDevice b = device("b", db, gb, ctx, 1);
+            BlkDevice a = device("a", da, ra, ga, ctx, 1);
+            BlkDevice b = device("b", db, rb, gb, ctx, 1);
             settle(ctx);
             postLoop(ga);
             ga.kick();
@@ -80,6 +82,8 @@ class BlkDeviceLifecycleTest {
             ctx.close();
             ga.close();
             gb.close();
+            ra.close();
+            rb.close();
             da.close();
             db.close();
         }
@@ -89,18 +93,17 @@ class BlkDeviceLifecycleTest {
     void aViolationOnOneQueueStopsTheDevicesOtherQueues() {
         AioContext ctx = AioContext.forCurrentThread("mq");
         MemDriver drv = new MemDriver(MIB);
-        BlkGuest mem = new BlkGuest(16, 4 * MIB);
-        BlkGuest g0 = new BlkGuest(16, MIB, mem);
-        BlkGuest g1 = new BlkGuest(16, MIB, mem);
+        GuestRam mem = ram("mq");
+        GuestQueue g0 = new GuestQueue(mem, 0, 16, 8, ALL);
+        GuestQueue g1 = new GuestQueue(mem, 1, 16, 8, ALL);
         try {
             BlkDevice dev = new BlkDevice("mq", drv, new BlkDeviceConfig().numQueues(2).queueSize(16)
                     .ioThreads(IoThreadMapping.single(ctx)), ctx);
             dev.setDriverFeatures(dev.deviceFeatures());
-            dev.setMemory(mem.memory);
-            BlkGuest[] gs = {g0, g1};
+            GuestQueue.giveMemory(dev, mem);
+            GuestQueue[] gs = {g0, g1};
             for (int q = 0; q < 2; q++) {
-                dev.configureQueue(q, gs[q].layout());
-                dev.setQueueFds(q, gs[q].kickFd, gs[q].callFd);
+                gs[q].attach(dev);
                 dev.startQueue(q, () -> { });
             }
             settle(ctx);
@@ -120,7 +123,7 @@ class BlkDeviceLifecycleTest {
             dev.reset();
             // After reset the driver renegotiates and the device serves again.
             dev.setDriverFeatures(dev.deviceFeatures());
-            dev.configureQueue(1, new io.vblk.virtio.device.QueueLayout(16, g1.desc, g1.avail, g1.used, 0));
+            dev.configureQueue(1, g1.layout());
             dev.setQueueFds(1, Sys.eventfd(0, Sys.EFD_NONBLOCK), Sys.eventfd(0, Sys.EFD_NONBLOCK));
             dev.startQueue(1, () -> { });
             settle(ctx);
@@ -131,6 +134,8 @@ class BlkDeviceLifecycleTest {
             settle(ctx);
         } finally {
             ctx.close();
+            g0.close();
+            g1.close();
             mem.close();
             drv.close();
         }
@@ -141,7 +146,7 @@ class BlkDeviceLifecycleTest {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             // 2.7.6.1: the index moves more than the queue size past what the device has seen.
             f.guest.read(0, 512);
-            f.guest.mem(f.guest.avail, 4).set(LittleEndian.U16, AvailRingLayout.IDX, (short) 1000);
+            f.guest.vring.forgeAvailIdx(1000);
             f.guest.kick();
             f.settle();
             assertThat(f.dev.needsResetReason()).contains("AVAIL_INDEX_JUMP");
@@ -152,7 +157,7 @@ class BlkDeviceLifecycleTest {
     void misuseFromTheControlSideIsRefused() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
             assertThatThrownBy(() -> f.dev.startQueue(0, () -> { })).hasMessageContaining("already started");
-            assertThatThrownBy(() -> f.dev.setMemory(f.guest.memory)).hasMessageContaining("old memory map");
+            assertThatThrownBy(() -> GuestQueue.giveMemory(f.dev, f.ram)).hasMessageContaining("old memory map");
             assertThatThrownBy(() -> f.dev.reset()).hasMessageContaining("stop it first");
             assertThatThrownBy(() -> f.dev.close()).hasMessageContaining("stop it first");
             assertThatThrownBy(() -> f.dev.setDriverFeatures(0)).hasMessageContaining("queue runs");
@@ -174,13 +179,17 @@ class BlkDeviceLifecycleTest {
         }
     }
 
-    private static BlkDevice device(String name, MemDriver drv, BlkGuest g, AioContext ctx, int queues) {
+    private static GuestRam ram(String name) {
+        return GuestRam.ofArena(name, Arena.ofShared(), GuestRam.DEFAULT_GPA_BASE, 4 * MIB);
+    }
+
+    private static BlkDevice device(String name, MemDriver drv, GuestRam ram, GuestQueue g, AioContext ctx,
+                                    int queues) {
         BlkDevice d = new BlkDevice(name, drv, new BlkDeviceConfig().numQueues(queues).queueSize(16)
                 .ioThreads(IoThreadMapping.single(ctx)), ctx);
         d.setDriverFeatures(d.deviceFeatures());
-        d.setMemory(g.memory);
-        d.configureQueue(0, g.layout());
-        d.setQueueFds(0, g.kickFd, g.callFd);
+        GuestQueue.giveMemory(d, ram);
+        g.attach(d);
         d.startQueue(0, () -> { });
         return d;
     }

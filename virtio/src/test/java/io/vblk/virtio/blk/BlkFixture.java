@@ -2,8 +2,10 @@ package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockDriver;
+import io.vblk.guest.GuestRam;
 import io.vblk.virtio.device.IoThreadMapping;
 
+import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -13,13 +15,15 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Home thread: the test thread.
  *
  * <p>One device on one step-driven context (the test thread is both the control context and the
- * queue's IoThread), one queue, one {@link BlkGuest}. Tests step the loop with {@link #settle()}.
+ * queue's IoThread), one queue of 64 entries driven by the mock guest ({@link GuestQueue} over
+ * {@link io.vblk.guest.GuestBlkQueue}). Tests step the loop with {@link #settle()}.
  */
 final class BlkFixture implements AutoCloseable {
     final AioContext ctx;
     final BlockDriver driver;
     final BlkDevice dev;
-    final BlkGuest guest;
+    final GuestRam ram;
+    final GuestQueue guest;
 
     BlkFixture(BlockDriver driver, Consumer<BlkDeviceConfig> tweak, long features) {
         this.ctx = AioContext.forCurrentThread("blk-test");
@@ -28,11 +32,12 @@ final class BlkFixture implements AutoCloseable {
                 .ioThreads(IoThreadMapping.single(ctx));
         tweak.accept(cfg);
         this.dev = new BlkDevice("vda", driver, cfg, ctx);
-        this.guest = new BlkGuest(64, 4 << 20);
-        dev.setDriverFeatures(features == -1 ? dev.deviceFeatures() : features);
-        dev.setMemory(guest.memory);
-        dev.configureQueue(0, guest.layout());
-        dev.setQueueFds(0, guest.kickFd, guest.callFd);
+        this.ram = GuestRam.ofArena("blk-test", Arena.ofShared(), GuestRam.DEFAULT_GPA_BASE, 4 << 20);
+        long accepted = features == -1 ? dev.deviceFeatures() : features;
+        this.guest = new GuestQueue(ram, 0, 64, 32, accepted);
+        dev.setDriverFeatures(accepted);
+        GuestQueue.giveMemory(dev, ram);
+        guest.attach(dev);
         boolean[] started = {false};
         dev.startQueue(0, () -> started[0] = true);
         settle();
@@ -54,7 +59,7 @@ final class BlkFixture implements AutoCloseable {
     }
 
     /** Kicks, runs the loop and returns what completed. */
-    List<BlkGuest.Done> kickAndReap() {
+    List<GuestQueue.Done> kickAndReap() {
         guest.kick();
         settle();
         return guest.reap();
@@ -64,13 +69,13 @@ final class BlkFixture implements AutoCloseable {
      * Kicks and waits (bounded) until {@code n} requests completed, blocking in the loop between
      * steps: for drivers whose completions come from the kernel (Linux AIO, worker threads).
      */
-    List<BlkGuest.Done> kickAndWait(int n) {
+    List<GuestQueue.Done> kickAndWait(int n) {
         guest.kick();
         return waitDone(n);
     }
 
-    List<BlkGuest.Done> waitDone(int n) {
-        List<BlkGuest.Done> done = new java.util.ArrayList<>(guest.reap());
+    List<GuestQueue.Done> waitDone(int n) {
+        List<GuestQueue.Done> done = new java.util.ArrayList<>(guest.reap());
         long deadline = System.nanoTime() + 10_000_000_000L;
         io.vblk.aio.Timer tick = ctx.timer("fixture.tick", () -> { });
         try {
@@ -91,8 +96,8 @@ final class BlkFixture implements AutoCloseable {
     }
 
     /** Posts nothing more; kicks and expects exactly one completion. */
-    BlkGuest.Done one() {
-        List<BlkGuest.Done> d = kickAndReap();
+    GuestQueue.Done one() {
+        List<GuestQueue.Done> d = kickAndReap();
         assertThat(d).hasSize(1);
         return d.get(0);
     }
@@ -121,6 +126,7 @@ final class BlkFixture implements AutoCloseable {
         } finally {
             ctx.close();
             guest.close();
+            ram.close();
             driver.close();
         }
     }

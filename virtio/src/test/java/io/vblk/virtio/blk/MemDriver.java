@@ -19,11 +19,22 @@ import java.util.List;
  *
  * <p>A RAM-backed block driver for device tests: it really moves the bytes (so data can be verified)
  * and can complete synchronously inside submit, asynchronously from a bottom half (one defer-call
- * section per batch, like a real completion handler), or hold completions until released. It can
- * also fail requests with a chosen errno or transfer short.
+ * section per batch, like a real completion handler; in submission order or newest first, as Linux
+ * AIO may), or hold completions until released on a later pass. It can also fail requests with a
+ * chosen errno or transfer short.
  */
 final class MemDriver implements BlockDriver {
-    enum Mode { SYNC, ASYNC, HOLD }
+    /** When a submitted request completes. */
+    enum Mode {
+        /** Inside {@code submit}. */
+        SYNC,
+        /** From a bottom half on the next loop iteration, in submission order. */
+        ASYNC,
+        /** From a bottom half on the next loop iteration, newest first (out of order). */
+        ASYNC_REVERSED,
+        /** When the test calls {@link Channel#releaseHeld()}. */
+        HOLD
+    }
 
     /** One submitted request as the driver saw it. */
     record Op(int op, long offset, long length, int flags, int iovCount, String thread) {
@@ -132,7 +143,7 @@ final class MemDriver implements BlockDriver {
             inFlight++;
             switch (mode) {
                 case SYNC -> complete(io);
-                case ASYNC -> {
+                case ASYNC, ASYNC_REVERSED -> {
                     pending.add(io);
                     completeBh.schedule();
                 }
@@ -154,8 +165,9 @@ final class MemDriver implements BlockDriver {
             DeferCall dc = ctx.deferCall();
             dc.begin();
             try {
+                boolean reversed = mode == Mode.ASYNC_REVERSED;
                 BlockIo io;
-                while ((io = pending.poll()) != null) {
+                while ((io = reversed ? pending.pollLast() : pending.poll()) != null) {
                     complete(io);
                 }
             } finally {

@@ -3,11 +3,12 @@ package io.vblk.virtio.blk;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.Sys;
+import io.vblk.guest.GuestRam;
 import io.vblk.virtio.device.IoThreadMapping;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -42,20 +43,15 @@ class MultiQueueTest {
         }
     }
 
-    /** Posts, kicks and waits for all of {@code reqs} to complete on guest {@code g}. */
-    static List<BlkGuest.Done> runAll(AioContext control, BlkGuest g, int expected) {
+    /** Kicks and waits (bounded) for {@code expected} completions on guest {@code g}. */
+    static List<GuestQueue.Done> runAll(GuestQueue g, int expected) {
         g.kick();
-        List<BlkGuest.Done> done = new ArrayList<>();
-        long deadline = System.nanoTime() + 20_000_000_000L;
-        while (done.size() < expected) {
-            Sys.poll(g.callFd, Sys.POLLIN, 50);
-            g.takeCalls();
-            done.addAll(g.reap());
-            control.poll(false);
-            if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("only " + done.size() + " of " + expected + " completed");
-            }
+        List<GuestQueue.Done> done = new ArrayList<>(g.reap());
+        int more = expected - done.size();
+        if (more > 0 && g.q.awaitCompletions(more, 20_000) < more) {
+            throw new AssertionError("only " + (expected - more) + " of " + expected + " completed in 20 s");
         }
+        done.addAll(g.reap());
         return done;
     }
 
@@ -80,20 +76,19 @@ class MultiQueueTest {
         IoThread io1 = IoThread.start("io1", AioOptions.DEFAULT);
         MemDriver drv = new MemDriver(16 * MIB);
         drv.mode = MemDriver.Mode.ASYNC;
-        BlkGuest mem = new BlkGuest(8, 32 * MIB);
+        GuestRam ram = GuestRam.ofArena("multi-queue", Arena.ofShared(), GuestRam.DEFAULT_GPA_BASE, 16 * MIB);
+        GuestQueue[] g = new GuestQueue[queues];
         try {
             IoThreadMapping m = mapping.apply(List.of(io0.ctx(), io1.ctx()));
             BlkDevice dev = new BlkDevice("vdb", drv, new BlkDeviceConfig().numQueues(queues).queueSize(128)
                     .ioThreads(m), control);
             dev.setDriverFeatures(dev.deviceFeatures());
-            dev.setMemory(mem.memory);
-            BlkGuest[] g = new BlkGuest[queues];
+            GuestQueue.giveMemory(dev, ram);
             int[] started = {0};
             for (int q = 0; q < queues; q++) {
-                g[q] = new BlkGuest(128, 6 * MIB, mem);
+                g[q] = new GuestQueue(ram, q, 128, BATCH, dev.deviceFeatures());
                 g[q].rearm = true;
-                dev.configureQueue(q, g[q].layout());
-                dev.setQueueFds(q, g[q].kickFd, g[q].callFd);
+                g[q].attach(dev);
                 dev.startQueue(q, () -> started[0]++);
                 assertThat(dev.queueContext(q).name()).isEqualTo(expectThread[q] == 0 ? "io0" : "io1");
             }
@@ -113,13 +108,13 @@ class MultiQueueTest {
                     sector += sectors;
                     n++;
                     if (g[q].inFlight() == BATCH) {
-                        assertThat(runAll(control, g[q], BATCH)).allMatch(d -> d.status() == BlkStatus.OK);
-                        g[q].resetHeap();
+                        assertThat(runAll(g[q], BATCH)).allMatch(d -> d.status() == BlkStatus.OK);
+                        g[q].recycle();
                     }
                 }
                 int left = g[q].inFlight();
-                assertThat(runAll(control, g[q], left)).allMatch(d -> d.status() == BlkStatus.OK);
-                g[q].resetHeap();
+                assertThat(runAll(g[q], left)).allMatch(d -> d.status() == BlkStatus.OK);
+                g[q].recycle();
             }
             // The driver saw each queue's requests on that queue's IoThread.
             for (MemDriver.Op op : drv.ops) {
@@ -132,11 +127,11 @@ class MultiQueueTest {
                 int q = (writer + 1) % queues;
                 g[q].read(e.getKey(), e.getValue().length);
                 if (g[q].inFlight() == BATCH) {
-                    verify(control, g[q], written);
+                    verify(g[q], written);
                 }
             }
-            for (BlkGuest gq : g) {
-                verify(control, gq, written);
+            for (GuestQueue gq : g) {
+                verify(gq, written);
             }
             long total = 0;
             for (int q = 0; q < queues; q++) {
@@ -158,22 +153,23 @@ class MultiQueueTest {
             io0.close();
             io1.close();
             control.close();
-            mem.close();
+            for (GuestQueue gq : g) {
+                if (gq != null) {
+                    gq.close();
+                }
+            }
+            ram.close();
             drv.close();
         }
     }
 
-    private static void verify(AioContext control, BlkGuest g, Map<Long, byte[]> written) {
+    private static void verify(GuestQueue g, Map<Long, byte[]> written) {
         int n = g.inFlight();
-        for (BlkGuest.Done d : runAll(control, g, n)) {
+        for (GuestQueue.Done d : runAll(g, n)) {
             assertThat(d.status()).isEqualTo(BlkStatus.OK);
-            long sector = d.req().hdr() == 0 ? -1 : sectorOf(g, d.req());
-            assertThat(Arrays.equals(g.data(d.req()), written.get(sector))).as("sector %d", sector).isTrue();
+            long sector = d.slot().sector();
+            assertThat(Arrays.equals(GuestQueue.data(d.slot()), written.get(sector))).as("sector %d", sector).isTrue();
         }
-        g.resetHeap();
-    }
-
-    private static long sectorOf(BlkGuest g, BlkGuest.Req r) {
-        return g.mem(r.hdr(), 16).get(io.vblk.virtio.queue.LittleEndian.U64, BlkRequestHeaderLayout.SECTOR);
+        g.recycle();
     }
 }

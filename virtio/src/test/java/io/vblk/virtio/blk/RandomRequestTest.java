@@ -1,7 +1,7 @@
 package io.vblk.virtio.blk;
 
-import io.vblk.virtio.queue.DescriptorLayout;
-import io.vblk.virtio.queue.LittleEndian;
+import io.vblk.guest.BlkSlot;
+import io.vblk.guest.BlkWireLayout;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -25,12 +25,13 @@ class RandomRequestTest {
     static final int SECTORS = 2048; // 1 MiB disk
     static final int MAX_DISCARD = 64;
 
-    record Expect(BlkGuest.Req req, int status, long sector, int sectors, int type) {
+    record Expect(BlkSlot req, int status, long sector, int sectors, int type) {
     }
 
     @Test
     void randomRequestsMatchTheModel() {
-        for (MemDriver.Mode mode : new MemDriver.Mode[] {MemDriver.Mode.SYNC, MemDriver.Mode.ASYNC}) {
+        for (MemDriver.Mode mode : new MemDriver.Mode[] {MemDriver.Mode.SYNC, MemDriver.Mode.ASYNC,
+                                                         MemDriver.Mode.ASYNC_REVERSED}) {
             long seed = Long.getLong("vblk.seed", System.nanoTime());
             System.out.println("randomRequestsMatchTheModel(" + mode + "): seed " + seed
                     + " (rerun with -Dvblk.seed=" + seed + ")");
@@ -46,29 +47,29 @@ class RandomRequestTest {
         java.util.Arrays.fill(known, true);
         try (BlkFixture f = new BlkFixture(drv, c -> c.maxDiscardSectors(MAX_DISCARD).maxWriteZeroesSectors(MAX_DISCARD),
                 -1)) {
-            BlkGuest g = f.guest;
+            GuestQueue g = f.guest;
             for (int round = 0; round < 150; round++) {
-                g.indirect = rnd.nextInt(3) == 0;
-                int n = rnd.nextInt(1, g.indirect ? 20 : 8);
+                g.setIndirect(rnd.nextInt(3) == 0);
+                int n = rnd.nextInt(1, g.indirect() ? 20 : 8);
                 boolean[] busy = new boolean[SECTORS];
                 List<Expect> expects = new ArrayList<>();
                 Map<Integer, byte[]> writes = new HashMap<>();
                 for (int i = 0; i < n; i++) {
                     expects.add(post(rnd, g, busy, writes, expects.size()));
                 }
-                List<BlkGuest.Done> done = f.kickAndReap();
+                List<GuestQueue.Done> done = f.kickAndReap();
                 assertThat(done).as("seed %d round %d", seed, round).hasSize(n);
-                Map<Integer, BlkGuest.Done> byHead = new HashMap<>();
-                for (BlkGuest.Done d : done) {
-                    byHead.put(d.req().head(), d);
+                Map<BlkSlot, GuestQueue.Done> bySlot = new HashMap<>();
+                for (GuestQueue.Done d : done) {
+                    bySlot.put(d.slot(), d);
                 }
                 for (int i = 0; i < expects.size(); i++) {
                     Expect e = expects.get(i);
-                    BlkGuest.Done d = byHead.get(e.req.head());
+                    GuestQueue.Done d = bySlot.get(e.req);
                     assertThat(d.status()).as("seed %d round %d req %d type %d sector %d sectors %d", seed, round, i,
                             e.type, e.sector, e.sectors).isEqualTo(e.status);
                     if (e.type == BlkRequestType.IN && e.status == BlkStatus.OK) {
-                        byte[] got = g.data(e.req);
+                        byte[] got = GuestQueue.data(e.req);
                         for (int s = 0; s < e.sectors; s++) {
                             if (!known[(int) e.sector + s]) {
                                 continue;
@@ -106,7 +107,7 @@ class RandomRequestTest {
                         }
                     }
                 }
-                g.resetHeap();
+                g.recycle();
             }
             assertThat(f.dev.needsReset()).isFalse();
             assertThat(f.stats().inFlight()).isZero();
@@ -137,7 +138,7 @@ class RandomRequestTest {
         return new long[] {SECTORS + 5, 1, 0};
     }
 
-    private Expect post(SplittableRandom rnd, BlkGuest g, boolean[] busy, Map<Integer, byte[]> writes, int index) {
+    private Expect post(SplittableRandom rnd, GuestQueue g, boolean[] busy, Map<Integer, byte[]> writes, int index) {
         int kind = rnd.nextInt(10);
         switch (kind) {
             case 0, 1, 2 -> {
@@ -148,7 +149,7 @@ class RandomRequestTest {
                 if (odd) {
                     len += rnd.nextInt(1, 512); // 5.2.6.1: not a multiple of 512
                 }
-                BlkGuest.Req q = chain(rnd, g, BlkRequestType.IN, r[0], null, len, true);
+                BlkSlot q = chain(rnd, g, BlkRequestType.IN, r[0], null, len, true);
                 return new Expect(q, ok && !odd ? BlkStatus.OK : BlkStatus.IOERR, r[0], (int) r[1], BlkRequestType.IN);
             }
             case 3, 4, 5 -> {
@@ -156,79 +157,86 @@ class RandomRequestTest {
                 byte[] data = new byte[(int) r[1] * 512];
                 rnd.nextBytes(data);
                 writes.put(index, data);
-                BlkGuest.Req q = chain(rnd, g, BlkRequestType.OUT, r[0], data, data.length, false);
+                BlkSlot q = chain(rnd, g, BlkRequestType.OUT, r[0], data, data.length, false);
                 return new Expect(q, r[2] == 1 ? BlkStatus.OK : BlkStatus.IOERR, r[0], (int) r[1], BlkRequestType.OUT);
             }
             case 6 -> {
                 long[] r = range(rnd, busy, MAX_DISCARD);
                 int flags = rnd.nextInt(6) == 0 ? DiscardWriteZeroesLayout.FLAG_UNMAP : rnd.nextInt(8) == 0 ? 4 : 0;
-                BlkGuest.Req q = chain(rnd, g, BlkRequestType.DISCARD, 0, BlkGuest.segment(r[0], r[1], flags), 16, false);
+                BlkSlot q = chain(rnd, g, BlkRequestType.DISCARD, 0, segment(r[0], r[1], flags), 16, false);
                 int st = flags != 0 ? BlkStatus.UNSUPP : r[2] == 1 ? BlkStatus.OK : BlkStatus.IOERR;
                 return new Expect(q, st, r[0], (int) r[1], BlkRequestType.DISCARD);
             }
             case 7 -> {
                 long[] r = range(rnd, busy, MAX_DISCARD);
                 int flags = rnd.nextBoolean() ? DiscardWriteZeroesLayout.FLAG_UNMAP : rnd.nextInt(8) == 0 ? 6 : 0;
-                BlkGuest.Req q = chain(rnd, g, BlkRequestType.WRITE_ZEROES, 0, BlkGuest.segment(r[0], r[1], flags), 16,
+                BlkSlot q = chain(rnd, g, BlkRequestType.WRITE_ZEROES, 0, segment(r[0], r[1], flags), 16,
                         false);
                 int st = (flags & ~1) != 0 ? BlkStatus.UNSUPP : r[2] == 1 ? BlkStatus.OK : BlkStatus.IOERR;
                 return new Expect(q, st, r[0], (int) r[1], BlkRequestType.WRITE_ZEROES);
             }
             case 8 -> {
-                BlkGuest.Req q = rnd.nextBoolean() ? chain(rnd, g, BlkRequestType.FLUSH, 0, null, 0, false)
+                BlkSlot q = rnd.nextBoolean() ? chain(rnd, g, BlkRequestType.FLUSH, 0, null, 0, false)
                         : chain(rnd, g, BlkRequestType.GET_ID, 0, null, 20, true);
                 return new Expect(q, BlkStatus.OK, 0, 0, q.type());
             }
             default -> {
                 int type = new int[] {2, 3, 5, BlkRequestType.GET_LIFETIME, 12, BlkRequestType.SECURE_ERASE, 77}[
                         rnd.nextInt(7)];
-                BlkGuest.Req q = chain(rnd, g, type, 0, null, 0, false);
+                BlkSlot q = chain(rnd, g, type, 0, null, 0, false);
                 return new Expect(q, BlkStatus.UNSUPP, 0, 0, type);
             }
         }
     }
 
+    static byte[] segment(long sector, long sectors, int flags) {
+        byte[] b = new byte[BlkWireLayout.DWZ_BYTES];
+        BlkWireLayout.writeSegment(MemorySegment.ofArray(b), 0, sector, (int) sectors, flags);
+        return b;
+    }
+
     /** Lays a request out in a random but valid framing (2.7.4.1: the device assumes none). */
-    private static BlkGuest.Req chain(SplittableRandom rnd, BlkGuest g, int type, long sector, byte[] data, int dataLen,
-                                      boolean dataWritable) {
-        long hdr = g.alloc(16, 8);
-        MemorySegment h = g.mem(hdr, 16);
-        h.set(LittleEndian.U32, BlkRequestHeaderLayout.TYPE, type);
-        h.set(LittleEndian.U32, BlkRequestHeaderLayout.RESERVED, rnd.nextInt());
-        h.set(LittleEndian.U64, BlkRequestHeaderLayout.SECTOR, sector);
+    private static BlkSlot chain(SplittableRandom rnd, GuestQueue g, int type, long sector, byte[] data, int dataLen,
+                                 boolean dataWritable) {
+        BlkSlot s = g.beginFramed(type, rnd.nextInt(), sector);
+        long hdr = s.hdrGpa();
         boolean statusWithData = dataWritable && dataLen > 0 && rnd.nextBoolean();
-        long buf = g.alloc(dataLen + 1, 8);
+        long buf = s.dataGpa();
+        if (!dataWritable && dataLen > 0 && rnd.nextInt(4) == 0) {
+            // Header and data in one readable descriptor: a second copy of the header at the
+            // start of the data buffer, the data right after it.
+            BlkWireLayout.writeHeader(s.data(), 0, type, rnd.nextInt(), sector);
+            if (data != null) {
+                MemorySegment.copy(MemorySegment.ofArray(data), 0, s.data(), BlkWireLayout.HDR_BYTES, dataLen);
+            }
+            g.addBuffer(buf, BlkWireLayout.HDR_BYTES + dataLen, false);
+            g.addBuffer(s.statusGpa(), 1, true);
+            return g.commitFramed(s, s.statusGpa(), dataLen);
+        }
         if (data != null) {
-            MemorySegment.copy(MemorySegment.ofArray(data), 0, g.mem(buf, dataLen), 0, dataLen);
+            MemorySegment.copy(MemorySegment.ofArray(data), 0, s.data(), 0, dataLen);
         }
-        long status = buf + dataLen;
-        g.mem(status, 1).set(LittleEndian.U8, 0, (byte) 0x7f);
-        List<long[]> bufs = new ArrayList<>();
-        if (!dataWritable && dataLen > 0 && rnd.nextInt(4) == 0 && buf == hdr + 16) {
-            // Header and data in one readable descriptor.
-            bufs.add(new long[] {hdr, 16 + dataLen, 0});
+        if (rnd.nextBoolean()) {
+            int cut = rnd.nextInt(1, 16);
+            g.addBuffer(hdr, cut, false);
+            g.addBuffer(hdr + cut, 16 - cut, false);
         } else {
-            if (rnd.nextBoolean()) {
-                int cut = rnd.nextInt(1, 16);
-                bufs.add(new long[] {hdr, cut, 0});
-                bufs.add(new long[] {hdr + cut, 16 - cut, 0});
-            } else {
-                bufs.add(new long[] {hdr, 16, 0});
-            }
-            int pieces = dataLen == 0 ? 0 : rnd.nextInt(1, Math.min(4, dataLen) + 1);
-            long at = 0;
-            for (int p = 0; p < pieces; p++) {
-                long left = dataLen - at;
-                long len = p == pieces - 1 ? left : rnd.nextLong(1, left - (pieces - p - 1) + 1);
-                boolean last = p == pieces - 1;
-                long l = last && statusWithData ? len + 1 : len;
-                bufs.add(new long[] {buf + at, l, dataWritable ? DescriptorLayout.F_WRITE : 0});
-                at += len;
-            }
+            g.addBuffer(hdr, 16, false);
         }
-        if (!statusWithData) {
-            bufs.add(new long[] {status, 1, DescriptorLayout.F_WRITE});
+        int pieces = dataLen == 0 ? 0 : rnd.nextInt(1, Math.min(4, dataLen) + 1);
+        long at = 0;
+        for (int p = 0; p < pieces; p++) {
+            long left = dataLen - at;
+            long len = p == pieces - 1 ? left : rnd.nextLong(1, left - (pieces - p - 1) + 1);
+            boolean last = p == pieces - 1;
+            long l = last && statusWithData ? len + 1 : len;
+            g.addBuffer(buf + at, l, dataWritable);
+            at += len;
         }
-        return g.postChain(type, hdr, buf, dataLen, status, bufs);
+        if (statusWithData) {
+            return g.commitFramed(s, buf + dataLen, dataLen);
+        }
+        g.addBuffer(s.statusGpa(), 1, true);
+        return g.commitFramed(s, s.statusGpa(), dataLen);
     }
 }

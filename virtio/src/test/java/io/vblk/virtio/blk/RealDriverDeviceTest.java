@@ -8,6 +8,7 @@ import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.guest.BlkSlot;
 import io.vblk.virtio.device.VirtioFeatures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -38,28 +39,28 @@ class RealDriverDeviceTest {
     @EnumSource(NullDriver.Completion.class)
     void nullDriverServesEveryRequestType(NullDriver.Completion c) {
         try (BlkFixture f = new BlkFixture(new NullDriver(MIB, c))) {
-            List<BlkGuest.Req> posted = List.of(
+            List<BlkSlot> posted = List.of(
                     f.guest.read(8, 4096),
                     f.guest.write(16, BlkDeviceTest.pattern(4096, 1)),
                     f.guest.flush(),
                     f.guest.getId(20),
                     f.guest.discard(0, 8, 0),
                     f.guest.writeZeroes(32, 8, DiscardWriteZeroesLayout.FLAG_UNMAP),
-                    f.guest.post(BlkRequestType.GET_LIFETIME, 0, null, 0, false, 1),
+                    f.guest.post(BlkRequestType.GET_LIFETIME, 0, 0),
                     f.guest.read(4096, 512), // past capacity
                     f.guest.discard(0, 8, DiscardWriteZeroesLayout.FLAG_UNMAP));
-            BlkGuest.Req r = posted.get(0);
-            BlkGuest.Req id = posted.get(3);
-            List<BlkGuest.Done> done = f.kickAndWait(9);
+            BlkSlot r = posted.get(0);
+            BlkSlot id = posted.get(3);
+            List<GuestQueue.Done> done = f.kickAndWait(9);
             assertThat(done).hasSize(9);
             int[] want = {BlkStatus.OK, BlkStatus.OK, BlkStatus.OK, BlkStatus.OK, BlkStatus.OK, BlkStatus.OK,
                           BlkStatus.UNSUPP, BlkStatus.IOERR, BlkStatus.UNSUPP};
-            for (BlkGuest.Done d : done) {
-                int i = posted.indexOf(d.req());
-                assertThat(d.status()).as("request %d (%s)", i, BlkRequestType.name(d.req().type())).isEqualTo(want[i]);
+            for (GuestQueue.Done d : done) {
+                int i = posted.indexOf(d.slot());
+                assertThat(d.status()).as("request %d (%s)", i, BlkRequestType.name(d.slot().type())).isEqualTo(want[i]);
             }
-            assertThat(f.guest.data(r)).as("null reads zeroes").containsOnly(0);
-            assertThat(new String(f.guest.data(id), 0, 16, java.nio.charset.StandardCharsets.US_ASCII))
+            assertThat(GuestQueue.data(r)).as("null reads zeroes").containsOnly(0);
+            assertThat(new String(GuestQueue.data(id), 0, 16, java.nio.charset.StandardCharsets.US_ASCII))
                     .isEqualTo("vblk-serial-0001");
             assertThat(f.stats().completed()).isEqualTo(9);
             assertThat(f.stats().inFlight()).isZero();
@@ -132,8 +133,8 @@ class RealDriverDeviceTest {
             assertThat(VirtioFeatures.has(f.dev.deviceFeatures(), BlkFeatures.RO)).isTrue();
             f.guest.write(0, new byte[512]);
             f.guest.read(0, 512);
-            List<BlkGuest.Done> d = f.kickAndWait(2);
-            assertThat(d).extracting(BlkGuest.Done::status).containsExactlyInAnyOrder(BlkStatus.IOERR, BlkStatus.OK);
+            List<GuestQueue.Done> d = f.kickAndWait(2);
+            assertThat(d).extracting(GuestQueue.Done::status).containsExactlyInAnyOrder(BlkStatus.IOERR, BlkStatus.OK);
         }
     }
 
@@ -210,16 +211,16 @@ class RealDriverDeviceTest {
             assertThat(f.kickAndWait(16)).hasSize(16).allMatch(d -> d.status() == BlkStatus.OK);
             f.guest.flush();
             assertThat(f.kickAndWait(1).get(0).status()).isEqualTo(BlkStatus.OK);
-            f.guest.resetHeap();
-            List<BlkGuest.Req> reads = new java.util.ArrayList<>();
+            f.guest.recycle();
+            List<BlkSlot> reads = new java.util.ArrayList<>();
             for (int i = 0; i < 16; i++) {
                 reads.add(f.guest.read(sectors[i], chunks[i].length));
             }
-            List<BlkGuest.Done> r = f.kickAndWait(16);
+            List<GuestQueue.Done> r = f.kickAndWait(16);
             assertThat(r).hasSize(16).allMatch(d -> d.status() == BlkStatus.OK);
-            for (BlkGuest.Done d : r) {
-                int i = reads.indexOf(d.req());
-                assertThat(Arrays.equals(f.guest.data(d.req()), chunks[i])).as("chunk %d", i).isTrue();
+            for (GuestQueue.Done d : r) {
+                int i = reads.indexOf(d.slot());
+                assertThat(Arrays.equals(GuestQueue.data(d.slot()), chunks[i])).as("chunk %d", i).isTrue();
             }
             f.guest.writeZeroes(0, 8, 0);
             f.guest.discard(64, 8, 0);

@@ -1,15 +1,11 @@
 package io.vblk.virtio.blk;
 
-import io.vblk.aio.sys.Sys;
-import io.vblk.virtio.queue.AvailRingLayout;
-import io.vblk.virtio.queue.UsedRingLayout;
+import io.vblk.guest.GuestVring;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 
-import static io.vblk.virtio.queue.LittleEndian.U16;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -31,23 +27,22 @@ class SteadyStateAllocationTest {
         MemDriver drv = new MemDriver(1 << 20);
         drv.recordOps = false;
         try (BlkFixture f = new BlkFixture(drv)) {
-            BlkGuest g = f.guest;
-            g.indirect = true; // one ring descriptor per request: 32 fit in the 64-entry ring
+            GuestQueue g = f.guest;
+            g.setIndirect(true); // one ring descriptor per request: 32 fit in the 64-entry ring
             // Prebuild chains: reads and writes at scattered sectors (no merging) and flushes.
             int[] heads = new int[MAX_BATCH];
             for (int i = 0; i < MAX_BATCH; i++) {
-                BlkGuest.Req r = switch (i % 4) {
+                switch (i % 4) {
                     case 0 -> g.read(i * 16L, 4096);
                     case 1 -> g.write(i * 16L, new byte[4096]);
                     case 2 -> g.read(i * 16L, 512);
                     default -> g.flush();
-                };
-                heads[i] = r.head();
+                }
+                // The head each chain got: the entry just made available.
+                heads[i] = g.vring.availEntry((g.vring.availIdx() - 1) & 0xffff);
             }
             assertThat(f.kickAndReap()).hasSize(MAX_BATCH);
-            MemorySegment avail = g.mem(g.avail, AvailRingLayout.bytes(g.size));
-            MemorySegment used = g.mem(g.used, UsedRingLayout.bytes(g.size));
-            Round round = new Round(f, heads, avail, used, Short.toUnsignedInt(avail.get(U16, AvailRingLayout.IDX)));
+            Round round = new Round(f, heads);
 
             for (int i = 0; i < 12_000; i++) {
                 round.run(i % 2 == 0 ? 4 : MAX_BATCH); // warm up: let the JIT compile and inline the path
@@ -68,43 +63,37 @@ class SteadyStateAllocationTest {
         }
     }
 
-    /** One guest pass: post {@code n} prebuilt chains, kick, step the loop, check, re-arm. */
+    /**
+     * One guest pass: make {@code n} prebuilt chains available again (the mock guest's forging
+     * calls: the chains' descriptors stay as first written), kick, step the loop, check, re-arm.
+     */
     private static final class Round {
         final BlkFixture f;
+        final GuestVring v;
         final int[] heads;
-        final MemorySegment avail;
-        final MemorySegment used;
-        final int size;
-        int availIdx;
 
-        Round(BlkFixture f, int[] heads, MemorySegment avail, MemorySegment used, int availIdx) {
+        Round(BlkFixture f, int[] heads) {
             this.f = f;
+            this.v = f.guest.vring;
             this.heads = heads;
-            this.avail = avail;
-            this.used = used;
-            this.size = f.guest.size;
-            this.availIdx = availIdx;
         }
 
         void run(int n) {
-            int a = availIdx;
             for (int i = 0; i < n; i++) {
-                avail.set(U16, AvailRingLayout.ringOffset((a + i) % size), (short) heads[i]);
+                v.forgeAvailEntry(heads[i]);
             }
-            a = (a + n) & 0xffff;
-            java.lang.invoke.VarHandle.releaseFence();
-            avail.set(U16, AvailRingLayout.IDX, (short) a);
-            availIdx = a;
-            Sys.eventfdWrite(f.guest.kickFd, 1);
+            v.publish();
+            f.guest.kick();
             while (f.ctx.poll(false)) {
                 // step until quiet
             }
-            if (Short.toUnsignedInt(used.get(U16, UsedRingLayout.IDX)) != a) {
+            int a = v.availIdx();
+            if (v.usedIdx() != a) {
                 throw new AssertionError("pass did not complete");
             }
             // Ask for the next notification and consume this one, as a guest would.
-            avail.set(U16, AvailRingLayout.usedEventOffset(size), (short) a);
-            Sys.eventfdRead(f.guest.callFd);
+            v.setUsedEvent(a);
+            f.guest.takeCalls();
         }
 
         /** Bytes the thread allocated per pass of {@code n} requests. */

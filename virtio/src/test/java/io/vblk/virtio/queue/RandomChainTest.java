@@ -38,9 +38,9 @@ class RandomChainTest {
         long seed = seed("validRandomChainsPopAsDescribed");
         SplittableRandom rnd = new SplittableRandom(seed);
         int size = 64;
-        try (TestGuest g = new TestGuest(size)) {
+        try (QueueGuest g = new QueueGuest(size)) {
             SplitQueue q = new SplitQueue("rq");
-            assertThat(q.start(g.layout(), g.memory, FEATURES, SplitQueue.MAX_SIZE)).isTrue();
+            assertThat(q.start(g.v.layout(), g.memory, FEATURES, SplitQueue.MAX_SIZE)).isTrue();
             DescriptorChain c = new DescriptorChain();
             long tableArea = g.alloc(16 * 64);
             for (int round = 0; round < 2000; round++) {
@@ -51,9 +51,9 @@ class RandomChainTest {
                     long len = rnd.nextInt(0, 6000);
                     long gpa;
                     if (rnd.nextInt(4) == 0) {
-                        gpa = TestGuest.R1 - rnd.nextLong(1, Math.max(2, len)); // crosses into region 1
+                        gpa = QueueGuest.R1 - rnd.nextLong(1, Math.max(2, len)); // crosses into region 1
                     } else {
-                        gpa = TestGuest.R1 + rnd.nextLong(0, TestGuest.REGION_SIZE - len);
+                        gpa = QueueGuest.R1 + rnd.nextLong(0, QueueGuest.REGION_SIZE - len);
                     }
                     bufs.add(new Buf(gpa, len, i >= readable));
                 }
@@ -64,7 +64,7 @@ class RandomChainTest {
                     Buf b = bufs.get(i);
                     boolean last = i == bufs.size() - 1;
                     int flags = (b.writable ? F_WRITE : 0) | (last ? 0 : F_NEXT);
-                    g.desc(slots[i], b.gpa, b.len, flags, last ? 0 : slots[i + 1]);
+                    g.v.forgeDescriptor(slots[i], b.gpa, b.len, flags, last ? 0 : slots[i + 1]);
                 }
                 if (direct < bufs.size()) {
                     int n = bufs.size() - direct;
@@ -72,17 +72,17 @@ class RandomChainTest {
                     for (int i = 0; i < n; i++) {
                         Buf b = bufs.get(direct + i);
                         boolean last = i == n - 1;
-                        g.indirect(tableArea, ent[i], b.gpa, b.len, (b.writable ? F_WRITE : 0) | (last ? 0 : F_NEXT),
+                        g.v.forgeIndirect(tableArea, ent[i], b.gpa, b.len, (b.writable ? F_WRITE : 0) | (last ? 0 : F_NEXT),
                                 last ? 0 : ent[i + 1]);
                     }
                     // The chain enters the table at its entry 0, so entry 0 must be the first: swap.
                     if (ent[0] != 0) {
                         relabelFirstToZero(g, tableArea, ent, bufs, direct);
                     }
-                    g.desc(slots[direct], tableArea, 16L * n, F_INDIRECT, 0);
+                    g.v.forgeDescriptor(slots[direct], tableArea, 16L * n, F_INDIRECT, 0);
                 }
                 int head = slots[0];
-                g.post(head);
+                g.v.forgeAvail(head);
                 if (!q.pop(c)) {
                     fail("seed " + seed + " round " + round + ": " + q.brokenReason());
                 }
@@ -94,9 +94,9 @@ class RandomChainTest {
                     if (b.len == 0) {
                         continue;
                     }
-                    if (b.gpa < TestGuest.R1 && b.gpa + b.len > TestGuest.R1) {
-                        expect.add(new long[] {g.host(b.gpa), TestGuest.R1 - b.gpa});
-                        expect.add(new long[] {g.host(TestGuest.R1), b.gpa + b.len - TestGuest.R1});
+                    if (b.gpa < QueueGuest.R1 && b.gpa + b.len > QueueGuest.R1) {
+                        expect.add(new long[] {g.host(b.gpa), QueueGuest.R1 - b.gpa});
+                        expect.add(new long[] {g.host(QueueGuest.R1), b.gpa + b.len - QueueGuest.R1});
                     } else {
                         expect.add(new long[] {g.host(b.gpa), b.len});
                     }
@@ -119,7 +119,7 @@ class RandomChainTest {
     }
 
     /** The chain starts at entry 0 of an indirect table: rewrite so the first buffer sits there. */
-    private static void relabelFirstToZero(TestGuest g, long table, int[] ent, List<Buf> bufs, int direct) {
+    private static void relabelFirstToZero(QueueGuest g, long table, int[] ent, List<Buf> bufs, int direct) {
         int n = ent.length;
         int pos0 = -1;
         for (int i = 0; i < n; i++) {
@@ -133,7 +133,7 @@ class RandomChainTest {
         for (int i = 0; i < n; i++) {
             Buf b = bufs.get(direct + i);
             boolean last = i == n - 1;
-            g.indirect(table, ent[i], b.gpa, b.len, (b.writable ? F_WRITE : 0) | (last ? 0 : F_NEXT),
+            g.v.forgeIndirect(table, ent[i], b.gpa, b.len, (b.writable ? F_WRITE : 0) | (last ? 0 : F_NEXT),
                     last ? 0 : ent[i + 1]);
         }
     }
@@ -165,24 +165,24 @@ class RandomChainTest {
         int broken = 0;
         int popped = 0;
         for (int round = 0; round < 3000; round++) {
-            try (TestGuest g = new TestGuest(size)) {
+            try (QueueGuest g = new QueueGuest(size)) {
                 SplitQueue q = new SplitQueue("fz");
-                assertThat(q.start(g.layout(), g.memory, FEATURES, SplitQueue.MAX_SIZE)).isTrue();
+                assertThat(q.start(g.v.layout(), g.memory, FEATURES, SplitQueue.MAX_SIZE)).isTrue();
                 long table = g.alloc(16 * 8);
                 for (int i = 0; i < size; i++) {
-                    g.desc(i, randomAddr(rnd), rnd.nextInt(0, 9000), rnd.nextInt(0, 8), rnd.nextInt(0, size + 2));
+                    g.v.forgeDescriptor(i, randomAddr(rnd), rnd.nextInt(0, 9000), rnd.nextInt(0, 8), rnd.nextInt(0, size + 2));
                 }
                 for (int i = 0; i < 8; i++) {
-                    g.indirect(table, i, randomAddr(rnd), rnd.nextInt(0, 9000), rnd.nextInt(0, 8), rnd.nextInt(0, 10));
+                    g.v.forgeIndirect(table, i, randomAddr(rnd), rnd.nextInt(0, 9000), rnd.nextInt(0, 8), rnd.nextInt(0, 10));
                 }
                 // Some descriptors point at the indirect table with a plausible length.
                 if (rnd.nextBoolean()) {
-                    g.desc(rnd.nextInt(size), table, 16L * rnd.nextInt(0, 9) + rnd.nextInt(0, 2) * rnd.nextInt(16),
+                    g.v.forgeDescriptor(rnd.nextInt(size), table, 16L * rnd.nextInt(0, 9) + rnd.nextInt(0, 2) * rnd.nextInt(16),
                             F_INDIRECT | rnd.nextInt(0, 2), rnd.nextInt(size));
                 }
                 int posts = rnd.nextInt(1, size + 1);
                 for (int i = 0; i < posts; i++) {
-                    g.post(rnd.nextInt(0, size + 1));
+                    g.v.forgeAvail(rnd.nextInt(0, size + 1));
                 }
                 DescriptorChain c = new DescriptorChain();
                 while (q.pop(c)) {
@@ -208,13 +208,13 @@ class RandomChainTest {
     private static long randomAddr(SplittableRandom rnd) {
         return switch (rnd.nextInt(5)) {
             case 0 -> rnd.nextLong();
-            case 1 -> TestGuest.HOLE + rnd.nextInt(0x1000);
-            case 2 -> TestGuest.R1 - rnd.nextInt(1, 9000);
-            default -> TestGuest.R1 + rnd.nextLong(0, TestGuest.REGION_SIZE);
+            case 1 -> QueueGuest.HOLE + rnd.nextInt(0x1000);
+            case 2 -> QueueGuest.R1 - rnd.nextInt(1, 9000);
+            default -> QueueGuest.R1 + rnd.nextLong(0, QueueGuest.REGION_SIZE);
         };
     }
 
-    private static boolean inside(TestGuest g, long host, long len) {
+    private static boolean inside(QueueGuest g, long host, long len) {
         for (var r : g.memory.regions()) {
             MemorySegment h = r.host();
             if (host >= h.address() && host + len <= h.address() + h.byteSize()) {
