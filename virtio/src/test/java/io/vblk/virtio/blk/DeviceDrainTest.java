@@ -1,6 +1,7 @@
 package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
+import io.vblk.guest.GuestRam;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.drivers.node.BlockNode;
@@ -8,6 +9,7 @@ import io.vblk.virtio.device.IoThreadMapping;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -108,23 +110,22 @@ class DeviceDrainTest {
         IoThread io1 = IoThread.start("io1", AioOptions.DEFAULT);
         MemDriver drv = new MemDriver(16 * MIB);
         drv.mode = MemDriver.Mode.HOLD;
-        BlkGuest mem = new BlkGuest(8, 8 * MIB);
-        List<BlkGuest> g = new ArrayList<>();
+        GuestRam ram = GuestRam.ofArena("drain-two-threads", Arena.ofShared(), GuestRam.DEFAULT_GPA_BASE, 16 * MIB);
+        List<GuestQueue> g = new ArrayList<>();
         try {
             BlkDevice dev = new BlkDevice("vdb", drv, new BlkDeviceConfig().numQueues(2).queueSize(64)
                     .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), control);
             dev.setDriverFeatures(dev.deviceFeatures());
-            dev.setMemory(mem.memory);
+            GuestQueue.giveMemory(dev, ram);
             int[] started = {0};
             for (int q = 0; q < 2; q++) {
-                BlkGuest gq = new BlkGuest(64, 2 * MIB, mem);
+                GuestQueue gq = new GuestQueue(ram, q, 64, 8, dev.deviceFeatures());
                 g.add(gq);
-                dev.configureQueue(q, gq.layout());
-                dev.setQueueFds(q, gq.kickFd, gq.callFd);
+                gq.attach(dev);
                 dev.startQueue(q, () -> started[0]++);
             }
             MultiQueueTest.await(control, () -> started[0] == 2, "queues to start");
-            for (BlkGuest gq : g) {
+            for (GuestQueue gq : g) {
                 gq.read(0, 512);
                 gq.kick();
             }
@@ -134,7 +135,7 @@ class DeviceDrainTest {
             // Each queue stops on its own IoThread; the meters there say when.
             MultiQueueTest.await(control, () -> onThread(io0, io0.ctx()::drainedSections) == 1
                     && onThread(io1, io1.ctx()::drainedSections) == 1, "both queues to stop");
-            for (BlkGuest gq : g) {
+            for (GuestQueue gq : g) {
                 gq.read(8, 512);
                 gq.kick();
             }
@@ -157,9 +158,9 @@ class DeviceDrainTest {
             MultiQueueTest.await(control, () -> drv.ops.size() == 4, "both rings re-checked at the end");
             releaseOn(drv, io0);
             releaseOn(drv, io1);
-            List<BlkGuest.Done> done = new ArrayList<>();
-            for (BlkGuest gq : g) {
-                done.addAll(MultiQueueTest.runAll(control, gq, 2));
+            List<GuestQueue.Done> done = new ArrayList<>();
+            for (GuestQueue gq : g) {
+                done.addAll(MultiQueueTest.runAll(gq, 2));
             }
             assertThat(done).hasSize(4).allMatch(d -> d.status() == BlkStatus.OK);
             assertThat(onThread(io0, io0.ctx()::drainRechecks)).isEqualTo(1);
@@ -178,10 +179,10 @@ class DeviceDrainTest {
             io0.close();
             io1.close();
             control.close();
-            for (BlkGuest gq : g) {
+            for (GuestQueue gq : g) {
                 gq.close();
             }
-            mem.close();
+            ram.close();
             drv.close();
         }
     }
