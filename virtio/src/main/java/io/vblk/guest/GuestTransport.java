@@ -1,6 +1,6 @@
 package io.vblk.guest;
 
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 
 /**
  * Any thread that is no context's home thread (a test, the bench's main thread): every call is

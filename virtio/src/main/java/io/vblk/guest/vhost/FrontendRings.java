@@ -1,7 +1,7 @@
 package io.vblk.guest.vhost;
 
 import io.vblk.aio.sys.Sys;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.VringAddr;

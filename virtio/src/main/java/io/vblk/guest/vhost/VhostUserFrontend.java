@@ -1,7 +1,7 @@
 package io.vblk.guest.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.vhost.socket.VhostUserSocket;

@@ -5,7 +5,7 @@ import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestTransport;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;

@@ -4,7 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
-import static io.vblk.virtio.device.VirtioFeatures.bit;
+import static io.vblk.virtio.queue.VirtioFeatures.bit;
 
 /**
  * Any thread: a pure function of the device's fixed facts and its writeback mode.

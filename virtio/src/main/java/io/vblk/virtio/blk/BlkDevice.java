@@ -6,9 +6,9 @@ import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.irqfd.IrqfdNotifier;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
-import io.vblk.virtio.device.VirtioFeatures;
+import io.vblk.virtio.queue.VirtioFeatures;
 import io.vblk.virtio.memory.GuestMemory;
 
 import java.lang.invoke.MethodHandles;
@@ -19,7 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
 
-import static io.vblk.virtio.device.VirtioFeatures.bit;
+import static io.vblk.virtio.queue.VirtioFeatures.bit;
 
 /**
  * Home thread: the control context it was created on (the main loop). No locking. Methods that

@@ -4,7 +4,7 @@ package io.vblk.virtio.blk;
  * Any thread: constants.
  *
  * <p>Feature bits of the block device (virtio 1.2 section 5.2.3). Device-independent bits
- * (VERSION_1, INDIRECT_DESC, EVENT_IDX) are in {@link io.vblk.virtio.device.VirtioFeatures}.
+ * (VERSION_1, INDIRECT_DESC, EVENT_IDX) are in {@link io.vblk.virtio.queue.VirtioFeatures}.
  */
 public final class BlkFeatures {
     /** 5.2.3: maximum size of any single segment is in size_max. Not offered by vblk. */

@@ -11,7 +11,7 @@ import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
 import io.vblk.irqfd.IrqfdNotifier;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.queue.DescriptorChain;
 import io.vblk.virtio.queue.LittleEndian;

@@ -1,6 +1,7 @@
 package io.vblk.virtio.device;
 
 import io.vblk.virtio.memory.GuestMemory;
+import io.vblk.virtio.queue.QueueLayout;
 
 import java.util.function.IntConsumer;
 

@@ -1,6 +1,5 @@
 package io.vblk.virtio.memory;
 
-import io.vblk.virtio.device.GuestMemoryView;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;

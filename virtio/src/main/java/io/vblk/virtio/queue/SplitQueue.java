@@ -1,7 +1,5 @@
 package io.vblk.virtio.queue;
 
-import io.vblk.virtio.device.QueueLayout;
-import io.vblk.virtio.device.VirtioFeatures;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.memory.MemoryRegion;
 

@@ -3,7 +3,7 @@ package io.vblk.virtio.blk;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockIo;
 import io.vblk.guest.BlkSlot;
-import io.vblk.virtio.device.VirtioFeatures;
+import io.vblk.virtio.queue.VirtioFeatures;
 import io.vblk.virtio.queue.AvailRingLayout;
 import io.vblk.virtio.queue.DescriptorLayout;
 import org.junit.jupiter.api.Test;
@@ -15,7 +15,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-import static io.vblk.virtio.device.VirtioFeatures.bit;
+import static io.vblk.virtio.queue.VirtioFeatures.bit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

@@ -7,7 +7,7 @@ import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestVring;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
 

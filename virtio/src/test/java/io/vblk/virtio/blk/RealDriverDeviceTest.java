@@ -9,7 +9,7 @@ import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.guest.BlkSlot;
-import io.vblk.virtio.device.VirtioFeatures;
+import io.vblk.virtio.queue.VirtioFeatures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;

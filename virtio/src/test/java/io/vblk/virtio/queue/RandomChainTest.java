@@ -1,6 +1,5 @@
 package io.vblk.virtio.queue;
 
-import io.vblk.virtio.device.VirtioFeatures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 

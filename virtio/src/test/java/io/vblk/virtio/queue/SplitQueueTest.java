@@ -1,7 +1,5 @@
 package io.vblk.virtio.queue;
 
-import io.vblk.virtio.device.QueueLayout;
-import io.vblk.virtio.device.VirtioFeatures;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

@@ -3,7 +3,7 @@ package io.vblk.virtio.vhost.server;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;

@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Sys;
-import io.vblk.virtio.device.QueueLayout;
+import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
 import io.vblk.virtio.vhost.server.VhostUserSession;

@@ -1,4 +1,4 @@
-package io.vblk.virtio.device;
+package io.vblk.virtio.queue;
 
 /**
  * Any thread: constants and pure functions.

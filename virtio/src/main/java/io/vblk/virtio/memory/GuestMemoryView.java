@@ -1,4 +1,4 @@
-package io.vblk.virtio.device;
+package io.vblk.virtio.memory;
 
 import java.lang.foreign.MemorySegment;
 
