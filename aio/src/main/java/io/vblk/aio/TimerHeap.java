@@ -3,10 +3,10 @@ package io.vblk.aio;
 import java.util.Arrays;
 
 /**
- * Armed timers ordered by deadline: a binary min-heap whose entries know their index, so arming,
- * moving and cancelling are O(log n) and allocate nothing once the array has grown.
+ * Home thread: the owning context's. No locking.
  *
- * <p>Home thread: the owning context's. No locking.
+ * <p>Armed timers ordered by deadline: a binary min-heap whose entries know their index, so arming,
+ * moving and cancelling are O(log n) and allocate nothing once the array has grown.
  */
 final class TimerHeap {
     private Timer[] heap = new Timer[16];

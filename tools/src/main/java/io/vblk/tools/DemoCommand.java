@@ -10,10 +10,10 @@ import java.time.Duration;
 import java.util.concurrent.Callable;
 
 /**
- * {@code vblk demo}: a quick tour on a fresh machine — every seed hazard reproduced with its guard
- * off and held with it on, with short bounds.
+ * Home thread: the CLI's main thread (no context's home thread).
  *
- * <p>Runs on the CLI's main thread.
+ * <p>{@code vblk demo}: a quick tour on a fresh machine — every seed hazard reproduced with its guard
+ * off and held with it on, with short bounds.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Run every hazard reproducer with its guard off and on (short bounds).")

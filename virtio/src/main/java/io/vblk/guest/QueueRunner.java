@@ -8,7 +8,10 @@ import java.util.concurrent.atomic.AtomicLong;
 import static io.vblk.guest.BlkWireLayout.*;
 
 /**
- * One guest vCPU running a {@link Workload} on one queue: a closed loop that keeps the queue
+ * Home thread: its own vCPU thread (started by {@link WorkloadRun}); set-up happens before the
+ * thread starts. No locking; other threads read only {@link #progress} and {@link #stop}.
+ *
+ * <p>One guest vCPU running a {@link Workload} on one queue: a closed loop that keeps the queue
  * depth's worth of requests in flight, reaps completions when the call eventfd fires (or by
  * polling the used ring), re-posts from the completion, and kicks once per pass.
  *
@@ -17,9 +20,6 @@ import static io.vblk.guest.BlkWireLayout.*;
  * that, costs one poll and one read per interrupt, and keeps the guest outside the event-loop
  * machinery under test — a drained section, a guard switched off or a stuck loop on the device
  * side cannot change how the guest behaves, only what it observes.
- *
- * <p>Home thread: its own vCPU thread (started by {@link WorkloadRun}); set-up happens before the
- * thread starts. No locking; other threads read only {@link #progress} and {@link #stop}.
  */
 final class QueueRunner implements Runnable {
     private static final int PHASE_MAIN = 0;

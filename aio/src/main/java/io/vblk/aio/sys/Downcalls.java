@@ -11,7 +11,9 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * FFM downcall handles for the calls {@link Sys} makes on the request path (about 5 ns of
+ * Any thread.
+ *
+ * <p>FFM downcall handles for the calls {@link Sys} makes on the request path (about 5 ns of
  * overhead each against about 90 ns for JNA direct mapping, measured on JDK 25 with a libc
  * {@code labs} call; the JMH benchmark {@code EngineBenchmark} compares a real eventfd write and
  * io_getevents both ways: {@code scripts/jmh.sh 'EngineBenchmark.(eventfdWrite|ioGetevents)'}).
@@ -20,8 +22,6 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code *_FAST} twins do not (see there). Pointer parameters are declared {@code JAVA_LONG}: on
  * LP64 Linux a pointer and a {@code long} travel in the same integer register, and a plain address
  * needs no {@code MemorySegment} object per call.
- *
- * <p>Any thread.
  */
 @SuppressWarnings("restricted") // downcall handles; native access is enabled for vblk
 final class Downcalls {

@@ -5,11 +5,11 @@ import com.sun.jna.NativeLibrary;
 import com.sun.jna.Platform;
 
 /**
- * JNA direct mappings of the set-up-time C library calls behind {@link Sys}. Pointer arguments are
+ * Any thread.
+ *
+ * <p>JNA direct mappings of the set-up-time C library calls behind {@link Sys}. Pointer arguments are
  * plain {@code long} addresses so nothing is wrapped; errno is read with
  * {@link Native#getLastError()}, which JNA saves after every call on the calling thread.
- *
- * <p>Any thread.
  */
 final class LibC {
     static {

@@ -20,12 +20,12 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 /**
- * {@code vblk bench}: runs the emulated guest against a virtio-blk device and reports IOPS,
+ * Home thread: the CLI's main thread (no context's home thread); it builds the target, waits
+ * for the run while drawing the progress bar, and tears everything down.
+ *
+ * <p>{@code vblk bench}: runs the emulated guest against a virtio-blk device and reports IOPS,
  * bandwidth, latency percentiles, notifications and kicks per request, io_submit calls per request
  * and CPU time per request, as text or as one JSON object.
- *
- * <p>Home thread: the CLI's main thread (no context's home thread); it builds the target, waits
- * for the run while drawing the progress bar, and tears everything down.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Drive a virtio-blk device as a guest would (in process, through its virtqueues and "

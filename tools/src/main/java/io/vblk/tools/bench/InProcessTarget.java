@@ -17,11 +17,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The device in this process: the driver from {@code --driver}, a virtio-blk device with
+ * Any thread that is no context's home thread (the bench's main thread).
+ *
+ * <p>The device in this process: the driver from {@code --driver}, a virtio-blk device with
  * {@code --queues} queues mapped round-robin to {@code --iothreads} IoThreads, and the in-process
  * transport to it.
- *
- * <p>Any thread that is no context's home thread (the bench's main thread).
  */
 final class InProcessTarget implements BenchTarget {
     private final InProcessBlk dev;

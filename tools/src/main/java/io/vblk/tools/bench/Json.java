@@ -3,10 +3,10 @@ package io.vblk.tools.bench;
 import java.util.Locale;
 
 /**
- * A small JSON object writer for {@code vblk bench --json}: one flat or nested object, fields in
- * insertion order, numbers printed without exponent where that is exact.
+ * Home thread: the thread that builds the report. Not thread-safe.
  *
- * <p>Home thread: the thread that builds the report. Not thread-safe.
+ * <p>A small JSON object writer for {@code vblk bench --json}: one flat or nested object, fields in
+ * insertion order, numbers printed without exponent where that is exact.
  */
 final class Json {
     private final StringBuilder sb = new StringBuilder();

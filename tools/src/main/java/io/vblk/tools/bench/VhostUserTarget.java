@@ -7,12 +7,12 @@ import java.time.Duration;
 import java.util.List;
 
 /**
- * A vhost-user-blk back-end behind a UNIX socket (vblk's own {@code serve}, qemu-storage-daemon):
+ * Any thread that is no context's home thread (the bench's main thread).
+ *
+ * <p>A vhost-user-blk back-end behind a UNIX socket (vblk's own {@code serve}, qemu-storage-daemon):
  * the bench's guest speaks to it through the vhost-user front-end. The back-end's threads are in
  * another process, so CPU time counts the guest and the front-end's control thread only, and
  * io_submit calls are not visible.
- *
- * <p>Any thread that is no context's home thread (the bench's main thread).
  */
 final class VhostUserTarget implements BenchTarget {
     private final String path;

@@ -13,7 +13,9 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * Exports every {@link LatencyHistogram} bound to one histogram {@link Meter} as one Prometheus
+ * Any thread: sources are added and removed by binders, read by the scrape thread.
+ *
+ * <p>Exports every {@link LatencyHistogram} bound to one histogram {@link Meter} as one Prometheus
  * classic histogram family ({@code _bucket{le=...}}, {@code _count}, {@code _sum}), read from the
  * histograms' snapshots at scrape time.
  *
@@ -25,8 +27,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * (rate(..._bucket[1m])))}). So this collector sits beside Micrometer's meters in the same
  * Prometheus registry and is scraped with them. The exported bounds are a subset of the
  * histogram's bucket bounds, so every {@code le} count is exact.
- *
- * <p>Any thread: sources are added and removed by binders, read by the scrape thread.
  */
 final class HistogramCollector implements Collector {
     /** Latency bounds: 1.024 us to 17.2 s, two per power of two (ns). */

@@ -8,13 +8,13 @@ import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * One option argument in QEMU's "key=value,key=value" syntax (QEMU's keyval / QemuOpts form, as
+ * Any thread: confined to its user.
+ *
+ * <p>One option argument in QEMU's "key=value,key=value" syntax (QEMU's keyval / QemuOpts form, as
  * {@code qemu-storage-daemon --blockdev} and {@code --export} take it): a comma inside a value
  * is written twice ({@code ,,}); an option may name an implicit first key, whose value is given
  * without "key=" ({@code --object iothread,id=io0} means {@code qom-type=iothread}). Keys are
  * taken one by one; whatever is left at the end is an error naming the keys that are accepted.
- *
- * <p>Any thread: confined to its user.
  */
 final class KeyValueOptions {
     private final String option;

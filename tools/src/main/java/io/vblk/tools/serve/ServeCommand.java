@@ -18,7 +18,10 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * {@code vblk serve}: the vhost-user-blk daemon, a drop-in for
+ * Home thread: the CLI's main thread, which is no context's home thread: it starts the daemon and
+ * waits for a signal.
+ *
+ * <p>{@code vblk serve}: the vhost-user-blk daemon, a drop-in for
  * {@code qemu-storage-daemon --export type=vhost-user-blk}. It takes qemu-storage-daemon's
  * {@code --blockdev}, {@code --object iothread} and {@code --export} options for what vblk
  * supports (see {@link ServeOptionParser}), and a short form for the common case:
@@ -27,9 +30,6 @@ import java.util.concurrent.CountDownLatch;
  * <p>A bad option stops start-up with a message naming it and what it accepts (exit 2).
  * SIGTERM, SIGINT or SIGHUP: stop accepting, finish in-flight requests, flush, exit 0, within
  * {@code --shutdown-timeout} (exit 1 if that passes).
- *
- * <p>Runs on the CLI's main thread, which is no context's home thread: it starts the daemon and
- * waits for a signal.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Serve block devices to VMs over vhost-user (qemu-storage-daemon syntax).", "",

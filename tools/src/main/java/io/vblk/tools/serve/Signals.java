@@ -1,13 +1,13 @@
 package io.vblk.tools.serve;
 
 /**
- * SIGTERM, SIGINT and SIGHUP handling for the daemon through {@code sun.misc.Signal} (module
+ * Any thread; the handler runs on the JVM's signal dispatcher thread.
+ *
+ * <p>SIGTERM, SIGINT and SIGHUP handling for the daemon through {@code sun.misc.Signal} (module
  * jdk.unsupported): the handler only releases the main thread, which then shuts down in order and
  * returns exit status 0. A JVM shutdown hook could not: the JVM reports 143 for a SIGTERM exit
  * whatever the hook does. A second signal while shutting down is ignored; the bound on the
  * shutdown keeps it finite.
- *
- * <p>Any thread; the handler runs on the JVM's signal dispatcher thread.
  */
 final class Signals {
     private Signals() {

@@ -9,7 +9,9 @@ import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The inflight-tracking buffer shared with the front-end (GET_INFLIGHT_FD creates it, the
+ * Home thread: the connection's.
+ *
+ * <p>The inflight-tracking buffer shared with the front-end (GET_INFLIGHT_FD creates it, the
  * front-end keeps it across back-end reconnects and hands it back with SET_INFLIGHT_FD).
  *
  * <p>What vblk tracks in it: nothing per descriptor. The buffer is created zeroed with the size
@@ -18,8 +20,6 @@ import java.lang.foreign.MemorySegment;
  * no back-end reading it later mistakes it for a record of in-flight requests. Resubmitting
  * requests after a back-end crash would need the device to mark heads in flight on pop and clear
  * them on push, which {@link io.vblk.virtio.device.VirtioDevice} does not offer.
- *
- * <p>Home thread: the connection's.
  */
 final class InflightBuffer implements AutoCloseable {
     /** The most a queue holds (virtio 1.x 2.7: split queue size at most 32768). */

@@ -9,11 +9,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The regions a front-end has given (vhost-user "Memory access"), each mapped once and shared by
- * successive guest memory maps: ADD_MEM_REG adds one region without remapping the others.
- *
- * <p>Home thread: the connection's. The {@link MappedRegion}s it hands to a {@link GuestMemory}
+ * Home thread: the connection's. The {@link MappedRegion}s it hands to a {@link GuestMemory}
  * are released from whichever thread drops that map last.
+ *
+ * <p>The regions a front-end has given (vhost-user "Memory access"), each mapped once and shared by
+ * successive guest memory maps: ADD_MEM_REG adds one region without remapping the others.
  */
 final class MemoryTable {
     private final List<MappedRegion> regions;
