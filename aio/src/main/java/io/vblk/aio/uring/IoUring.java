@@ -118,11 +118,12 @@ public final class IoUring {
     private long shortReadResubmits;
     private long submitErrors;
 
-    private IoUring(AioContext ctx, int entries, Completion completion, Runnable onReady, boolean poll) {
+    private IoUring(AioContext ctx, int entries, Completion completion, Runnable onReady, boolean poll,
+                    int extraSetupFlags) {
         this.ctx = ctx;
         this.completion = completion;
         this.onReady = onReady != null ? onReady : this::reap;
-        this.q = UringQueues.create(entries, SETUP_FLAGS);
+        this.q = UringQueues.create(entries, SETUP_FLAGS | extraSetupFlags);
         this.arena = Arena.ofShared();
         int fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
         if (fd < 0) {
@@ -167,7 +168,13 @@ public final class IoUring {
         if (completion == null) {
             throw new IllegalArgumentException("io_uring needs a completion callback");
         }
-        return new IoUring(ctx, entries, completion, onReady, pollHandler);
+        return new IoUring(ctx, entries, completion, onReady, pollHandler, 0);
+    }
+
+    /** As {@link #open(AioContext, int, Completion)} with more IORING_SETUP_* flags (tests). Home thread. */
+    static IoUring openWithSetupFlags(AioContext ctx, int entries, Completion completion, int extraSetupFlags) {
+        ctx.assertHome();
+        return new IoUring(ctx, entries, completion, null, false, extraSetupFlags);
     }
 
     // ---------------------------------------------------------------- preparing

@@ -36,6 +36,8 @@ public final class UringParamsLayout {
     // io_uring_setup() flags (io_uring.h "io_uring_setup() flags"; kernel version that added each).
     /** Clamp SQ/CQ sizes to the kernel maximum instead of failing (5.6). */
     public static final int IORING_SETUP_CLAMP = 1 << 4;
+    /** Start disabled: io_uring_enter fails with -EBADFD until IORING_REGISTER_ENABLE_RINGS (5.10). */
+    public static final int IORING_SETUP_R_DISABLED = 1 << 6;
     /** Go on submitting after an SQE fails to prepare; the failed one still posts its CQE (5.18). */
     public static final int IORING_SETUP_SUBMIT_ALL = 1 << 7;
     /** Only one task submits (the creator): lets the kernel skip some locking (6.0). */

@@ -371,4 +371,25 @@ class IoUringTest {
         assertThat(ring.cqesReaped()).isEqualTo(8);
         assertThat(ring.inFlight()).isZero();
     }
+
+    @Test
+    void aRingThatRefusesSubmissionCompletesEveryAcceptedRequestWithTheError() {
+        // A ring set up disabled (IORING_SETUP_R_DISABLED) answers io_uring_enter with -EBADFD: a
+        // hard error, not a shortage. The accepted requests still complete once each (STYLE rule 11).
+        ring = IoUring.openWithSetupFlags(ctx, 8, done, UringParamsLayout.IORING_SETUP_R_DISABLED);
+        for (int i = 0; i < 3; i++) {
+            assertThat(ring.prepareNop("nop" + i)).isTrue();
+        }
+        int ebadfd = 77; // asm-generic/errno.h EBADFD
+        assertThat(ring.submit()).isEqualTo(-ebadfd);
+        assertThat(ring.submitErrors()).isEqualTo(1);
+        assertThat(ring.pendingSqes()).as("taken back from the SQ").isZero();
+        assertThat(ring.inFlight()).isEqualTo(3);
+        assertThat(ring.completionsReady()).isTrue();
+        assertThat(ring.reap()).isEqualTo(3);
+        assertThat(done.requests).containsExactly("nop0", "nop1", "nop2");
+        assertThat(done.results).containsOnly((long) -ebadfd);
+        assertThat(ring.inFlight()).isZero();
+        assertThat(ring.room()).isEqualTo(8);
+    }
 }
