@@ -18,9 +18,10 @@ import java.lang.invoke.VarHandle;
  * <p>One io_uring instance of one {@link AioContext}, driven by raw system calls: the SQ and CQ
  * rings are mmapped {@link MemorySegment}s ({@link UringQueues}), SQEs are written in place, one
  * {@code io_uring_enter} pushes every SQE prepared since the last one, and completions are read
- * straight from the CQ ring in user space. The kernel signals an eventfd (IORING_REGISTER_EVENTFD)
- * when it posts completions; the eventfd is an fd handler on the context that is <em>not</em>
- * external, so completions flow while the context is drained. An optional poll handler (a read of
+ * straight from the CQ ring in user space. Completions posted while the loop waits wake it through
+ * an eventfd the kernel signals (IORING_REGISTER_EVENTFD) or through the ring fd itself
+ * ({@link Wake}); either is an fd handler on the context that is <em>not</em> external, so
+ * completions flow while the context is drained. An optional poll handler (a read of
  * the CQ tail) serves the context's adaptive busy polling.
  *
  * <p>How an engine seam adapts it (QEMU's {@code block/io_uring.c} is the same cycle):
@@ -67,6 +68,23 @@ public final class IoUring {
     /** int accessor with (segment, offset) coordinates for acquire/release on the rings. */
     private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
 
+    /** How completions posted while the loop waits wake it. */
+    public enum Wake {
+        /**
+         * An eventfd registered with IORING_REGISTER_EVENTFD, read by its handler: the kernel
+         * signals it for every batch of CQEs it posts, also for those completed inside
+         * {@link #submit()} and already reaped, so the loop wakes once more and reads it.
+         */
+        EVENTFD,
+        /**
+         * The ring fd itself in the loop's epoll set, as QEMU does ({@code luring_attach_aio_context}):
+         * level-triggered, it is readable while the CQ holds entries (io_uring_poll in
+         * io_uring/io_uring.c), so completions reaped right after submit cost no wake-up and no
+         * read system call.
+         */
+        RING_FD
+    }
+
     /** Hears that an accepted request finished. Home thread; may run inside {@link #reap()} only. */
     @FunctionalInterface
     public interface Completion {
@@ -93,6 +111,8 @@ public final class IoUring {
     private final UringQueues q;
     private final Completion completion;
     private final Runnable onReady;
+    private final Wake wake;
+    /** The eventfd the kernel signals ({@link Wake#EVENTFD}), else -1. */
     private final int efd;
     private final FdHandler efdHandler;
     private final PollHandler pollHandler;
@@ -119,31 +139,38 @@ public final class IoUring {
     private long submitErrors;
 
     private IoUring(AioContext ctx, int entries, Completion completion, Runnable onReady, boolean poll,
-                    int extraSetupFlags) {
+                    Wake wake, int extraSetupFlags) {
         this.ctx = ctx;
         this.completion = completion;
         this.onReady = onReady != null ? onReady : this::reap;
+        this.wake = wake;
         this.q = UringQueues.create(entries, SETUP_FLAGS | extraSetupFlags);
         this.arena = Arena.ofShared();
-        int fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
-        if (fd < 0) {
-            q.close();
-            throw new IllegalStateException("eventfd for io_uring completions failed: " + Errno.name(fd));
-        }
-        MemorySegment efdArg = arena.allocate(4, 4);
-        efdArg.set(ValueLayout.JAVA_INT, 0, fd);
-        int r = UringSyscalls.register(q.fd, UringSyscalls.IORING_REGISTER_EVENTFD, efdArg.address(), 1);
-        if (r < 0) {
-            Sys.close(fd);
-            q.close();
-            arena.close();
-            throw new IllegalStateException("IORING_REGISTER_EVENTFD failed: " + Errno.name(r));
+        int fd = -1;
+        if (wake == Wake.EVENTFD) {
+            fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            if (fd < 0) {
+                q.close();
+                arena.close();
+                throw new IllegalStateException("eventfd for io_uring completions failed: " + Errno.name(fd));
+            }
+            MemorySegment efdArg = arena.allocate(4, 4);
+            efdArg.set(ValueLayout.JAVA_INT, 0, fd);
+            int r = UringSyscalls.register(q.fd, UringSyscalls.IORING_REGISTER_EVENTFD, efdArg.address(), 1);
+            if (r < 0) {
+                Sys.close(fd);
+                q.close();
+                arena.close();
+                throw new IllegalStateException("IORING_REGISTER_EVENTFD failed: " + Errno.name(r));
+            }
         }
         this.efd = fd;
         // One slot per CQ entry: in-flight requests never exceed the CQ, so it cannot overflow.
         this.slots = new UringSlots(q.cqEntries, arena);
         // Not external: completions must keep flowing while the context is drained.
-        this.efdHandler = ctx.addFdHandler("io_uring", efd, false, this::eventfdReady);
+        this.efdHandler = wake == Wake.EVENTFD
+                ? ctx.addFdHandler("io_uring", efd, false, this::eventfdReady)
+                : ctx.addFdHandler("io_uring", q.fd, false, this::ringFdReady);
         this.pollHandler = poll ? ctx.addPollHandler("io_uring.poll", this::pollReady) : null;
     }
 
@@ -161,20 +188,26 @@ public final class IoUring {
      */
     public static IoUring open(AioContext ctx, int entries, Completion completion, Runnable onReady,
                                boolean pollHandler) {
+        return open(ctx, entries, completion, onReady, pollHandler, Wake.EVENTFD);
+    }
+
+    /** As above, choosing how completions wake the loop ({@link Wake}). Home thread. */
+    public static IoUring open(AioContext ctx, int entries, Completion completion, Runnable onReady,
+                               boolean pollHandler, Wake wake) {
         ctx.assertHome();
         if (entries < 1 || entries > MAX_ENTRIES) {
             throw new IllegalArgumentException("io_uring entries must be 1.." + MAX_ENTRIES + ", got " + entries);
         }
-        if (completion == null) {
-            throw new IllegalArgumentException("io_uring needs a completion callback");
+        if (completion == null || wake == null) {
+            throw new IllegalArgumentException("io_uring needs a completion callback and a wake-up mode");
         }
-        return new IoUring(ctx, entries, completion, onReady, pollHandler, 0);
+        return new IoUring(ctx, entries, completion, onReady, pollHandler, wake, 0);
     }
 
     /** As {@link #open(AioContext, int, Completion)} with more IORING_SETUP_* flags (tests). Home thread. */
     static IoUring openWithSetupFlags(AioContext ctx, int entries, Completion completion, int extraSetupFlags) {
         ctx.assertHome();
-        return new IoUring(ctx, entries, completion, null, false, extraSetupFlags);
+        return new IoUring(ctx, entries, completion, null, false, Wake.EVENTFD, extraSetupFlags);
     }
 
     // ---------------------------------------------------------------- preparing
@@ -451,6 +484,13 @@ public final class IoUring {
         }
     }
 
+    private void ringFdReady(int fd) {
+        // Level-triggered: readable while CQEs wait, so reaping them is what re-arms it.
+        if (!closed) {
+            onReady.run();
+        }
+    }
+
     private boolean pollReady() {
         if (closed || !completionsReady()) {
             return false;
@@ -486,7 +526,9 @@ public final class IoUring {
             pollHandler.remove();
         }
         q.close();
-        Sys.close(efd);
+        if (efd >= 0) {
+            Sys.close(efd);
+        }
         arena.close();
     }
 

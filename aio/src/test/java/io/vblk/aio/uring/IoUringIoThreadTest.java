@@ -14,9 +14,10 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -29,8 +30,9 @@ class IoUringIoThreadTest {
     @TempDir
     Path dir;
 
-    @Test
-    void completionsWakeAnIoThreadThroughTheEventfdEvenWhileDrained() throws Exception {
+    @ParameterizedTest(name = "wake={0}")
+    @EnumSource(IoUring.Wake.class)
+    void completionsWakeAnIoThreadEvenWhileDrained(IoUring.Wake wake) throws Exception {
         int fd = Sys.open(dir.resolve("img").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | Sys.O_DIRECT, 0600);
         assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
         assertThat(Sys.ftruncate(fd, 1 << 20)).isZero();
@@ -44,8 +46,8 @@ class IoUringIoThreadTest {
             CompletableFuture<Long> result = new CompletableFuture<>();
             IoUring[] r = new IoUring[1];
             AioContext.await(ioCtx.callOn(() -> {
-                r[0] = IoUring.open(ioCtx, 8, (req, res) -> result.complete(res), null, true);
-                ioCtx.drainedBegin(); // external handlers off; the ring's eventfd is not external
+                r[0] = IoUring.open(ioCtx, 8, (req, res) -> result.complete(res), null, true, wake);
+                ioCtx.drainedBegin(); // external handlers off; the ring's handler is not external
                 assertThat(r[0].prepareReadv(fd, iov, 1, 0, "read")).isTrue();
                 return r[0].submit();
             }), Duration.ofSeconds(10));
