@@ -128,15 +128,9 @@ public final class IoUring {
     private int cqTailSeen;
     private boolean resubmitted;
     private boolean closed;
+    private final UringFiles files = new UringFiles();
 
-    private long enterCalls;
-    private long sqesSubmitted;
-    private long cqesReaped;
-    private long completed;
-    private long enterEagains;
-    private long cqeEagains;
-    private long shortReadResubmits;
-    private long submitErrors;
+    private final UringCounters counters = new UringCounters();
 
     private IoUring(AioContext ctx, int entries, Completion completion, Runnable onReady, boolean poll,
                     Wake wake, int extraSetupFlags) {
@@ -145,25 +139,16 @@ public final class IoUring {
         this.onReady = onReady != null ? onReady : this::reap;
         this.wake = wake;
         this.q = UringQueues.create(entries, SETUP_FLAGS | extraSetupFlags);
-        this.arena = Arena.ofShared();
         int fd = -1;
         if (wake == Wake.EVENTFD) {
-            fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
-            if (fd < 0) {
+            try {
+                fd = q.registerEventfd();
+            } catch (IllegalStateException e) {
                 q.close();
-                arena.close();
-                throw new IllegalStateException("eventfd for io_uring completions failed: " + Errno.name(fd));
-            }
-            MemorySegment efdArg = arena.allocate(4, 4);
-            efdArg.set(ValueLayout.JAVA_INT, 0, fd);
-            int r = UringSyscalls.register(q.fd, UringSyscalls.IORING_REGISTER_EVENTFD, efdArg.address(), 1);
-            if (r < 0) {
-                Sys.close(fd);
-                q.close();
-                arena.close();
-                throw new IllegalStateException("IORING_REGISTER_EVENTFD failed: " + Errno.name(r));
+                throw e;
             }
         }
+        this.arena = Arena.ofShared();
         this.efd = fd;
         // One slot per CQ entry: in-flight requests never exceed the CQ, so it cannot overflow.
         this.slots = new UringSlots(q.cqEntries, arena);
@@ -297,26 +282,53 @@ public final class IoUring {
     private void writeSqe(int slot) {
         long at = (long) (sqTail & q.sqMask) * SqeLayout.BYTES;
         int op = slots.op(slot);
+        int fd = slots.fd(slot);
+        int sqeFlags = 0;
+        int index = files.indexOf(fd);
+        if (index >= 0) {
+            fd = index;
+            sqeFlags = SqeLayout.IOSQE_FIXED_FILE;
+            counters.fixedFileSqes++;
+        }
         switch (op) {
             case SqeLayout.IORING_OP_READV, SqeLayout.IORING_OP_WRITEV -> {
                 long done = slots.done(slot);
                 if (done == 0) {
-                    SqeLayout.write(q.sqes, at, op, 0, slots.fd(slot), slots.offset(slot), slots.addr(slot),
+                    SqeLayout.write(q.sqes, at, op, sqeFlags, fd, slots.offset(slot), slots.addr(slot),
                             slots.iovcnt(slot), slots.flags(slot), slot);
                 } else {
-                    SqeLayout.write(q.sqes, at, op, 0, slots.fd(slot), slots.offset(slot) + done,
+                    SqeLayout.write(q.sqes, at, op, sqeFlags, fd, slots.offset(slot) + done,
                             slots.restIov(slot), slots.restCount(slot), slots.flags(slot), slot);
                 }
             }
             // off, addr = length, len = mode: io_fallocate_prep (io_uring/sync.c).
-            case SqeLayout.IORING_OP_FALLOCATE -> SqeLayout.write(q.sqes, at, op, 0, slots.fd(slot),
+            case SqeLayout.IORING_OP_FALLOCATE -> SqeLayout.write(q.sqes, at, op, sqeFlags, fd,
                     slots.offset(slot), slots.length(slot), slots.flags(slot), 0, slot);
             // off = len = 0: the whole file (io_fsync_prep).
-            case SqeLayout.IORING_OP_FSYNC -> SqeLayout.write(q.sqes, at, op, 0, slots.fd(slot), 0, 0, 0,
+            case SqeLayout.IORING_OP_FSYNC -> SqeLayout.write(q.sqes, at, op, sqeFlags, fd, 0, 0, 0,
                     slots.flags(slot), slot);
             default -> SqeLayout.write(q.sqes, at, op, 0, -1, 0, 0, 0, 0, slot);
         }
         sqTail++;
+    }
+
+    // ---------------------------------------------------------------- registered files
+
+    /**
+     * Registers {@code fds} with the ring (IORING_REGISTER_FILES): requests on them then name the
+     * file by index (IOSQE_FIXED_FILE), sparing the kernel the per-request file lookup and reference
+     * count; callers keep passing fd numbers. The fds must stay open until {@link #unregisterFiles()}.
+     * Nothing may be in flight. Returns 0 or -errno (-EBUSY when files are registered). Home thread.
+     */
+    public int registerFiles(int... fds) {
+        ctx.assertHome();
+        return slots.inUse() > 0 ? -Errno.EBUSY : files.register(q.fd, fds);
+    }
+
+    /** Drops the registered files (IORING_UNREGISTER_FILES). Nothing may be in flight. 0 or -errno. Home thread. */
+    public int unregisterFiles() {
+        ctx.assertHome();
+        return slots.inUse() > 0 ? -Errno.EBUSY : files.unregister(q.fd);
     }
 
     // ---------------------------------------------------------------- submitting
@@ -342,19 +354,19 @@ public final class IoUring {
         // the SQEs written before this store are visible to the kernel once it sees the new tail.
         INT.setRelease(q.sq, q.sqTail, sqTail);
         int r = UringSyscalls.enter(q.fd, toSubmit, 0, 0);
-        enterCalls++;
+        counters.enterCalls++;
         // Pairs with smp_store_release(&rings->sq.head) in io_commit_sqring() (io_uring/io_uring.c):
         // the kernel has read the SQEs before the head it publishes, so those may be rewritten.
         sqHead = (int) INT.getAcquire(q.sq, q.sqHead);
         if (r >= 0) {
-            sqesSubmitted += r;
+            counters.sqesSubmitted += r;
             if (sqTail == sqHead) {
                 resubmitted = false;
             }
             return r;
         }
         if (r == -Errno.EAGAIN || r == -Errno.EBUSY) {
-            enterEagains++;
+            counters.enterEagains++;
             return r;
         }
         failUnconsumed(r);
@@ -367,7 +379,7 @@ public final class IoUring {
      * safe) and complete them with {@code err} at the next reap.
      */
     private void failUnconsumed(int err) {
-        submitErrors++;
+        counters.submitErrors++;
         for (int t = sqHead; t != sqTail; t++) {
             long at = (long) (t & q.sqMask) * SqeLayout.BYTES;
             int slot = (int) q.sqes.get(ValueLayout.JAVA_LONG, at + SqeLayout.USER_DATA);
@@ -425,7 +437,7 @@ public final class IoUring {
             // and io_cqring_events in io_uring/io_uring.h; "smp_store_release to store head will
             // do", io_uring/io_uring.c): the CQE was read before its space is handed back.
             INT.setRelease(q.cq, q.cqHead, cqHead);
-            cqesReaped++;
+            counters.cqesReaped++;
             n++;
             if (data < 0 || data >= slots.size() || !slots.busy((int) data)) {
                 throw new IllegalStateException("io_uring completion for unknown slot " + data + " on " + ctx.name());
@@ -443,7 +455,7 @@ public final class IoUring {
         int op = slots.op(slot);
         if ((res == -Errno.EAGAIN || res == -Errno.EINTR) && op != SqeLayout.IORING_OP_NOP) {
             // Not expected for regular files, but seen with some devices; submit again as it was.
-            cqeEagains++;
+            counters.cqeEagains++;
             resubmit(slot);
             return;
         }
@@ -451,7 +463,7 @@ public final class IoUring {
         if (op == SqeLayout.IORING_OP_READV && res >= 0) {
             long total = slots.done(slot) + res;
             if (res > 0 && total < slots.iovBytes(slot)) {
-                shortReadResubmits++;
+                counters.shortReadResubmits++;
                 slots.setDone(slot, total);
                 resubmit(slot);
                 return;
@@ -472,7 +484,7 @@ public final class IoUring {
 
     private void finish(int slot, long result) {
         Object req = slots.release(slot);
-        completed++;
+        counters.completed++;
         completion.uringCompleted(req, result);
     }
 
@@ -575,44 +587,9 @@ public final class IoUring {
         return Math.min(sqSpace(), slots.free());
     }
 
-    /** io_uring_enter calls. */
-    public long enterCalls() {
-        return enterCalls;
-    }
-
-    /** SQEs the kernel consumed (resubmissions included). */
-    public long sqesSubmitted() {
-        return sqesSubmitted;
-    }
-
-    /** CQEs read from the CQ ring. */
-    public long cqesReaped() {
-        return cqesReaped;
-    }
-
-    /** Completion callbacks run. */
-    public long completedRequests() {
-        return completed;
-    }
-
-    /** io_uring_enter answers of -EAGAIN or -EBUSY. */
-    public long enterEagains() {
-        return enterEagains;
-    }
-
-    /** CQEs with -EAGAIN or -EINTR that were resubmitted. */
-    public long cqeEagains() {
-        return cqeEagains;
-    }
-
-    /** Short reads resubmitted for their remainder. */
-    public long shortReadResubmits() {
-        return shortReadResubmits;
-    }
-
-    /** io_uring_enter failures other than EAGAIN/EBUSY (their SQEs completed with the error). */
-    public long submitErrors() {
-        return submitErrors;
+    /** What this ring did (enter calls, SQEs, CQEs, EAGAINs, short-read resubmits, ...). */
+    public UringCounters counters() {
+        return counters;
     }
 
     @Override

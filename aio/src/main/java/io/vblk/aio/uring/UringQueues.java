@@ -147,6 +147,27 @@ final class UringQueues {
         return new UringQueues(fd, p, sq, cq, sqes, sqBytes, single ? 0 : cqBytes, sqesBytes);
     }
 
+    /**
+     * A new non-blocking eventfd that the kernel signals whenever it posts CQEs
+     * (IORING_REGISTER_EVENTFD); throws IllegalStateException naming the errno.
+     */
+    int registerEventfd() {
+        int efd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        if (efd < 0) {
+            throw new IllegalStateException("eventfd for io_uring completions failed: " + Errno.name(efd));
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment arg = a.allocate(4, 4); // the __s32 eventfd, nr_args = 1
+            arg.set(ValueLayout.JAVA_INT, 0, efd);
+            int r = UringSyscalls.register(fd, UringSyscalls.IORING_REGISTER_EVENTFD, arg.address(), 1);
+            if (r < 0) {
+                Sys.close(efd);
+                throw new IllegalStateException("IORING_REGISTER_EVENTFD failed: " + Errno.name(r));
+            }
+        }
+        return efd;
+    }
+
     boolean singleMmap() {
         return (features & UringParamsLayout.IORING_FEAT_SINGLE_MMAP) != 0;
     }

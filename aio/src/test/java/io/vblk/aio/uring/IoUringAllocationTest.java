@@ -112,11 +112,11 @@ class IoUringAllocationTest {
                 }
                 bytes = THREADS.getThreadAllocatedBytes(self) - a0;
                 System.out.printf("io_uring %s window %d: %d bytes over %d requests, %d enter calls%n", kind, window,
-                        bytes, n, ring.enterCalls());
+                        bytes, n, ring.counters().enterCalls());
             }
             assertThat(done.bad).as("requests with an unexpected result").isZero();
             assertThat(bytes).as("bytes allocated over %d %s requests", n, kind).isLessThan(1024);
-            assertThat(ring.enterCalls()).as("one enter per batch").isEqualTo(done.count / BATCH);
+            assertThat(ring.counters().enterCalls()).as("one enter per batch").isEqualTo(done.count / BATCH);
         } finally {
             ring.close();
             Sys.close(fd);

@@ -133,20 +133,20 @@ class IoUringTest {
             reqs[i] = "nop" + i;
             assertThat(ring.prepareNop(reqs[i])).isTrue();
         }
-        assertThat(ring.enterCalls()).isZero();
+        assertThat(ring.counters().enterCalls()).isZero();
         assertThat(ring.pendingSqes()).isEqualTo(8);
         assertThat(ring.submit()).isEqualTo(8);
-        assertThat(ring.enterCalls()).isEqualTo(1);
+        assertThat(ring.counters().enterCalls()).isEqualTo(1);
         assertThat(ring.pendingSqes()).isZero();
         assertThat(ring.completionsReady()).isTrue();
         assertThat(ring.reap()).isEqualTo(8);
-        assertThat(ring.enterCalls()).as("reaping made no system call").isEqualTo(1);
+        assertThat(ring.counters().enterCalls()).as("reaping made no system call").isEqualTo(1);
         assertThat(done.requests).containsExactly(reqs);
         assertThat(done.results).containsOnly(0L);
-        assertThat(ring.cqesReaped()).isEqualTo(8);
+        assertThat(ring.counters().cqesReaped()).isEqualTo(8);
         assertThat(ring.inFlight()).isZero();
         assertThat(ring.submit()).as("nothing to submit").isZero();
-        assertThat(ring.enterCalls()).isEqualTo(1);
+        assertThat(ring.counters().enterCalls()).isEqualTo(1);
     }
 
     @ParameterizedTest(name = "O_DIRECT={0}")
@@ -186,7 +186,7 @@ class IoUringTest {
             assertThat(Sys.pread(fd, check.address(), 2 * BLOCK, offsets[i])).isEqualTo(2 * BLOCK);
             assertThat(check.mismatch(out[i])).as("file at %d", offsets[i]).isEqualTo(-1);
         }
-        assertThat(ring.shortReadResubmits()).isZero();
+        assertThat(ring.counters().shortReadResubmits()).isZero();
     }
 
     @Test
@@ -234,7 +234,7 @@ class IoUringTest {
         ring.submit();
         pollUntilCount(1, "short read");
         assertThat(done.resultOf("read")).as("bytes up to end of file").isEqualTo(5000);
-        assertThat(ring.shortReadResubmits()).isEqualTo(1);
+        assertThat(ring.counters().shortReadResubmits()).isEqualTo(1);
         assertThat(in.asSlice(0, 5000).mismatch(content)).isEqualTo(-1);
         assertThat(in.get(ValueLayout.JAVA_BYTE, 5000)).as("past the end untouched (the caller pads)")
                 .isEqualTo((byte) 0x77);
@@ -243,7 +243,7 @@ class IoUringTest {
         ring.submit();
         pollUntilCount(2, "read past the end");
         assertThat(done.resultOf("past")).isZero();
-        assertThat(ring.shortReadResubmits()).isEqualTo(1);
+        assertThat(ring.counters().shortReadResubmits()).isEqualTo(1);
     }
 
     @Test
@@ -258,7 +258,7 @@ class IoUringTest {
         MemorySegment in = arena.allocate(64, 8);
         assertThat(ring.prepareReadv(sv[0], iov(in, 64).address(), 1, 0, SqeLayout.RWF_NOWAIT, "recv")).isTrue();
         ring.submit();
-        LoopSteps.pollUntil(ctx, () -> ring.cqeEagains() >= 2, "-EAGAIN completions resubmitted");
+        LoopSteps.pollUntil(ctx, () -> ring.counters().cqeEagains() >= 2, "-EAGAIN completions resubmitted");
         assertThat(done.count()).as("an -EAGAIN is not a completion").isZero();
         assertThat(ring.inFlight()).isEqualTo(1);
         MemorySegment msg = arena.allocate(64, 8);
@@ -343,8 +343,8 @@ class IoUringTest {
         pollUntilCount(n, "256 reads through a 64-entry SQ");
         assertThat(maxInFlight[0]).isLessThanOrEqualTo(ring.cqEntries());
         assertThat(done.results).containsOnly((long) BLOCK);
-        assertThat(ring.sqesSubmitted()).isEqualTo(n);
-        assertThat(ring.enterCalls()).isLessThan(n);
+        assertThat(ring.counters().sqesSubmitted()).isEqualTo(n);
+        assertThat(ring.counters().enterCalls()).isLessThan(n);
         assertThat(ring.inFlight()).isZero();
     }
 
@@ -368,7 +368,7 @@ class IoUringTest {
         ring.submit();
         ring.reap();
         assertThat(order).containsExactly(0, 1, 2, 3, 4, 5, 6, 7);
-        assertThat(ring.cqesReaped()).isEqualTo(8);
+        assertThat(ring.counters().cqesReaped()).isEqualTo(8);
         assertThat(ring.inFlight()).isZero();
     }
 
@@ -382,7 +382,7 @@ class IoUringTest {
         }
         int ebadfd = 77; // asm-generic/errno.h EBADFD
         assertThat(ring.submit()).isEqualTo(-ebadfd);
-        assertThat(ring.submitErrors()).isEqualTo(1);
+        assertThat(ring.counters().submitErrors()).isEqualTo(1);
         assertThat(ring.pendingSqes()).as("taken back from the SQ").isZero();
         assertThat(ring.inFlight()).isEqualTo(3);
         assertThat(ring.completionsReady()).isTrue();
@@ -391,5 +391,35 @@ class IoUringTest {
         assertThat(done.results).containsOnly((long) -ebadfd);
         assertThat(ring.inFlight()).isZero();
         assertThat(ring.room()).isEqualTo(8);
+    }
+
+    @Test
+    void registeredFilesAreNamedByIndexAndCarryTheSameData() {
+        int fd = openFile("img", false, 1 << 16);
+        ring = IoUring.open(ctx, 8, done);
+        assertThat(ring.registerFiles(fd)).isZero();
+        assertThat(ring.registerFiles(fd)).as("already registered").isEqualTo(-Errno.EBUSY);
+        MemorySegment out = arena.allocate(2 * BLOCK, BLOCK);
+        fillPattern(out, 5);
+        MemorySegment in = arena.allocate(2 * BLOCK, BLOCK);
+        assertThat(ring.prepareWritev(fd, iov(out, BLOCK, BLOCK).address(), 2, 3 * BLOCK, "w")).isTrue();
+        assertThat(ring.unregisterFiles()).as("requests in flight").isEqualTo(-Errno.EBUSY);
+        ring.submit();
+        pollUntilCount(1, "write by registered file");
+        assertThat(ring.prepareReadv(fd, iov(in, 2 * BLOCK).address(), 1, 3 * BLOCK, "r")).isTrue();
+        assertThat(ring.prepareFsync(fd, true, "sync")).isTrue();
+        ring.submit();
+        pollUntilCount(3, "read and sync by registered file");
+        assertThat(done.resultOf("w")).isEqualTo(2 * BLOCK);
+        assertThat(done.resultOf("r")).isEqualTo(2 * BLOCK);
+        assertThat(done.resultOf("sync")).isZero();
+        assertThat(in.mismatch(out)).isEqualTo(-1);
+        assertThat(ring.counters().fixedFileSqes()).isEqualTo(3);
+        assertThat(ring.unregisterFiles()).isZero();
+        assertThat(ring.prepareReadv(fd, iov(in, BLOCK).address(), 1, 0, "plain")).isTrue();
+        ring.submit();
+        pollUntilCount(4, "read by fd again");
+        assertThat(done.resultOf("plain")).isEqualTo(BLOCK);
+        assertThat(ring.counters().fixedFileSqes()).isEqualTo(3);
     }
 }
