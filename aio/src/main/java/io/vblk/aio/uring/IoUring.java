@@ -129,7 +129,6 @@ public final class IoUring {
     private boolean resubmitted;
     private boolean closed;
     private final UringFiles files = new UringFiles();
-
     private final UringCounters counters = new UringCounters();
 
     private IoUring(AioContext ctx, int entries, Completion completion, Runnable onReady, boolean poll,
@@ -594,7 +593,7 @@ public final class IoUring {
 
     @Override
     public String toString() {
-        return "IoUring[" + ctx.name() + " sq=" + q.sqEntries + " cq=" + q.cqEntries + " inFlight=" + inFlight()
+        return "IoUring[" + ctx.name() + " " + wake + " sq=" + q.sqEntries + " cq=" + q.cqEntries + " inFlight=" + inFlight()
                 + " pending=" + pendingSqes() + "]";
     }
 }

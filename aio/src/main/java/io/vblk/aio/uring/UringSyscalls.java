@@ -18,8 +18,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * Any thread. Addresses passed as {@code long} must point at memory the caller keeps alive for
  * the call.
  *
- * <p>The three io_uring system calls (x86_64 numbers, arch/x86/entry/syscalls/syscall_64.tbl),
- * made through libc's {@code syscall(2)} as FFM downcalls; each returns its result or
+ * <p>The three io_uring system calls (numbers of arch/x86/entry/syscalls/syscall_64.tbl; aarch64
+ * shares them through include/uapi/asm-generic/unistd.h), made through libc's {@code syscall(2)} as FFM downcalls; each returns its result or
  * {@code -errno} (STYLE rule 10). {@code io_uring_enter} is on the request path: its handle
  * captures no errno (FFM's capture allocates where the JIT does not inline it, see
  * {@code io.vblk.aio.sys.Downcalls}); a call that failed is repeated with errno captured. That
@@ -29,21 +29,15 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 @SuppressWarnings("restricted") // downcall handles; native access is enabled for vblk
 final class UringSyscalls {
-    /** x86_64 syscall numbers (the same on every architecture since 5.1's unified table). */
+    /** syscall_64.tbl: 425 io_uring_setup, 426 io_uring_enter, 427 io_uring_register (Linux 5.1). */
     static final long SYS_IO_URING_SETUP = 425;
     static final long SYS_IO_URING_ENTER = 426;
     static final long SYS_IO_URING_REGISTER = 427;
 
-    /** io_uring_enter(2) flags (io_uring.h): wait for / flush completions. Unused on the hot path. */
-    static final int IORING_ENTER_GETEVENTS = 1;
-
     // io_uring_register(2) opcodes (io_uring.h enum).
-    static final int IORING_REGISTER_BUFFERS = 0;
-    static final int IORING_UNREGISTER_BUFFERS = 1;
     static final int IORING_REGISTER_FILES = 2;
     static final int IORING_UNREGISTER_FILES = 3;
     static final int IORING_REGISTER_EVENTFD = 4;
-    static final int IORING_UNREGISTER_EVENTFD = 5;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final MemorySegment SYSCALL = LINKER.defaultLookup().findOrThrow("syscall");
