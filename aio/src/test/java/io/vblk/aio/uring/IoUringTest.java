@@ -131,8 +131,19 @@ class IoUringTest {
         Object[] reqs = new Object[8];
         for (int i = 0; i < reqs.length; i++) {
             reqs[i] = "nop" + i;
-            assertThat(ring.prepareNop(reqs[i])).isTrue();
         }
+        IoUring.RequestReader<Object> nops = new IoUring.RequestReader<>() {
+            @Override
+            public Object next(Object req) {
+                throw new AssertionError("an array is not walked as a list");
+            }
+
+            @Override
+            public boolean prepare(IoUring r, Object req) {
+                return r.prepareNop(req);
+            }
+        };
+        assertThat(ring.prepareArray(reqs, 0, reqs.length, nops)).isEqualTo(8);
         assertThat(ring.counters().enterCalls()).isZero();
         assertThat(ring.pendingSqes()).isEqualTo(8);
         assertThat(ring.submit()).isEqualTo(8);
