@@ -1,6 +1,9 @@
 package io.vblk.aio.uring;
 
 import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.NanoClock;
+import io.vblk.aio.Timer;
 import io.vblk.aio.linuxaio.LoopSteps;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
@@ -432,5 +435,27 @@ class IoUringTest {
         pollUntilCount(4, "read by fd again");
         assertThat(done.resultOf("plain")).isEqualTo(BLOCK);
         assertThat(ring.counters().fixedFileSqes()).isEqualTo(3);
+    }
+
+    @ParameterizedTest(name = "wake={0}")
+    @EnumSource(IoUring.Wake.class)
+    void theContextsBusyPollFindsCompletionsThroughThePollHandler(IoUring.Wake wake) {
+        ctx.close();
+        ctx = new AioContext("uring-poll", Thread.currentThread(), NanoClock.SYSTEM,
+                AioOptions.polling(Duration.ofSeconds(30).toNanos()));
+        ring = IoUring.open(ctx, 8, done, null, true, wake);
+        // A short blocking wait opens the adaptive polling window (QEMU's rule: an event soon
+        // after blocking means polling would have caught it).
+        Timer t = ctx.timer("open-window", () -> { });
+        t.armIn(Duration.ofMillis(1).toNanos());
+        ctx.poll(true);
+        assertThat(ctx.pollWindowNanos()).isPositive();
+        assertThat(ring.prepareNop("nop")).isTrue();
+        assertThat(ring.submit()).isEqualTo(1); // completed inside the enter, not reaped
+        long hits = ctx.pollHits();
+        assertThat(ctx.poll(true)).isTrue();
+        assertThat(ctx.pollHits()).as("found by the busy poll, before any fd wait").isEqualTo(hits + 1);
+        assertThat(done.requests).containsExactly("nop");
+        assertThat(ring.completionsReady()).isFalse();
     }
 }
