@@ -68,12 +68,15 @@ public interface EngineBackend {
     /** Requests the backend can hold in flight at most (ring size, worker slots). */
     int capacity();
 
-    /** Batch size when neither the context's aio-max-batch nor the driver says (QEMU: 32). */
+    /** Batch size when neither the context's aio-max-batch nor the driver says (QEMU: 32); asked once. */
     default int defaultMaxBatch() {
         return SubmissionQueue.DEFAULT_MAX_BATCH;
     }
 
-    /** Whether the backend runs {@code op} ({@link IoRequest#READV} ...); see {@link #openFallback()}. */
+    /**
+     * Whether the backend runs {@code op} ({@link IoRequest#READV} ...); see {@link #openFallback()}.
+     * Asked once per op when the queue is made: the answer must not change.
+     */
     default boolean supports(int op) {
         return true;
     }

@@ -44,6 +44,9 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
     private final AioContext ctx;
     private final EngineBackend backend;
     private final int capacity;
+    private final int defaultMaxBatch;
+    /** Bit {@code 1 << op} set for each op the backend runs (asked once: the hot path reads a field). */
+    private final int supportedOps;
     private final SubmitGuard depthGuard;
     private final Bh completionBh;
     private Holder holder;
@@ -81,6 +84,12 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
         if (capacity < 1) {
             throw new IllegalArgumentException(backend.kind() + ": capacity must be >= 1, got " + capacity);
         }
+        this.defaultMaxBatch = backend.defaultMaxBatch();
+        int ops = 0;
+        for (int op = IoRequest.READV; op <= IoRequest.FALLOCATE; op++) {
+            ops |= backend.supports(op) ? 1 << op : 0;
+        }
+        this.supportedOps = ops;
         this.depthGuard = new SubmitGuard(ctx);
         this.completionBh = ctx.bh(backend.kind() + "-completion", this::completionBh);
         backend.attach(this);
@@ -118,7 +127,7 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
         if (released) {
             throw new IllegalStateException(backend.kind() + " engine of " + ctx.name() + " is released");
         }
-        if (!backend.supports(req.op())) {
+        if ((supportedOps & (1 << req.op())) == 0) {
             if (fallback == null) {
                 fallback = backend.openFallback();
             }
@@ -146,7 +155,7 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
     private int maxBatch(int devMaxBatch) {
         int b = ctx.options().aioMaxBatch();
         if (b == 0) {
-            b = backend.defaultMaxBatch();
+            b = defaultMaxBatch;
         }
         if (devMaxBatch > 0) {
             b = Math.min(b, devMaxBatch);
