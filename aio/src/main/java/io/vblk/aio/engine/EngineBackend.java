@@ -8,10 +8,12 @@ package io.vblk.aio.engine;
  * <p>The engine SPI: what a kernel interface (or a worker pool, or the null device) implements to
  * sit behind the one {@link SubmissionQueue}. The queue owns the request lists, batching, the
  * blocked state, error handling and the seed-000 guard; a backend only moves requests to its
- * kernel and back. Adding an engine (io_uring, say) is: implement this interface, create the
- * queue with {@code SubmissionQueue.shared(ctx, KEY, c -> new MyBackend(c))} (or
- * {@code new SubmissionQueue(ctx, backend)} for a private one), and call the {@link Queue} methods
- * as described below. The queue is not changed.
+ * kernel and back. Adding an engine (io_uring, say) is: implement this interface, give it a
+ * static {@code of(ctx)} that returns {@code SubmissionQueue.shared(ctx, KEY, c -> new MyBackend(c))}
+ * (or use {@code new SubmissionQueue(ctx, backend)} for a private one), call the {@link Queue}
+ * methods as described below, and let the file driver's engine choice
+ * ({@code io.vblk.drivers.file.EngineChoice}) return it for its {@link AioMode}. The queue is not
+ * changed.
  *
  * <h2>Contract</h2>
  * <ol>
@@ -24,8 +26,11 @@ package io.vblk.aio.engine;
  *       or a negative errno when it took none: {@code -EAGAIN} means "no room now" (the queue
  *       blocks until a completion frees room; 0 means the same), any other value is the error of
  *       the <em>first</em> request, which the queue fails, retrying the rest at once (QEMU's
- *       {@code ioq_submit}: "fail the first, retry the rest"). A request the backend took is in
- *       flight until it is handed back in {@link #reap}.</li>
+ *       {@code ioq_submit}: "fail the first, retry the rest"). Translate the kernel's other "no room"
+ *       answers to -EAGAIN (io_uring_enter's -EBUSY when the completion queue is full). A request
+ *       the backend took is in flight until it is handed back in {@link #reap}; a backend may
+ *       resubmit it internally meanwhile (the rest of a short read, a retry after -EAGAIN in its
+ *       completion) without the queue knowing.</li>
  *   <li><b>Complete inline if you like.</b> A backend may finish requests during
  *       {@link #submit} (io_submit on the page cache, io_uring_enter with completions ready, the
  *       synchronous null device). It must <em>not</em> call their completions there: it keeps them
