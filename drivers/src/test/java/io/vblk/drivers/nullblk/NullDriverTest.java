@@ -165,4 +165,31 @@ class NullDriverTest {
         assertThat(done[0]).isEqualTo(1);
         ch.close();
     }
+
+    @Test
+    void asyncCompletionsRunFromTheLoopNeverInsideASubmit() {
+        NullChannel ch = (NullChannel) new NullDriver(1 << 20, NullDriver.Completion.ASYNC).openChannel(ctx);
+        assertThat(ch.engine().kind()).isEqualTo("null-async");
+        int[] done = {0};
+        int[] insideSubmit = {0};
+        BlockIo io = readIo();
+        long base = io.iov.base(0);
+        IoCompletion[] again = new IoCompletion[1];
+        again[0] = (q, r) -> {
+            done[0]++;
+            insideSubmit[0] += ch.engine().submitGuard().depth();
+            if (done[0] < 50) {
+                q.rw(BlockIo.READ, 0, again[0]).iov.add(base, 512);
+                ch.submit(q);
+            }
+        };
+        io.completion = again[0];
+        ch.submit(io);
+        assertThat(done[0]).isZero();
+        LoopSteps.pollUntil(ctx, () -> done[0] == 50, "50 chained async requests");
+        assertThat(insideSubmit[0]).as("submit depth seen by the callbacks").isZero();
+        assertThat(ch.engine().maxSubmitDepth()).isEqualTo(1);
+        assertThat(ch.inFlight()).isZero();
+        ch.close();
+    }
 }
