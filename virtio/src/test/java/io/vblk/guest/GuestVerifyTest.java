@@ -1,7 +1,7 @@
 package io.vblk.guest;
 
 import io.vblk.aio.AioContext;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

@@ -8,7 +8,7 @@ import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -2,7 +2,7 @@ package io.vblk.drivers.fault;
 
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockDriverConformance;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.TestImages;
 
 import java.nio.file.Path;

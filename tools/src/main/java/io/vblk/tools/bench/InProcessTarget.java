@@ -6,7 +6,7 @@ import io.vblk.aio.IoThread;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.guest.GuestTransport;

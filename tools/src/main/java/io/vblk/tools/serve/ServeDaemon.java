@@ -6,7 +6,7 @@ import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;

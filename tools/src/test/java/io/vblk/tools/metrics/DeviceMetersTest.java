@@ -4,7 +4,7 @@ import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.InProcessBlk;

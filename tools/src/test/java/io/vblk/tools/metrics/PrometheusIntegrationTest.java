@@ -3,7 +3,7 @@ package io.vblk.tools.metrics;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.testing.Components;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.InProcessBlk;

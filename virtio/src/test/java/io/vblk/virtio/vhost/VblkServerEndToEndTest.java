@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.DriverSpec;
+import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.device.IoThreadMapping;

@@ -1,7 +1,9 @@
-package io.vblk.drivers;
+package io.vblk.drivers.spec;
 
 import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.sys.Errno;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
