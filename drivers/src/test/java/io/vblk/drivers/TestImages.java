@@ -1,7 +1,7 @@
 package io.vblk.drivers;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.nio.file.Path;
 
@@ -13,16 +13,16 @@ public final class TestImages {
     /** Makes {@code dir/name} of {@code size} bytes unless it exists; returns its path. */
     public static String create(Path dir, String name, long size) {
         String path = dir.resolve(name).toString();
-        int fd = Sys.open(path, Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        int fd = FileIo.open(path, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
         if (fd < 0) {
             throw new IllegalStateException("create " + name + ": " + Errno.name(fd));
         }
         try {
-            if (Sys.fileSize(fd) != size && Sys.ftruncate(fd, size) != 0) {
+            if (FileIo.fileSize(fd) != size && FileIo.ftruncate(fd, size) != 0) {
                 throw new IllegalStateException("ftruncate " + name);
             }
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
         return path;
     }

@@ -3,7 +3,7 @@ package io.vblk.irqfd;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
 
 /**
  * Home thread: the owning IoThread of the queue ({@code ctx}). No locking. The counters are
@@ -91,7 +91,7 @@ public final class IrqfdNotifier implements Notifier {
         // eventfd write: the kernel's wake of the reader (KVM injecting the interrupt, or the
         // frontend's poll) pairs with this write; the used ring was published before it (release
         // store of used idx in the queue's push).
-        int r = Sys.eventfdWrite(fd, 1);
+        int r = EventFds.eventfdWrite(fd, 1);
         if (r == 0 || r == -Errno.EAGAIN) {
             // -EAGAIN: the counter is at its maximum, so the reader is already signalled.
             writes++;

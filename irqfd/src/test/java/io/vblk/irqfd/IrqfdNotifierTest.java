@@ -5,7 +5,8 @@ import io.vblk.aio.DeferCall;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -30,7 +31,7 @@ class IrqfdNotifierTest {
     @BeforeEach
     void setUp() {
         ctx = AioContext.forCurrentThread("irqfd-test");
-        fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        fd = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
         assertThat(fd).isPositive();
         n = new IrqfdNotifier(ctx, "q0", fd, () -> {
             decisions++;
@@ -40,12 +41,12 @@ class IrqfdNotifierTest {
 
     @AfterEach
     void tearDown() {
-        Sys.close(fd);
+        FileIo.close(fd);
         ctx.close();
     }
 
     long calls() {
-        long v = Sys.eventfdRead(fd);
+        long v = EventFds.eventfdRead(fd);
         return v == -Errno.EAGAIN ? 0 : v;
     }
 
@@ -128,8 +129,8 @@ class IrqfdNotifierTest {
 
     @Test
     void aFailedWriteIsCountedNotThrown() {
-        int other = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
-        Sys.close(other);
+        int other = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
+        FileIo.close(other);
         n.setCallFd(other); // closed: EBADF
         n.notifyGuest();
         assertThat(n.writeErrors()).isEqualTo(1);

@@ -1,7 +1,9 @@
 package io.vblk.guest;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.UnixSockets;
 
 import java.lang.foreign.ValueLayout;
 
@@ -79,15 +81,15 @@ public final class GuestBlkQueue implements AutoCloseable {
             freeSlots[i] = slotCount - 1 - i;
         }
         this.freeCount = slotCount;
-        int kick = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        int kick = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
         if (kick < 0) {
             throw new IllegalStateException("eventfd (kick): " + Errno.name(-kick));
         }
         int call = -1;
         if (interrupts) {
-            call = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            call = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
             if (call < 0) {
-                Sys.close(kick);
+                FileIo.close(kick);
                 throw new IllegalStateException("eventfd (call): " + Errno.name(-call));
             }
         }
@@ -318,7 +320,7 @@ public final class GuestBlkQueue implements AutoCloseable {
      * reading the eventfd.
      */
     public void notifyDevice() {
-        int r = Sys.eventfdWrite(kickFd, 1);
+        int r = EventFds.eventfdWrite(kickFd, 1);
         if (r < 0) {
             throw new IllegalStateException("kick eventfd write: " + Errno.name(-r));
         }
@@ -348,7 +350,7 @@ public final class GuestBlkQueue implements AutoCloseable {
         if (callFd < 0) {
             throw new IllegalStateException("queue " + index + " polls; it has no call eventfd");
         }
-        int r = Sys.poll(callFd, Sys.POLLIN, timeoutMs);
+        int r = UnixSockets.poll(callFd, UnixSockets.POLLIN, timeoutMs);
         if (r < 0) {
             throw new IllegalStateException("poll(call eventfd): " + Errno.name(-r));
         }
@@ -363,7 +365,7 @@ public final class GuestBlkQueue implements AutoCloseable {
         if (callFd < 0) {
             return 0;
         }
-        long v = Sys.eventfdRead(callFd);
+        long v = EventFds.eventfdRead(callFd);
         if (v == -Errno.EAGAIN) {
             return 0;
         }
@@ -456,9 +458,9 @@ public final class GuestBlkQueue implements AutoCloseable {
 
     @Override
     public void close() {
-        Sys.close(kickFd);
+        FileIo.close(kickFd);
         if (callFd >= 0) {
-            Sys.close(callFd);
+            FileIo.close(callFd);
         }
     }
 

@@ -1,7 +1,8 @@
 package io.vblk.guest;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.memory.MemoryRegion;
 
@@ -84,18 +85,18 @@ public final class GuestRam implements AutoCloseable {
             throw new IllegalArgumentException("guest RAM base must be page aligned, got 0x" + Long.toHexString(gpaBase));
         }
         long len = VringLayout.alignUp(Math.max(size, PAGE), PAGE);
-        int fd = Sys.memfdCreate(name, Sys.MFD_CLOEXEC);
+        int fd = Mmap.memfdCreate(name, Mmap.MFD_CLOEXEC);
         if (fd < 0) {
             throw new IllegalStateException("memfd_create(" + name + "): " + Errno.name(-fd));
         }
-        int r = Sys.ftruncate(fd, len);
+        int r = FileIo.ftruncate(fd, len);
         if (r < 0) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new IllegalStateException("ftruncate(memfd, " + len + "): " + Errno.name(-r));
         }
-        long addr = Sys.mmap(0, len, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, fd, 0);
+        long addr = Mmap.mmap(0, len, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, fd, 0);
         if (addr < 0) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new IllegalStateException("mmap(memfd, " + len + "): " + Errno.name((int) -addr));
         }
         MemorySegment host = MemorySegment.ofAddress(addr).reinterpret(len);
@@ -301,8 +302,8 @@ public final class GuestRam implements AutoCloseable {
             if (arena != null) {
                 arena.close();
             } else {
-                Sys.munmap(host.address(), size);
-                Sys.close(fd);
+                Mmap.munmap(host.address(), size);
+                FileIo.close(fd);
             }
         } else if (n < 0) {
             throw new IllegalStateException("guest RAM '" + name + "' released more often than retained");

@@ -2,7 +2,7 @@ package io.vblk.guest;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
@@ -121,7 +121,7 @@ public final class InProcessTransport implements GuestTransport {
         try {
             callCopy = callFd < 0 ? -1 : dupOrFail(callFd);
         } catch (RuntimeException e) {
-            Sys.close(kick);
+            FileIo.close(kick);
             throw e;
         }
         call("setQueueFds", () -> {
@@ -182,7 +182,7 @@ public final class InProcessTransport implements GuestTransport {
     }
 
     private static int dupOrFail(int fd) {
-        int d = Sys.dup(fd);
+        int d = FileIo.dup(fd);
         if (d < 0) {
             throw new IllegalStateException("dup(" + fd + "): " + Errno.name(-d));
         }

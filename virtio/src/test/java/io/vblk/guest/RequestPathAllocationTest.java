@@ -18,7 +18,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * guest's thread (this test thread) and by the device's IoThread over many requests stay within a
  * few hundred bytes in total (the JVM's own occasional allocations), i.e. 0 bytes per request. It
  * looks at up to 15 windows of 200 000 requests for a clean one, since a loaded machine compiles
- * later. Every system call on the path goes through a capture-free fast twin in {@code Sys}
+ * later. Every system call on the path goes through a capture-free fast twin in {@code io.vblk.aio.sys}
  * (errno is captured only on failure): FFM's errno capture allocates whenever the JIT does not
  * inline it.
  */

@@ -7,7 +7,10 @@ import io.vblk.aio.engine.IoEngine;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.AioCalls;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 import io.vblk.aio.threadpool.WorkerPool;
 
 import java.lang.foreign.Arena;
@@ -73,7 +76,7 @@ public final class LinuxAio implements EngineBackend {
     private LinuxAio(AioContext ctx, int ringSize, int kernelEvents, boolean forceGetevents) {
         this.ctx = ctx;
         this.ringSize = ringSize;
-        long id = Sys.ioSetup(kernelEvents);
+        long id = AioCalls.ioSetup(kernelEvents);
         if (id < 0) {
             throw new IllegalStateException("io_setup(" + kernelEvents + ") failed: " + Errno.name((int) id)
                     + (id == -Errno.EAGAIN ? " (fs.aio-max-nr reached; raise it with sysctl)" : ""));
@@ -90,9 +93,9 @@ public final class LinuxAio implements EngineBackend {
                 ? MemorySegment.ofAddress(id).reinterpret(AioRingLayout.eventOffset(ringNr))
                 : null;
 
-        int fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        int fd = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
         if (fd < 0) {
-            Sys.ioDestroy(id);
+            AioCalls.ioDestroy(id);
             throw new IllegalStateException("eventfd for AIO completions failed: " + Errno.name(fd));
         }
         this.efd = fd;
@@ -201,7 +204,7 @@ public final class LinuxAio implements EngineBackend {
             IocbLayout.write(iocbs, at, slot, opcode, r.fd(), r.iovAddress(), r.iovCount(), r.offset(), efd);
             iocbPtrs.set(ValueLayout.JAVA_LONG, (long) i * 8, iocbs.address() + at);
         }
-        int ret = Sys.ioSubmit(kctx, n, ptrs);
+        int ret = AioCalls.ioSubmit(kctx, n, ptrs);
         int taken = Math.max(ret, 0);
         // The requests the kernel did not take go back to the queue: free their slots.
         releaseSlots(first, taken, n - taken);
@@ -246,7 +249,7 @@ public final class LinuxAio implements EngineBackend {
 
     private void completionReady(int fd) {
         // Drain the eventfd first, so a completion that lands after the read re-arms it.
-        Sys.eventfdRead(efd);
+        EventFds.eventfdRead(efd);
         queue.completionEvent();
     }
 
@@ -282,7 +285,7 @@ public final class LinuxAio implements EngineBackend {
     private void drainGetevents(EngineBackend.Queue q) {
         while (true) {
             if (eventIdx >= eventMax) {
-                int n = Sys.ioGetevents(kctx, 0, ringSize, events.address(), zeroTimeout.address());
+                int n = AioCalls.ioGetevents(kctx, 0, ringSize, events.address(), zeroTimeout.address());
                 geteventsCalls++;
                 eventIdx = 0;
                 eventMax = Math.max(n, 0);
@@ -313,8 +316,8 @@ public final class LinuxAio implements EngineBackend {
     @Override
     public void close() {
         efdHandler.remove();
-        Sys.ioDestroy(kctx);
-        Sys.close(efd);
+        AioCalls.ioDestroy(kctx);
+        FileIo.close(efd);
         arena.close();
     }
 
@@ -360,13 +363,13 @@ public final class LinuxAio implements EngineBackend {
         static final boolean SUPPORTED = probe();
 
         private static boolean probe() {
-            int fd = Sys.memfdCreate("vblk-fdsync-probe", Sys.MFD_CLOEXEC);
+            int fd = Mmap.memfdCreate("vblk-fdsync-probe", Mmap.MFD_CLOEXEC);
             if (fd < 0) {
                 return false;
             }
-            long id = Sys.ioSetup(1);
+            long id = AioCalls.ioSetup(1);
             if (id < 0) {
-                Sys.close(fd);
+                FileIo.close(fd);
                 return false;
             }
             try (Arena a = Arena.ofConfined()) {
@@ -377,14 +380,14 @@ public final class LinuxAio implements EngineBackend {
                 ts.set(ValueLayout.JAVA_LONG, 0, 5); // 5 s bound
                 IocbLayout.write(iocb, 0, 7, IocbLayout.IOCB_CMD_FDSYNC, fd, 0, 0, 0, -1);
                 ptr.set(ValueLayout.JAVA_LONG, 0, iocb.address());
-                if (Sys.ioSubmit(id, 1, ptr.address()) != 1) {
+                if (AioCalls.ioSubmit(id, 1, ptr.address()) != 1) {
                     return false; // -EINVAL: opcode unknown to this kernel
                 }
-                return Sys.ioGetevents(id, 1, 1, ev.address(), ts.address()) == 1
+                return AioCalls.ioGetevents(id, 1, 1, ev.address(), ts.address()) == 1
                         && ev.get(ValueLayout.JAVA_LONG, IoEventLayout.RES) == 0;
             } finally {
-                Sys.ioDestroy(id);
-                Sys.close(fd);
+                AioCalls.ioDestroy(id);
+                FileIo.close(fd);
             }
         }
     }

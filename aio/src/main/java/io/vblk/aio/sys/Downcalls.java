@@ -13,7 +13,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 /**
  * Any thread.
  *
- * <p>FFM downcall handles for the calls {@link Sys} makes on the request path (about 5 ns of
+ * <p>FFM downcall handles for the calls {@link io.vblk.aio.sys system-call facade} makes on the request path (about 5 ns of
  * overhead each against about 90 ns for JNA direct mapping, measured on JDK 25 with a libc
  * {@code labs} call; the JMH benchmark {@code EngineBenchmark} compares a real eventfd write and
  * io_getevents both ways: {@code scripts/jmh.sh 'EngineBenchmark.(eventfdWrite|ioGetevents)'}).
@@ -51,7 +51,7 @@ final class Downcalls {
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG));
     // The same request-path calls without errno capture: the capture argument is sliced per call
     // inside the JDK, which allocates wherever C2 does not inline the slice (a call site it sees
-    // as infrequent, e.g. one io_submit per batch). Sys calls these first and repeats a failed
+    // as infrequent, e.g. one io_submit per batch). The facade calls these first and repeats a failed
     // call through the capturing handle to learn errno: a failed call of these transferred
     // nothing, so repeating it is safe (if the repeat succeeds, its result is the result).
     static final MethodHandle READ_FAST = fast("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));

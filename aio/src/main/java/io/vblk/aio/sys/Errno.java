@@ -4,7 +4,7 @@ package io.vblk.aio.sys;
  * Any thread.
  *
  * <p>Linux errno values (x86_64 and aarch64 share the asm-generic numbers used here) and their
- * names. {@link Sys} returns failures as {@code -errno}; this class names them for logs.
+ * names. {@link io.vblk.aio.sys system-call facade} returns failures as {@code -errno}; this class names them for logs.
  */
 public final class Errno {
     public static final int EPERM = 1;

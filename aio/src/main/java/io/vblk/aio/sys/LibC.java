@@ -7,7 +7,7 @@ import com.sun.jna.Platform;
 /**
  * Any thread.
  *
- * <p>JNA direct mappings of the set-up-time C library calls behind {@link Sys}. Pointer arguments are
+ * <p>JNA direct mappings of the set-up-time C library calls behind {@link io.vblk.aio.sys system-call facade}. Pointer arguments are
  * plain {@code long} addresses so nothing is wrapped; errno is read with
  * {@link Native#getLastError()}, which JNA saves after every call on the calling thread.
  */

@@ -3,8 +3,8 @@ package io.vblk.aio.sys;
 /**
  * Home thread: whoever owns it (a vhost-user connection's home thread). No locking.
  *
- * <p>File descriptors that arrived with one {@link Sys#recvmsg} call (SCM_RIGHTS). Reused by its
- * owner across calls: {@link Sys#recvmsg} overwrites it each time. The descriptors belong to the
+ * <p>File descriptors that arrived with one {@link UnixSockets#recvmsg} call (SCM_RIGHTS). Reused by its
+ * owner across calls: {@link UnixSockets#recvmsg} overwrites it each time. The descriptors belong to the
  * caller from then on (they were received with close-on-exec set), including when
  * {@link #truncated} is true.
  */
@@ -29,7 +29,7 @@ public final class ReceivedFds {
     /** Closes every received fd and clears; for error paths that reject the message. */
     public void closeAll() {
         for (int i = 0; i < count; i++) {
-            Sys.close(fds[i]);
+            FileIo.close(fds[i]);
         }
         clear();
     }

@@ -31,7 +31,7 @@ public final class SockAddrUnLayout {
             return -Errno.ENAMETOOLONG;
         }
         seg.fill((byte) 0);
-        seg.set(ValueLayout.JAVA_SHORT, SUN_FAMILY, (short) Sys.AF_UNIX);
+        seg.set(ValueLayout.JAVA_SHORT, SUN_FAMILY, (short) UnixSockets.AF_UNIX);
         MemorySegment.copy(p, 0, seg, ValueLayout.JAVA_BYTE, SUN_PATH, p.length);
         return SUN_PATH + p.length + 1;
     }

@@ -3,7 +3,7 @@ package io.vblk.aio.sys;
 /**
  * Any thread.
  *
- * <p>The fields of {@code struct stat} that {@link Sys} reads, x86_64 layout (asm/stat.h,
+ * <p>The fields of {@code struct stat} that {@link io.vblk.aio.sys system-call facade} reads, x86_64 layout (asm/stat.h,
  * {@code struct stat} for 64-bit: 144 bytes).
  *
  * <pre>

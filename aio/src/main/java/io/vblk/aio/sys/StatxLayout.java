@@ -3,7 +3,7 @@ package io.vblk.aio.sys;
 /**
  * Any thread.
  *
- * <p>The fields of {@code struct statx} (include/uapi/linux/stat.h, 256 bytes) that {@link Sys}
+ * <p>The fields of {@code struct statx} (include/uapi/linux/stat.h, 256 bytes) that {@link io.vblk.aio.sys system-call facade}
  * reads: the direct-I/O alignment a file needs (Linux 6.1+, STATX_DIOALIGN).
  *
  * <pre>

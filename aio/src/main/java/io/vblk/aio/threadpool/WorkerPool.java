@@ -6,7 +6,7 @@ import io.vblk.aio.engine.EngineBackend;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -212,10 +212,10 @@ public final class WorkerPool implements EngineBackend {
     /** The blocking call itself; runs on a worker. */
     static long execute(IoRequest r) {
         return switch (r.op()) {
-            case IoRequest.READV -> Sys.preadv(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
-            case IoRequest.WRITEV -> Sys.pwritev(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
-            case IoRequest.FDSYNC -> Sys.fdatasync(r.fd());
-            case IoRequest.FALLOCATE -> Sys.fallocate(r.fd(), r.mode(), r.offset(), r.length());
+            case IoRequest.READV -> FileIo.preadv(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
+            case IoRequest.WRITEV -> FileIo.pwritev(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
+            case IoRequest.FDSYNC -> FileIo.fdatasync(r.fd());
+            case IoRequest.FALLOCATE -> FileIo.fallocate(r.fd(), r.mode(), r.offset(), r.length());
             default -> -Errno.EINVAL;
         };
     }

@@ -4,7 +4,8 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.FdHandler;
 import io.vblk.aio.PollHandler;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -489,7 +490,7 @@ public final class IoUring {
 
     private void eventfdReady(int fd) {
         // Drain first, so a completion posted after this read signals the eventfd again.
-        Sys.eventfdRead(efd);
+        EventFds.eventfdRead(efd);
         if (!closed) {
             onReady.run();
         }
@@ -538,7 +539,7 @@ public final class IoUring {
         }
         q.close();
         if (efd >= 0) {
-            Sys.close(efd);
+            FileIo.close(efd);
         }
         arena.close();
     }

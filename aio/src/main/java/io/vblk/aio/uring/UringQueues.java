@@ -1,7 +1,9 @@
 package io.vblk.aio.uring;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -115,30 +117,30 @@ final class UringQueues {
         if (single) {
             sqBytes = cqBytes = Math.max(sqBytes, cqBytes);
         }
-        int prot = Sys.PROT_READ | Sys.PROT_WRITE;
-        int mflags = Sys.MAP_SHARED | Sys.MAP_POPULATE;
-        long sqAddr = Sys.mmap(0, sqBytes, prot, mflags, fd, RingOffsetsLayout.IORING_OFF_SQ_RING);
+        int prot = Mmap.PROT_READ | Mmap.PROT_WRITE;
+        int mflags = Mmap.MAP_SHARED | Mmap.MAP_POPULATE;
+        long sqAddr = Mmap.mmap(0, sqBytes, prot, mflags, fd, RingOffsetsLayout.IORING_OFF_SQ_RING);
         if (sqAddr < 0) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new IllegalStateException("mmap of the io_uring SQ ring failed: " + Errno.name((int) sqAddr));
         }
         long cqAddr = sqAddr;
         if (!single) {
-            cqAddr = Sys.mmap(0, cqBytes, prot, mflags, fd, RingOffsetsLayout.IORING_OFF_CQ_RING);
+            cqAddr = Mmap.mmap(0, cqBytes, prot, mflags, fd, RingOffsetsLayout.IORING_OFF_CQ_RING);
             if (cqAddr < 0) {
-                Sys.munmap(sqAddr, sqBytes);
-                Sys.close(fd);
+                Mmap.munmap(sqAddr, sqBytes);
+                FileIo.close(fd);
                 throw new IllegalStateException("mmap of the io_uring CQ ring failed: " + Errno.name((int) cqAddr));
             }
         }
         long sqesBytes = (long) SqeLayout.BYTES * sqEntries;
-        long sqesAddr = Sys.mmap(0, sqesBytes, prot, mflags, fd, RingOffsetsLayout.IORING_OFF_SQES);
+        long sqesAddr = Mmap.mmap(0, sqesBytes, prot, mflags, fd, RingOffsetsLayout.IORING_OFF_SQES);
         if (sqesAddr < 0) {
-            Sys.munmap(sqAddr, sqBytes);
+            Mmap.munmap(sqAddr, sqBytes);
             if (!single) {
-                Sys.munmap(cqAddr, cqBytes);
+                Mmap.munmap(cqAddr, cqBytes);
             }
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new IllegalStateException("mmap of the io_uring SQE array failed: " + Errno.name((int) sqesAddr));
         }
         MemorySegment sq = MemorySegment.ofAddress(sqAddr).reinterpret(sqBytes);
@@ -152,7 +154,7 @@ final class UringQueues {
      * (IORING_REGISTER_EVENTFD); throws IllegalStateException naming the errno.
      */
     int registerEventfd() {
-        int efd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        int efd = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
         if (efd < 0) {
             throw new IllegalStateException("eventfd for io_uring completions failed: " + Errno.name(efd));
         }
@@ -161,7 +163,7 @@ final class UringQueues {
             arg.set(ValueLayout.JAVA_INT, 0, efd);
             int r = UringSyscalls.register(fd, UringSyscalls.IORING_REGISTER_EVENTFD, arg.address(), 1);
             if (r < 0) {
-                Sys.close(efd);
+                FileIo.close(efd);
                 throw new IllegalStateException("IORING_REGISTER_EVENTFD failed: " + Errno.name(r));
             }
         }
@@ -178,11 +180,11 @@ final class UringQueues {
             return;
         }
         closed = true;
-        Sys.munmap(sqes.address(), sqesMapBytes);
+        Mmap.munmap(sqes.address(), sqesMapBytes);
         if (cqMapBytes > 0) {
-            Sys.munmap(cq.address(), cqMapBytes);
+            Mmap.munmap(cq.address(), cqMapBytes);
         }
-        Sys.munmap(sq.address(), sqMapBytes);
-        Sys.close(fd);
+        Mmap.munmap(sq.address(), sqMapBytes);
+        FileIo.close(fd);
     }
 }

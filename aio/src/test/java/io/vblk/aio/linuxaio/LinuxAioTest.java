@@ -9,7 +9,7 @@ import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -48,17 +48,17 @@ class LinuxAioTest {
     @AfterEach
     void tearDown() {
         if (fd >= 0) {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
         arena.close();
         ctx.close();
     }
 
     private int openFile(boolean direct, long size) {
-        int flags = Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | (direct ? Sys.O_DIRECT : 0);
-        fd = Sys.open(dir.resolve("img").toString(), flags, 0600);
+        int flags = FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC | (direct ? FileIo.O_DIRECT : 0);
+        fd = FileIo.open(dir.resolve("img").toString(), flags, 0600);
         assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
-        assertThat(Sys.ftruncate(fd, size)).isZero();
+        assertThat(FileIo.ftruncate(fd, size)).isZero();
         return fd;
     }
 
@@ -336,7 +336,7 @@ class LinuxAioTest {
             aio.submit(f, 32);
             LoopSteps.pollUntil(ctx, () -> done.count == 2, "fdsync");
             assertThat(done.lastResult).isZero();
-            IoRequest p = new IoRequest().fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE,
+            IoRequest p = new IoRequest().fallocate(fd, FileIo.FALLOC_FL_PUNCH_HOLE | FileIo.FALLOC_FL_KEEP_SIZE,
                     0, BLOCK, done);
             aio.submit(p, 32);
             assertThat(aio.inFallback()).isEqualTo(1);

@@ -19,46 +19,46 @@ class SysTest {
 
     @Test
     void eventfdRoundTripAndEagainAsValue() {
-        int fd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+        int fd = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
         assertThat(fd).isGreaterThanOrEqualTo(0);
         try {
-            assertThat(Sys.eventfdRead(fd)).isEqualTo(-Errno.EAGAIN);
-            assertThat(Sys.eventfdWrite(fd, 3)).isZero();
-            assertThat(Sys.eventfdWrite(fd, 4)).isZero();
-            assertThat(Sys.poll(fd, Sys.POLLIN, 0) & Sys.POLLIN).isEqualTo(Sys.POLLIN);
-            assertThat(Sys.eventfdRead(fd)).isEqualTo(7);
-            assertThat(Sys.eventfdRead(fd)).isEqualTo(-Errno.EAGAIN);
-            assertThat(Sys.poll(fd, Sys.POLLIN, 0)).isZero();
+            assertThat(EventFds.eventfdRead(fd)).isEqualTo(-Errno.EAGAIN);
+            assertThat(EventFds.eventfdWrite(fd, 3)).isZero();
+            assertThat(EventFds.eventfdWrite(fd, 4)).isZero();
+            assertThat(UnixSockets.poll(fd, UnixSockets.POLLIN, 0) & UnixSockets.POLLIN).isEqualTo(UnixSockets.POLLIN);
+            assertThat(EventFds.eventfdRead(fd)).isEqualTo(7);
+            assertThat(EventFds.eventfdRead(fd)).isEqualTo(-Errno.EAGAIN);
+            assertThat(UnixSockets.poll(fd, UnixSockets.POLLIN, 0)).isZero();
             // 0xffff_ffff_ffff_fffe is the counter's maximum; adding more would block -> EAGAIN.
-            assertThat(Sys.eventfdWrite(fd, 0xffff_ffff_ffff_fffeL)).isZero();
-            assertThat(Sys.eventfdWrite(fd, 1)).isEqualTo(-Errno.EAGAIN);
+            assertThat(EventFds.eventfdWrite(fd, 0xffff_ffff_ffff_fffeL)).isZero();
+            assertThat(EventFds.eventfdWrite(fd, 1)).isEqualTo(-Errno.EAGAIN);
         } finally {
-            assertThat(Sys.close(fd)).isZero();
+            assertThat(FileIo.close(fd)).isZero();
         }
     }
 
     @Test
     void badFdGivesMinusEbadfOnBothBindings() {
         int bad = 987_654;
-        assertThat(Sys.close(bad)).isEqualTo(-Errno.EBADF);            // JNA
-        assertThat(Sys.fdatasync(bad)).isEqualTo(-Errno.EBADF);        // JNA
-        assertThat(Sys.eventfdRead(bad)).isEqualTo(-Errno.EBADF);      // FFM
-        assertThat(Sys.read(bad, 0, 0)).isEqualTo(-Errno.EBADF);       // FFM
-        assertThat(Sys.pwritev(bad, 0, 0, 0)).isEqualTo(-Errno.EBADF); // FFM
-        assertThat(Sys.fileSize(bad)).isEqualTo(-Errno.EBADF);
+        assertThat(FileIo.close(bad)).isEqualTo(-Errno.EBADF);            // JNA
+        assertThat(FileIo.fdatasync(bad)).isEqualTo(-Errno.EBADF);        // JNA
+        assertThat(EventFds.eventfdRead(bad)).isEqualTo(-Errno.EBADF);      // FFM
+        assertThat(FileIo.read(bad, 0, 0)).isEqualTo(-Errno.EBADF);       // FFM
+        assertThat(FileIo.pwritev(bad, 0, 0, 0)).isEqualTo(-Errno.EBADF); // FFM
+        assertThat(FileIo.fileSize(bad)).isEqualTo(-Errno.EBADF);
         assertThat(Errno.name(-Errno.EBADF)).isEqualTo("EBADF");
         assertThat(Errno.name(Errno.EAGAIN)).isEqualTo("EAGAIN");
     }
 
     @Test
     void memfdMmapSharedMappingsSeeEachOther() {
-        int fd = Sys.memfdCreate("vblk-test", Sys.MFD_CLOEXEC);
+        int fd = Mmap.memfdCreate("vblk-test", Mmap.MFD_CLOEXEC);
         assertThat(fd).isGreaterThanOrEqualTo(0);
         long len = 1 << 16;
-        assertThat(Sys.ftruncate(fd, len)).isZero();
-        assertThat(Sys.fileSize(fd)).isEqualTo(len);
-        long a = Sys.mmap(0, len, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, fd, 0);
-        long b = Sys.mmap(0, len, Sys.PROT_READ, Sys.MAP_SHARED, fd, 0);
+        assertThat(FileIo.ftruncate(fd, len)).isZero();
+        assertThat(FileIo.fileSize(fd)).isEqualTo(len);
+        long a = Mmap.mmap(0, len, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, fd, 0);
+        long b = Mmap.mmap(0, len, Mmap.PROT_READ, Mmap.MAP_SHARED, fd, 0);
         assertThat(a).isPositive();
         assertThat(b).isPositive().isNotEqualTo(a);
         MemorySegment wa = MemorySegment.ofAddress(a).reinterpret(len);
@@ -68,63 +68,63 @@ class SysTest {
         // The same bytes through the fd.
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(8, 8);
-            assertThat(Sys.pread(fd, buf.address(), 8, 4096)).isEqualTo(8);
+            assertThat(FileIo.pread(fd, buf.address(), 8, 4096)).isEqualTo(8);
             assertThat(buf.get(ValueLayout.JAVA_LONG, 0)).isEqualTo(0x1122334455667788L);
         }
-        assertThat(Sys.munmap(a, len)).isZero();
-        assertThat(Sys.munmap(b, len)).isZero();
-        assertThat(Sys.mmap(0, len, Sys.PROT_READ, Sys.MAP_SHARED, 987_654, 0)).isEqualTo(-Errno.EBADF);
-        assertThat(Sys.close(fd)).isZero();
+        assertThat(Mmap.munmap(a, len)).isZero();
+        assertThat(Mmap.munmap(b, len)).isZero();
+        assertThat(Mmap.mmap(0, len, Mmap.PROT_READ, Mmap.MAP_SHARED, 987_654, 0)).isEqualTo(-Errno.EBADF);
+        assertThat(FileIo.close(fd)).isZero();
     }
 
     @Test
     void socketpairPassesThreeFdsWithData() {
         int[] sv = new int[2];
-        assertThat(Sys.socketpair(sv)).isZero();
-        int[] sent = {Sys.eventfd(0, Sys.EFD_NONBLOCK), Sys.eventfd(0, Sys.EFD_NONBLOCK),
-                Sys.eventfd(0, Sys.EFD_NONBLOCK)};
+        assertThat(UnixSockets.socketpair(sv)).isZero();
+        int[] sent = {EventFds.eventfd(0, EventFds.EFD_NONBLOCK), EventFds.eventfd(0, EventFds.EFD_NONBLOCK),
+                EventFds.eventfd(0, EventFds.EFD_NONBLOCK)};
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(20, 8);
             out.setString(0, "hello vhost", StandardCharsets.US_ASCII);
-            assertThat(Sys.sendmsg(sv[0], out.address(), 20, sent, 3)).isEqualTo(20);
+            assertThat(UnixSockets.sendmsg(sv[0], out.address(), 20, sent, 3)).isEqualTo(20);
             MemorySegment in = arena.allocate(64, 8);
             ReceivedFds rx = new ReceivedFds();
-            assertThat(Sys.recvmsg(sv[1], in.address(), 64, rx)).isEqualTo(20);
+            assertThat(UnixSockets.recvmsg(sv[1], in.address(), 64, rx)).isEqualTo(20);
             assertThat(in.getString(0, StandardCharsets.US_ASCII)).isEqualTo("hello vhost");
             assertThat(rx.count).isEqualTo(3);
             assertThat(rx.truncated).isFalse();
             // Each received fd is the same eventfd as the one sent.
             for (int i = 0; i < 3; i++) {
                 assertThat(rx.fds[i]).isNotIn(sent[0], sent[1], sent[2]);
-                assertThat(Sys.eventfdWrite(sent[i], 10 + i)).isZero();
-                assertThat(Sys.eventfdRead(rx.fds[i])).isEqualTo(10 + i);
+                assertThat(EventFds.eventfdWrite(sent[i], 10 + i)).isZero();
+                assertThat(EventFds.eventfdRead(rx.fds[i])).isEqualTo(10 + i);
             }
             rx.closeAll();
             assertThat(rx.count).isZero();
             // Nothing more waiting: EAGAIN as a value on a non-blocking socket.
-            assertThat(Sys.setNonBlocking(sv[1], true)).isZero();
-            assertThat(Sys.recvmsg(sv[1], in.address(), 64, rx)).isEqualTo(-Errno.EAGAIN);
+            assertThat(FileIo.setNonBlocking(sv[1], true)).isZero();
+            assertThat(UnixSockets.recvmsg(sv[1], in.address(), 64, rx)).isEqualTo(-Errno.EAGAIN);
         } finally {
             for (int fd : sent) {
-                Sys.close(fd);
+                FileIo.close(fd);
             }
-            Sys.close(sv[0]);
-            Sys.close(sv[1]);
+            FileIo.close(sv[0]);
+            FileIo.close(sv[1]);
         }
     }
 
     @Test
     void nineFdsArriveAsEightWithTruncatedSet() throws Throwable {
         int[] sv = new int[2];
-        assertThat(Sys.socketpair(sv)).isZero();
+        assertThat(UnixSockets.socketpair(sv)).isZero();
         int[] many = new int[9];
         for (int i = 0; i < many.length; i++) {
-            many[i] = Sys.eventfd(0, 0);
+            many[i] = EventFds.eventfd(0, 0);
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(16, 8);
-            // Sys.sendmsg refuses more than 8 fds itself.
-            assertThat(Sys.sendmsg(sv[0], buf.address(), 4, many, 9)).isEqualTo(-Errno.EINVAL);
+            // UnixSockets.sendmsg refuses more than 8 fds itself.
+            assertThat(UnixSockets.sendmsg(sv[0], buf.address(), 4, many, 9)).isEqualTo(-Errno.EINVAL);
             // So send the 9-fd message by hand through the same layout.
             MemorySegment iov = arena.allocate(MsgHdrLayout.IOVEC_BYTES, 8);
             MsgHdrLayout.writeIovec(iov, 0, buf.address(), 4);
@@ -139,71 +139,71 @@ class SysTest {
             MemorySegment msg = arena.allocate(MsgHdrLayout.MSGHDR_BYTES, 8);
             MsgHdrLayout.writeMsgHdr(msg, 0, iov.address(), control.address(), space);
             MemorySegment capture = arena.allocate(Downcalls.CAPTURE_LAYOUT);
-            long sent = (long) Downcalls.SENDMSG.invokeExact(capture, sv[0], msg.address(), Sys.MSG_NOSIGNAL);
+            long sent = (long) Downcalls.SENDMSG.invokeExact(capture, sv[0], msg.address(), UnixSockets.MSG_NOSIGNAL);
             assertThat(sent).isEqualTo(4);
 
             ReceivedFds rx = new ReceivedFds();
-            assertThat(Sys.recvmsg(sv[1], buf.address(), 16, rx)).isEqualTo(4);
+            assertThat(UnixSockets.recvmsg(sv[1], buf.address(), 16, rx)).isEqualTo(4);
             assertThat(rx.count).isEqualTo(8);
             assertThat(rx.truncated).isTrue();
             rx.closeAll();
 
             // Exactly 8 fit without truncation.
-            assertThat(Sys.sendmsg(sv[0], buf.address(), 4, many, 8)).isEqualTo(4);
-            assertThat(Sys.recvmsg(sv[1], buf.address(), 16, rx)).isEqualTo(4);
+            assertThat(UnixSockets.sendmsg(sv[0], buf.address(), 4, many, 8)).isEqualTo(4);
+            assertThat(UnixSockets.recvmsg(sv[1], buf.address(), 16, rx)).isEqualTo(4);
             assertThat(rx.count).isEqualTo(8);
             assertThat(rx.truncated).isFalse();
             rx.closeAll();
         } finally {
             for (int fd : many) {
-                Sys.close(fd);
+                FileIo.close(fd);
             }
-            Sys.close(sv[0]);
-            Sys.close(sv[1]);
+            FileIo.close(sv[0]);
+            FileIo.close(sv[1]);
         }
     }
 
     @Test
     void unixListenConnectAccept(@TempDir Path dir) {
         String path = dir.resolve("s.sock").toString();
-        int lfd = Sys.unixListen(path, 4);
+        int lfd = UnixSockets.unixListen(path, 4);
         assertThat(lfd).isGreaterThanOrEqualTo(0);
         try (Arena arena = Arena.ofConfined()) {
-            assertThat(Sys.accept(lfd)).isEqualTo(-Errno.EAGAIN);
-            int cfd = Sys.unixConnect(path, true);
+            assertThat(UnixSockets.accept(lfd)).isEqualTo(-Errno.EAGAIN);
+            int cfd = UnixSockets.unixConnect(path, true);
             assertThat(cfd).isGreaterThanOrEqualTo(0);
-            assertThat(Sys.poll(lfd, Sys.POLLIN, 5000) & Sys.POLLIN).isEqualTo(Sys.POLLIN);
-            int afd = Sys.accept(lfd);
+            assertThat(UnixSockets.poll(lfd, UnixSockets.POLLIN, 5000) & UnixSockets.POLLIN).isEqualTo(UnixSockets.POLLIN);
+            int afd = UnixSockets.accept(lfd);
             assertThat(afd).isGreaterThanOrEqualTo(0);
             MemorySegment buf = arena.allocate(8, 8);
             buf.set(ValueLayout.JAVA_LONG, 0, 42L);
-            assertThat(Sys.write(cfd, buf.address(), 8)).isEqualTo(8);
+            assertThat(FileIo.write(cfd, buf.address(), 8)).isEqualTo(8);
             buf.set(ValueLayout.JAVA_LONG, 0, 0L);
-            assertThat(Sys.read(afd, buf.address(), 8)).isEqualTo(8);
+            assertThat(FileIo.read(afd, buf.address(), 8)).isEqualTo(8);
             assertThat(buf.get(ValueLayout.JAVA_LONG, 0)).isEqualTo(42L);
             // accepted fd is non-blocking
-            assertThat(Sys.read(afd, buf.address(), 8)).isEqualTo(-Errno.EAGAIN);
-            Sys.close(cfd);
-            assertThat(Sys.read(afd, buf.address(), 8)).isZero(); // end of stream
-            long sendToClosed = Sys.sendmsg(afd, buf.address(), 8, null, 0);
+            assertThat(FileIo.read(afd, buf.address(), 8)).isEqualTo(-Errno.EAGAIN);
+            FileIo.close(cfd);
+            assertThat(FileIo.read(afd, buf.address(), 8)).isZero(); // end of stream
+            long sendToClosed = UnixSockets.sendmsg(afd, buf.address(), 8, null, 0);
             assertThat(sendToClosed).isIn((long) -Errno.EPIPE, (long) -Errno.ECONNRESET);
-            Sys.close(afd);
+            FileIo.close(afd);
         } finally {
-            Sys.close(lfd);
+            FileIo.close(lfd);
         }
-        assertThat(Sys.unixConnect(dir.resolve("none.sock").toString(), false)).isEqualTo(-Errno.ENOENT);
-        assertThat(Sys.unixListen("x".repeat(200), 1)).isEqualTo(-Errno.ENAMETOOLONG);
+        assertThat(UnixSockets.unixConnect(dir.resolve("none.sock").toString(), false)).isEqualTo(-Errno.ENOENT);
+        assertThat(UnixSockets.unixListen("x".repeat(200), 1)).isEqualTo(-Errno.ENAMETOOLONG);
     }
 
     @Test
     void fileCallsAndVectors(@TempDir Path dir) {
         String path = dir.resolve("f.img").toString();
-        int fd = Sys.open(path, Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0644);
+        int fd = FileIo.open(path, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0644);
         assertThat(fd).isGreaterThanOrEqualTo(0);
-        assertThat(Sys.open(dir.resolve("missing").toString(), Sys.O_RDONLY, 0)).isEqualTo(-Errno.ENOENT);
+        assertThat(FileIo.open(dir.resolve("missing").toString(), FileIo.O_RDONLY, 0)).isEqualTo(-Errno.ENOENT);
         try (Arena arena = Arena.ofConfined()) {
-            assertThat(Sys.ftruncate(fd, 1 << 20)).isZero();
-            assertThat(Sys.fileSize(fd)).isEqualTo(1 << 20);
+            assertThat(FileIo.ftruncate(fd, 1 << 20)).isZero();
+            assertThat(FileIo.fileSize(fd)).isEqualTo(1 << 20);
             MemorySegment a = arena.allocate(100, 8);
             MemorySegment b = arena.allocate(28, 8);
             a.fill((byte) 1);
@@ -211,52 +211,52 @@ class SysTest {
             MemorySegment iov = arena.allocate(32, 8);
             MsgHdrLayout.writeIovec(iov, 0, a.address(), 100);
             MsgHdrLayout.writeIovec(iov, 16, b.address(), 28);
-            assertThat(Sys.pwritev(fd, iov.address(), 2, 4096)).isEqualTo(128);
+            assertThat(FileIo.pwritev(fd, iov.address(), 2, 4096)).isEqualTo(128);
             MemorySegment r = arena.allocate(128, 8);
-            assertThat(Sys.pread(fd, r.address(), 128, 4096)).isEqualTo(128);
+            assertThat(FileIo.pread(fd, r.address(), 128, 4096)).isEqualTo(128);
             assertThat(r.get(ValueLayout.JAVA_BYTE, 99)).isEqualTo((byte) 1);
             assertThat(r.get(ValueLayout.JAVA_BYTE, 100)).isEqualTo((byte) 2);
             a.fill((byte) 0);
             b.fill((byte) 0);
-            assertThat(Sys.preadv(fd, iov.address(), 2, 4096)).isEqualTo(128);
+            assertThat(FileIo.preadv(fd, iov.address(), 2, 4096)).isEqualTo(128);
             assertThat(b.get(ValueLayout.JAVA_BYTE, 27)).isEqualTo((byte) 2);
-            assertThat(Sys.fdatasync(fd)).isZero();
-            assertThat(Sys.fsync(fd)).isZero();
-            assertThat(Sys.fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE, 0, 8192)).isZero();
-            assertThat(Sys.pread(fd, r.address(), 128, 4096)).isEqualTo(128);
+            assertThat(FileIo.fdatasync(fd)).isZero();
+            assertThat(FileIo.fsync(fd)).isZero();
+            assertThat(FileIo.fallocate(fd, FileIo.FALLOC_FL_PUNCH_HOLE | FileIo.FALLOC_FL_KEEP_SIZE, 0, 8192)).isZero();
+            assertThat(FileIo.pread(fd, r.address(), 128, 4096)).isEqualTo(128);
             assertThat(r.get(ValueLayout.JAVA_BYTE, 0)).isZero();
-            assertThat(Sys.fileSize(fd)).isEqualTo(1 << 20);
-            assertThat(Sys.isBlockDevice(fd)).isFalse();
-            assertThat(Sys.logicalBlockSize(fd)).isEqualTo(-Errno.ENOTTY);
-            long dio = Sys.dioAlignment(fd);
+            assertThat(FileIo.fileSize(fd)).isEqualTo(1 << 20);
+            assertThat(FileIo.isBlockDevice(fd)).isFalse();
+            assertThat(FileIo.logicalBlockSize(fd)).isEqualTo(-Errno.ENOTTY);
+            long dio = FileIo.dioAlignment(fd);
             assertThat(dio).isNotNegative(); // 0 where the file system does not report it
             if (dio > 0) { // ext4 on Linux 6.1+: powers of two
                 assertThat(Long.bitCount(dio >>> 32)).isEqualTo(1);
                 assertThat(Long.bitCount(dio & 0xffffffffL)).isEqualTo(1);
             }
-            int dupFd = Sys.dup(fd);
+            int dupFd = FileIo.dup(fd);
             assertThat(dupFd).isGreaterThan(fd);
-            Sys.close(dupFd);
+            FileIo.close(dupFd);
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
-        assertThat(Sys.unlink(path)).isZero();
-        assertThat(Sys.unlink(path)).isEqualTo(-Errno.ENOENT);
+        assertThat(FileIo.unlink(path)).isZero();
+        assertThat(FileIo.unlink(path)).isEqualTo(-Errno.ENOENT);
     }
 
     @Test
     void aioContextSetupAndDestroy() {
-        long ctx = Sys.ioSetup(8);
+        long ctx = AioCalls.ioSetup(8);
         assertThat(ctx).isPositive();
         // io_getevents with nothing in flight and a zero timeout returns 0.
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment ts = arena.allocate(16, 8); // struct timespec {0, 0}
             MemorySegment ev = arena.allocate(32 * 4, 8);
-            assertThat(Sys.ioGetevents(ctx, 0, 4, ev.address(), ts.address())).isZero();
-            assertThat(Sys.ioSubmit(ctx, 0, 0)).isZero();
+            assertThat(AioCalls.ioGetevents(ctx, 0, 4, ev.address(), ts.address())).isZero();
+            assertThat(AioCalls.ioSubmit(ctx, 0, 0)).isZero();
         }
-        assertThat(Sys.ioDestroy(ctx)).isZero();
-        assertThat(Sys.ioDestroy(ctx)).isEqualTo(-Errno.EINVAL);
-        assertThat(Sys.ioSubmit(12345, 1, 0)).isEqualTo(-Errno.EINVAL);
+        assertThat(AioCalls.ioDestroy(ctx)).isZero();
+        assertThat(AioCalls.ioDestroy(ctx)).isEqualTo(-Errno.EINVAL);
+        assertThat(AioCalls.ioSubmit(12345, 1, 0)).isEqualTo(-Errno.EINVAL);
     }
 }

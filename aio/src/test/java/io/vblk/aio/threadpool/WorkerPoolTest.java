@@ -5,7 +5,7 @@ import io.vblk.aio.DeferCall;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LoopSteps;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -26,7 +26,7 @@ class WorkerPoolTest {
     @Test
     void moreRequestsThanSlotsAllCompleteOnceOnTheHomeThread(@TempDir Path dir) {
         AioContext ctx = AioContext.forCurrentThread("pool-test");
-        int fd = Sys.open(dir.resolve("f").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        int fd = FileIo.open(dir.resolve("f").toString(), FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
         try (Arena arena = Arena.ofConfined()) {
             int n = 3 * WorkerPool.DEFAULT_CAPACITY;
             MemorySegment data = arena.allocate(8L * n, 8);
@@ -67,13 +67,13 @@ class WorkerPoolTest {
             assertThat(perReq).containsOnly(1);
             assertThat(workers.executed()).isEqualTo(n);
             MemorySegment back = arena.allocate(8L * n, 8);
-            assertThat(Sys.pread(fd, back.address(), 8L * n, 0)).isEqualTo(8L * n);
+            assertThat(FileIo.pread(fd, back.address(), 8L * n, 0)).isEqualTo(8L * n);
             for (int i = 0; i < n; i++) {
                 assertThat(back.get(ValueLayout.JAVA_LONG, 8L * i)).isEqualTo(1000L + i);
             }
             pool.release();
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
             ctx.close();
         }
     }
@@ -81,12 +81,12 @@ class WorkerPoolTest {
     @Test
     void burstsOfEverySizeNeverStallAndTheWorkersStopOnRelease(@TempDir Path dir) {
         AioContext ctx = AioContext.forCurrentThread("pool-bursts");
-        int fd = Sys.open(dir.resolve("f").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        int fd = FileIo.open(dir.resolve("f").toString(), FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
         long seed = 42;
         System.out.println("WorkerPoolTest seed " + seed);
         java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
         try (Arena arena = Arena.ofConfined()) {
-            assertThat(Sys.ftruncate(fd, 4096)).isZero();
+            assertThat(FileIo.ftruncate(fd, 4096)).isZero();
             MemorySegment buf = arena.allocate(8, 8);
             MemorySegment iov = arena.allocate(16, 8);
             iov.set(ValueLayout.JAVA_LONG, 0, buf.address());
@@ -124,7 +124,7 @@ class WorkerPoolTest {
             assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith(prefix)))
                     .as("worker threads after release").isEmpty();
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
             ctx.close();
         }
     }

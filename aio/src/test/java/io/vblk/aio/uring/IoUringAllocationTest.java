@@ -3,7 +3,7 @@ package io.vblk.aio.uring;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -65,14 +65,14 @@ class IoUringAllocationTest {
     void steadyStateRequestsAllocateNothing(String kind) {
         boolean read = kind.equals("read");
         AioContext ctx = AioContext.forCurrentThread("uring-alloc");
-        int fd = Sys.open(dir.resolve("img").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        int fd = FileIo.open(dir.resolve("img").toString(), FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
         assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
         Counter done = new Counter();
         IoUring ring = IoUring.open(ctx, 64, done);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocate(BATCH * BLOCK, BLOCK);
             data.fill((byte) 1);
-            assertThat(Sys.pwrite(fd, data.address(), BATCH * BLOCK, 0)).isEqualTo(BATCH * BLOCK);
+            assertThat(FileIo.pwrite(fd, data.address(), BATCH * BLOCK, 0)).isEqualTo(BATCH * BLOCK);
             MemorySegment iovs = arena.allocate(16L * BATCH, 8);
             Slot[] slots = new Slot[BATCH];
             for (int i = 0; i < BATCH; i++) {
@@ -119,7 +119,7 @@ class IoUringAllocationTest {
             assertThat(ring.counters().enterCalls()).as("one enter per batch").isEqualTo(done.count / BATCH);
         } finally {
             ring.close();
-            Sys.close(fd);
+            FileIo.close(fd);
             ctx.close();
         }
     }

@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -33,9 +33,9 @@ class IoUringIoThreadTest {
     @ParameterizedTest(name = "wake={0}")
     @EnumSource(IoUring.Wake.class)
     void completionsWakeTheRingsIoThread(IoUring.Wake wake) throws Exception {
-        int fd = Sys.open(dir.resolve("img").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | Sys.O_DIRECT, 0600);
+        int fd = FileIo.open(dir.resolve("img").toString(), FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC | FileIo.O_DIRECT, 0600);
         assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
-        assertThat(Sys.ftruncate(fd, 1 << 20)).isZero();
+        assertThat(FileIo.ftruncate(fd, 1 << 20)).isZero();
         try (Arena arena = Arena.ofShared(); IoThread t = IoThread.start("uring-io", AioOptions.DEFAULT)) {
             MemorySegment b = arena.allocate(BLOCK, BLOCK);
             MemorySegment iovSeg = arena.allocate(16, 8);
@@ -58,7 +58,7 @@ class IoUringIoThreadTest {
                 return null;
             }), Duration.ofSeconds(10));
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
     }
 }

@@ -6,7 +6,8 @@ import io.vblk.aio.NanoClock;
 import io.vblk.aio.Timer;
 import io.vblk.aio.linuxaio.LoopSteps;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.UnixSockets;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -80,7 +81,7 @@ class IoUringTest {
             }
         } finally {
             for (int fd : fds) {
-                Sys.close(fd);
+                FileIo.close(fd);
             }
             arena.close();
             ctx.close();
@@ -88,11 +89,11 @@ class IoUringTest {
     }
 
     private int openFile(String name, boolean direct, long size) {
-        int flags = Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | (direct ? Sys.O_DIRECT : 0);
-        int fd = Sys.open(dir.resolve(name).toString(), flags, 0600);
+        int flags = FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC | (direct ? FileIo.O_DIRECT : 0);
+        int fd = FileIo.open(dir.resolve(name).toString(), flags, 0600);
         assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
         fds.add(fd);
-        assertThat(Sys.ftruncate(fd, size)).isZero();
+        assertThat(FileIo.ftruncate(fd, size)).isZero();
         return fd;
     }
 
@@ -197,7 +198,7 @@ class IoUringTest {
             assertThat(done.resultOf("r" + i)).isEqualTo(2 * BLOCK);
             assertThat(in[i].mismatch(out[i])).as("read %d", i).isEqualTo(-1);
             // And the file itself holds it (not only what the ring says).
-            assertThat(Sys.pread(fd, check.address(), 2 * BLOCK, offsets[i])).isEqualTo(2 * BLOCK);
+            assertThat(FileIo.pread(fd, check.address(), 2 * BLOCK, offsets[i])).isEqualTo(2 * BLOCK);
             assertThat(check.mismatch(out[i])).as("file at %d", offsets[i]).isEqualTo(-1);
         }
         assertThat(ring.counters().shortReadResubmits()).isZero();
@@ -221,17 +222,17 @@ class IoUringTest {
         assertThat(done.resultOf("fdatasync")).isZero();
         assertThat(done.resultOf("fsync")).isZero();
         assertThat(done.resultOf("grow")).isZero();
-        assertThat(Sys.fileSize(fd)).isEqualTo(1 << 20);
-        assertThat(ring.prepareFallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE, 0, BLOCK, "punch"))
+        assertThat(FileIo.fileSize(fd)).isEqualTo(1 << 20);
+        assertThat(ring.prepareFallocate(fd, FileIo.FALLOC_FL_PUNCH_HOLE | FileIo.FALLOC_FL_KEEP_SIZE, 0, BLOCK, "punch"))
                 .isTrue();
         ring.submit();
         pollUntilCount(5, "punch");
         assertThat(done.resultOf("punch")).isZero();
         MemorySegment back = arena.allocate(BLOCK, BLOCK);
         back.fill((byte) 1);
-        assertThat(Sys.pread(fd, back.address(), BLOCK, 0)).isEqualTo(BLOCK);
+        assertThat(FileIo.pread(fd, back.address(), BLOCK, 0)).isEqualTo(BLOCK);
         assertThat(back.get(ValueLayout.JAVA_BYTE, 100)).isZero();
-        assertThat(Sys.fileSize(fd)).isEqualTo(1 << 20);
+        assertThat(FileIo.fileSize(fd)).isEqualTo(1 << 20);
     }
 
     @Test
@@ -239,7 +240,7 @@ class IoUringTest {
         int fd = openFile("short", false, 0);
         MemorySegment content = arena.allocate(5000, 8);
         fillPattern(content, 9);
-        assertThat(Sys.pwrite(fd, content.address(), 5000, 0)).isEqualTo(5000);
+        assertThat(FileIo.pwrite(fd, content.address(), 5000, 0)).isEqualTo(5000);
         ring = IoUring.open(ctx, 8, done);
         MemorySegment in = arena.allocate(8192, BLOCK);
         in.fill((byte) 0x77);
@@ -265,7 +266,7 @@ class IoUringTest {
         // RWF_NOWAIT on an empty socket: the kernel completes the read with -EAGAIN instead of
         // waiting (io_uring/rw.c: "no retry on NONBLOCK nor RWF_NOWAIT").
         int[] sv = new int[2];
-        assertThat(Sys.socketpair(sv)).isZero();
+        assertThat(UnixSockets.socketpair(sv)).isZero();
         fds.add(sv[0]);
         fds.add(sv[1]);
         ring = IoUring.open(ctx, 8, done);
@@ -277,7 +278,7 @@ class IoUringTest {
         assertThat(ring.inFlight()).isEqualTo(1);
         MemorySegment msg = arena.allocate(64, 8);
         fillPattern(msg, 3);
-        assertThat(Sys.write(sv[1], msg.address(), 64)).isEqualTo(64);
+        assertThat(FileIo.write(sv[1], msg.address(), 64)).isEqualTo(64);
         pollUntilCount(1, "read after data arrived");
         assertThat(done.resultOf("recv")).isEqualTo(64);
         assertThat(in.mismatch(msg)).isEqualTo(-1);

@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.engine.IoEngine;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.ChannelBase;
 import io.vblk.drivers.IoVec;
@@ -165,7 +165,7 @@ final class FileBlockChannel extends ChannelBase {
             case BlockIo.DISCARD -> {
                 fr.phase = FileRequest.DISCARD;
                 fr.expect = 0;
-                submitAio(fr.fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE, io.offset,
+                submitAio(fr.fallocate(fd, FileIo.FALLOC_FL_PUNCH_HOLE | FileIo.FALLOC_FL_KEEP_SIZE, io.offset,
                         io.length, aioDone));
             }
             default -> { // WRITE_ZEROES
@@ -178,8 +178,8 @@ final class FileBlockChannel extends ChannelBase {
                     fr.phase = FileRequest.ZERO_RANGE;
                     fr.expect = 0;
                     int mode = (io.flags & BlockIo.FLAG_MAY_UNMAP) != 0
-                            ? Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE
-                            : Sys.FALLOC_FL_ZERO_RANGE | Sys.FALLOC_FL_KEEP_SIZE;
+                            ? FileIo.FALLOC_FL_PUNCH_HOLE | FileIo.FALLOC_FL_KEEP_SIZE
+                            : FileIo.FALLOC_FL_ZERO_RANGE | FileIo.FALLOC_FL_KEEP_SIZE;
                     submitAio(fr.fallocate(fd, mode, io.offset, io.length, aioDone));
                 }
             }

@@ -3,7 +3,7 @@ package io.vblk.drivers.file;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 
@@ -74,8 +74,8 @@ public final class FileDriver implements BlockDriver {
      */
     public static FileDriver open(String path, AioMode aio, Cache cache, boolean readOnly) {
         EngineChoice.requireAvailable(aio);
-        int flags = (readOnly ? Sys.O_RDONLY : Sys.O_RDWR) | Sys.O_CLOEXEC | (cache == Cache.NONE ? Sys.O_DIRECT : 0);
-        int fd = Sys.open(path, flags, 0);
+        int flags = (readOnly ? FileIo.O_RDONLY : FileIo.O_RDWR) | FileIo.O_CLOEXEC | (cache == Cache.NONE ? FileIo.O_DIRECT : 0);
+        int fd = FileIo.open(path, flags, 0);
         if (fd < 0) {
             String hint = fd == -Errno.EINVAL && cache == Cache.NONE
                     ? " (the file system does not support O_DIRECT; use cache=writeback)" : "";
@@ -83,20 +83,20 @@ public final class FileDriver implements BlockDriver {
                     + ": " + Errno.name(fd) + hint);
         }
         try {
-            long size = Sys.fileSize(fd);
+            long size = FileIo.fileSize(fd);
             if (size < 0) {
                 throw new IllegalArgumentException("file: cannot get the size of '" + path + "': " + Errno.name((int) size));
             }
-            boolean bdev = Sys.isBlockDevice(fd);
+            boolean bdev = FileIo.isBlockDevice(fd);
             int mem = 1;
             int off = 1;
             if (cache == Cache.NONE) {
-                long dio = Sys.dioAlignment(fd);
+                long dio = FileIo.dioAlignment(fd);
                 if (dio > 0) {
                     mem = (int) (dio >>> 32);
                     off = (int) (dio & 0xffffffffL);
-                } else if (bdev && Sys.logicalBlockSize(fd) > 0) {
-                    mem = off = Sys.logicalBlockSize(fd);
+                } else if (bdev && FileIo.logicalBlockSize(fd) > 0) {
+                    mem = off = FileIo.logicalBlockSize(fd);
                 } else {
                     mem = off = FALLBACK_DIO_ALIGN;
                 }
@@ -107,7 +107,7 @@ public final class FileDriver implements BlockDriver {
             }
             return new FileDriver(path, fd, size, readOnly, aio, cache, mem, off, bdev);
         } catch (RuntimeException e) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw e;
         }
     }
@@ -196,7 +196,7 @@ public final class FileDriver implements BlockDriver {
     public void close() {
         if (!closed) {
             closed = true;
-            Sys.close(fd);
+            FileIo.close(fd);
         }
     }
 

@@ -3,7 +3,8 @@ package io.vblk.drivers.file;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.linuxaio.LoopSteps;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.TestImages;
@@ -43,8 +44,8 @@ class FileDriverTest {
     @Test
     void writeZeroesFallsBackToWritingWhenZeroRangeIsUnsupported() {
         // A memfd lives on shmem, whose fallocate knows PUNCH_HOLE but not ZERO_RANGE (EOPNOTSUPP).
-        int mfd = Sys.memfdCreate("vblk-zero-fallback", Sys.MFD_CLOEXEC);
-        assertThat(Sys.ftruncate(mfd, 1 << 20)).isZero();
+        int mfd = Mmap.memfdCreate("vblk-zero-fallback", Mmap.MFD_CLOEXEC);
+        assertThat(FileIo.ftruncate(mfd, 1 << 20)).isZero();
         AioContext ctx = AioContext.forCurrentThread("zero-fallback");
         try (Arena arena = Arena.ofConfined();
              FileDriver d = FileDriver.open("/proc/self/fd/" + mfd, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false)) {
@@ -72,15 +73,15 @@ class FileDriverTest {
             ch.close();
         } finally {
             ctx.close();
-            Sys.close(mfd);
+            FileIo.close(mfd);
         }
     }
 
     @Test
     void largeWriteZeroesFallbackSpansManyChunks() {
-        int mfd = Sys.memfdCreate("vblk-zero-chunks", Sys.MFD_CLOEXEC);
+        int mfd = Mmap.memfdCreate("vblk-zero-chunks", Mmap.MFD_CLOEXEC);
         long size = 8L << 20;
-        assertThat(Sys.ftruncate(mfd, size)).isZero();
+        assertThat(FileIo.ftruncate(mfd, size)).isZero();
         AioContext ctx = AioContext.forCurrentThread("zero-chunks");
         try (Arena arena = Arena.ofConfined();
              FileDriver d = FileDriver.open("/proc/self/fd/" + mfd, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false)) {
@@ -100,7 +101,7 @@ class FileDriverTest {
             ch.close();
         } finally {
             ctx.close();
-            Sys.close(mfd);
+            FileIo.close(mfd);
         }
     }
 
@@ -116,9 +117,9 @@ class FileDriverTest {
             BlockIo io = new BlockIo(arena, 2).rw(BlockIo.WRITE, 32 * 1024, null);
             io.iov.add(buf.address(), 8192);
             assertThat(run(ctx, ch, io)).isEqualTo(8192);
-            int fd = Sys.open(img, Sys.O_RDWR, 0);
-            assertThat(Sys.ftruncate(fd, 36 * 1024)).isZero(); // someone shrinks it underneath
-            Sys.close(fd);
+            int fd = FileIo.open(img, FileIo.O_RDWR, 0);
+            assertThat(FileIo.ftruncate(fd, 36 * 1024)).isZero(); // someone shrinks it underneath
+            FileIo.close(fd);
             buf.fill((byte) 0x55);
             io.rw(BlockIo.READ, 32 * 1024, null);
             io.iov.add(buf.address(), 8192);

@@ -6,7 +6,8 @@ import io.vblk.aio.FdHandler;
 import io.vblk.aio.Guard;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.UnixSockets;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -105,21 +106,21 @@ public final class NestedWaitDeadlockRepro implements Repro {
         int accepted;
 
         Export(AioContext ctx, String path) {
-            listenFd = check(Sys.unixListen(path, 16), "listen on " + path);
+            listenFd = check(UnixSockets.unixListen(path, 16), "listen on " + path);
             greeting.set(ValueLayout.JAVA_LONG, 0, GREETING);
             handler = ctx.addFdHandler("export-listener", listenFd, false, fd -> acceptAll());
         }
 
         private void acceptAll() {
             for (;;) {
-                int c = Sys.accept(listenFd);
+                int c = UnixSockets.accept(listenFd);
                 if (c == -Errno.EAGAIN) {
                     return;
                 }
                 check(c, "accept");
                 accepted++;
                 clients.add(c);
-                long n = Sys.write(c, greeting.address(), 8);
+                long n = FileIo.write(c, greeting.address(), 8);
                 if (n == -Errno.EPIPE) {
                     continue; // the client gave up and left; nothing to greet
                 }
@@ -129,9 +130,9 @@ public final class NestedWaitDeadlockRepro implements Repro {
 
         void close() {
             handler.remove();
-            Sys.close(listenFd);
+            FileIo.close(listenFd);
             for (int c : clients) {
-                Sys.close(c);
+                FileIo.close(c);
             }
             arena.close();
         }
@@ -163,7 +164,7 @@ public final class NestedWaitDeadlockRepro implements Repro {
         void start() {
             arena = Arena.ofConfined();
             buf = arena.allocate(8);
-            fd = check(Sys.unixConnect(path, true), "connect to " + path);
+            fd = check(UnixSockets.unixConnect(path, true), "connect to " + path);
             handler = ctx.addFdHandler("open-client", fd, false, f -> readGreeting());
             try {
                 // The nested wait: fine on a thread that runs no loop, fatal on this one.
@@ -182,7 +183,7 @@ public final class NestedWaitDeadlockRepro implements Repro {
         }
 
         private void readGreeting() {
-            long n = Sys.read(fd, buf.address(), 8);
+            long n = FileIo.read(fd, buf.address(), 8);
             if (n == -Errno.EAGAIN) {
                 return;
             }
@@ -198,7 +199,7 @@ public final class NestedWaitDeadlockRepro implements Repro {
             if (!handler.removed()) {
                 handler.remove();
             }
-            Sys.close(fd);
+            FileIo.close(fd);
             arena.close();
             if (failure == null) {
                 done.complete(null);

@@ -8,7 +8,7 @@ import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
@@ -147,11 +147,11 @@ public final class SubmitRecursionRepro implements Repro {
         long deviceBytes = (long) SLOTS * BLOCKS_PER_SLOT * BLOCK;
         BlockDriver driver;
         if (kind.equals("file")) {
-            int fd = Sys.open(img, Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
-            if (fd < 0 || Sys.ftruncate(fd, deviceBytes) != 0) {
+            int fd = FileIo.open(img, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
+            if (fd < 0 || FileIo.ftruncate(fd, deviceBytes) != 0) {
                 throw new IllegalStateException("cannot create the image: " + Errno.name(fd));
             }
-            Sys.close(fd);
+            FileIo.close(fd);
             driver = FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false);
         } else {
             driver = new NullDriver(deviceBytes, NullDriver.Completion.SYNC);

@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
@@ -305,13 +305,13 @@ public final class ServeDaemon {
 
     /** fsync(2) flushes the file's dirty pages whichever descriptor it is called on. */
     private static boolean flush(String path) {
-        int fd = Sys.open(path, Sys.O_RDONLY | Sys.O_CLOEXEC, 0);
+        int fd = FileIo.open(path, FileIo.O_RDONLY | FileIo.O_CLOEXEC, 0);
         if (fd < 0) {
             LOG.log(System.Logger.Level.ERROR, "vblk serve: cannot open " + path + " to flush it: " + Errno.name(-fd));
             return false;
         }
-        int r = Sys.fsync(fd);
-        Sys.close(fd);
+        int r = FileIo.fsync(fd);
+        FileIo.close(fd);
         if (r < 0) {
             LOG.log(System.Logger.Level.ERROR, "vblk serve: fsync of " + path + " failed: " + Errno.name(-r));
             return false;

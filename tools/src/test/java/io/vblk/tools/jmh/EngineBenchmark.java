@@ -11,7 +11,9 @@ import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.AioCalls;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
@@ -48,7 +50,7 @@ import java.util.concurrent.TimeUnit;
  * request; the io_submit calls per request are printed at the end of each trial.
  *
  * <p>Also, for the record, one system call (an eventfd write, an io_getevents poll) through FFM
- * (the {@code Sys} facade) and through JNA direct mapping.
+ * (the {@code io.vblk.aio.sys} facade) and through JNA direct mapping.
  *
  * <p>Run: {@code scripts/jmh.sh EngineBenchmark -prof gc}
  */
@@ -76,12 +78,12 @@ public class EngineBenchmark {
     /** A page-cached image file, created and read once so every page is resident. */
     private static Path cachedImage(Arena arena) throws Exception {
         Path p = Files.createTempFile("vblk-bench-", ".raw");
-        int fd = Sys.open(p.toString(), Sys.O_RDWR | Sys.O_CLOEXEC, 0);
+        int fd = FileIo.open(p.toString(), FileIo.O_RDWR | FileIo.O_CLOEXEC, 0);
         MemorySegment b = arena.allocate(FILE_BYTES, BLOCK);
         b.fill((byte) 1);
-        Sys.pwrite(fd, b.address(), FILE_BYTES, 0);
-        Sys.pread(fd, b.address(), FILE_BYTES, 0);
-        Sys.close(fd);
+        FileIo.pwrite(fd, b.address(), FILE_BYTES, 0);
+        FileIo.pread(fd, b.address(), FILE_BYTES, 0);
+        FileIo.close(fd);
         return p;
     }
 
@@ -190,7 +192,7 @@ public class EngineBenchmark {
             dc = ctx.deferCall();
             arena = Arena.ofShared();
             image = cachedImage(arena);
-            fd = Sys.open(image.toString(), Sys.O_RDWR | Sys.O_CLOEXEC, 0);
+            fd = FileIo.open(image.toString(), FileIo.O_RDWR | FileIo.O_CLOEXEC, 0);
             engine = LinuxAio.of(ctx);
             MemorySegment iov = arena.allocate(16L * BATCH, 8);
             for (int i = 0; i < BATCH; i++) {
@@ -212,7 +214,7 @@ public class EngineBenchmark {
                             + " completion mode %s%n", (double) engine.submitCalls() / requests,
                     (double) engine.completionPasses() / requests, LinuxAio.backendOf(engine).completionMode());
             engine.release();
-            Sys.close(fd);
+            FileIo.close(fd);
             ctx.close();
             arena.close();
             Files.deleteIfExists(image);
@@ -257,25 +259,25 @@ public class EngineBenchmark {
 
         @Setup(Level.Trial)
         public void setup() {
-            efd = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            efd = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
             arena = Arena.ofShared();
             MemorySegment v = arena.allocate(8, 8);
             v.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 1);
             value = v.address();
-            ioctx = Sys.ioSetup(4);
+            ioctx = AioCalls.ioSetup(4);
             events = arena.allocate(32 * 4, 8).address();
             zeroTs = arena.allocate(16, 8).address();
         }
 
         @Setup(Level.Iteration)
         public void reset() {
-            Sys.eventfdRead(efd); // keep the counter far from its limit
+            EventFds.eventfdRead(efd); // keep the counter far from its limit
         }
 
         @TearDown(Level.Trial)
         public void tearDown() {
-            Sys.ioDestroy(ioctx);
-            Sys.close(efd);
+            AioCalls.ioDestroy(ioctx);
+            FileIo.close(efd);
             arena.close();
         }
     }
@@ -284,7 +286,7 @@ public class EngineBenchmark {
     @BenchmarkMode(Mode.AverageTime)
     @OutputTimeUnit(TimeUnit.NANOSECONDS)
     public long eventfdWriteFfm(CallState s) {
-        return Sys.write(s.efd, s.value, 8);
+        return FileIo.write(s.efd, s.value, 8);
     }
 
     @Benchmark
@@ -298,13 +300,13 @@ public class EngineBenchmark {
     @BenchmarkMode(Mode.AverageTime)
     @OutputTimeUnit(TimeUnit.NANOSECONDS)
     public int ioGeteventsFfm(CallState s) {
-        return Sys.ioGetevents(s.ioctx, 0, 4, s.events, s.zeroTs);
+        return AioCalls.ioGetevents(s.ioctx, 0, 4, s.events, s.zeroTs);
     }
 
     @Benchmark
     @BenchmarkMode(Mode.AverageTime)
     @OutputTimeUnit(TimeUnit.NANOSECONDS)
     public long ioGeteventsJna(CallState s) {
-        return JnaCalls.syscall(Sys.SYS_IO_GETEVENTS, s.ioctx, 0, 4, s.events, s.zeroTs);
+        return JnaCalls.syscall(AioCalls.SYS_IO_GETEVENTS, s.ioctx, 0, 4, s.events, s.zeroTs);
     }
 }

@@ -9,7 +9,7 @@ import io.netty.channel.uring.IoUringIoHandle;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringIoOps;
 import io.vblk.aio.AioContext;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.uring.IoUring;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -125,10 +125,10 @@ public class UringBenchmark {
 
         Target() throws Exception {
             path = Files.createTempFile("vblk-uring-bench-", ".raw");
-            fd = Sys.open(path.toString(), Sys.O_RDWR | Sys.O_CLOEXEC, 0);
+            fd = FileIo.open(path.toString(), FileIo.O_RDWR | FileIo.O_CLOEXEC, 0);
             MemorySegment b = arena.allocate(FILE_BYTES, BLOCK);
             b.fill((byte) 1);
-            if (Sys.pwrite(fd, b.address(), FILE_BYTES, 0) != FILE_BYTES) {
+            if (FileIo.pwrite(fd, b.address(), FILE_BYTES, 0) != FILE_BYTES) {
                 throw new IllegalStateException("cannot write " + path);
             }
             MemorySegment bufs = arena.allocate((long) BATCH * BLOCK, BLOCK);
@@ -149,7 +149,7 @@ public class UringBenchmark {
         }
 
         void close() throws Exception {
-            Sys.close(fd);
+            FileIo.close(fd);
             arena.close();
             Files.deleteIfExists(path);
         }

@@ -4,7 +4,7 @@ import io.vblk.aio.DeferCall;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -30,12 +30,12 @@ final class AioFixture implements AutoCloseable {
     };
 
     AioFixture(Path file, boolean direct, long size) {
-        int flags = Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | (direct ? Sys.O_DIRECT : 0);
-        fd = Sys.open(file.toString(), flags, 0600);
+        int flags = FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC | (direct ? FileIo.O_DIRECT : 0);
+        fd = FileIo.open(file.toString(), flags, 0600);
         if (fd < 0) {
             throw new IllegalStateException("open " + file + ": " + Errno.name(fd));
         }
-        if (Sys.ftruncate(fd, size) != 0) {
+        if (FileIo.ftruncate(fd, size) != 0) {
             throw new IllegalStateException("ftruncate failed");
         }
     }
@@ -67,7 +67,7 @@ final class AioFixture implements AutoCloseable {
 
     @Override
     public void close() {
-        Sys.close(fd);
+        FileIo.close(fd);
         arena.close();
     }
 }

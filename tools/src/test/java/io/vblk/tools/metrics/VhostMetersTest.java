@@ -4,7 +4,8 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.metrics.Meter;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.UnixSockets;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.virtio.blk.BlkDevice;
@@ -116,17 +117,17 @@ class VhostMetersTest {
         assertThat(v(Meter.DEVICE_NEEDS_RESET, "vda")).isZero();
 
         // A header announcing a payload larger than any request may carry: a protocol error.
-        int fd = Sys.unixConnect(sock, false);
+        int fd = UnixSockets.unixConnect(sock, false);
         assertThat(fd).isGreaterThanOrEqualTo(0);
         try (Arena a = Arena.ofConfined()) {
             MemorySegment hdr = a.allocate(12, 8);
             hdr.set(ValueLayout.JAVA_INT, 0, 1);           // VHOST_USER_GET_FEATURES
             hdr.set(ValueLayout.JAVA_INT, 4, 1);           // version 1
             hdr.set(ValueLayout.JAVA_INT, 8, 1 << 20);     // size: far over the largest payload
-            assertThat(Sys.write(fd, hdr.address(), 12)).isEqualTo(12);
+            assertThat(FileIo.write(fd, hdr.address(), 12)).isEqualTo(12);
             assertThat(reasons.poll(10, TimeUnit.SECONDS)).startsWith("malformed message");
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
         assertThat(v(Meter.VHOST_PROTOCOL_ERRORS, "vda")).isEqualTo(1);
         assertThat(v(Meter.VHOST_CONNECTIONS_ACCEPTED, "vda")).isEqualTo(2);

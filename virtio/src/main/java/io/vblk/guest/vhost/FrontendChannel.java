@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.FdHandler;
 import io.vblk.aio.Timer;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.vhost.socket.VhostUserSocket;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
@@ -173,7 +173,7 @@ final class FrontendChannel {
             Waiting w = waiting.poll();
             if (w == null || w.request.id != m.request()) {
                 for (int f : m.fds()) {
-                    Sys.close(f);
+                    FileIo.close(f);
                 }
                 broken("unexpected reply " + m.describe() + (w == null ? " (no request outstanding)"
                         : " while waiting for a reply to " + w.request.describe()));

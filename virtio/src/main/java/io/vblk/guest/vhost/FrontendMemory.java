@@ -1,7 +1,7 @@
 package io.vblk.guest.vhost;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 
@@ -30,10 +30,10 @@ final class FrontendMemory {
         }
         int[] copies = new int[fds.length];
         for (int i = 0; i < fds.length; i++) {
-            copies[i] = Sys.dup(fds[i]);
+            copies[i] = FileIo.dup(fds[i]);
             if (copies[i] < 0) {
                 for (int j = 0; j < i; j++) {
-                    Sys.close(copies[j]);
+                    FileIo.close(copies[j]);
                 }
                 throw new IllegalStateException("dup of memory fd " + fds[i] + ": " + Errno.name(-copies[i]));
             }

@@ -1,6 +1,6 @@
 package io.vblk.guest.vhost;
 
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
@@ -60,10 +60,10 @@ final class FrontendRings implements AutoCloseable {
     void setFds(int index, int kickFd, int callFd) {
         Ring q = rings[index];
         if (q.kickFd >= 0 && q.kickFd != kickFd) {
-            Sys.close(q.kickFd);
+            FileIo.close(q.kickFd);
         }
         if (q.callFd >= 0 && q.callFd != callFd) {
-            Sys.close(q.callFd);
+            FileIo.close(q.callFd);
         }
         q.kickFd = kickFd;
         q.callFd = callFd;
@@ -173,15 +173,15 @@ final class FrontendRings implements AutoCloseable {
     public void close() {
         for (Ring q : rings) {
             if (q.kickFd >= 0) {
-                Sys.close(q.kickFd);
+                FileIo.close(q.kickFd);
             }
             if (q.callFd >= 0) {
-                Sys.close(q.callFd);
+                FileIo.close(q.callFd);
             }
             q.kickFd = q.callFd = -1;
         }
         if (inflightFd >= 0) {
-            Sys.close(inflightFd);
+            FileIo.close(inflightFd);
             inflightFd = -1;
         }
     }

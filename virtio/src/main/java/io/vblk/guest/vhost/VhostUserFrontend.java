@@ -309,7 +309,7 @@ public final class VhostUserFrontend implements VirtioDevice {
         byte[] payload = VhostUserCodec.memTable(regions);
         channel.serial(() -> channel.callAck(VhostUserRequest.SET_MEM_TABLE, payload, copies)).whenComplete((v, e) -> {
             for (int c : copies) {
-                io.vblk.aio.sys.Sys.close(c);
+                io.vblk.aio.sys.FileIo.close(c);
             }
             if (e != null) {
                 channel.broken("SET_MEM_TABLE: " + rootMessage(e));

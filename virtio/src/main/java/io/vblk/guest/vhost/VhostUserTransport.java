@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestTransport;
@@ -161,7 +161,7 @@ public final class VhostUserTransport implements GuestTransport {
         try {
             cfd = callFd < 0 ? -1 : dup(callFd);
         } catch (RuntimeException e) {
-            Sys.close(kick);
+            FileIo.close(kick);
             throw e;
         }
         call("setQueueFds", () -> {
@@ -251,7 +251,7 @@ public final class VhostUserTransport implements GuestTransport {
     }
 
     private static int dup(int fd) {
-        int d = Sys.dup(fd);
+        int d = FileIo.dup(fd);
         if (d < 0) {
             throw new IllegalStateException("dup(" + fd + "): " + Errno.name(-d));
         }

@@ -1,7 +1,7 @@
 package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.node.BlockNode;
@@ -372,10 +372,10 @@ public final class BlkDevice implements VirtioDevice {
             return;
         }
         if (oldKick >= 0 && oldKick != kickFd) {
-            Sys.close(oldKick);
+            FileIo.close(oldKick);
         }
         if (oldCall >= 0 && oldCall != callFd) {
-            Sys.close(oldCall);
+            FileIo.close(oldCall);
         }
     }
 
@@ -544,11 +544,11 @@ public final class BlkDevice implements VirtioDevice {
 
     private static void closeFds(QueueControl q) {
         if (q.kickFd >= 0) {
-            Sys.close(q.kickFd);
+            FileIo.close(q.kickFd);
             q.kickFd = -1;
         }
         if (q.callFd >= 0) {
-            Sys.close(q.callFd);
+            FileIo.close(q.callFd);
             q.callFd = -1;
         }
     }

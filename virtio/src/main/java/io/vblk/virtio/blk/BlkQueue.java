@@ -6,7 +6,8 @@ import io.vblk.aio.DeferCall;
 import io.vblk.aio.FdHandler;
 import io.vblk.aio.Guard;
 import io.vblk.aio.PollHandler;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
@@ -179,7 +180,7 @@ final class BlkQueue implements IoCompletion {
         ctx.assertHome();
         notifier.setCallFd(fd); // the next send uses it; the next start sets it again anyway
         if (old >= 0) {
-            Sys.close(old);
+            FileIo.close(old);
         }
     }
 
@@ -191,7 +192,7 @@ final class BlkQueue implements IoCompletion {
             kick = fd >= 0 ? addKick(fd) : null;
         }
         if (old >= 0) {
-            Sys.close(old);
+            FileIo.close(old);
         }
         if (running) {
             process();
@@ -268,7 +269,7 @@ final class BlkQueue implements IoCompletion {
 
     private void onKick(int fd) {
         stats.kicks++;
-        Sys.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-check
+        EventFds.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-check
         process();
     }
 

@@ -1,7 +1,7 @@
 package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
 import io.vblk.guest.GuestFeatures;
 import io.vblk.guest.GuestRam;
 import io.vblk.virtio.device.IoThreadMapping;
@@ -33,17 +33,17 @@ class BlkDeviceLifecycleTest {
     @Test
     void aRunningQueueTakesNewCallAndKickFds() {
         try (BlkFixture f = new BlkFixture(new MemDriver(MIB))) {
-            int call2 = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
-            int kick2 = Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC);
+            int call2 = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
+            int kick2 = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
             int oldCall = f.guest.deviceCallFd();
             f.dev.setQueueFds(0, kick2, call2);
             f.settle();
-            assertThat(Sys.eventfdRead(oldCall)).as("the device closed the old call fd").isNegative();
+            assertThat(EventFds.eventfdRead(oldCall)).as("the device closed the old call fd").isNegative();
             f.guest.read(0, 512);
-            Sys.eventfdWrite(kick2, 1);
+            EventFds.eventfdWrite(kick2, 1);
             f.settle();
             assertThat(f.guest.reap()).hasSize(1);
-            assertThat(Sys.eventfdRead(call2)).as("notified through the new fd").isEqualTo(1);
+            assertThat(EventFds.eventfdRead(call2)).as("notified through the new fd").isEqualTo(1);
         }
     }
 
@@ -124,7 +124,7 @@ class BlkDeviceLifecycleTest {
             // After reset the driver renegotiates and the device serves again.
             dev.setDriverFeatures(dev.deviceFeatures());
             dev.configureQueue(1, g1.layout());
-            dev.setQueueFds(1, Sys.eventfd(0, Sys.EFD_NONBLOCK), Sys.eventfd(0, Sys.EFD_NONBLOCK));
+            dev.setQueueFds(1, EventFds.eventfd(0, EventFds.EFD_NONBLOCK), EventFds.eventfd(0, EventFds.EFD_NONBLOCK));
             dev.startQueue(1, () -> { });
             settle(ctx);
             assertThat(g1.reap()).hasSize(1).allMatch(d -> d.status() == BlkStatus.OK);

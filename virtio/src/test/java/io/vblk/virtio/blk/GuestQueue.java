@@ -1,7 +1,7 @@
 package io.vblk.virtio.blk;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.guest.BlkSlot;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkQueue;
@@ -77,7 +77,7 @@ final class GuestQueue implements AutoCloseable {
     }
 
     private static int dup(int fd) {
-        int d = Sys.dup(fd);
+        int d = FileIo.dup(fd);
         if (d < 0) {
             throw new IllegalStateException("dup(" + fd + "): " + Errno.name(-d));
         }

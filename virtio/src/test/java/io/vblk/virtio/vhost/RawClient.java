@@ -1,7 +1,7 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.UnixSockets;
 import io.vblk.virtio.vhost.socket.VhostUserSocket;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
@@ -51,7 +51,7 @@ public final class RawClient implements AutoCloseable {
                 return m;
             }
             long left = (deadline - System.nanoTime()) / 1_000_000;
-            if (left <= 0 || Sys.poll(socket.fd(), Sys.POLLIN, (int) left) == 0) {
+            if (left <= 0 || UnixSockets.poll(socket.fd(), UnixSockets.POLLIN, (int) left) == 0) {
                 throw new AssertionError("no reply within " + timeoutMs + " ms");
             }
         }
@@ -59,12 +59,12 @@ public final class RawClient implements AutoCloseable {
 
     /** True when nothing arrives within {@code ms} (the server is silent, e.g. a reply is pending). */
     public boolean silentFor(int ms) {
-        return Sys.poll(socket.fd(), Sys.POLLIN, ms) == 0;
+        return UnixSockets.poll(socket.fd(), UnixSockets.POLLIN, ms) == 0;
     }
 
     /** Waits (bounded) until the server closes the connection; fails if it sends data instead. */
     public void awaitClosedByServer(long timeoutMs) {
-        int p = Sys.poll(socket.fd(), Sys.POLLIN, (int) timeoutMs);
+        int p = UnixSockets.poll(socket.fd(), UnixSockets.POLLIN, (int) timeoutMs);
         if (p == 0) {
             throw new AssertionError("connection still open after " + timeoutMs + " ms");
         }

@@ -1,7 +1,7 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
@@ -141,10 +141,10 @@ public final class RecordingDevice implements VirtioDevice {
     public void setQueueFds(int index, int kickFd, int callFd) {
         ctx.assertHome();
         if (kick[index] >= 0) {
-            Sys.close(kick[index]);
+            FileIo.close(kick[index]);
         }
         if (call[index] >= 0) {
-            Sys.close(call[index]);
+            FileIo.close(call[index]);
         }
         kick[index] = kickFd;
         call[index] = callFd;
@@ -205,10 +205,10 @@ public final class RecordingDevice implements VirtioDevice {
                 throw new IllegalStateException("reset with queue " + q + " started");
             }
             if (kick[q] >= 0) {
-                Sys.close(kick[q]);
+                FileIo.close(kick[q]);
             }
             if (call[q] >= 0) {
-                Sys.close(call[q]);
+                FileIo.close(call[q]);
             }
             kick[q] = call[q] = -1;
             layouts[q] = null;

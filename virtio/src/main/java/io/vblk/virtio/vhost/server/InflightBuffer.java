@@ -1,7 +1,8 @@
 package io.vblk.virtio.vhost.server;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
@@ -56,18 +57,18 @@ final class InflightBuffer implements AutoCloseable {
     /** A new zeroed buffer in a memfd (GET_INFLIGHT_FD). */
     static InflightBuffer create(int numQueues, int queueSize) throws VhostUserProtocolException {
         long size = InflightLayout.bufferBytes(numQueues, queueSize);
-        int fd = Sys.memfdCreate("vblk-inflight", Sys.MFD_CLOEXEC);
+        int fd = Mmap.memfdCreate("vblk-inflight", Mmap.MFD_CLOEXEC);
         if (fd < 0) {
             throw new VhostUserProtocolException("GET_INFLIGHT_FD: memfd_create failed: " + Errno.name(-fd));
         }
-        int r = Sys.ftruncate(fd, size);
+        int r = FileIo.ftruncate(fd, size);
         if (r < 0) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new VhostUserProtocolException("GET_INFLIGHT_FD: ftruncate to " + size + " failed: " + Errno.name(-r));
         }
-        long addr = Sys.mmap(0, size, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, fd, 0);
+        long addr = Mmap.mmap(0, size, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, fd, 0);
         if (addr < 0 && addr > -4096) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new VhostUserProtocolException("GET_INFLIGHT_FD: mmap of " + size + " bytes failed: " + Errno.name((int) -addr));
         }
         return new InflightBuffer(fd, addr, addr, size, size, numQueues, queueSize);
@@ -78,13 +79,13 @@ final class InflightBuffer implements AutoCloseable {
             throws VhostUserProtocolException {
         long need = InflightLayout.bufferBytes(numQueues, queueSize);
         if (mmapSize < need || mmapOffset < 0 || mmapOffset + mmapSize < mmapSize) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap_size " + mmapSize + " at offset " + mmapOffset
                     + " cannot hold " + numQueues + " queues of " + queueSize + " (" + need + " bytes)");
         }
-        long addr = Sys.mmap(0, mmapOffset + mmapSize, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, fd, 0);
+        long addr = Mmap.mmap(0, mmapOffset + mmapSize, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, fd, 0);
         if (addr < 0 && addr > -4096) {
-            Sys.close(fd);
+            FileIo.close(fd);
             throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap of " + (mmapOffset + mmapSize) + " bytes failed: "
                     + Errno.name((int) -addr));
         }
@@ -133,7 +134,7 @@ final class InflightBuffer implements AutoCloseable {
 
     @Override
     public void close() {
-        Sys.munmap(mapBase, mapLen);
-        Sys.close(fd);
+        Mmap.munmap(mapBase, mapLen);
+        FileIo.close(fd);
     }
 }

@@ -1,7 +1,8 @@
 package io.vblk.virtio.vhost.server;
 
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 import io.vblk.virtio.memory.MemoryRegion;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
@@ -47,14 +48,14 @@ public final class MappedRegion {
         try {
             check(d);
             long len = d.mmapOffset() + d.size();
-            long addr = Sys.mmap(0, len, Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED | MAP_NORESERVE, fd, 0);
+            long addr = Mmap.mmap(0, len, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED | MAP_NORESERVE, fd, 0);
             if (addr < 0 && addr > -4096) {
                 throw new VhostUserProtocolException("memory region " + d.describe() + ": mmap of fd " + fd + " for "
                         + len + " bytes failed: " + Errno.name((int) -addr));
             }
             return new MappedRegion(d, addr, len);
         } finally {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
     }
 
@@ -103,7 +104,7 @@ public final class MappedRegion {
     public void release() {
         int n = refs.decrementAndGet();
         if (n == 0) {
-            Sys.munmap(mapAddr, mapLen);
+            Mmap.munmap(mapAddr, mapLen);
         } else if (n < 0) {
             throw new IllegalStateException("memory region " + desc.describe() + " released more often than retained");
         }

@@ -1,6 +1,6 @@
 package io.vblk.virtio.vhost.server;
 
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 
 /**
@@ -31,7 +31,7 @@ final class MessageFds {
     void closeUntaken() {
         for (int i = 0; i < fds.length; i++) {
             if (!taken[i]) {
-                Sys.close(fds[i]);
+                FileIo.close(fds[i]);
             }
         }
     }

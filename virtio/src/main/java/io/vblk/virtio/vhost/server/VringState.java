@@ -1,6 +1,6 @@
 package io.vblk.virtio.vhost.server;
 
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.VringAddr;
 
 import java.util.ArrayList;
@@ -90,7 +90,7 @@ final class VringState {
 
     static int closeFd(int fd) {
         if (fd >= 0) {
-            Sys.close(fd);
+            FileIo.close(fd);
         }
         return -1;
     }

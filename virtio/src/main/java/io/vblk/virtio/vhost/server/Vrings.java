@@ -2,7 +2,8 @@ package io.vblk.virtio.vhost.server;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
@@ -124,7 +125,7 @@ final class Vrings {
         if (fd < 0) {
             return -1;
         }
-        int d = Sys.dup(fd);
+        int d = FileIo.dup(fd);
         if (d < 0) {
             throw new VhostUserProtocolException("queue " + q + ": dup of fd " + fd + " failed: " + Errno.name(-d));
         }
@@ -171,7 +172,7 @@ final class Vrings {
     void signalErrors() {
         for (VringState r : rings) {
             if (r.errFd >= 0) {
-                Sys.eventfdWrite(r.errFd, 1);
+                EventFds.eventfdWrite(r.errFd, 1);
             }
         }
     }

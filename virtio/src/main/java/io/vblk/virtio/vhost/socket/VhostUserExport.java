@@ -3,7 +3,8 @@ package io.vblk.virtio.vhost.socket;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.FdHandler;
 import io.vblk.aio.sys.Errno;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.UnixSockets;
 import io.vblk.virtio.device.VirtioDevice;
 
 import java.util.ArrayList;
@@ -54,8 +55,8 @@ public final class VhostUserExport implements AutoCloseable {
      */
     public static VhostUserExport listen(String id, AioContext ctx, VirtioDevice device, String path) {
         ctx.assertHome();
-        Sys.unlink(path);
-        int fd = Sys.unixListen(path, BACKLOG);
+        FileIo.unlink(path);
+        int fd = UnixSockets.unixListen(path, BACKLOG);
         if (fd < 0) {
             throw new IllegalStateException("export " + id + ": cannot listen on " + path + ": " + Errno.name(-fd));
         }
@@ -67,7 +68,7 @@ public final class VhostUserExport implements AutoCloseable {
     /** Serves on an inherited listening socket ({@code addr.type=fd}); the export owns it from now on. Home thread. */
     public static VhostUserExport onListeningFd(String id, AioContext ctx, VirtioDevice device, int fd) {
         ctx.assertHome();
-        int r = Sys.setNonBlocking(fd, true);
+        int r = FileIo.setNonBlocking(fd, true);
         if (r < 0) {
             throw new IllegalStateException("export " + id + ": fd " + fd + " is not usable: " + Errno.name(-r));
         }
@@ -118,7 +119,7 @@ public final class VhostUserExport implements AutoCloseable {
     }
 
     private void acceptOne() {
-        int fd = Sys.accept(listenFd);
+        int fd = UnixSockets.accept(listenFd);
         if (fd == -Errno.EAGAIN) {
             return;
         }
@@ -172,9 +173,9 @@ public final class VhostUserExport implements AutoCloseable {
             listener.remove();
             listener = null;
         }
-        Sys.close(listenFd);
+        FileIo.close(listenFd);
         if (path != null) {
-            Sys.unlink(path);
+            FileIo.unlink(path);
         }
         if (connection != null) {
             connection.fail("export " + id + " is shutting down");

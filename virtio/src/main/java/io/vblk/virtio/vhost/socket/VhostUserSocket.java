@@ -2,7 +2,8 @@ package io.vblk.virtio.vhost.socket;
 
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.ReceivedFds;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.UnixSockets;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserFramer;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
@@ -63,7 +64,7 @@ public final class VhostUserSocket implements AutoCloseable {
      */
     public VhostUserSocket(int fd, VhostUserFramer.Direction reads) {
         this.fd = fd;
-        this.framer = new VhostUserFramer(reads, arena.allocate(VhostUserFramer.BUFFER_BYTES, 8), Sys::close);
+        this.framer = new VhostUserFramer(reads, arena.allocate(VhostUserFramer.BUFFER_BYTES, 8), FileIo::close);
     }
 
     /**
@@ -71,7 +72,7 @@ public final class VhostUserSocket implements AutoCloseable {
      * front-end. Throws {@link IllegalStateException} naming the path and the error.
      */
     public static VhostUserSocket connect(String path) {
-        int fd = Sys.unixConnect(path, true);
+        int fd = UnixSockets.unixConnect(path, true);
         if (fd < 0) {
             throw new IllegalStateException("vhost-user " + path + ": connect failed: " + Errno.name(-fd));
         }
@@ -92,7 +93,7 @@ public final class VhostUserSocket implements AutoCloseable {
      */
     public VhostUserMessage receive() throws VhostUserProtocolException, PeerGoneException {
         while (true) {
-            long n = Sys.recvmsg(fd, framer.writeAddress(), framer.wanted(), received);
+            long n = UnixSockets.recvmsg(fd, framer.writeAddress(), framer.wanted(), received);
             if (n == -Errno.EAGAIN) {
                 return null;
             }
@@ -137,7 +138,7 @@ public final class VhostUserSocket implements AutoCloseable {
         long off = 0;
         while (off < len) {
             // The fds ride with the first byte; a short write sends the rest without them.
-            long n = Sys.sendmsg(fd, sendBuf.address() + off, len - off, fds, off == 0 ? fds.length : 0);
+            long n = UnixSockets.sendmsg(fd, sendBuf.address() + off, len - off, fds, off == 0 ? fds.length : 0);
             if (n < 0) {
                 return n;
             }
@@ -154,7 +155,7 @@ public final class VhostUserSocket implements AutoCloseable {
         }
         closed = true;
         framer.discard();
-        Sys.close(fd);
+        FileIo.close(fd);
         arena.close();
     }
 }

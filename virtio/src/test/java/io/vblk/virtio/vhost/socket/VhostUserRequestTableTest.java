@@ -3,7 +3,8 @@ package io.vblk.virtio.vhost.socket;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
 import io.vblk.virtio.vhost.wire.FdRule;
@@ -221,12 +222,12 @@ class VhostUserRequestTableTest {
             for (Case c : cases) {
                 int[] attach = new int[c.fds];
                 for (int i = 0; i < attach.length; i++) {
-                    attach[i] = Sys.eventfd(0, Sys.EFD_CLOEXEC);
+                    attach[i] = EventFds.eventfd(0, EventFds.EFD_CLOEXEC);
                 }
                 try (RawClient b = new RawClient(sockB)) {
                     b.sendBytes(c.wire, attach);
                     for (int fd : attach) {
-                        Sys.close(fd);
+                        FileIo.close(fd);
                     }
                     b.awaitClosedByServer(5000);
                 }

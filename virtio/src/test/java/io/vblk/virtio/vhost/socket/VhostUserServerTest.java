@@ -3,7 +3,10 @@ package io.vblk.virtio.vhost.socket;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
+import io.vblk.aio.sys.UnixSockets;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
@@ -109,8 +112,8 @@ class VhostUserServerTest {
     private record GuestQueue(GuestRam ram, GuestVring vring, int kickFd, int callFd) implements AutoCloseable {
         static GuestQueue create(int size) {
             GuestRam ram = GuestRam.memfd("vhost-test", GuestRam.DEFAULT_GPA_BASE, 1 << 20);
-            return new GuestQueue(ram, GuestVring.allocate(ram, size), Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC),
-                    Sys.eventfd(0, Sys.EFD_NONBLOCK | Sys.EFD_CLOEXEC));
+            return new GuestQueue(ram, GuestVring.allocate(ram, size), EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
+                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
         }
 
         QueueLayout layout(int nextAvail) {
@@ -122,13 +125,13 @@ class VhostUserServerTest {
         void setUp(VhostUserFrontend fe, int q, int nextAvail) {
             fe.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
             fe.configureQueue(q, layout(nextAvail));
-            fe.setQueueFds(q, Sys.dup(kickFd), Sys.dup(callFd));
+            fe.setQueueFds(q, FileIo.dup(kickFd), FileIo.dup(callFd));
         }
 
         @Override
         public void close() {
-            Sys.close(kickFd);
-            Sys.close(callFd);
+            FileIo.close(kickFd);
+            FileIo.close(callFd);
             ram.close();
         }
     }
@@ -176,10 +179,10 @@ class VhostUserServerTest {
             assertThat(device.calls).containsSubsequence("features " + Long.toHexString(VERSION_1 | (1L << 29)),
                     "memory 1", "configure 1 " + l, "fds 1", "start 1");
             // The device got the very eventfds: a kick written by the guest reaches it, its call reaches the guest.
-            Sys.eventfdWrite(ring.kickFd(), 3);
-            assertThat(on(() -> Sys.eventfdRead(device.kick[1]))).isEqualTo(3);
-            run(() -> Sys.eventfdWrite(device.call[1], 1));
-            assertThat(Sys.poll(ring.callFd(), Sys.POLLIN, 5000)).isPositive();
+            EventFds.eventfdWrite(ring.kickFd(), 3);
+            assertThat(on(() -> EventFds.eventfdRead(device.kick[1]))).isEqualTo(3);
+            run(() -> EventFds.eventfdWrite(device.call[1], 1));
+            assertThat(UnixSockets.poll(ring.callFd(), UnixSockets.POLLIN, 5000)).isPositive();
             // Inflight buffer: one 64-aligned region per queue of 16 entries.
             assertThat(fe.inflight().mmapSize()).isEqualTo(InflightLayout.queueRegionBytes(16) * 2);
 
@@ -282,9 +285,9 @@ class VhostUserServerTest {
         try (RawClient c = new RawClient(sock)) {
             byte[] kick = VhostUserCodec.encode(VhostUserMessage.request(VhostUserRequest.SET_VRING_KICK, false,
                     VhostUserCodec.u64(0)));
-            int efd = Sys.eventfd(0, Sys.EFD_CLOEXEC);
+            int efd = EventFds.eventfd(0, EventFds.EFD_CLOEXEC);
             c.sendBytes(java.util.Arrays.copyOf(kick, 15), efd);
-            Sys.close(efd);
+            FileIo.close(efd);
         }
         assertThat(nextReason()).startsWith("front-end disconnected mid-message (15 bytes");
         try (RawClient c = new RawClient(sock)) {
@@ -325,19 +328,19 @@ class VhostUserServerTest {
             int b = memfd(64 << 10);
             c.send(VhostUserRequest.SET_MEM_TABLE, false, VhostUserCodec.memTable(List.of(
                     new MemRegion(0, 64 << 10, 0x7000_0000L, 0), new MemRegion(32 << 10, 64 << 10, 0x7100_0000L, 0))), a, b);
-            Sys.close(a);
-            Sys.close(b);
+            FileIo.close(a);
+            FileIo.close(b);
         });
         malformed("SET_MEM_TABLE (5): 2 regions but 1 fds", c -> {
             int a = memfd(4096);
             c.send(VhostUserRequest.SET_MEM_TABLE, false, VhostUserCodec.memTable(List.of(
                     new MemRegion(0, 4096, 0x7000_0000L, 0), new MemRegion(8192, 4096, 0x7100_0000L, 0))), a);
-            Sys.close(a);
+            FileIo.close(a);
         });
         malformed("GET_FEATURES (1): unexpected fds: 1 attached, 0 expected", c -> {
             int a = memfd(4096);
             c.send(VhostUserRequest.GET_FEATURES, false, new byte[0], a);
-            Sys.close(a);
+            FileIo.close(a);
         });
         malformed("SET_LOG_BASE (6) is not supported",
                 c -> c.send(VhostUserRequest.SET_LOG_BASE, false, new byte[16]));
@@ -350,20 +353,20 @@ class VhostUserServerTest {
             int a = memfd(64 << 10);
             c.send(VhostUserRequest.SET_MEM_TABLE, false, VhostUserCodec.memTable(List.of(
                     new MemRegion(0, 64 << 10, 0x10000, 0))), a);
-            Sys.close(a);
+            FileIo.close(a);
             c.send(VhostUserRequest.SET_VRING_NUM, false, VhostUserCodec.vringState(0, 16));
             c.send(VhostUserRequest.SET_VRING_ADDR, false, VhostUserCodec.vringAddr(
                     new VhostUserCodec.VringAddr(0, 0, 0x100000, 0x12000, 0x11000, 0)));
-            int k = Sys.eventfd(0, Sys.EFD_CLOEXEC);
+            int k = EventFds.eventfd(0, EventFds.EFD_CLOEXEC);
             c.send(VhostUserRequest.SET_VRING_KICK, false, VhostUserCodec.u64(0), k);
-            Sys.close(k);
+            FileIo.close(k);
         });
         assertThat(device.calls).contains("reset");
     }
 
     private static int memfd(long size) {
-        int fd = Sys.memfdCreate("test", Sys.MFD_CLOEXEC);
-        Sys.ftruncate(fd, size);
+        int fd = Mmap.memfdCreate("test", Mmap.MFD_CLOEXEC);
+        FileIo.ftruncate(fd, size);
         return fd;
     }
 
@@ -393,13 +396,13 @@ class VhostUserServerTest {
             assertThat(on(() -> device.writeback)).isEqualTo((byte) 1);
             // Status: what was set, plus NEEDS_RESET once the device needs it; the error eventfd fires.
             c.send(VhostUserRequest.SET_STATUS, false, VhostUserCodec.u64(0xb));
-            int err = Sys.eventfd(0, Sys.EFD_CLOEXEC | Sys.EFD_NONBLOCK);
+            int err = EventFds.eventfd(0, EventFds.EFD_CLOEXEC | EventFds.EFD_NONBLOCK);
             c.send(VhostUserRequest.SET_VRING_ERR, true, VhostUserCodec.u64(1), err);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             c.send(VhostUserRequest.GET_STATUS, false, new byte[0]);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isEqualTo(0xb);
             run(() -> device.breakDevice("test: descriptor loop"));
-            assertThat(Sys.eventfdRead(err)).isEqualTo(1);
+            assertThat(EventFds.eventfdRead(err)).isEqualTo(1);
             c.send(VhostUserRequest.GET_STATUS, false, new byte[0]);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isEqualTo(0xb | 0x40);
             c.send(VhostUserRequest.GET_QUEUE_NUM, false, new byte[0]);
@@ -408,7 +411,7 @@ class VhostUserServerTest {
             c.send(VhostUserRequest.SET_STATUS, true, VhostUserCodec.u64(0));
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             assertThat(on(device::needsReset)).isFalse();
-            Sys.close(err);
+            FileIo.close(err);
         }
         assertThat(nextReason()).isEqualTo("front-end disconnected");
     }
@@ -418,14 +421,14 @@ class VhostUserServerTest {
         try (RawClient c = new RawClient(sock)) {
             int a = memfd(64 << 10);
             c.send(VhostUserRequest.ADD_MEM_REG, true, VhostUserCodec.memReg(new MemRegion(0, 64 << 10, 0x10000, 0)), a);
-            Sys.close(a);
+            FileIo.close(a);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             c.send(VhostUserRequest.SET_VRING_NUM, false, VhostUserCodec.vringState(0, 16));
             c.send(VhostUserRequest.SET_VRING_ADDR, false, VhostUserCodec.vringAddr(
                     new VhostUserCodec.VringAddr(0, 0, 0x10000, 0x12000, 0x11000, 0)));
-            int k = Sys.eventfd(0, Sys.EFD_CLOEXEC);
+            int k = EventFds.eventfd(0, EventFds.EFD_CLOEXEC);
             c.send(VhostUserRequest.SET_VRING_KICK, true, VhostUserCodec.u64(0), k);
-            Sys.close(k);
+            FileIo.close(k);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             assertThat(on(() -> device.started[0])).isTrue();
             assertThat(on(() -> device.layouts[0])).isEqualTo(new QueueLayout(16, 0, 0x1000, 0x2000, 0));
@@ -433,7 +436,7 @@ class VhostUserServerTest {
             run(() -> device.nextAvail[0] = 3);
             int b = memfd(64 << 10);
             c.send(VhostUserRequest.ADD_MEM_REG, true, VhostUserCodec.memReg(new MemRegion(1 << 20, 64 << 10, 0x90000, 0)), b);
-            Sys.close(b);
+            FileIo.close(b);
             assertThat(VhostUserCodec.decodeU64(c.reply(5000))).isZero();
             assertThat(on(() -> device.memory.regionCount())).isEqualTo(2);
             assertThat(on(() -> device.started[0])).isTrue();

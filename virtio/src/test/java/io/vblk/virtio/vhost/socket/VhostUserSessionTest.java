@@ -3,7 +3,9 @@ package io.vblk.virtio.vhost.socket;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.Sys;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
@@ -87,8 +89,8 @@ class VhostUserSessionTest {
     }
 
     private static int memfd(long size) {
-        int fd = Sys.memfdCreate("test", Sys.MFD_CLOEXEC);
-        Sys.ftruncate(fd, size);
+        int fd = Mmap.memfdCreate("test", Mmap.MFD_CLOEXEC);
+        FileIo.ftruncate(fd, size);
         return fd;
     }
 
@@ -100,16 +102,16 @@ class VhostUserSessionTest {
     private static void describeRing(RawClient c, int q) {
         int m = memfd(64 << 10);
         c.send(VhostUserRequest.SET_MEM_TABLE, false, VhostUserCodec.memTable(List.of(new MemRegion(0, 64 << 10, 0x10000, 0))), m);
-        Sys.close(m);
+        FileIo.close(m);
         c.send(VhostUserRequest.SET_VRING_NUM, false, VhostUserCodec.vringState(q, 16));
         c.send(VhostUserRequest.SET_VRING_BASE, false, VhostUserCodec.vringState(q, 0));
         c.send(VhostUserRequest.SET_VRING_ADDR, false, VhostUserCodec.vringAddr(new VringAddr(q, 0, 0x10000, 0x12000, 0x11000, 0)));
     }
 
     private static void kick(RawClient c, int q, boolean needReply) {
-        int k = Sys.eventfd(0, Sys.EFD_CLOEXEC);
+        int k = EventFds.eventfd(0, EventFds.EFD_CLOEXEC);
         c.send(VhostUserRequest.SET_VRING_KICK, needReply, VhostUserCodec.u64(q), k);
-        Sys.close(k);
+        FileIo.close(k);
     }
 
     @Test
@@ -162,14 +164,14 @@ class VhostUserSessionTest {
             kick(c, 0, true);
             assertThat(ack(c)).isZero();
             on(() -> device.nextAvail[0] = 2);
-            int call = Sys.eventfd(0, Sys.EFD_CLOEXEC | Sys.EFD_NONBLOCK);
+            int call = EventFds.eventfd(0, EventFds.EFD_CLOEXEC | EventFds.EFD_NONBLOCK);
             c.send(VhostUserRequest.SET_VRING_CALL, true, VhostUserCodec.u64(0), call);
             assertThat(ack(c)).isZero();
             assertThat(on(() -> device.started[0])).isTrue();
             assertThat(on(() -> device.layouts[0].nextAvailIdx())).isEqualTo(2);
-            on(() -> Sys.eventfdWrite(device.call[0], 5));
-            assertThat(Sys.eventfdRead(call)).isEqualTo(5);
-            Sys.close(call);
+            on(() -> EventFds.eventfdWrite(device.call[0], 5));
+            assertThat(EventFds.eventfdRead(call)).isEqualTo(5);
+            FileIo.close(call);
             assertThat(device.calls).containsSubsequence("start 0", "stop 0", "stopped 0",
                     "configure 0 " + new QueueLayout(16, 0, 0x1000, 0x2000, 2), "fds 0", "start 0");
             // VRING_NOFD: the ring runs without a call fd (a polling peer).
@@ -230,16 +232,16 @@ class VhostUserSessionTest {
             assertThat(r.fds()).hasSize(1);
             assertThat(in.mmapSize()).isEqualTo(2 * InflightLayout.queueRegionBytes(128)).isEqualTo(2 * 2112);
             assertThat(in.mmapOffset()).isZero();
-            long addr = Sys.mmap(0, in.mmapSize(), Sys.PROT_READ | Sys.PROT_WRITE, Sys.MAP_SHARED, r.fds()[0], 0);
+            long addr = Mmap.mmap(0, in.mmapSize(), Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, r.fds()[0], 0);
             assertThat(addr).isPositive();
             MemorySegment buf = MemorySegment.ofAddress(addr).reinterpret(in.mmapSize());
             assertThat(buf.asSlice(0, in.mmapSize()).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).containsOnly(0);
-            Sys.munmap(addr, in.mmapSize());
+            Mmap.munmap(addr, in.mmapSize());
             c.send(VhostUserRequest.SET_INFLIGHT_FD, true, VhostUserCodec.inflight(in), r.fds()[0]);
             assertThat(ack(c)).isZero();
             // Handed back too small for its geometry: a protocol error.
             c.send(VhostUserRequest.SET_INFLIGHT_FD, false, VhostUserCodec.inflight(new Inflight(4096, 0, 2, 128)), r.fds()[0]);
-            Sys.close(r.fds()[0]);
+            FileIo.close(r.fds()[0]);
             c.awaitClosedByServer(5000);
         }
         assertThat(reasons.poll(10, TimeUnit.SECONDS)).startsWith("malformed message: SET_INFLIGHT_FD: mmap_size 4096 at offset 0"
