@@ -256,18 +256,6 @@ public final class AioContext implements AutoCloseable {
         return h;
     }
 
-    /**
-     * As {@link #addFdHandler(String, int, FdHandler.Callback)}; {@code external} means nothing
-     * any more (drained sections are per block node and device, and a device pauses its own
-     * handlers). Kept only until the remaining callers drop the argument.
-     *
-     * @deprecated use {@link #addFdHandler(String, int, FdHandler.Callback)}
-     */
-    @Deprecated
-    public FdHandler addFdHandler(String handlerName, int fd, boolean external, FdHandler.Callback callback) {
-        return addFdHandler(handlerName, fd, callback);
-    }
-
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
         assertLoopThread();
         PollHandler p = new PollHandler(this, handlerName, poll);

@@ -4,12 +4,12 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Allocation-free copies and fills between raw native addresses (guest memory, bounce buffers)
+ * Any thread; the caller guarantees the addresses are mapped for the duration of the call.
+ *
+ * <p>Allocation-free copies and fills between raw native addresses (guest memory, bounce buffers)
  * and {@link IoVec}s, through one segment spanning the whole address space: the static
  * {@link MemorySegment#copy(MemorySegment, long, MemorySegment, long, long)} on it creates no
  * object per call.
- *
- * <p>Any thread; the caller guarantees the addresses are mapped for the duration of the call.
  */
 @SuppressWarnings("restricted") // the all-memory segment; native access is enabled for vblk
 public final class NativeMemory {

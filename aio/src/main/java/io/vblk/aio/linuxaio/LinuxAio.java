@@ -167,7 +167,7 @@ public final class LinuxAio implements EngineBackend {
     public void attach(EngineBackend.Queue q) {
         this.queue = q;
         // Not external: AIO completions must keep flowing while the context is drained.
-        this.efdHandler = ctx.addFdHandler("linux-aio", efd, false, this::completionReady);
+        this.efdHandler = ctx.addFdHandler("linux-aio", efd, this::completionReady);
     }
 
     @Override

@@ -154,8 +154,8 @@ public final class IoUring {
         this.slots = new UringSlots(q.cqEntries, arena);
         // Not external: completions must keep flowing while the context is drained.
         this.efdHandler = wake == Wake.EVENTFD
-                ? ctx.addFdHandler("io_uring", efd, false, this::eventfdReady)
-                : ctx.addFdHandler("io_uring", q.fd, false, this::ringFdReady);
+                ? ctx.addFdHandler("io_uring", efd, this::eventfdReady)
+                : ctx.addFdHandler("io_uring", q.fd, this::ringFdReady);
         this.pollHandler = poll ? ctx.addPollHandler("io_uring.poll", this::pollReady) : null;
     }
 

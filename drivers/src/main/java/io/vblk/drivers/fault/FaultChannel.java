@@ -14,11 +14,11 @@ import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
 
 /**
- * A {@link FaultDriver}'s path on one context: evaluates the rules per request and forwards the
+ * Home thread: the owning IoThread. No locking.
+ *
+ * <p>A {@link FaultDriver}'s path on one context: evaluates the rules per request and forwards the
  * request to the inner channel through a pooled shadow request (its own {@link BlockIo}, so the
  * inner driver's scratch fields and completion never touch the caller's request).
- *
- * <p>Home thread: the owning IoThread. No locking.
  */
 final class FaultChannel extends ChannelBase {
     /** The inner request and its link back to the caller's. */

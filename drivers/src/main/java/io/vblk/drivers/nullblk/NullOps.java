@@ -3,7 +3,11 @@ package io.vblk.drivers.nullblk;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.NativeMemory;
 
-/** What the null device does to a request: reads fill zeroes, or nothing. Home thread of the caller. */
+/**
+ * Any thread: stateless; called on the home thread of the channel that owns the request.
+ *
+ * <p>What the null device does to a request: reads fill zeroes, or nothing.
+ */
 final class NullOps {
     private NullOps() {
     }

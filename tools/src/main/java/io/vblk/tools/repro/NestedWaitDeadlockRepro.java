@@ -108,7 +108,7 @@ public final class NestedWaitDeadlockRepro implements Repro {
         Export(AioContext ctx, String path) {
             listenFd = check(UnixSockets.unixListen(path, 16), "listen on " + path);
             greeting.set(ValueLayout.JAVA_LONG, 0, GREETING);
-            handler = ctx.addFdHandler("export-listener", listenFd, false, fd -> acceptAll());
+            handler = ctx.addFdHandler("export-listener", listenFd, fd -> acceptAll());
         }
 
         private void acceptAll() {
@@ -165,7 +165,7 @@ public final class NestedWaitDeadlockRepro implements Repro {
             arena = Arena.ofConfined();
             buf = arena.allocate(8);
             fd = check(UnixSockets.unixConnect(path, true), "connect to " + path);
-            handler = ctx.addFdHandler("open-client", fd, false, f -> readGreeting());
+            handler = ctx.addFdHandler("open-client", fd, f -> readGreeting());
             try {
                 // The nested wait: fine on a thread that runs no loop, fatal on this one.
                 AioContext.await(greeted, waitBound);

@@ -58,7 +58,7 @@ final class FrontendChannel {
         this.replyTimeout = replyTimeout;
         this.onBroken = onBroken;
         this.replyTimer = ctx.timer(name + " reply timeout", this::replyTimedOut);
-        this.fdHandler = ctx.addFdHandler(name + " socket", socket.fd(), false, ignored -> readable());
+        this.fdHandler = ctx.addFdHandler(name + " socket", socket.fd(), ignored -> readable());
     }
 
     void setReplyAck(boolean on) {

@@ -61,7 +61,7 @@ public final class VhostUserConnection {
     /** Starts reading. Home thread. */
     public void start() {
         ctx.assertHome();
-        fdHandler = ctx.addFdHandler(name + " vhost-user socket", socket.fd(), false, ignored -> readable());
+        fdHandler = ctx.addFdHandler(name + " vhost-user socket", socket.fd(), ignored -> readable());
     }
 
     public VhostUserSession session() {
@@ -134,7 +134,7 @@ public final class VhostUserConnection {
         }
         paused = false;
         // Level-triggered: bytes that arrived meanwhile make the new handler run at once.
-        fdHandler = ctx.addFdHandler(name + " vhost-user socket", socket.fd(), false, ignored -> readable());
+        fdHandler = ctx.addFdHandler(name + " vhost-user socket", socket.fd(), ignored -> readable());
     }
 
     private void send(VhostUserMessage reply) {

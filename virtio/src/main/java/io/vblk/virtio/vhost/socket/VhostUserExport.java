@@ -115,7 +115,7 @@ public final class VhostUserExport implements AutoCloseable {
     }
 
     private void startListening() {
-        listener = ctx.addFdHandler("export " + id + " listener", listenFd, false, ignored -> acceptOne());
+        listener = ctx.addFdHandler("export " + id + " listener", listenFd, ignored -> acceptOne());
     }
 
     private void acceptOne() {
