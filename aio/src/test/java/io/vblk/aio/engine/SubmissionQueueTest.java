@@ -105,23 +105,6 @@ class SubmissionQueueTest {
         }
     }
 
-    /** Counts completions per request so a double or lost completion shows. */
-    static final class Counting implements IoRequest.Completion {
-        int count;
-        int doubles;
-        long lastResult;
-
-        @Override
-        public void aioCompleted(IoRequest req, long result) {
-            if (req.ownerWord != 0) {
-                doubles++;
-            }
-            req.ownerWord = 1;
-            count++;
-            lastResult = result;
-        }
-    }
-
     private AioContext ctx;
     private DeferCall dc;
 
@@ -148,7 +131,7 @@ class SubmissionQueueTest {
     void oneSubmitPerSectionAndAtOnceWhenTheBatchLimitIsReached() {
         ScriptedBackend be = new ScriptedBackend(100);
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        Counting done = new Counting();
+        CountingCompletion done = new CountingCompletion();
         IoRequest[] rs = requests(10, done);
         dc.begin();
         for (int i = 0; i < 10; i++) {
@@ -177,7 +160,7 @@ class SubmissionQueueTest {
         dc = ctx.deferCall();
         ScriptedBackend be = new ScriptedBackend(100);
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        IoRequest[] rs = requests(7, new Counting());
+        IoRequest[] rs = requests(7, new CountingCompletion());
         dc.begin();
         for (IoRequest r : rs) {
             q.submit(r, 32);
@@ -193,7 +176,7 @@ class SubmissionQueueTest {
     void eagainBlocksTheQueueUntilACompletionFreesRoom() {
         ScriptedBackend be = new ScriptedBackend(100);
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        Counting done = new Counting();
+        CountingCompletion done = new CountingCompletion();
         IoRequest[] rs = requests(6, done);
         be.answers.add(2);              // a short count: the kernel stopped at the third
         be.answers.add(-Errno.EAGAIN);  // and has no room for it
@@ -229,7 +212,7 @@ class SubmissionQueueTest {
     void eagainWithNothingInFlightIsRetriedByTheCompletionBottomHalf() {
         ScriptedBackend be = new ScriptedBackend(100);
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        Counting done = new Counting();
+        CountingCompletion done = new CountingCompletion();
         be.answers.add(-Errno.EAGAIN);
         dc.begin();
         for (IoRequest r : requests(3, done)) {
@@ -253,7 +236,7 @@ class SubmissionQueueTest {
     void aFullBackendBlocksWithoutCountingEagain() {
         ScriptedBackend be = new ScriptedBackend(4);
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        Counting done = new Counting();
+        CountingCompletion done = new CountingCompletion();
         dc.begin();
         for (IoRequest r : requests(10, done)) {
             q.submit(r, 0);
@@ -277,8 +260,8 @@ class SubmissionQueueTest {
     void anErrorFailsTheFirstRequestAndTheRestAreRetried() {
         ScriptedBackend be = new ScriptedBackend(100);
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        Counting good = new Counting();
-        Counting bad = new Counting();
+        CountingCompletion good = new CountingCompletion();
+        CountingCompletion bad = new CountingCompletion();
         IoRequest r1 = new IoRequest().readv(3, 0, 1, 0, bad);
         IoRequest r2 = new IoRequest().readv(3, 0, 1, RESULT, good);
         IoRequest r3 = new IoRequest().readv(3, 0, 1, 2 * RESULT, good);
@@ -392,7 +375,7 @@ class SubmissionQueueTest {
             }
         };
         SubmissionQueue q = new SubmissionQueue(ctx, be);
-        Counting done = new Counting();
+        CountingCompletion done = new CountingCompletion();
         q.submit(new IoRequest().fallocate(3, 0, 0, RESULT, done), 0);
         assertThat(fb.offered).containsExactly(1);
         assertThat(be.offered).isEmpty();

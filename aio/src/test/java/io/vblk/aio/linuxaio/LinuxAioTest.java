@@ -5,6 +5,7 @@ import io.vblk.aio.AioOptions;
 import io.vblk.aio.NanoClock;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.Guard;
+import io.vblk.aio.engine.CountingCompletion;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.engine.SubmitGuard;
@@ -74,23 +75,6 @@ class LinuxAioTest {
         return new Buf(data, iov);
     }
 
-    /** Counts completions per request, so a double completion shows. */
-    private static final class Done implements IoRequest.Completion {
-        int count;
-        long lastResult;
-        int doubles;
-
-        @Override
-        public void aioCompleted(IoRequest req, long result) {
-            if (req.ownerWord != 0) {
-                doubles++;
-            }
-            req.ownerWord = 1;
-            count++;
-            lastResult = result;
-        }
-    }
-
     @ParameterizedTest(name = "getevents fallback={0}")
     @ValueSource(booleans = {false, true})
     void directWritesThenReadsBatchedInOneSubmitPerSection(boolean fallback) {
@@ -102,7 +86,7 @@ class LinuxAioTest {
             int n = 16;
             Buf[] bufs = new Buf[n];
             IoRequest[] reqs = new IoRequest[n];
-            Done done = new Done();
+            CountingCompletion done = new CountingCompletion();
             for (int i = 0; i < n; i++) {
                 bufs[i] = buf(BLOCK);
                 bufs[i].data.fill((byte) (i + 1));
@@ -126,7 +110,7 @@ class LinuxAioTest {
                 bufs[i].data.fill((byte) 0);
                 reqs[i].ownerWord = 0;
             }
-            Done rdone = new Done();
+            CountingCompletion rdone = new CountingCompletion();
             dc.begin();
             for (int i = 0; i < n; i++) {
                 aio.submit(reqs[i].readv(fd, bufs[i].iov.address(), 1, (long) i * 2 * BLOCK, rdone), 32);
@@ -150,7 +134,7 @@ class LinuxAioTest {
         try {
             Buf b = buf(BLOCK);
             b.data.fill((byte) 7);
-            Done done = new Done();
+            CountingCompletion done = new CountingCompletion();
             IoRequest r = new IoRequest();
             DeferCall dc = ctx.deferCall();
             dc.begin();
@@ -225,7 +209,7 @@ class LinuxAioTest {
             int n = 40;
             Buf b = buf(BLOCK);
             IoRequest[] reqs = new IoRequest[n];
-            Done done = new Done();
+            CountingCompletion done = new CountingCompletion();
             DeferCall dc = ctx.deferCall();
             dc.begin();
             int maxInFlight = 0;
@@ -265,7 +249,7 @@ class LinuxAioTest {
         try {
             int n = 1024;
             Buf b = buf(BLOCK);
-            Done done = new Done();
+            CountingCompletion done = new CountingCompletion();
             IoRequest[] reqs = new IoRequest[n];
             DeferCall dc = ctx.deferCall();
             dc.begin();
@@ -299,8 +283,8 @@ class LinuxAioTest {
         SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             Buf b = buf(BLOCK);
-            Done good = new Done();
-            Done bad = new Done();
+            CountingCompletion good = new CountingCompletion();
+            CountingCompletion bad = new CountingCompletion();
             IoRequest r1 = new IoRequest().readv(fd, b.iov.address(), 1, 0, good);
             IoRequest r2 = new IoRequest().readv(987_654, b.iov.address(), 1, 0, bad);
             IoRequest r3 = new IoRequest().readv(fd, b.iov.address(), 1, BLOCK, good);
@@ -328,7 +312,7 @@ class LinuxAioTest {
             assertThat(LinuxAio.fdsyncSupported()).isTrue(); // kernel 4.18+
             Buf b = buf(BLOCK);
             b.data.fill((byte) 9);
-            Done done = new Done();
+            CountingCompletion done = new CountingCompletion();
             IoRequest w = new IoRequest().writev(fd, b.iov.address(), 1, 0, done);
             aio.submit(w, 32);
             assertThat(done.count).isEqualTo(1);
@@ -459,7 +443,7 @@ class LinuxAioTest {
         assertThat(b).isSameAs(a);
         b.release();
         Buf buf = buf(BLOCK);
-        Done done = new Done();
+        CountingCompletion done = new CountingCompletion();
         IoRequest r = new IoRequest().readv(fd, buf.iov.address(), 1, 0, done);
         DeferCall dc = ctx.deferCall();
         dc.begin();
