@@ -38,11 +38,6 @@ public final class BlockIo {
     /** Free for the submitter (e.g. its request object). */
     public Object owner;
 
-    /** Driver-private scratch, valid only between submit and completion. */
-    public long driverWord;
-    public int driverSlot;
-    public BlockIo driverNext;
-
     public BlockIo(Arena arena, int maxSegments) {
         this.iov = new IoVec(arena, maxSegments);
     }

@@ -1,7 +1,7 @@
 package io.vblk.drivers;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.linuxaio.LinuxAio;
+import io.vblk.aio.engine.IoEngine;
 import io.vblk.aio.sys.Errno;
 
 import java.util.ArrayList;
@@ -151,8 +151,8 @@ public abstract class ChannelBase implements BlockChannel {
         return closed;
     }
 
-    /** The Linux AIO engine this channel submits to, or null when it uses none (for metrics). */
-    public LinuxAio linuxAio() {
+    /** The I/O engine this channel submits to, or null when it uses none (for metrics). */
+    public IoEngine engine() {
         return null;
     }
 }

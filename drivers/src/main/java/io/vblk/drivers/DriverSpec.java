@@ -1,5 +1,6 @@
 package io.vblk.drivers;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
@@ -31,7 +32,7 @@ import java.util.Map;
  *                                 untouched (QEMU null-co's default read-zeroes=off)
  *
  *   file:PATH[,KEY=VALUE,...]     (or file:path=PATH,...; write ",," for a comma inside PATH)
- *       aio=threads|native        worker pool (default) or Linux native AIO
+ *       aio=threads|native|io_uring  worker pool (default), Linux native AIO or io_uring
  *       cache=writeback|none      page cache (default) or O_DIRECT
  *       ro=off|on                 read-only (default off)
  *
@@ -73,7 +74,7 @@ public sealed interface DriverSpec {
         }
     }
 
-    record File(String path, FileDriver.Aio aio, FileDriver.Cache cache, boolean readOnly) implements DriverSpec {
+    record File(String path, AioMode aio, FileDriver.Cache cache, boolean readOnly) implements DriverSpec {
         @Override
         public BlockDriver open() {
             return FileDriver.open(path, aio, cache, readOnly);
@@ -145,7 +146,7 @@ public sealed interface DriverSpec {
         private static DriverSpec parseFile(String rest, String whole) {
             List<String> items = splitEscapedCommas(rest);
             String path = null;
-            FileDriver.Aio aio = FileDriver.Aio.THREADS;
+            AioMode aio = AioMode.THREADS;
             FileDriver.Cache cache = FileDriver.Cache.WRITEBACK;
             boolean ro = false;
             for (int i = 0; i < items.size(); i++) {
@@ -162,11 +163,13 @@ public sealed interface DriverSpec {
                 String v = item.substring(eq + 1);
                 switch (k) {
                     case "path" -> path = v;
-                    case "aio" -> aio = switch (v) {
-                        case "native" -> FileDriver.Aio.NATIVE;
-                        case "threads" -> FileDriver.Aio.THREADS;
-                        default -> throw bad(whole, "aio: '" + v + "' is not accepted; use native or threads");
-                    };
+                    case "aio" -> {
+                        try {
+                            aio = AioMode.parse(v);
+                        } catch (IllegalArgumentException e) {
+                            throw bad(whole, e.getMessage());
+                        }
+                    }
                     case "cache" -> cache = switch (v) {
                         case "none" -> FileDriver.Cache.NONE;
                         case "writeback" -> FileDriver.Cache.WRITEBACK;

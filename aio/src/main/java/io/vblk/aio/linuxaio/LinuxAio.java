@@ -1,12 +1,14 @@
 package io.vblk.aio.linuxaio;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.Bh;
-import io.vblk.aio.DeferCall;
 import io.vblk.aio.FdHandler;
-import io.vblk.aio.metrics.LatencyHistogram;
+import io.vblk.aio.engine.EngineBackend;
+import io.vblk.aio.engine.IoEngine;
+import io.vblk.aio.engine.IoRequest;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
+import io.vblk.aio.threadpool.WorkerPool;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -14,94 +16,62 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 
 /**
- * Home thread: the owning IoThread. No locking. Every entry point asserts it (seed 002:
- * completions processed from two threads make counters go backwards and requests complete twice).
+ * Home thread: the owning IoThread. No locking; the {@link SubmissionQueue} in front of it
+ * asserts the home thread at every entry point.
  *
- * <p>The Linux native AIO engine of one {@link AioContext}, as QEMU's {@code block/linux-aio.c}: one
- * kernel AIO context, a pending queue whose submission is deferred to the end of the current
- * defer-call section (so every request queued in one pass goes down in one {@code io_submit}),
- * completion through an eventfd ({@code IOCB_FLAG_RESFD}) registered on the context, and
- * completions read straight from the kernel's completion ring ({@link AioRingLayout}), with
- * {@code io_getevents} only when the ring's magic or feature bits are not the ones known here.
+ * <p>The Linux native AIO backend of one {@link AioContext}, as QEMU's {@code block/linux-aio.c}:
+ * one kernel AIO context, completion through an eventfd ({@code IOCB_FLAG_RESFD}) registered on
+ * the context, and completions read straight from the kernel's completion ring
+ * ({@link AioRingLayout}), with {@code io_getevents} only when the ring's magic or feature bits are
+ * not the ones known here. Queueing, batching, EAGAIN and the seed-000 guard are the queue's.
  *
- * <p>Nothing is allocated per request: the {@link AioRequest}s belong to the drivers, and the
- * iocb array, the iocb pointer array, the io_event array (fallback) and the slot table are made
- * once. A request gets a slot (its iocb and its {@code aio_data}) only while it is in flight, so
- * in-flight requests are bounded by the ring size.
- *
- * <p>Re-entry (seed 000) is bounded by {@link SubmitGuard}: see {@link #ioqSubmit()}.
+ * <p>Nothing is allocated per request: the iocb array, the iocb pointer array, the io_event array
+ * (fallback) and the slot table are made once. A request gets a slot (its iocb and its
+ * {@code aio_data}) only while it is in flight, so in-flight requests are bounded by the ring size.
+ * Operations the kernel AIO cannot run (FALLOCATE; FDSYNC where {@link #fdsyncSupported()} is
+ * false) go to the context's {@link WorkerPool} engine.
  */
 @SuppressWarnings("restricted") // reinterpret of the kernel ring; native access is enabled for vblk
-public final class LinuxAio {
+public final class LinuxAio implements EngineBackend {
     /** Requests in flight at most, and the {@code io_setup} size (QEMU's MAX_EVENTS). */
     public static final int DEFAULT_RING_SIZE = 1024;
     /** Batch size when neither the context nor the driver says (QEMU's DEFAULT_MAX_BATCH). */
-    public static final int DEFAULT_MAX_BATCH = 32;
+    public static final int DEFAULT_MAX_BATCH = SubmissionQueue.DEFAULT_MAX_BATCH;
 
     private static final Object KEY = new Object();
     /** int accessor with (segment, offset) coordinates for acquire/release on the ring. */
     private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
-    private static final DeferCall.Fn<LinuxAio> SUBMIT_FN = LinuxAio::deferredSubmit;
-
-    private static final class Holder {
-        LinuxAio engine;
-    }
 
     /** How completions are read; {@link #RING} unless the ring is not recognised. */
     public enum CompletionMode { RING, GETEVENTS }
 
     private final AioContext ctx;
-    private final Holder holder;
     private final int ringSize;
     private final long kctx;
     private final CompletionMode mode;
     private final MemorySegment ring;
     private final int ringNr;
     private final int efd;
-    private final FdHandler efdHandler;
-    private final Bh completionBh;
     private final Arena arena;
     private final MemorySegment iocbs;
     private final MemorySegment iocbPtrs;
     private final MemorySegment events;
     private final MemorySegment zeroTimeout;
-    private final AioRequest[] slots;
+    private final IoRequest[] slots;
     private final int[] freeSlots;
     private int freeTop;
-    private final SubmitGuard depthGuard;
-
-    // The queue (QEMU's LaioQueue).
-    private AioRequest pendingHead;
-    private AioRequest pendingTail;
-    private int inQueue;
-    private int inFlight;
-    private boolean blocked;
-    /** A capped submit left work for the completion bottom half; a pass must not cancel it. */
-    private boolean resumeByBh;
+    private FdHandler efdHandler;
+    private EngineBackend.Queue queue;
 
     // io_getevents cursors, kept here so a nested completion pass continues where the outer stopped.
     private int eventIdx;
     private int eventMax;
 
-    private WorkerPool pool;
-    private int refs;
-    private boolean destroyed;
-
-    private long ioSubmitCalls;
-    private long submitted;
-    private long completed;
-    private long submitErrors;
-    private long eagains;
-    private long completionPasses;
     private long ringEvents;
     private long geteventsCalls;
-    private long completionBhRuns;
-    /** Requests offered per io_submit call. */
-    private final LatencyHistogram batchSizes = new LatencyHistogram();
 
-    private LinuxAio(AioContext ctx, Holder holder, int ringSize, int kernelEvents, boolean forceGetevents) {
+    private LinuxAio(AioContext ctx, int ringSize, int kernelEvents, boolean forceGetevents) {
         this.ctx = ctx;
-        this.holder = holder;
         this.ringSize = ringSize;
         long id = Sys.ioSetup(kernelEvents);
         if (id < 0) {
@@ -131,24 +101,20 @@ public final class LinuxAio {
         this.iocbPtrs = arena.allocate((long) ringSize * 8, 8);
         this.events = arena.allocate((long) ringSize * IoEventLayout.BYTES, 8);
         this.zeroTimeout = arena.allocate(16, 8); // struct timespec {0, 0}: io_getevents does not wait
-        this.slots = new AioRequest[ringSize];
+        this.slots = new IoRequest[ringSize];
         this.freeSlots = new int[ringSize];
         for (int i = 0; i < ringSize; i++) {
             freeSlots[i] = ringSize - 1 - i; // slot 0 on top
         }
         this.freeTop = ringSize;
-        this.depthGuard = new SubmitGuard(ctx);
-        this.completionBh = ctx.bh("linux-aio-completion", this::completionBh);
-        // Not external: AIO completions must keep flowing while the context is drained.
-        this.efdHandler = ctx.addFdHandler("linux-aio", efd, false, this::completionReady);
     }
 
     /**
-     * This context's engine, created on first use with {@link #DEFAULT_RING_SIZE} slots; takes a
-     * reference that {@link #release()} drops (the last one destroys the kernel context: io_setup
-     * slots are a system-wide resource, fs.aio-max-nr). Home thread.
+     * This context's Linux AIO engine, created on first use with {@link #DEFAULT_RING_SIZE} slots;
+     * takes a reference that {@link SubmissionQueue#release()} drops (the last one destroys the
+     * kernel context: io_setup slots are a system-wide resource, fs.aio-max-nr). Home thread.
      */
-    public static LinuxAio of(AioContext ctx) {
+    public static SubmissionQueue of(AioContext ctx) {
         return of(ctx, DEFAULT_RING_SIZE, false);
     }
 
@@ -156,17 +122,12 @@ public final class LinuxAio {
      * As {@link #of(AioContext)}, choosing ring size and completion mode when this call creates the
      * engine (tests use small rings and the io_getevents fallback). Home thread.
      */
-    public static LinuxAio of(AioContext ctx, int ringSize, boolean forceGetevents) {
+    public static SubmissionQueue of(AioContext ctx, int ringSize, boolean forceGetevents) {
         ctx.assertHome();
         if (ringSize < 1 || ringSize > 65536) {
             throw new IllegalArgumentException("AIO ring size must be 1..65536, got " + ringSize);
         }
-        Holder h = ctx.attachment(KEY, c -> new Holder());
-        if (h.engine == null) {
-            h.engine = new LinuxAio(ctx, h, ringSize, ringSize, forceGetevents);
-        }
-        h.engine.refs++;
-        return h.engine;
+        return SubmissionQueue.shared(ctx, KEY, c -> new LinuxAio(c, ringSize, ringSize, forceGetevents));
     }
 
     /**
@@ -174,271 +135,119 @@ public final class LinuxAio {
      * {@code kernelEvents} while up to {@code maxInFlight} requests may be submitted: lets tests
      * make the kernel itself answer EAGAIN. Release it like any other. Home thread.
      */
-    static LinuxAio createUnshared(AioContext ctx, int kernelEvents, int maxInFlight, boolean forceGetevents) {
+    static SubmissionQueue createUnshared(AioContext ctx, int kernelEvents, int maxInFlight, boolean forceGetevents) {
         ctx.assertHome();
-        LinuxAio e = new LinuxAio(ctx, new Holder(), maxInFlight, kernelEvents, forceGetevents);
-        e.refs = 1;
-        return e;
+        return new SubmissionQueue(ctx, new LinuxAio(ctx, maxInFlight, kernelEvents, forceGetevents));
     }
 
     /**
      * This context's engine if one exists, else null; creates none and takes no reference (for
      * metrics, which must not keep an engine alive). Home thread.
      */
-    public static LinuxAio peek(AioContext ctx) {
-        ctx.assertHome();
-        return ctx.attachment(KEY, c -> new Holder()).engine;
+    public static SubmissionQueue peek(AioContext ctx) {
+        return SubmissionQueue.peekShared(ctx, KEY);
     }
 
-    // ---------------------------------------------------------------- submission
+    /** The Linux AIO backend behind {@code engine}, or null when it has another backend. */
+    public static LinuxAio backendOf(IoEngine engine) {
+        return engine instanceof SubmissionQueue q && q.backend() instanceof LinuxAio la ? la : null;
+    }
 
-    /**
-     * Queues {@code req}; it goes down with the rest of this defer-call section's requests at the
-     * section's end, or at once when {@code devMaxBatch} requests are waiting. Requests the kernel
-     * AIO cannot run (FALLOCATE; FDSYNC where {@link #fdsyncSupported()} is false) go to the
-     * context's {@link WorkerPool}. The completion may run before this returns. Home thread.
-     */
-    public void submit(AioRequest req, int devMaxBatch) {
-        ctx.assertHome();
-        req.checkSubmittable();
-        if (destroyed) {
-            throw new IllegalStateException("Linux AIO engine of " + ctx.name() + " is released");
+    // ---------------------------------------------------------------- EngineBackend
+
+    @Override
+    public String kind() {
+        return "linux-aio";
+    }
+
+    @Override
+    public void attach(EngineBackend.Queue q) {
+        this.queue = q;
+        // Not external: AIO completions must keep flowing while the context is drained.
+        this.efdHandler = ctx.addFdHandler("linux-aio", efd, false, this::completionReady);
+    }
+
+    @Override
+    public int capacity() {
+        return ringSize;
+    }
+
+    @Override
+    public boolean supports(int op) {
+        return op == IoRequest.READV || op == IoRequest.WRITEV || (op == IoRequest.FDSYNC && FdsyncProbe.SUPPORTED);
+    }
+
+    /** The context's worker pool, for fallocate and (old kernels) fdatasync. */
+    @Override
+    public IoEngine openFallback() {
+        return WorkerPool.of(ctx);
+    }
+
+    /** One {@code io_submit} of the first {@code n} queued requests, each in a free slot's iocb. */
+    @Override
+    public int submit(IoRequest first, int n) {
+        long ptrs = iocbPtrs.address();
+        IoRequest r = first;
+        for (int i = 0; i < n; i++, r = r.nextQueued()) {
+            int slot = freeSlots[--freeTop];
+            r.backendSlot(slot);
+            slots[slot] = r;
+            long at = (long) slot * IocbLayout.BYTES;
+            int opcode = switch (r.op()) {
+                case IoRequest.READV -> IocbLayout.IOCB_CMD_PREADV;
+                case IoRequest.WRITEV -> IocbLayout.IOCB_CMD_PWRITEV;
+                default -> IocbLayout.IOCB_CMD_FDSYNC;
+            };
+            IocbLayout.write(iocbs, at, slot, opcode, r.fd(), r.iovAddress(), r.iovCount(), r.offset(), efd);
+            iocbPtrs.set(ValueLayout.JAVA_LONG, (long) i * 8, iocbs.address() + at);
         }
-        if (req.op == AioRequest.FALLOCATE || (req.op == AioRequest.FDSYNC && !FdsyncProbe.SUPPORTED)) {
-            if (pool == null) {
-                pool = WorkerPool.of(ctx);
-            }
-            pool.submit(req);
+        int ret = Sys.ioSubmit(kctx, n, ptrs);
+        int taken = Math.max(ret, 0);
+        // The requests the kernel did not take go back to the queue: free their slots.
+        releaseSlots(first, taken, n - taken);
+        return ret;
+    }
+
+    /** Frees the slots of the {@code count} requests after the first {@code skip} from {@code from}. */
+    private void releaseSlots(IoRequest from, int skip, int count) {
+        if (count <= 0) {
             return;
         }
-        req.state = AioRequest.QUEUED;
-        if (pendingTail == null) {
-            pendingHead = req;
-        } else {
-            pendingTail.next = req;
-        }
-        pendingTail = req;
-        inQueue++;
-        if (!blocked) {
-            if (inQueue >= maxBatch(devMaxBatch)) {
-                ioqSubmit();
-            } else {
-                ctx.deferCall().defer(SUBMIT_FN, this);
-            }
-        }
-    }
-
-    /** min(context aio-max-batch or {@link #DEFAULT_MAX_BATCH}, driver's, free ring slots), at least 1. */
-    private int maxBatch(int devMaxBatch) {
-        int b = ctx.options().aioMaxBatch();
-        if (b == 0) {
-            b = DEFAULT_MAX_BATCH;
-        }
-        if (devMaxBatch > 0) {
-            b = Math.min(b, devMaxBatch);
-        }
-        return Math.max(1, Math.min(b, ringSize - inFlight));
-    }
-
-    private static void deferredSubmit(LinuxAio s) {
-        if (!s.blocked && s.pendingHead != null && !s.destroyed) {
-            s.ioqSubmit();
-        }
-    }
-
-    /**
-     * Submits everything pending that fits in the ring, in as few {@code io_submit} calls as the
-     * kernel allows, then processes whatever completed meanwhile.
-     *
-     * <p>Seed 000's cycle runs through here: io_submit completes page-cache requests before it
-     * returns → {@link #processCompletions()} (a defer-call section) → a completion callback
-     * submits the next request, which defers {@link #deferredSubmit} → the section's end runs
-     * it → ioqSubmit, one frame deeper. The {@link SubmitGuard} stops it at
-     * {@link SubmitGuard#DEFAULT_CAP} levels: the capped call returns without submitting and
-     * schedules the completion bottom half, which resumes from the event loop. No request is
-     * lost; one loop round-trip of latency is paid, and only when the cap is hit.
-     */
-    private void ioqSubmit() {
-        if (!depthGuard.enter()) {
-            resumeByBh = true;
-            completionBh.schedule();
-            return;
-        }
-        AioRequest failed = null;
-        AioRequest failedTail = null;
-        try {
-            int ret;
-            int len;
-            do {
-                if (inFlight >= ringSize) {
-                    break;
-                }
-                len = 0;
-                long ptrs = iocbPtrs.address();
-                for (AioRequest r = pendingHead; r != null && inFlight + len < ringSize; r = r.next) {
-                    int slot = freeSlots[--freeTop];
-                    r.slot = slot;
-                    long at = (long) slot * IocbLayout.BYTES;
-                    int opcode = switch (r.op) {
-                        case AioRequest.READV -> IocbLayout.IOCB_CMD_PREADV;
-                        case AioRequest.WRITEV -> IocbLayout.IOCB_CMD_PWRITEV;
-                        default -> IocbLayout.IOCB_CMD_FDSYNC;
-                    };
-                    IocbLayout.write(iocbs, at, slot, opcode, r.fd, r.addr, r.iovcnt, r.offset, efd);
-                    iocbPtrs.set(ValueLayout.JAVA_LONG, (long) len * 8, iocbs.address() + at);
-                    len++;
-                }
-                ret = Sys.ioSubmit(kctx, len, ptrs);
-                ioSubmitCalls++;
-                batchSizes.record(len);
-                if (ret < 0) {
-                    releaseSlots(pendingHead, len);
-                    if (ret == -Errno.EAGAIN) {
-                        eagains++;
-                        break;
-                    }
-                    // Fail the first, retry the rest (QEMU ioq_submit): the kernel reports the
-                    // error of the first iocb it could not take; the others may be fine.
-                    submitErrors++;
-                    AioRequest first = popPending();
-                    first.result = ret;
-                    first.next = null;
-                    if (failedTail == null) {
-                        failed = first;
-                    } else {
-                        failedTail.next = first;
-                    }
-                    failedTail = first;
-                    continue;
-                }
-                AioRequest r = pendingHead;
-                for (int i = 0; i < ret; i++) {
-                    AioRequest n = r.next;
-                    r.state = AioRequest.IN_FLIGHT;
-                    r.next = null;
-                    slots[r.slot] = r;
-                    r = n;
-                }
-                pendingHead = r;
-                if (r == null) {
-                    pendingTail = null;
-                }
-                inQueue -= ret;
-                inFlight += ret;
-                submitted += ret;
-                releaseSlots(pendingHead, len - ret);
-                // A short count means the kernel stopped at an iocb it refused; the next call
-                // reports that iocb's error (failed above) or EAGAIN (blocked), so go on.
-            } while (pendingHead != null);
-            blocked = inQueue > 0;
-            if (blocked && inFlight == 0) {
-                // Nothing in flight will complete to unblock us; retry from the loop.
-                completionBh.schedule();
-            }
-            if (failed != null) {
-                completeFailed(failed);
-            }
-            if (inFlight > 0) {
-                processCompletions();
-            }
-        } finally {
-            depthGuard.exit();
-        }
-    }
-
-    private AioRequest popPending() {
-        AioRequest r = pendingHead;
-        pendingHead = r.next;
-        if (pendingHead == null) {
-            pendingTail = null;
-        }
-        inQueue--;
-        return r;
-    }
-
-    /** Returns the slots taken by the first {@code n} requests from {@code from}, last first. */
-    private void releaseSlots(AioRequest from, int n) {
-        if (n <= 0) {
-            return;
+        IoRequest r = from;
+        for (int i = 0; i < skip; i++) {
+            r = r.nextQueued();
         }
         // Slots were popped in list order; push them back in reverse to keep the stack as it was.
-        int[] tmp = freeSlots;
-        AioRequest r = from;
         int base = freeTop;
-        for (int i = 0; i < n; i++) {
-            tmp[base + n - 1 - i] = r.slot;
-            r.slot = -1;
-            r = r.next;
+        for (int i = 0; i < count; i++) {
+            int slot = r.backendSlot();
+            slots[slot] = null;
+            freeSlots[base + count - 1 - i] = slot;
+            r.backendSlot(-1);
+            r = r.nextQueued();
         }
-        freeTop = base + n;
+        freeTop = base + count;
     }
 
-    private void completeFailed(AioRequest list) {
-        DeferCall dc = ctx.deferCall();
-        dc.begin();
+    @Override
+    public void reap(EngineBackend.Queue q) {
+        if (mode == CompletionMode.RING) {
+            drainRing(q);
+            return;
+        }
         try {
-            while (list != null) {
-                AioRequest r = list;
-                list = r.next;
-                completed++;
-                r.complete(r.result);
-            }
+            drainGetevents(q);
         } finally {
-            dc.end();
+            // A nested pass drained everything; tell the outer one by leaving the cursors empty.
+            eventIdx = 0;
+            eventMax = 0;
         }
     }
-
-    // ---------------------------------------------------------------- completion
 
     private void completionReady(int fd) {
         // Drain the eventfd first, so a completion that lands after the read re-arms it.
         Sys.eventfdRead(efd);
-        processCompletionsAndSubmit();
-    }
-
-    private void completionBh() {
-        completionBhRuns++;
-        resumeByBh = false;
-        processCompletionsAndSubmit();
-    }
-
-    private void processCompletionsAndSubmit() {
-        ctx.assertHome();
-        if (destroyed) {
-            return;
-        }
-        processCompletions();
-        if (pendingHead != null) {
-            ioqSubmit();
-        }
-    }
-
-    /**
-     * Completes everything the kernel has finished, inside a defer-call section so the guest
-     * notifications (and the submissions) the callbacks cause are batched to its end. The
-     * completion bottom half is scheduled first, so a nested event loop run from a callback still
-     * sees the remaining completions; it is cancelled at the end unless a capped submit needs it.
-     */
-    private void processCompletions() {
-        DeferCall dc = ctx.deferCall();
-        dc.begin();
-        completionBh.schedule();
-        completionPasses++;
-        try {
-            if (mode == CompletionMode.RING) {
-                drainRing();
-            } else {
-                drainGetevents();
-            }
-        } finally {
-            if (!resumeByBh) {
-                completionBh.cancel();
-            }
-            // A nested pass drained everything; tell the outer one by leaving the cursors empty.
-            eventIdx = 0;
-            eventMax = 0;
-            dc.end();
-        }
+        queue.completionEvent();
     }
 
     /**
@@ -446,7 +255,7 @@ public final class LinuxAio {
      * then its callback runs. A nested pass started by that callback therefore starts at the next
      * entry; the cursor is the ring's own {@code head}.
      */
-    private void drainRing() {
+    private void drainRing(EngineBackend.Queue q) {
         while (true) {
             int head = ring.get(ValueLayout.JAVA_INT, AioRingLayout.HEAD);
             // Pairs with the kernel's smp_wmb() between writing the event and publishing tail in
@@ -466,11 +275,11 @@ public final class LinuxAio {
             // (user_refill_reqs_available in fs/aio.c): the entry has been read before it is freed.
             INT.setRelease(ring, (long) AioRingLayout.HEAD, head + 1 == ringNr ? 0 : head + 1);
             ringEvents++;
-            completeSlot(data, res);
+            completeSlot(q, data, res);
         }
     }
 
-    private void drainGetevents() {
+    private void drainGetevents(EngineBackend.Queue q) {
         while (true) {
             if (eventIdx >= eventMax) {
                 int n = Sys.ioGetevents(kctx, 0, ringSize, events.address(), zeroTimeout.address());
@@ -485,54 +294,31 @@ public final class LinuxAio {
             long data = events.get(ValueLayout.JAVA_LONG, ev + IoEventLayout.DATA);
             long res = events.get(ValueLayout.JAVA_LONG, ev + IoEventLayout.RES);
             eventIdx++; // before the callback: a nested pass continues after this event
-            completeSlot(data, res);
+            completeSlot(q, data, res);
         }
     }
 
-    private void completeSlot(long data, long res) {
+    private void completeSlot(EngineBackend.Queue q, long data, long res) {
         if (data < 0 || data >= ringSize || slots[(int) data] == null) {
             throw new IllegalStateException("AIO completion for unknown slot " + data + " on " + ctx.name());
         }
         int slot = (int) data;
-        AioRequest r = slots[slot];
+        IoRequest r = slots[slot];
         slots[slot] = null;
         freeSlots[freeTop++] = slot;
-        inFlight--; // one by one: a nested pass sees exact counts
-        completed++;
-        r.complete(res);
+        q.completed(r, res);
     }
 
-    // ---------------------------------------------------------------- lifecycle and facts
-
-    /**
-     * Drops a reference; the last one destroys the kernel context, the eventfd and the handler.
-     * Nothing may be queued or in flight then. Home thread.
-     */
-    public void release() {
-        ctx.assertHome();
-        if (refs <= 0) {
-            throw new IllegalStateException("Linux AIO engine of " + ctx.name() + " released more often than taken");
-        }
-        if (--refs > 0) {
-            return;
-        }
-        if (inFlight > 0 || inQueue > 0 || (pool != null && pool.inFlight() > 0)) {
-            refs++;
-            throw new IllegalStateException("Linux AIO engine of " + ctx.name() + " released with "
-                    + inFlight + " in flight and " + inQueue + " queued; drain first");
-        }
-        destroyed = true;
-        holder.engine = null;
+    /** Destroys the kernel context, the eventfd and the handler. */
+    @Override
+    public void close() {
         efdHandler.remove();
-        completionBh.delete();
         Sys.ioDestroy(kctx);
         Sys.close(efd);
         arena.close();
-        if (pool != null) {
-            pool.release();
-            pool = null;
-        }
     }
+
+    // ---------------------------------------------------------------- facts
 
     /**
      * Whether this kernel runs IOCB_CMD_FDSYNC (Linux 4.18+), probed once per JVM on a memfd. Any
@@ -554,65 +340,6 @@ public final class LinuxAio {
         return ringSize;
     }
 
-    /** Requests in the kernel. */
-    public int inFlight() {
-        return inFlight;
-    }
-
-    /** Requests queued and not yet submitted. */
-    public int queued() {
-        return inQueue;
-    }
-
-    /** Requests at the worker pool (fallocate, fallback fdatasync). */
-    public int inPool() {
-        return pool == null ? 0 : pool.inFlight();
-    }
-
-    /** True after the kernel refused more (EAGAIN) or the ring is full, until a completion frees a slot. */
-    public boolean blocked() {
-        return blocked;
-    }
-
-    public SubmitGuard submitGuard() {
-        return depthGuard;
-    }
-
-    /** Times the seed-000 depth cap stopped a submit. */
-    public long submitCapHits() {
-        return depthGuard.capHits();
-    }
-
-    /** Deepest submit nesting seen. */
-    public int maxSubmitDepth() {
-        return depthGuard.maxDepth();
-    }
-
-    public long ioSubmitCalls() {
-        return ioSubmitCalls;
-    }
-
-    public long submittedRequests() {
-        return submitted;
-    }
-
-    public long completedRequests() {
-        return completed;
-    }
-
-    /** io_submit calls that failed with something else than EAGAIN (their first request failed). */
-    public long submitErrors() {
-        return submitErrors;
-    }
-
-    public long eagainCount() {
-        return eagains;
-    }
-
-    public long completionPasses() {
-        return completionPasses;
-    }
-
     /** Completions read from the kernel's completion ring (mode {@link CompletionMode#RING}). */
     public long ringEvents() {
         return ringEvents;
@@ -623,20 +350,9 @@ public final class LinuxAio {
         return geteventsCalls;
     }
 
-    /** Runs of the completion bottom half. */
-    public long completionBhRuns() {
-        return completionBhRuns;
-    }
-
-    /** Requests offered to each io_submit call; snapshots from any thread. */
-    public LatencyHistogram batchSizes() {
-        return batchSizes;
-    }
-
     @Override
     public String toString() {
-        return "LinuxAio[" + ctx.name() + " " + mode + " inFlight=" + inFlight + " queued=" + inQueue
-                + (blocked ? " blocked" : "") + "]";
+        return "LinuxAio[" + ctx.name() + " " + mode + "]";
     }
 
     /** Lazily probes IOCB_CMD_FDSYNC once: an FDSYNC on a memfd (shmem has an fsync). */

@@ -5,6 +5,9 @@ import io.vblk.aio.AioOptions;
 import io.vblk.aio.NanoClock;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.Guard;
+import io.vblk.aio.engine.IoRequest;
+import io.vblk.aio.engine.SubmissionQueue;
+import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 
@@ -72,13 +75,13 @@ class LinuxAioTest {
     }
 
     /** Counts completions per request, so a double completion shows. */
-    private static final class Done implements AioRequest.Completion {
+    private static final class Done implements IoRequest.Completion {
         int count;
         long lastResult;
         int doubles;
 
         @Override
-        public void aioCompleted(AioRequest req, long result) {
+        public void aioCompleted(IoRequest req, long result) {
             if (req.ownerWord != 0) {
                 doubles++;
             }
@@ -92,28 +95,28 @@ class LinuxAioTest {
     @ValueSource(booleans = {false, true})
     void directWritesThenReadsBatchedInOneSubmitPerSection(boolean fallback) {
         openFile(true, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx, 64, fallback);
+        SubmissionQueue aio = LinuxAio.of(ctx, 64, fallback);
         try {
-            assertThat(aio.completionMode())
+            assertThat(LinuxAio.backendOf(aio).completionMode())
                     .isEqualTo(fallback ? LinuxAio.CompletionMode.GETEVENTS : LinuxAio.CompletionMode.RING);
             int n = 16;
             Buf[] bufs = new Buf[n];
-            AioRequest[] reqs = new AioRequest[n];
+            IoRequest[] reqs = new IoRequest[n];
             Done done = new Done();
             for (int i = 0; i < n; i++) {
                 bufs[i] = buf(BLOCK);
                 bufs[i].data.fill((byte) (i + 1));
-                reqs[i] = new AioRequest();
+                reqs[i] = new IoRequest();
             }
             DeferCall dc = ctx.deferCall();
             dc.begin();
             for (int i = 0; i < n; i++) {
                 aio.submit(reqs[i].writev(fd, bufs[i].iov.address(), 1, (long) i * 2 * BLOCK, done), 32);
             }
-            assertThat(aio.ioSubmitCalls()).isZero();
+            assertThat(aio.submitCalls()).isZero();
             assertThat(aio.queued()).isEqualTo(n);
             dc.end();
-            assertThat(aio.ioSubmitCalls()).isEqualTo(1);
+            assertThat(aio.submitCalls()).isEqualTo(1);
             LoopSteps.pollUntil(ctx, () -> done.count == n, "16 O_DIRECT writes");
             assertThat(done.lastResult).isEqualTo(BLOCK);
             assertThat(done.doubles).isZero();
@@ -129,7 +132,7 @@ class LinuxAioTest {
                 aio.submit(reqs[i].readv(fd, bufs[i].iov.address(), 1, (long) i * 2 * BLOCK, rdone), 32);
             }
             dc.end();
-            assertThat(aio.ioSubmitCalls()).isEqualTo(2);
+            assertThat(aio.submitCalls()).isEqualTo(2);
             LoopSteps.pollUntil(ctx, () -> rdone.count == n, "16 O_DIRECT reads");
             for (int i = 0; i < n; i++) {
                 assertThat(bufs[i].data.get(ValueLayout.JAVA_BYTE, BLOCK - 1)).isEqualTo((byte) (i + 1));
@@ -143,12 +146,12 @@ class LinuxAioTest {
     @Test
     void pageCacheRequestsCompleteInsideIoSubmit() {
         openFile(false, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             Buf b = buf(BLOCK);
             b.data.fill((byte) 7);
             Done done = new Done();
-            AioRequest r = new AioRequest();
+            IoRequest r = new IoRequest();
             DeferCall dc = ctx.deferCall();
             dc.begin();
             aio.submit(r.writev(fd, b.iov.address(), 1, 0, done), 32);
@@ -177,14 +180,14 @@ class LinuxAioTest {
     @ValueSource(booleans = {false, true})
     void nestedEventLoopInACallbackContinuesWhereTheOuterPassStopped(boolean fallback) {
         openFile(false, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx, 64, fallback);
+        SubmissionQueue aio = LinuxAio.of(ctx, 64, fallback);
         try {
             int n = 8;
             Buf b = buf(BLOCK);
             java.util.List<Integer> order = new java.util.ArrayList<>();
             int[] perReq = new int[n];
             boolean[] nested = {false};
-            AioRequest.Completion c = (req, res) -> {
+            IoRequest.Completion c = (req, res) -> {
                 int i = (int) req.ownerWord;
                 perReq[i]++;
                 order.add(i);
@@ -200,7 +203,7 @@ class LinuxAioTest {
             DeferCall dc = ctx.deferCall();
             dc.begin();
             for (int i = 0; i < n; i++) {
-                AioRequest r = new AioRequest();
+                IoRequest r = new IoRequest();
                 r.ownerWord = i;
                 aio.submit(r.readv(fd, b.iov.address(), 1, (long) i * BLOCK, c), 32);
             }
@@ -217,23 +220,23 @@ class LinuxAioTest {
     @Test
     void batchLimitSubmitsEarlyAndRingBoundsInFlight() {
         openFile(true, 1 << 22);
-        LinuxAio aio = LinuxAio.of(ctx, 4, false);
+        SubmissionQueue aio = LinuxAio.of(ctx, 4, false);
         try {
             int n = 40;
             Buf b = buf(BLOCK);
-            AioRequest[] reqs = new AioRequest[n];
+            IoRequest[] reqs = new IoRequest[n];
             Done done = new Done();
             DeferCall dc = ctx.deferCall();
             dc.begin();
             int maxInFlight = 0;
             for (int i = 0; i < n; i++) {
-                reqs[i] = new AioRequest().readv(fd, b.iov.address(), 1, (long) i * BLOCK, done);
+                reqs[i] = new IoRequest().readv(fd, b.iov.address(), 1, (long) i * BLOCK, done);
                 aio.submit(reqs[i], 3);
                 maxInFlight = Math.max(maxInFlight, aio.inFlight());
                 assertThat(aio.inFlight()).isLessThanOrEqualTo(4);
             }
             // Batches of 3 went down before the section ended.
-            assertThat(aio.ioSubmitCalls()).isPositive();
+            assertThat(aio.submitCalls()).isPositive();
             dc.end();
             assertThat(aio.inFlight() + done.count).isLessThanOrEqualTo(n);
             LoopSteps.pollUntil(ctx, () -> {
@@ -258,16 +261,16 @@ class LinuxAioTest {
                 AioOptions.DEFAULT.withAioMaxBatch(1024));
         // The kernel context holds far fewer requests (io_setup(1): a few hundred at most) than the
         // engine lets in flight, so the kernel runs out of slots and answers EAGAIN.
-        LinuxAio aio = LinuxAio.createUnshared(ctx, 1, 1024, fallback);
+        SubmissionQueue aio = LinuxAio.createUnshared(ctx, 1, 1024, fallback);
         try {
             int n = 1024;
             Buf b = buf(BLOCK);
             Done done = new Done();
-            AioRequest[] reqs = new AioRequest[n];
+            IoRequest[] reqs = new IoRequest[n];
             DeferCall dc = ctx.deferCall();
             dc.begin();
             for (int i = 0; i < n; i++) {
-                reqs[i] = new AioRequest().readv(fd, b.iov.address(), 1, (long) (i % 256) * BLOCK, done);
+                reqs[i] = new IoRequest().readv(fd, b.iov.address(), 1, (long) (i % 256) * BLOCK, done);
                 aio.submit(reqs[i], 1024);
             }
             dc.end();
@@ -276,10 +279,10 @@ class LinuxAioTest {
             assertThat(aio.queued()).isPositive();
             int queuedAfterEagain = aio.queued();
             // Blocked: a new request only queues; no io_submit is attempted for it.
-            long calls = aio.ioSubmitCalls();
-            AioRequest extra = new AioRequest().readv(fd, b.iov.address(), 1, 0, done);
+            long calls = aio.submitCalls();
+            IoRequest extra = new IoRequest().readv(fd, b.iov.address(), 1, 0, done);
             aio.submit(extra, 1);
-            assertThat(aio.ioSubmitCalls()).isEqualTo(calls);
+            assertThat(aio.submitCalls()).isEqualTo(calls);
             assertThat(aio.queued()).isEqualTo(queuedAfterEagain + 1);
             LoopSteps.pollUntil(ctx, () -> done.count == n + 1, "all requests after EAGAIN");
             assertThat(done.doubles).isZero();
@@ -293,14 +296,14 @@ class LinuxAioTest {
     @Test
     void badFdFailsTheFirstAndTheRestGoThrough() {
         openFile(false, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             Buf b = buf(BLOCK);
             Done good = new Done();
             Done bad = new Done();
-            AioRequest r1 = new AioRequest().readv(fd, b.iov.address(), 1, 0, good);
-            AioRequest r2 = new AioRequest().readv(987_654, b.iov.address(), 1, 0, bad);
-            AioRequest r3 = new AioRequest().readv(fd, b.iov.address(), 1, BLOCK, good);
+            IoRequest r1 = new IoRequest().readv(fd, b.iov.address(), 1, 0, good);
+            IoRequest r2 = new IoRequest().readv(987_654, b.iov.address(), 1, 0, bad);
+            IoRequest r3 = new IoRequest().readv(fd, b.iov.address(), 1, BLOCK, good);
             DeferCall dc = ctx.deferCall();
             dc.begin();
             aio.submit(r1, 32);
@@ -320,23 +323,23 @@ class LinuxAioTest {
     @Test
     void flushAndFallocate() {
         openFile(false, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             assertThat(LinuxAio.fdsyncSupported()).isTrue(); // kernel 4.18+
             Buf b = buf(BLOCK);
             b.data.fill((byte) 9);
             Done done = new Done();
-            AioRequest w = new AioRequest().writev(fd, b.iov.address(), 1, 0, done);
+            IoRequest w = new IoRequest().writev(fd, b.iov.address(), 1, 0, done);
             aio.submit(w, 32);
             assertThat(done.count).isEqualTo(1);
-            AioRequest f = new AioRequest().fdsync(fd, done);
+            IoRequest f = new IoRequest().fdsync(fd, done);
             aio.submit(f, 32);
             LoopSteps.pollUntil(ctx, () -> done.count == 2, "fdsync");
             assertThat(done.lastResult).isZero();
-            AioRequest p = new AioRequest().fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE,
+            IoRequest p = new IoRequest().fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE,
                     0, BLOCK, done);
             aio.submit(p, 32);
-            assertThat(aio.inPool()).isEqualTo(1);
+            assertThat(aio.inFallback()).isEqualTo(1);
             LoopSteps.pollUntil(ctx, () -> done.count == 3, "punch hole in the worker pool");
             assertThat(done.lastResult).isZero();
             w.ownerWord = 0;
@@ -349,8 +352,8 @@ class LinuxAioTest {
     }
 
     /** Closed loop: each completion submits the next read at once (seed 000's workload). */
-    private static final class ClosedLoop implements AioRequest.Completion {
-        final LinuxAio aio;
+    private static final class ClosedLoop implements IoRequest.Completion {
+        final SubmissionQueue aio;
         final int fd;
         final long iov;
         final int total;
@@ -359,7 +362,7 @@ class LinuxAioTest {
         int completed;
         int maxDepth;
 
-        ClosedLoop(LinuxAio aio, int fd, long iov, int total, int stopAtDepth) {
+        ClosedLoop(SubmissionQueue aio, int fd, long iov, int total, int stopAtDepth) {
             this.aio = aio;
             this.fd = fd;
             this.iov = iov;
@@ -367,13 +370,13 @@ class LinuxAioTest {
             this.stopAtDepth = stopAtDepth;
         }
 
-        void start(AioRequest r) {
+        void start(IoRequest r) {
             issued++;
             aio.submit(r.readv(fd, iov, 1, 0, this), 32);
         }
 
         @Override
-        public void aioCompleted(AioRequest req, long result) {
+        public void aioCompleted(IoRequest req, long result) {
             completed++;
             maxDepth = Math.max(maxDepth, aio.submitGuard().depth());
             if (issued < total && aio.submitGuard().depth() < stopAtDepth) {
@@ -385,13 +388,13 @@ class LinuxAioTest {
     @Test
     void closedLoopOnPageCacheIsCappedWithGuardOn() {
         openFile(false, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             Buf b = buf(BLOCK);
             ClosedLoop loop = new ClosedLoop(aio, fd, b.iov.address(), 500, Integer.MAX_VALUE);
             DeferCall dc = ctx.deferCall();
             dc.begin();
-            loop.start(new AioRequest());
+            loop.start(new IoRequest());
             dc.end();
             LoopSteps.pollUntil(ctx, () -> loop.completed == 500, "500 chained reads");
             assertThat(aio.maxSubmitDepth()).isEqualTo(SubmitGuard.DEFAULT_CAP);
@@ -407,13 +410,13 @@ class LinuxAioTest {
     void closedLoopOnPageCacheRecursesWithGuardOff() {
         openFile(false, 1 << 20);
         ctx.setGuard(Guard.SUBMIT_DEPTH, false);
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             Buf b = buf(BLOCK);
             ClosedLoop loop = new ClosedLoop(aio, fd, b.iov.address(), 500, 60);
             DeferCall dc = ctx.deferCall();
             dc.begin();
-            loop.start(new AioRequest());
+            loop.start(new IoRequest());
             dc.end();
             // Everything happened in that one frame: 60 levels deep, then the loop stopped itself.
             assertThat(aio.maxSubmitDepth()).isEqualTo(60);
@@ -427,10 +430,10 @@ class LinuxAioTest {
     @Test
     void submitFromAnotherThreadIsRefused() throws Exception {
         openFile(false, 1 << 20);
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try {
             Buf b = buf(BLOCK);
-            AioRequest r = new AioRequest().readv(fd, b.iov.address(), 1, 0, (q, res) -> { });
+            IoRequest r = new IoRequest().readv(fd, b.iov.address(), 1, 0, (q, res) -> { });
             CompletableFuture<Throwable> f = new CompletableFuture<>();
             Thread t = new Thread(() -> {
                 try {
@@ -451,13 +454,13 @@ class LinuxAioTest {
     @Test
     void releaseRefusesWhileInFlightAndSharesOneEnginePerContext() {
         openFile(true, 1 << 20);
-        LinuxAio a = LinuxAio.of(ctx);
-        LinuxAio b = LinuxAio.of(ctx);
+        SubmissionQueue a = LinuxAio.of(ctx);
+        SubmissionQueue b = LinuxAio.of(ctx);
         assertThat(b).isSameAs(a);
         b.release();
         Buf buf = buf(BLOCK);
         Done done = new Done();
-        AioRequest r = new AioRequest().readv(fd, buf.iov.address(), 1, 0, done);
+        IoRequest r = new IoRequest().readv(fd, buf.iov.address(), 1, 0, done);
         DeferCall dc = ctx.deferCall();
         dc.begin();
         a.submit(r, 32);
@@ -467,7 +470,7 @@ class LinuxAioTest {
         dc.end();
         LoopSteps.pollUntil(ctx, () -> done.count == 1, "read");
         a.release();
-        LinuxAio c = LinuxAio.of(ctx);
+        SubmissionQueue c = LinuxAio.of(ctx);
         assertThat(c).isNotSameAs(a);
         c.release();
     }

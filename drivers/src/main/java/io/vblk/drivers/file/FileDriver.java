@@ -1,6 +1,7 @@
 package io.vblk.drivers.file;
 
 import io.vblk.aio.AioContext;
+import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockChannel;
@@ -12,10 +13,12 @@ import io.vblk.drivers.BlockDriver;
  * <p>A raw image file or block device, as QEMU's {@code file}/{@code host_device} drivers.
  *
  * <ul>
- *   <li>{@code aio=native}: the context's {@link io.vblk.aio.linuxaio.LinuxAio} engine (io_submit,
+ *   <li>The engine ({@link AioMode}, chosen in {@link EngineChoice}) is the context's shared
+ *       {@link io.vblk.aio.engine.IoEngine} of that kind.</li>
+ *   <li>{@code aio=native}: the {@link io.vblk.aio.linuxaio.LinuxAio} engine (io_submit,
  *       completion ring); discard and write-zeroes go to the context's worker pool (there is no
  *       AIO opcode for fallocate).</li>
- *   <li>{@code aio=threads}: the context's {@link io.vblk.aio.linuxaio.WorkerPool}, completions
+ *   <li>{@code aio=threads}: the {@link io.vblk.aio.threadpool.WorkerPool} engine, completions
  *       handed back to the home thread by a bottom half.</li>
  *   <li>{@code cache=none}: O_DIRECT. Requests whose buffers, offset or length do not meet the
  *       file's direct-I/O alignment ({@code statx} STATX_DIOALIGN) go through an aligned bounce
@@ -34,8 +37,6 @@ import io.vblk.drivers.BlockDriver;
  * </ul>
  */
 public final class FileDriver implements BlockDriver {
-    public enum Aio { NATIVE, THREADS }
-
     public enum Cache { NONE, WRITEBACK }
 
     /** Used when the kernel does not report the direct-I/O alignment: safe for any device. */
@@ -45,7 +46,7 @@ public final class FileDriver implements BlockDriver {
     private final int fd;
     private final long length;
     private final boolean readOnly;
-    private final Aio aio;
+    private final AioMode aio;
     private final Cache cache;
     private final int memAlign;
     private final int offAlign;
@@ -53,7 +54,7 @@ public final class FileDriver implements BlockDriver {
     private volatile boolean zeroRangeUnsupported;
     private volatile boolean closed;
 
-    private FileDriver(String path, int fd, long length, boolean readOnly, Aio aio, Cache cache, int memAlign,
+    private FileDriver(String path, int fd, long length, boolean readOnly, AioMode aio, Cache cache, int memAlign,
                        int offAlign, boolean blockDevice) {
         this.path = path;
         this.fd = fd;
@@ -69,9 +70,10 @@ public final class FileDriver implements BlockDriver {
     /**
      * Opens an existing image file or block device. Fails with an {@link IllegalArgumentException}
      * that names the path and the reason (missing file, no permission, no O_DIRECT support, a size
-     * cache=none cannot serve).
+     * cache=none cannot serve, an engine this build does not have).
      */
-    public static FileDriver open(String path, Aio aio, Cache cache, boolean readOnly) {
+    public static FileDriver open(String path, AioMode aio, Cache cache, boolean readOnly) {
+        EngineChoice.requireAvailable(aio);
         int flags = (readOnly ? Sys.O_RDONLY : Sys.O_RDWR) | Sys.O_CLOEXEC | (cache == Cache.NONE ? Sys.O_DIRECT : 0);
         int fd = Sys.open(path, flags, 0);
         if (fd < 0) {
@@ -123,7 +125,7 @@ public final class FileDriver implements BlockDriver {
         return fd;
     }
 
-    public Aio aio() {
+    public AioMode aio() {
         return aio;
     }
 
@@ -187,7 +189,7 @@ public final class FileDriver implements BlockDriver {
         if (closed) {
             throw new IllegalStateException("file: '" + path + "' is closed");
         }
-        return new FileChannel(ctx, this);
+        return new FileBlockChannel(ctx, this);
     }
 
     @Override
@@ -200,7 +202,7 @@ public final class FileDriver implements BlockDriver {
 
     @Override
     public String toString() {
-        return "file:" + path + ",aio=" + aio.name().toLowerCase() + ",cache=" + cache.name().toLowerCase()
+        return "file:" + path + ",aio=" + aio.spelling() + ",cache=" + cache.name().toLowerCase()
                 + (readOnly ? ",ro=on" : "");
     }
 }

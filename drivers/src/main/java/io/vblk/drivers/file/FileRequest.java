@@ -1,6 +1,6 @@
 package io.vblk.drivers.file;
 
-import io.vblk.aio.linuxaio.AioRequest;
+import io.vblk.aio.engine.IoRequest;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoVec;
 
@@ -9,14 +9,15 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The file driver's per-request state: the engine request it drives, the phase of a multi-step
- * operation (bounce, read-modify-write, FUA, zero writes), and a bounce buffer kept for reuse.
- * Pooled by its {@link FileChannel}; nothing here is allocated per request once the pool and the
- * bounce buffers have grown to the workload.
+ * Home thread: the owning IoThread of its channel. No locking.
  *
- * <p>Home thread: the owning IoThread of its channel. No locking.
+ * <p>The file driver's engine request: the {@link IoRequest} each step is submitted as, plus the
+ * state of a multi-step operation (bounce, read-modify-write, FUA, zero writes) and a bounce buffer
+ * kept for reuse — one object, so an engine completion needs no lookup. Pooled by its
+ * {@link FileBlockChannel}; nothing here is allocated per request once the pool and the bounce
+ * buffers have grown to the workload.
  */
-final class FileRequest {
+final class FileRequest extends IoRequest {
     static final int READ = 1;          // read straight into the guest buffers
     static final int READ_BOUNCE = 2;   // read the aligned window into the bounce buffer
     static final int WRITE = 3;         // write (guest buffers, bounce or zero iovec)
@@ -29,7 +30,6 @@ final class FileRequest {
     /** Zero-write chunk: 16 segments of the shared 64 KiB zero block. */
     static final int ZERO_SEGMENTS = 16;
 
-    final AioRequest aio = new AioRequest();
     /** One {@code struct iovec} describing the bounce buffer window. */
     final MemorySegment bounceIov;
     BlockIo io;
@@ -51,11 +51,11 @@ final class FileRequest {
     IoVec zeroIov;
     MemorySegment bounce;
     private Arena bounceArena;
-    FileRequest next;
+    /** Link in the channel's free list or write wait list. */
+    FileRequest nextInChannel;
 
     FileRequest(Arena channelArena) {
         this.bounceIov = channelArena.allocate(16, 8);
-        aio.owner = this;
     }
 
     /** A bounce buffer of at least {@code len} bytes aligned to {@code align}; grows, never shrinks. */

@@ -13,11 +13,12 @@ import io.vblk.drivers.BlockDriver;
  * discard and write-zeroes succeed. With {@code readOnly} the writing operations complete with
  * -EROFS.
  *
- * <p>{@link Completion#SYNC} completes requests on the submitting call stack, through the same
- * deferred, batched submission as the Linux AIO engine — so seed 000's cycle (submit → completions
- * in the same frame → callback submits → defer-call end → submit) exists here and is bounded by the
- * same {@link io.vblk.aio.linuxaio.SubmitGuard}. {@link Completion#ASYNC} completes each request
- * from a bottom half on the next loop iteration.
+ * <p>Both completion modes go through the one {@link io.vblk.aio.engine.SubmissionQueue} (a
+ * {@link NullEngine} behind it). {@link Completion#SYNC} completes requests on the submitting call
+ * stack, through the same deferred, batched submission as the Linux AIO engine — so seed 000's
+ * cycle (submit → completions in the same frame → callback submits → defer-call end → submit)
+ * exists here and is bounded by the same {@link io.vblk.aio.engine.SubmitGuard}.
+ * {@link Completion#ASYNC} completes each request from a bottom half on the next loop iteration.
  */
 public final class NullDriver implements BlockDriver {
     /** When requests complete. */
@@ -99,10 +100,10 @@ public final class NullDriver implements BlockDriver {
         return maxBatch;
     }
 
-    /** A {@link NullSyncChannel} or {@link NullAsyncChannel}. Home thread of {@code ctx}. */
+    /** A {@link NullChannel} completing as {@link #completion()} says. Home thread of {@code ctx}. */
     @Override
     public BlockChannel openChannel(AioContext ctx) {
-        return completion == Completion.SYNC ? new NullSyncChannel(ctx, this) : new NullAsyncChannel(ctx, this);
+        return new NullChannel(ctx, this);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.vblk.drivers.file;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.linuxaio.LoopSteps;
 import io.vblk.aio.sys.Sys;
@@ -46,7 +47,7 @@ class FileDriverTest {
         assertThat(Sys.ftruncate(mfd, 1 << 20)).isZero();
         AioContext ctx = AioContext.forCurrentThread("zero-fallback");
         try (Arena arena = Arena.ofConfined();
-             FileDriver d = FileDriver.open("/proc/self/fd/" + mfd, FileDriver.Aio.NATIVE, FileDriver.Cache.WRITEBACK, false)) {
+             FileDriver d = FileDriver.open("/proc/self/fd/" + mfd, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false)) {
             BlockChannel ch = d.openChannel(ctx);
             MemorySegment buf = arena.allocate(3L << 20 >> 2, 4096); // 768 KiB
             buf.fill((byte) 0x77);
@@ -82,7 +83,7 @@ class FileDriverTest {
         assertThat(Sys.ftruncate(mfd, size)).isZero();
         AioContext ctx = AioContext.forCurrentThread("zero-chunks");
         try (Arena arena = Arena.ofConfined();
-             FileDriver d = FileDriver.open("/proc/self/fd/" + mfd, FileDriver.Aio.THREADS, FileDriver.Cache.WRITEBACK, false)) {
+             FileDriver d = FileDriver.open("/proc/self/fd/" + mfd, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false)) {
             BlockChannel ch = d.openChannel(ctx);
             MemorySegment buf = arena.allocate(size, 4096);
             buf.fill((byte) 0x33);
@@ -108,7 +109,7 @@ class FileDriverTest {
         String img = TestImages.create(dir, "shrink", 64 * 1024);
         AioContext ctx = AioContext.forCurrentThread("shrink");
         try (Arena arena = Arena.ofConfined();
-             FileDriver d = FileDriver.open(img, FileDriver.Aio.NATIVE, FileDriver.Cache.WRITEBACK, false)) {
+             FileDriver d = FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false)) {
             BlockChannel ch = d.openChannel(ctx);
             MemorySegment buf = arena.allocate(8192, 4096);
             buf.fill((byte) 0x44);
@@ -134,13 +135,16 @@ class FileDriverTest {
     @Test
     void openErrorsNameThePathAndTheReason() {
         String missing = dir.resolve("missing.img").toString();
-        assertThatThrownBy(() -> FileDriver.open(missing, FileDriver.Aio.THREADS, FileDriver.Cache.WRITEBACK, false))
+        assertThatThrownBy(() -> FileDriver.open(missing, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(missing).hasMessageContaining("ENOENT");
         String odd = TestImages.create(dir, "odd.img", 1000);
-        assertThatThrownBy(() -> FileDriver.open(odd, FileDriver.Aio.NATIVE, FileDriver.Cache.NONE, false))
+        assertThatThrownBy(() -> FileDriver.open(odd, AioMode.NATIVE, FileDriver.Cache.NONE, false))
                 .hasMessageContaining("cache=none").hasMessageContaining("1000 bytes");
-        try (FileDriver d = FileDriver.open(odd, FileDriver.Aio.NATIVE, FileDriver.Cache.WRITEBACK, true)) {
+        assertThatThrownBy(() -> FileDriver.open(odd, AioMode.IO_URING, FileDriver.Cache.WRITEBACK, false))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("aio=io_uring").hasMessageContaining("not available in this build");
+        try (FileDriver d = FileDriver.open(odd, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, true)) {
             assertThat(d.length()).isEqualTo(1000);
             assertThat(d.alignment()).isEqualTo(1);
             assertThat(d.readOnly()).isTrue();
@@ -150,7 +154,7 @@ class FileDriverTest {
     @Test
     void directIoReportsTheKernelsAlignment() {
         String img = TestImages.create(dir, "al.img", 1 << 20);
-        try (FileDriver d = FileDriver.open(img, FileDriver.Aio.NATIVE, FileDriver.Cache.NONE, false)) {
+        try (FileDriver d = FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.NONE, false)) {
             assertThat(Integer.bitCount(d.alignment())).isEqualTo(1);
             assertThat(d.alignment()).isBetween(512, 4096);
             assertThat(Integer.bitCount(d.memoryAlignment())).isEqualTo(1);

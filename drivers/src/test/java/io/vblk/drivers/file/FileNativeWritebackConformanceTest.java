@@ -1,5 +1,6 @@
 package io.vblk.drivers.file;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockDriverConformance;
 import io.vblk.drivers.TestImages;
@@ -10,6 +11,6 @@ import java.nio.file.Path;
 class FileNativeWritebackConformanceTest extends BlockDriverConformance {
     @Override
     protected BlockDriver openDriver(Path dir, long size, boolean readOnly) {
-        return FileDriver.open(TestImages.create(dir, "img", size), FileDriver.Aio.NATIVE, FileDriver.Cache.WRITEBACK, readOnly);
+        return FileDriver.open(TestImages.create(dir, "img", size), AioMode.NATIVE, FileDriver.Cache.WRITEBACK, readOnly);
     }
 }

@@ -1,5 +1,6 @@
 package io.vblk.drivers.file;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockDriverConformance;
 import io.vblk.drivers.TestImages;
@@ -10,6 +11,6 @@ import java.nio.file.Path;
 class FileThreadsDirectConformanceTest extends BlockDriverConformance {
     @Override
     protected BlockDriver openDriver(Path dir, long size, boolean readOnly) {
-        return FileDriver.open(TestImages.create(dir, "img", size), FileDriver.Aio.THREADS, FileDriver.Cache.NONE, readOnly);
+        return FileDriver.open(TestImages.create(dir, "img", size), AioMode.THREADS, FileDriver.Cache.NONE, readOnly);
     }
 }

@@ -4,7 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.Guard;
 import io.vblk.aio.linuxaio.LoopSteps;
-import io.vblk.aio.linuxaio.SubmitGuard;
+import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
 
@@ -38,13 +38,13 @@ class NullDriverTest {
 
     /** Each completion submits the next read at once, until {@code total} or a depth limit. */
     private static final class ClosedLoop implements IoCompletion {
-        final NullSyncChannel ch;
+        final NullChannel ch;
         final int total;
         final int depthLimit;
         int issued;
         int completed;
 
-        ClosedLoop(NullSyncChannel ch, int total, int depthLimit) {
+        ClosedLoop(NullChannel ch, int total, int depthLimit) {
             this.ch = ch;
             this.total = total;
             this.depthLimit = depthLimit;
@@ -53,7 +53,7 @@ class NullDriverTest {
         @Override
         public void ioCompleted(BlockIo io, long result) {
             completed++;
-            if (issued < total && ch.submitGuard().depth() < depthLimit) {
+            if (issued < total && ch.engine().submitGuard().depth() < depthLimit) {
                 issued++;
                 long base = io.iov.base(0);
                 io.rw(BlockIo.READ, 0, this);
@@ -74,7 +74,7 @@ class NullDriverTest {
     @Test
     void syncCompletionBatchesASectionIntoOneSubmit() {
         NullDriver d = new NullDriver(1 << 20, NullDriver.Completion.SYNC);
-        NullSyncChannel ch = (NullSyncChannel) d.openChannel(ctx);
+        NullChannel ch = (NullChannel) d.openChannel(ctx);
         int[] done = {0};
         DeferCall dc = ctx.deferCall();
         dc.begin();
@@ -86,7 +86,7 @@ class NullDriverTest {
         assertThat(done[0]).isZero();
         dc.end();
         assertThat(done[0]).isEqualTo(10);
-        assertThat(ch.submitCalls()).isEqualTo(1);
+        assertThat(ch.engine().submitCalls()).isEqualTo(1);
         ch.close();
     }
 
@@ -117,7 +117,7 @@ class NullDriverTest {
     @Test
     void closedLoopRecursesWithoutTheGuard() {
         ctx.setGuard(Guard.SUBMIT_DEPTH, false);
-        NullSyncChannel ch = (NullSyncChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);
+        NullChannel ch = (NullChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);
         ClosedLoop loop = new ClosedLoop(ch, 1000, 100);
         BlockIo io = readIo();
         io.completion = loop;
@@ -126,15 +126,15 @@ class NullDriverTest {
         loop.issued++;
         ch.submit(io);
         dc.end();
-        assertThat(ch.submitGuard().maxDepth()).isEqualTo(100);
-        assertThat(ch.submitGuard().capHits()).isZero();
+        assertThat(ch.engine().submitGuard().maxDepth()).isEqualTo(100);
+        assertThat(ch.engine().submitGuard().capHits()).isZero();
         assertThat(loop.completed).isEqualTo(loop.issued);
         ch.close();
     }
 
     @Test
     void closedLoopIsCappedWithTheGuardAndLosesNothing() {
-        NullSyncChannel ch = (NullSyncChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);
+        NullChannel ch = (NullChannel) new NullDriver(1 << 20, NullDriver.Completion.SYNC).openChannel(ctx);
         ClosedLoop loop = new ClosedLoop(ch, 1000, Integer.MAX_VALUE);
         BlockIo io = readIo();
         io.completion = loop;
@@ -143,10 +143,10 @@ class NullDriverTest {
         loop.issued++;
         ch.submit(io);
         dc.end();
-        assertThat(ch.submitGuard().depth()).isZero();
+        assertThat(ch.engine().submitGuard().depth()).isZero();
         LoopSteps.pollUntil(ctx, () -> loop.completed == 1000, "1000 chained requests");
-        assertThat(ch.submitGuard().maxDepth()).isEqualTo(SubmitGuard.DEFAULT_CAP);
-        assertThat(ch.submitGuard().capHits()).isPositive();
+        assertThat(ch.engine().submitGuard().maxDepth()).isEqualTo(SubmitGuard.DEFAULT_CAP);
+        assertThat(ch.engine().submitGuard().capHits()).isPositive();
         assertThat(loop.issued).isEqualTo(1000);
         assertThat(ch.inFlight()).isZero();
         ch.close();

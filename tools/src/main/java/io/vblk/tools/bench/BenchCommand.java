@@ -40,7 +40,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--driver", defaultValue = "null", paramLabel = "SPEC",
             description = "Block driver behind the in-process device, in the drivers' spec syntax: "
-                    + "null[:size=SIZE,completion=sync|async,read-zeroes=on|off], file:PATH[,aio=threads|native][,cache=writeback|none], "
+                    + "null[:size=SIZE,completion=sync|async,read-zeroes=on|off], file:PATH[,aio=threads|native|io_uring][,cache=writeback|none], "
                     + "fault:...;inner=SPEC (default: ${DEFAULT-VALUE}).")
     String driver;
 

@@ -3,6 +3,8 @@ package io.vblk.tools.bench;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
+import io.vblk.aio.engine.AioMode;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.drivers.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
@@ -47,7 +49,7 @@ final class InProcessTarget implements BenchTarget {
             throw new IllegalArgumentException("verify mode needs a driver that keeps what is written (file:PATH);"
                     + " the null driver forgets writes");
         }
-        boolean nativeAio = spec instanceof DriverSpec.File f && f.aio() == FileDriver.Aio.NATIVE;
+        boolean nativeAio = spec instanceof DriverSpec.File f && f.aio() == AioMode.NATIVE;
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(queues).queueSize(queueSize);
         return new InProcessTarget(InProcessBlk.start(spec.open(), cfg, iothreads, io), nativeAio);
     }
@@ -87,8 +89,8 @@ final class InProcessTarget implements BenchTarget {
             AioContext c = t.ctx();
             // peek: reading a counter must not take a reference on the engine.
             n += AioContext.await(c.callOn(() -> {
-                LinuxAio e = LinuxAio.peek(c);
-                return e == null ? 0L : e.ioSubmitCalls();
+                SubmissionQueue e = LinuxAio.peek(c);
+                return e == null ? 0L : e.submitCalls();
             }), Duration.ofSeconds(10));
         }
         return n;

@@ -16,12 +16,12 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.Sleeper;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.ChannelBase;
-import io.vblk.drivers.nullblk.NullSyncChannel;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
@@ -62,7 +62,7 @@ public final class VblkMetrics implements AutoCloseable {
     private final PrometheusMeterRegistry registry;
     private final Map<Meter, HistogramCollector> histograms = new EnumMap<>(Meter.class);
     private final List<Binding> bindings = new ArrayList<>();
-    private final Map<LinuxAio, SharedEngine> engines = new IdentityHashMap<>();
+    private final Map<SubmissionQueue, SharedEngine> engines = new IdentityHashMap<>();
     private boolean closed;
 
     /** A new Prometheus registry. */
@@ -125,14 +125,19 @@ public final class VblkMetrics implements AutoCloseable {
     /**
      * A context's Linux AIO engine: io_submit calls and batch sizes, EAGAIN, ring reads and
      * io_getevents fallbacks, completion passes and bottom-half runs, in flight, and the
-     * submit-depth guard (seed 000). Close the binding before the engine's last release.
+     * submit-depth guard (seed 000). {@code aio} is a {@link LinuxAio} engine ({@link LinuxAio#of}).
+     * Close the binding before the engine's last release.
      */
-    public synchronized Binding bindLinuxAio(LinuxAio aio) {
+    public synchronized Binding bindLinuxAio(SubmissionQueue aio) {
+        LinuxAio backend = LinuxAio.backendOf(aio);
+        if (backend == null) {
+            throw new IllegalArgumentException("not a Linux AIO engine: " + aio);
+        }
         String t = aio.context().name();
         Binding thin = open("linux-aio " + t);
         SharedEngine shared = engines.get(aio);
         if (shared == null) {
-            shared = new SharedEngine(bindEngineMeters(aio, t));
+            shared = new SharedEngine(bindEngineMeters(aio, backend, t));
             engines.put(aio, shared);
         }
         shared.refs++;
@@ -150,7 +155,7 @@ public final class VblkMetrics implements AutoCloseable {
         }
     }
 
-    private synchronized void releaseEngine(LinuxAio aio) {
+    private synchronized void releaseEngine(SubmissionQueue aio) {
         SharedEngine s = engines.get(aio);
         if (s != null && --s.refs == 0) {
             engines.remove(aio);
@@ -158,22 +163,23 @@ public final class VblkMetrics implements AutoCloseable {
         }
     }
 
-    private Binding bindEngineMeters(LinuxAio aio, String t) {
+    /** The queue's counters and the Linux AIO backend's ring/getevents counters. */
+    private Binding bindEngineMeters(SubmissionQueue aio, LinuxAio backend, String t) {
         Binding b = open("linux-aio meters " + t);
-        counter(b, Meter.AIO_IO_SUBMIT_CALLS, aio, LinuxAio::ioSubmitCalls, t);
+        counter(b, Meter.AIO_IO_SUBMIT_CALLS, aio, SubmissionQueue::submitCalls, t);
         histogram(b, Meter.AIO_SUBMIT_BATCH, aio.batchSizes(), t);
-        counter(b, Meter.AIO_SUBMITTED, aio, LinuxAio::submittedRequests, t);
-        counter(b, Meter.AIO_COMPLETED, aio, LinuxAio::completedRequests, t);
-        counter(b, Meter.AIO_SUBMIT_ERRORS, aio, LinuxAio::submitErrors, t);
-        counter(b, Meter.AIO_EAGAIN, aio, LinuxAio::eagainCount, t);
-        gauge(b, Meter.AIO_IN_FLIGHT, aio, LinuxAio::inFlight, t);
-        gauge(b, Meter.AIO_QUEUED, aio, LinuxAio::queued, t);
-        counter(b, Meter.AIO_RING_EVENTS, aio, LinuxAio::ringEvents, t);
-        counter(b, Meter.AIO_GETEVENTS_CALLS, aio, LinuxAio::geteventsCalls, t);
-        counter(b, Meter.AIO_COMPLETION_PASSES, aio, LinuxAio::completionPasses, t);
-        counter(b, Meter.AIO_COMPLETION_BH_RUNS, aio, LinuxAio::completionBhRuns, t);
-        counter(b, Meter.GUARD_SUBMIT_CAP_HITS, aio, LinuxAio::submitCapHits, t, "linux-aio");
-        gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, aio, LinuxAio::maxSubmitDepth, t, "linux-aio");
+        counter(b, Meter.AIO_SUBMITTED, aio, SubmissionQueue::submittedRequests, t);
+        counter(b, Meter.AIO_COMPLETED, aio, SubmissionQueue::completedRequests, t);
+        counter(b, Meter.AIO_SUBMIT_ERRORS, aio, SubmissionQueue::submitErrors, t);
+        counter(b, Meter.AIO_EAGAIN, aio, SubmissionQueue::eagainCount, t);
+        gauge(b, Meter.AIO_IN_FLIGHT, aio, SubmissionQueue::inFlight, t);
+        gauge(b, Meter.AIO_QUEUED, aio, SubmissionQueue::queued, t);
+        counter(b, Meter.AIO_RING_EVENTS, backend, LinuxAio::ringEvents, t);
+        counter(b, Meter.AIO_GETEVENTS_CALLS, backend, LinuxAio::geteventsCalls, t);
+        counter(b, Meter.AIO_COMPLETION_PASSES, aio, SubmissionQueue::completionPasses, t);
+        counter(b, Meter.AIO_COMPLETION_BH_RUNS, aio, SubmissionQueue::completionBhRuns, t);
+        counter(b, Meter.GUARD_SUBMIT_CAP_HITS, aio, SubmissionQueue::submitCapHits, t, "linux-aio");
+        gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, aio, SubmissionQueue::maxSubmitDepth, t, "linux-aio");
         return b;
     }
 
@@ -183,7 +189,7 @@ public final class VblkMetrics implements AutoCloseable {
      * opened their channels.
      */
     public Binding bindLinuxAioOf(AioContext ctx) {
-        LinuxAio aio = AioContext.await(ctx.callOn(() -> LinuxAio.peek(ctx)), BIND_TIMEOUT);
+        SubmissionQueue aio = AioContext.await(ctx.callOn(() -> LinuxAio.peek(ctx)), BIND_TIMEOUT);
         return aio == null ? null : bindLinuxAio(aio);
     }
 
@@ -207,14 +213,16 @@ public final class VblkMetrics implements AutoCloseable {
         if (channel instanceof ChannelBase cb) {
             counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, export, t, driver);
         }
-        if (channel instanceof NullSyncChannel ns) {
-            counter(b, Meter.GUARD_SUBMIT_CAP_HITS, ns, c -> c.submitGuard().capHits(), t, "null-sync");
-            gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, ns, c -> c.submitGuard().maxDepth(), t, "null-sync");
+        SubmissionQueue engine = channel instanceof ChannelBase cb && cb.engine() instanceof SubmissionQueue q ? q : null;
+        if (engine != null && engine.kind().equals("null-sync")) {
+            // The synchronous null device's queue is the channel's own: its guard is bound here.
+            counter(b, Meter.GUARD_SUBMIT_CAP_HITS, engine, SubmissionQueue::submitCapHits, t, "null-sync");
+            gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, engine, SubmissionQueue::maxSubmitDepth, t, "null-sync");
         }
-        if (channel instanceof ChannelBase cb && cb.linuxAio() != null) {
-            Binding engine = bindLinuxAio(cb.linuxAio());
-            bindings.remove(engine);
-            b.closeables.add(engine::close);
+        if (LinuxAio.backendOf(engine) != null) {
+            Binding shared = bindLinuxAio(engine);
+            bindings.remove(shared);
+            b.closeables.add(shared::close);
         }
         return done(b);
     }

@@ -4,17 +4,18 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.Guard;
 import io.vblk.aio.Timer;
-import io.vblk.aio.linuxaio.LinuxAio;
-import io.vblk.aio.linuxaio.SubmitGuard;
+import io.vblk.aio.engine.AioMode;
+import io.vblk.aio.engine.SubmissionQueue;
+import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.ChannelBase;
 import io.vblk.drivers.IoCompletion;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.nullblk.NullDriver;
-import io.vblk.drivers.nullblk.NullSyncChannel;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -151,13 +152,14 @@ public final class SubmitRecursionRepro implements Repro {
                 throw new IllegalStateException("cannot create the image: " + Errno.name(fd));
             }
             Sys.close(fd);
-            driver = FileDriver.open(img, FileDriver.Aio.NATIVE, FileDriver.Cache.WRITEBACK, false);
+            driver = FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false);
         } else {
             driver = new NullDriver(deviceBytes, NullDriver.Completion.SYNC);
         }
-        LinuxAio engine = kind.equals("file") ? LinuxAio.of(ctx) : null;
         BlockChannel ch = driver.openChannel(ctx);
-        SubmitGuard guard = engine != null ? engine.submitGuard() : ((NullSyncChannel) ch).submitGuard();
+        // Both drivers submit through the one submission queue: its guard and its submit count.
+        SubmissionQueue engine = (SubmissionQueue) ((ChannelBase) ch).engine();
+        SubmitGuard guard = engine.submitGuard();
         Timer watchdog = ctx.timer("repro-000-watchdog", () -> { });
         try (Arena arena = Arena.ofConfined()) {
             Loop loop = new Loop(ch, guard::depth, arena, options.iterations(), guardOn, kind.equals("file"));
@@ -192,7 +194,7 @@ public final class SubmitRecursionRepro implements Repro {
             out.capHits = guard.capHits();
             out.completed = loop.completed;
             out.syncCompletions = loop.syncCompletions;
-            out.ioSubmits = engine != null ? engine.ioSubmitCalls() : ((NullSyncChannel) ch).submitCalls();
+            out.ioSubmits = engine.submitCalls();
             out.broken = loop.broken;
             out.stoppedByLimit = loop.stoppedByLimit > 0;
             if (out.broken == null && !out.overflowed) {
@@ -200,9 +202,6 @@ public final class SubmitRecursionRepro implements Repro {
             }
             if (!out.overflowed) {
                 ch.close();
-                if (engine != null) {
-                    engine.release();
-                }
                 driver.close();
                 ctx.close();
             } else {

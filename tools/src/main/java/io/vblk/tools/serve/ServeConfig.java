@@ -1,5 +1,6 @@
 package io.vblk.tools.serve;
 
+import io.vblk.aio.engine.AioMode;
 import java.util.List;
 
 /**
@@ -21,10 +22,10 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
     /**
      * {@code driver=file} (a regular file or block device).
      *
-     * @param aio         "threads" or "native" (QEMU's default is threads)
+     * @param aio         the engine, QEMU's aio= (its default is threads)
      * @param cacheDirect O_DIRECT (cache.direct=on)
      */
-    public record FileNode(String nodeName, String filename, String aio, boolean cacheDirect, boolean readOnly)
+    public record FileNode(String nodeName, String filename, AioMode aio, boolean cacheDirect, boolean readOnly)
             implements Blockdev {
     }
 

@@ -176,8 +176,7 @@ public final class ServeDaemon {
     /** The driver for a block node (DriverSpec is the drivers module's one description of a driver). */
     static DriverSpec driverSpec(Blockdev b) {
         return switch (b) {
-            case FileNode f -> new DriverSpec.File(f.filename(),
-                    "native".equals(f.aio()) ? FileDriver.Aio.NATIVE : FileDriver.Aio.THREADS,
+            case FileNode f -> new DriverSpec.File(f.filename(), f.aio(),
                     f.cacheDirect() ? FileDriver.Cache.NONE : FileDriver.Cache.WRITEBACK, f.readOnly());
             case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
                     32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts

@@ -1,5 +1,6 @@
 package io.vblk.tools.serve;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.tools.serve.ServeConfig.Address;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
@@ -23,7 +24,7 @@ import java.util.Set;
  * Accepted (what vblk supports of qemu-storage-daemon's syntax, plus vblk's own keys in the same
  * style):
  * <pre>
- * --blockdev driver=file,node-name=N,filename=F[,aio=threads|native][,cache.direct=on|off]
+ * --blockdev driver=file,node-name=N,filename=F[,aio=threads|native|io_uring][,cache.direct=on|off]
  *            [,cache.no-flush=off][,read-only=on|off]
  * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
@@ -63,14 +64,14 @@ public final class ServeOptionParser {
             switch (driver) {
                 case "file", "host_device" -> {
                     String filename = o.require("filename", "the image file or block device path");
-                    String aio = o.takeChoice("aio", "threads", "threads", "native");
+                    AioMode aio = AioMode.parse(o.takeChoice("aio", AioMode.THREADS.spelling(), AioMode.spellings()));
                     boolean direct = o.takeBool("cache.direct", false);
                     if (o.takeBool("cache.no-flush", false)) {
                         throw new ServeOptionException(o.where() + ": cache.no-flush=on is not supported (vblk always"
                                 + " passes FLUSH to the image); accepts cache.no-flush=off");
                     }
                     boolean ro = o.takeBool("read-only", false);
-                    if ("native".equals(aio) && !direct) {
+                    if (aio == AioMode.NATIVE && !direct) {
                         // QEMU refuses this too: "aio=native was specified, but it requires cache.direct=on".
                         throw new ServeOptionException(o.where() + ": aio=native requires cache.direct=on (Linux AIO is"
                                 + " only asynchronous with O_DIRECT); accepts aio=threads, or add cache.direct=on");

@@ -7,7 +7,9 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.NanoClock;
-import io.vblk.aio.linuxaio.AioRequest;
+import io.vblk.aio.engine.AioMode;
+import io.vblk.aio.engine.IoRequest;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockChannel;
@@ -95,7 +97,7 @@ public class EngineBenchmark {
         Arena arena;
         BlockDriver d;
         BlockChannel ch;
-        LinuxAio engine;
+        SubmissionQueue engine;
         Path image;
         final BlockIo[] ios = new BlockIo[BATCH];
         final long[] bufs = new long[BATCH];
@@ -113,14 +115,14 @@ public class EngineBenchmark {
                 case "null-async" -> d = new NullDriver(FILE_BYTES, NullDriver.Completion.ASYNC);
                 default -> {
                     image = cachedImage(arena);
-                    d = FileDriver.open(image.toString(), driver.equals("file-native") ? FileDriver.Aio.NATIVE
-                            : FileDriver.Aio.THREADS, FileDriver.Cache.WRITEBACK, false);
+                    d = FileDriver.open(image.toString(), driver.equals("file-native") ? AioMode.NATIVE
+                            : AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
                 }
             }
             ch = d.openChannel(ctx);
             if (driver.equals("file-native")) {
                 engine = LinuxAio.of(ctx);
-                submitsBefore = engine.ioSubmitCalls();
+                submitsBefore = engine.submitCalls();
             }
             for (int i = 0; i < BATCH; i++) {
                 ios[i] = new BlockIo(arena, 1);
@@ -137,8 +139,8 @@ public class EngineBenchmark {
         public void tearDown() throws Exception {
             if (engine != null) {
                 System.out.printf("%n[file-native] io_submit calls per request: %.4f (%d calls, %d requests)%n",
-                        (double) (engine.ioSubmitCalls() - submitsBefore) / requests,
-                        engine.ioSubmitCalls() - submitsBefore, requests);
+                        (double) (engine.submitCalls() - submitsBefore) / requests,
+                        engine.submitCalls() - submitsBefore, requests);
                 engine.release();
             }
             ch.close();
@@ -170,14 +172,14 @@ public class EngineBenchmark {
     // ---------------------------------------------------------------- the engine alone
 
     @State(Scope.Thread)
-    public static class EngineState implements AioRequest.Completion {
+    public static class EngineState implements IoRequest.Completion {
         AioContext ctx;
         DeferCall dc;
         Arena arena;
-        LinuxAio engine;
+        SubmissionQueue engine;
         Path image;
         int fd;
-        final AioRequest[] reqs = new AioRequest[BATCH];
+        final IoRequest[] reqs = new IoRequest[BATCH];
         long iovs;
         final int[] done = {0};
         long requests;
@@ -192,7 +194,7 @@ public class EngineBenchmark {
             engine = LinuxAio.of(ctx);
             MemorySegment iov = arena.allocate(16L * BATCH, 8);
             for (int i = 0; i < BATCH; i++) {
-                reqs[i] = new AioRequest();
+                reqs[i] = new IoRequest();
                 iov.set(java.lang.foreign.ValueLayout.JAVA_LONG, 16L * i, arena.allocate(BLOCK, BLOCK).address());
                 iov.set(java.lang.foreign.ValueLayout.JAVA_LONG, 16L * i + 8, BLOCK);
             }
@@ -200,15 +202,15 @@ public class EngineBenchmark {
         }
 
         @Override
-        public void aioCompleted(AioRequest req, long result) {
+        public void aioCompleted(IoRequest req, long result) {
             done[0]++;
         }
 
         @TearDown(Level.Trial)
         public void tearDown() throws Exception {
             System.out.printf("%n[engine] io_submit calls per request: %.4f; completion passes per request: %.4f;"
-                            + " completion mode %s%n", (double) engine.ioSubmitCalls() / requests,
-                    (double) engine.completionPasses() / requests, engine.completionMode());
+                            + " completion mode %s%n", (double) engine.submitCalls() / requests,
+                    (double) engine.completionPasses() / requests, LinuxAio.backendOf(engine).completionMode());
             engine.release();
             Sys.close(fd);
             ctx.close();

@@ -1,8 +1,8 @@
 package io.vblk.tools.metrics;
 
 import io.vblk.aio.DeferCall;
-import io.vblk.aio.linuxaio.AioRequest;
-import io.vblk.aio.linuxaio.LinuxAio;
+import io.vblk.aio.engine.IoRequest;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 
@@ -24,7 +24,7 @@ final class AioFixture implements AutoCloseable {
     final int fd;
     int completed;
     long lastResult;
-    final AioRequest.Completion done = (req, res) -> {
+    final IoRequest.Completion done = (req, res) -> {
         completed++;
         lastResult = res;
     };
@@ -50,13 +50,13 @@ final class AioFixture implements AutoCloseable {
     }
 
     /** n writes of one block each at offsets 0, BLOCK, ... in one section: one io_submit. */
-    AioRequest[] writeBatch(LinuxAio aio, int n) {
-        AioRequest[] rs = new AioRequest[n];
+    IoRequest[] writeBatch(SubmissionQueue aio, int n) {
+        IoRequest[] rs = new IoRequest[n];
         DeferCall dc = aio.context().deferCall();
         dc.begin();
         try {
             for (int i = 0; i < n; i++) {
-                rs[i] = new AioRequest().writev(fd, iov(), 1, (long) i * BLOCK, done);
+                rs[i] = new IoRequest().writev(fd, iov(), 1, (long) i * BLOCK, done);
                 aio.submit(rs[i], 0);
             }
         } finally {

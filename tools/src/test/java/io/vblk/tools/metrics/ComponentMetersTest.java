@@ -10,17 +10,18 @@ import io.vblk.aio.NanoClock;
 import io.vblk.aio.Sleeper;
 import io.vblk.aio.TestEventFd;
 import io.vblk.aio.Timer;
-import io.vblk.aio.linuxaio.AioRequest;
+import io.vblk.aio.engine.IoRequest;
+import io.vblk.aio.engine.SubmissionQueue;
+import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.linuxaio.LoopSteps;
-import io.vblk.aio.linuxaio.SubmitGuard;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
 import io.vblk.drivers.nullblk.NullDriver;
-import io.vblk.drivers.nullblk.NullSyncChannel;
+import io.vblk.drivers.nullblk.NullChannel;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -124,7 +125,7 @@ class ComponentMetersTest {
     @Test
     void linuxAioMetersOnTheRing() {
         ctx = AioContext.forCurrentThread("aio-t");
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try (AioFixture f = new AioFixture(dir.resolve("img"), true, 1 << 20)) {
             Binding b = metrics.bindLinuxAio(aio);
             String t = "aio-t";
@@ -132,7 +133,7 @@ class ComponentMetersTest {
             DeferCall dc = ctx.deferCall();
             dc.begin();
             for (int i = 0; i < 8; i++) {
-                aio.submit(new AioRequest().writev(f.fd, f.iov(), 1, (long) i * AioFixture.BLOCK, f.done), 0);
+                aio.submit(new IoRequest().writev(f.fd, f.iov(), 1, (long) i * AioFixture.BLOCK, f.done), 0);
             }
             assertThat(v(Meter.AIO_QUEUED, t)).isEqualTo(8);
             dc.end();
@@ -146,7 +147,7 @@ class ComponentMetersTest {
             LoopSteps.pollUntil(ctx, () -> f.completed == 8, "8 writes");
             assertThat(v(Meter.AIO_COMPLETED, t)).isEqualTo(8);
             assertThat(v(Meter.AIO_IN_FLIGHT, t)).isZero();
-            assertThat(aio.completionMode()).isEqualTo(LinuxAio.CompletionMode.RING);
+            assertThat(LinuxAio.backendOf(aio).completionMode()).isEqualTo(LinuxAio.CompletionMode.RING);
             assertThat(v(Meter.AIO_RING_EVENTS, t)).isEqualTo(8);
             assertThat(v(Meter.AIO_GETEVENTS_CALLS, t)).isZero();
             assertThat(v(Meter.AIO_COMPLETION_PASSES, t)).isGreaterThanOrEqualTo(1);
@@ -156,7 +157,7 @@ class ComponentMetersTest {
             f.completed = 0;
             DeferCall d2 = ctx.deferCall();
             d2.begin();
-            aio.submit(new AioRequest().writev(-1, f.iov(), 1, 0, f.done), 0);
+            aio.submit(new IoRequest().writev(-1, f.iov(), 1, 0, f.done), 0);
             d2.end();
             assertThat(f.completed).isEqualTo(1);
             assertThat(v(Meter.AIO_SUBMIT_ERRORS, t)).isEqualTo(1);
@@ -171,7 +172,7 @@ class ComponentMetersTest {
     @Test
     void linuxAioMetersWithTheGeteventsFallback() {
         ctx = AioContext.forCurrentThread("aio-g");
-        LinuxAio aio = LinuxAio.of(ctx, 64, true);
+        SubmissionQueue aio = LinuxAio.of(ctx, 64, true);
         try (AioFixture f = new AioFixture(dir.resolve("img"), true, 1 << 20)) {
             metrics.bindLinuxAio(aio);
             f.writeBatch(aio, 4);
@@ -187,12 +188,12 @@ class ComponentMetersTest {
     @Test
     void submitDepthGuardMeters() {
         ctx = AioContext.forCurrentThread("aio-c");
-        LinuxAio aio = LinuxAio.of(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
         try (AioFixture f = new AioFixture(dir.resolve("img"), false, 1 << 20)) {
             metrics.bindLinuxAio(aio);
             long iov = f.iov();
             int[] issued = {0};
-            AioRequest.Completion[] again = new AioRequest.Completion[1];
+            IoRequest.Completion[] again = new IoRequest.Completion[1];
             again[0] = (req, res) -> {
                 f.completed++;
                 if (issued[0] < 300) {
@@ -203,7 +204,7 @@ class ComponentMetersTest {
             DeferCall dc = ctx.deferCall();
             dc.begin();
             issued[0]++;
-            aio.submit(new AioRequest().readv(f.fd, iov, 1, 0, again[0]), 32);
+            aio.submit(new IoRequest().readv(f.fd, iov, 1, 0, again[0]), 32);
             dc.end();
             LoopSteps.pollUntil(ctx, () -> f.completed == 300, "300 chained reads");
             assertThat(v(Meter.GUARD_SUBMIT_MAX_DEPTH, "aio-c", "linux-aio")).isEqualTo(SubmitGuard.DEFAULT_CAP);
@@ -224,7 +225,8 @@ class ComponentMetersTest {
         ctx = AioContext.forCurrentThread("null-t");
         NullDriver drv = new NullDriver(1 << 20, NullDriver.Completion.SYNC);
         BlockChannel ch = drv.openChannel(ctx);
-        assertThat(ch).isInstanceOf(NullSyncChannel.class);
+        assertThat(ch).isInstanceOf(NullChannel.class);
+        assertThat(((NullChannel) ch).engine().kind()).isEqualTo("null-sync");
         try (Arena arena = Arena.ofConfined()) {
             metrics.bindChannel(ch, "disk0", "null");
             BlockIo io = new BlockIo(arena, 1);

@@ -1,6 +1,7 @@
 package io.vblk.tools.metrics;
 
 import io.vblk.aio.AioContext;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.linuxaio.LoopSteps;
 import io.vblk.aio.metrics.Meter;
@@ -30,7 +31,7 @@ class MetricsServerTest {
     @TempDir
     Path dir;
     private AioContext ctx;
-    private LinuxAio aio;
+    private SubmissionQueue aio;
     private VblkMetrics metrics;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 

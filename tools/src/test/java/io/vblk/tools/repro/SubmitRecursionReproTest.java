@@ -1,6 +1,6 @@
 package io.vblk.tools.repro;
 
-import io.vblk.aio.linuxaio.SubmitGuard;
+import io.vblk.aio.engine.SubmitGuard;
 
 import java.util.concurrent.TimeUnit;
 

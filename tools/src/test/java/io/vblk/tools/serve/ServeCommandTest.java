@@ -1,5 +1,6 @@
 package io.vblk.tools.serve;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.tools.Main;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.Workload;
@@ -94,7 +95,7 @@ class ServeCommandTest {
     void shortFormIsTheLongFormOfOneFileExport() throws Exception {
         ServeConfig c = config("/img/a,b.img", "--socket", "/run/v.sock", "--num-queues", "4", "--iothreads", "2",
                 "--aio", "native");
-        assertThat(c.blockdevs()).containsExactly(new ServeConfig.FileNode("disk0", "/img/a,b.img", "native", true, false));
+        assertThat(c.blockdevs()).containsExactly(new ServeConfig.FileNode("disk0", "/img/a,b.img", AioMode.NATIVE, true, false));
         assertThat(c.iothreads()).extracting(ServeConfig.IoThreadSpec::id).containsExactly("io0", "io1");
         ServeConfig.ExportSpec e = c.exports().getFirst();
         assertThat(e.address()).isEqualTo(new ServeConfig.UnixPath("/run/v.sock"));

@@ -1,5 +1,6 @@
 package io.vblk.tools.serve;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
 import io.vblk.tools.serve.ServeConfig.FileNode;
 import io.vblk.tools.serve.ServeConfig.NullNode;
@@ -46,7 +47,7 @@ class ServeOptionParserTest {
                 List.of("iothread,id=io0,poll-max-ns=0", "iothread,id=io1,aio-max-batch=16"),
                 List.of("type=vhost-user-blk,id=e1,node-name=disk,addr.type=fd,addr.str=3,writable=on,num-queues=4,"
                         + "logical-block-size=4096,iothread.0=io0,iothread.1=io1"));
-        assertThat(c.blockdevs()).containsExactly(new FileNode("disk", "/img/a,b.raw", "native", true, false));
+        assertThat(c.blockdevs()).containsExactly(new FileNode("disk", "/img/a,b.raw", AioMode.NATIVE, true, false));
         assertThat(c.iothreads().get(0).pollMaxNs()).isZero();
         assertThat(c.iothreads().get(1).aioMaxBatch()).isEqualTo(16);
         ExportSpec e = c.exports().getFirst();
@@ -82,11 +83,20 @@ class ServeOptionParserTest {
     }
 
     @Test
+    void aioTakesQemusSpellings() throws Exception {
+        for (AioMode m : AioMode.values()) {
+            ServeConfig c = parse(List.of("driver=file,node-name=n0,filename=/x,cache.direct=on,aio=" + m.spelling()),
+                    List.of(), export(""));
+            assertThat(c.blockdevs()).containsExactly(new FileNode("n0", "/x", m, true, false));
+        }
+    }
+
+    @Test
     void badBlockdevOptionsNameTheOptionAndWhatItAccepts() {
         fails(List.of("driver=qcow2,node-name=a"), List.of(), export(""), "--blockdev", "driver=qcow2", "accepts file");
         fails(List.of("driver=file,node-name=a"), List.of(), export(""), "filename is required");
-        fails(List.of("driver=file,node-name=a,filename=/x,aio=io_uring"), List.of(), export(""), "aio=io_uring",
-                "accepts threads, native");
+        fails(List.of("driver=file,node-name=a,filename=/x,aio=posix"), List.of(), export(""), "aio=posix",
+                "accepts threads, native, io_uring");
         fails(List.of("driver=file,node-name=a,filename=/x,aio=native"), List.of(), export(""), "requires cache.direct=on");
         fails(List.of("driver=file,node-name=a,filename=/x,cache.direct=maybe"), List.of(), export(""),
                 "cache.direct=maybe", "accepts on or off");

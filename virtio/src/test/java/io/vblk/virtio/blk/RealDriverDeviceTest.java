@@ -1,5 +1,6 @@
 package io.vblk.virtio.blk;
 
+import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
@@ -194,8 +195,8 @@ class RealDriverDeviceTest {
     void fileDriverDataRoundTrip(FileMode mode) {
         String img = TestImages.create(dir, "disk-" + mode + ".img", 4 * MIB);
         FileDriver drv = mode == FileMode.NATIVE_DIRECT
-                ? FileDriver.open(img, FileDriver.Aio.NATIVE, FileDriver.Cache.NONE, false)
-                : FileDriver.open(img, FileDriver.Aio.THREADS, FileDriver.Cache.WRITEBACK, false);
+                ? FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.NONE, false)
+                : FileDriver.open(img, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
         long seed = Long.getLong("vblk.seed", System.nanoTime());
         System.out.println("fileDriverDataRoundTrip(" + mode + "): seed " + seed);
         SplittableRandom rnd = new SplittableRandom(seed);

@@ -1,4 +1,4 @@
-package io.vblk.aio.linuxaio;
+package io.vblk.aio.engine;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.Guard;

@@ -1,9 +1,8 @@
 package io.vblk.drivers.file;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.linuxaio.AioRequest;
-import io.vblk.aio.linuxaio.LinuxAio;
-import io.vblk.aio.linuxaio.WorkerPool;
+import io.vblk.aio.engine.IoEngine;
+import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 import io.vblk.drivers.BlockIo;
@@ -14,23 +13,22 @@ import io.vblk.drivers.NativeMemory;
 import java.lang.foreign.Arena;
 
 /**
- * A {@link FileDriver}'s submission path on one context: turns each {@link BlockIo} into one or
- * more engine requests ({@link LinuxAio} for aio=native, {@link WorkerPool} for aio=threads) and
- * finishes it exactly once.
+ * Home thread: the owning IoThread. No locking.
  *
- * <p>Home thread: the owning IoThread. No locking.
+ * <p>A {@link FileDriver}'s submission path on one context: turns each {@link BlockIo} into one or
+ * more steps of a pooled {@link FileRequest} (the engine request itself), submitted to the
+ * context's engine for the driver's aio mode ({@link EngineChoice}), and finishes it exactly once.
  */
-final class FileChannel extends ChannelBase {
+final class FileBlockChannel extends ChannelBase {
     private final FileDriver d;
     private final int fd;
     private final boolean direct;
     private final int memAlign;
     private final int offAlign;
     private final int maxBatch;
-    private final LinuxAio aio;
-    private final WorkerPool pool;
+    private final IoEngine engine;
     private final Arena arena = Arena.ofShared();
-    private final AioRequest.Completion aioDone = this::aioDone;
+    private final IoRequest.Completion aioDone = this::aioDone;
     private FileRequest free;
     private int allocated;
 
@@ -40,7 +38,7 @@ final class FileChannel extends ChannelBase {
     private FileRequest waitHead;
     private FileRequest waitTail;
 
-    FileChannel(AioContext ctx, FileDriver d) {
+    FileBlockChannel(AioContext ctx, FileDriver d) {
         super(ctx, d);
         this.d = d;
         this.fd = d.fd();
@@ -48,13 +46,7 @@ final class FileChannel extends ChannelBase {
         this.memAlign = d.memoryAlignment();
         this.offAlign = d.alignment();
         this.maxBatch = d.maxBatch();
-        if (d.aio() == FileDriver.Aio.NATIVE) {
-            this.aio = LinuxAio.of(ctx);
-            this.pool = null;
-        } else {
-            this.aio = null;
-            this.pool = WorkerPool.of(ctx);
-        }
+        this.engine = EngineChoice.open(ctx, d.aio());
     }
 
     private FileRequest take() {
@@ -63,17 +55,13 @@ final class FileChannel extends ChannelBase {
             allocated++;
             return new FileRequest(arena); // only while the pool grows to the workload
         }
-        free = fr.next;
-        fr.next = null;
+        free = fr.nextInChannel;
+        fr.nextInChannel = null;
         return fr;
     }
 
-    private void submitAio(AioRequest r) {
-        if (aio != null) {
-            aio.submit(r, maxBatch);
-        } else {
-            pool.submit(r);
-        }
+    private void submitAio(IoRequest r) {
+        engine.submit(r, maxBatch);
     }
 
     @Override
@@ -87,7 +75,7 @@ final class FileChannel extends ChannelBase {
             case BlockIo.FLUSH -> {
                 fr.phase = FileRequest.FLUSH;
                 fr.expect = 0;
-                submitAio(fr.aio.fdsync(fd, aioDone));
+                submitAio(fr.fdsync(fd, aioDone));
             }
             default -> { // WRITE, DISCARD, WRITE_ZEROES
                 fr.writeClass = true;
@@ -124,7 +112,7 @@ final class FileChannel extends ChannelBase {
         if (!direct || (aligned(io.offset) && aligned(len) && memAligned(io.iov))) {
             fr.phase = FileRequest.READ;
             fr.expect = len;
-            submitAio(fr.aio.readv(fd, io.iov.address(), io.iov.count(), io.offset, aioDone));
+            submitAio(fr.readv(fd, io.iov.address(), io.iov.count(), io.offset, aioDone));
             return;
         }
         fr.winStart = io.offset & -offAlign;
@@ -132,7 +120,7 @@ final class FileChannel extends ChannelBase {
         fr.bounce(fr.winLen, memAlign);
         fr.phase = FileRequest.READ_BOUNCE;
         fr.expect = fr.winLen;
-        submitAio(fr.aio.readv(fd, fr.bounceIov(fr.winLen), 1, fr.winStart, aioDone));
+        submitAio(fr.readv(fd, fr.bounceIov(fr.winLen), 1, fr.winStart, aioDone));
     }
 
     private long alignUp(long v) {
@@ -152,7 +140,7 @@ final class FileChannel extends ChannelBase {
             if (waitTail == null) {
                 waitHead = fr;
             } else {
-                waitTail.next = fr;
+                waitTail.nextInChannel = fr;
             }
             waitTail = fr;
             return;
@@ -177,7 +165,7 @@ final class FileChannel extends ChannelBase {
             case BlockIo.DISCARD -> {
                 fr.phase = FileRequest.DISCARD;
                 fr.expect = 0;
-                submitAio(fr.aio.fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE, io.offset,
+                submitAio(fr.fallocate(fd, Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE, io.offset,
                         io.length, aioDone));
             }
             default -> { // WRITE_ZEROES
@@ -192,7 +180,7 @@ final class FileChannel extends ChannelBase {
                     int mode = (io.flags & BlockIo.FLAG_MAY_UNMAP) != 0
                             ? Sys.FALLOC_FL_PUNCH_HOLE | Sys.FALLOC_FL_KEEP_SIZE
                             : Sys.FALLOC_FL_ZERO_RANGE | Sys.FALLOC_FL_KEEP_SIZE;
-                    submitAio(fr.aio.fallocate(fd, mode, io.offset, io.length, aioDone));
+                    submitAio(fr.fallocate(fd, mode, io.offset, io.length, aioDone));
                 }
             }
         }
@@ -206,11 +194,11 @@ final class FileChannel extends ChannelBase {
         fr.phase = FileRequest.WRITE;
         if (!direct || (aligned(off) && aligned(len) && memAligned(src))) {
             fr.expect = len;
-            submitAio(fr.aio.writev(fd, src.address(), src.count(), off, aioDone));
+            submitAio(fr.writev(fd, src.address(), src.count(), off, aioDone));
         } else if (aligned(off) && aligned(len)) {
             NativeMemory.gather(src, fr.bounce(len, memAlign));
             fr.expect = len;
-            submitAio(fr.aio.writev(fd, fr.bounceIov(len), 1, off, aioDone));
+            submitAio(fr.writev(fd, fr.bounceIov(len), 1, off, aioDone));
         } else {
             // Misaligned range: read the covering blocks, patch, write back (admitted exclusive).
             fr.winStart = off & -offAlign;
@@ -218,7 +206,7 @@ final class FileChannel extends ChannelBase {
             fr.bounce(fr.winLen, memAlign);
             fr.phase = FileRequest.RMW_READ;
             fr.expect = fr.winLen;
-            submitAio(fr.aio.readv(fd, fr.bounceIov(fr.winLen), 1, fr.winStart, aioDone));
+            submitAio(fr.readv(fd, fr.bounceIov(fr.winLen), 1, fr.winStart, aioDone));
         }
     }
 
@@ -241,8 +229,8 @@ final class FileChannel extends ChannelBase {
 
     // ---------------------------------------------------------------- completions
 
-    private void aioDone(AioRequest r, long res) {
-        FileRequest fr = (FileRequest) r.owner;
+    private void aioDone(IoRequest r, long res) {
+        FileRequest fr = (FileRequest) r;
         BlockIo io = fr.io;
         switch (fr.phase) {
             case FileRequest.READ -> {
@@ -280,7 +268,7 @@ final class FileChannel extends ChannelBase {
                 NativeMemory.gather(fr.src, fr.bounce.address() + (fr.wOff - fr.winStart));
                 fr.phase = FileRequest.WRITE;
                 fr.expect = fr.winLen;
-                submitAio(fr.aio.writev(fd, fr.bounceIov(fr.winLen), 1, fr.winStart, aioDone));
+                submitAio(fr.writev(fd, fr.bounceIov(fr.winLen), 1, fr.winStart, aioDone));
             }
             case FileRequest.WRITE -> {
                 if (res != fr.expect) {
@@ -294,7 +282,7 @@ final class FileChannel extends ChannelBase {
                     }
                 } else if ((io.flags & BlockIo.FLAG_FUA) != 0) {
                     fr.phase = FileRequest.FUA_SYNC;
-                    submitAio(fr.aio.fdsync(fd, aioDone));
+                    submitAio(fr.fdsync(fd, aioDone));
                 } else {
                     finish(fr, fr.wLen);
                 }
@@ -321,7 +309,7 @@ final class FileChannel extends ChannelBase {
         boolean wasExclusive = fr.exclusive;
         fr.io = null;
         fr.src = null;
-        fr.next = free;
+        fr.nextInChannel = free;
         free = fr;
         if (wasWrite) {
             writesInFlight--;
@@ -333,11 +321,11 @@ final class FileChannel extends ChannelBase {
                 if (w.exclusive ? writesInFlight > 0 : exclusiveActive) {
                     break;
                 }
-                waitHead = w.next;
+                waitHead = w.nextInChannel;
                 if (waitHead == null) {
                     waitTail = null;
                 }
-                w.next = null;
+                w.nextInChannel = null;
                 run(w);
             }
         }
@@ -351,21 +339,17 @@ final class FileChannel extends ChannelBase {
 
     @Override
     protected void release() {
-        for (FileRequest fr = free; fr != null; fr = fr.next) {
+        for (FileRequest fr = free; fr != null; fr = fr.nextInChannel) {
             fr.freeBounce();
         }
         free = null;
-        if (aio != null) {
-            aio.release();
-        } else {
-            pool.release();
-        }
+        engine.release();
         arena.close();
     }
 
-    /** The context's Linux AIO engine this channel submits to (aio=native), or null (aio=threads). */
+    /** The context's engine this channel submits to (shared with the context's other file channels). */
     @Override
-    public LinuxAio linuxAio() {
-        return aio;
+    public IoEngine engine() {
+        return engine;
     }
 }

@@ -1,8 +1,10 @@
-package io.vblk.aio.linuxaio;
+package io.vblk.aio.threadpool;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.Bh;
-import io.vblk.aio.DeferCall;
+import io.vblk.aio.engine.EngineBackend;
+import io.vblk.aio.engine.IoRequest;
+import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.Sys;
 
@@ -12,24 +14,25 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * Home thread: the owning IoThread for {@link #submit}, {@link #of}, {@link #release} and
- * completions. Workers touch only the operation fields and {@code result} of the requests they
- * hold. Hand-over to the workers is a single-producer, multi-consumer array ring (the home thread
- * publishes {@code tail}, workers claim entries by CAS on {@code head}) with park/unpark for idle
- * workers; hand-back is an intrusive Treiber stack of finished requests plus one bottom half.
- * Neither direction allocates or takes a lock.
+ * Home thread: the owning IoThread for every {@link EngineBackend} method. Workers touch only the
+ * operation fields and the backend result of the requests they hold. Hand-over to the workers is a
+ * single-producer, multi-consumer array ring (the home thread publishes {@code tail}, workers claim
+ * entries by CAS on {@code head}) with park/unpark for idle workers; hand-back is an intrusive
+ * Treiber stack of finished requests plus one bottom half. Neither direction allocates or takes a
+ * lock.
  *
- * <p>A bounded pool of worker threads that run blocking file system calls ({@code preadv},
- * {@code pwritev}, {@code fdatasync}, {@code fallocate}) for one {@link AioContext}, as QEMU's
- * {@code thread-pool.c}: the file driver's {@code aio=threads} engine, and {@link LinuxAio}'s
- * fallback for operations the kernel's AIO cannot do (fallocate; fdatasync on kernels without
- * IOCB_CMD_FDSYNC).
+ * <p>The thread-pool backend ({@code aio=threads}) of one {@link AioContext}, as QEMU's
+ * {@code thread-pool.c}: a bounded pool of worker threads that run blocking file system calls
+ * ({@code preadv}, {@code pwritev}, {@code fdatasync}, {@code fallocate}), behind the context's
+ * {@link SubmissionQueue}. It is also the Linux AIO engine's fallback for operations the kernel's
+ * AIO cannot do (fallocate; fdatasync on kernels without IOCB_CMD_FDSYNC). Requests beyond
+ * {@link #DEFAULT_CAPACITY} wait in the queue, in order.
  */
-public final class WorkerPool {
+public final class WorkerPool implements EngineBackend {
     private static final System.Logger LOG = System.getLogger(WorkerPool.class.getName());
     /** Worker threads per context (the machine class here has 2 cores). */
     public static final int DEFAULT_WORKERS = 4;
-    /** Requests handed to workers at once; more wait on the home thread, in order. */
+    /** Requests handed to workers at once; more wait in the queue, in order. */
     public static final int DEFAULT_CAPACITY = 64;
 
     private static final Object KEY = new Object();
@@ -41,7 +44,7 @@ public final class WorkerPool {
     static {
         try {
             MethodHandles.Lookup l = MethodHandles.lookup();
-            DONE_HEAD = l.findVarHandle(WorkerPool.class, "doneHead", AioRequest.class);
+            DONE_HEAD = l.findVarHandle(WorkerPool.class, "doneHead", IoRequest.class);
             HEAD = l.findVarHandle(WorkerPool.class, "head", long.class);
             TAIL = l.findVarHandle(WorkerPool.class, "tail", long.class);
             PARKED = l.findVarHandle(Worker.class, "parked", boolean.class);
@@ -57,16 +60,11 @@ public final class WorkerPool {
         volatile boolean parked;
     }
 
-    private static final class Holder {
-        WorkerPool pool;
-    }
-
     private final AioContext ctx;
-    private final Holder holder;
     private final int capacity;
     private final Worker[] workers;
     /** Hand-over ring; at least {@code capacity} entries, so the producer never laps a claimed one. */
-    private final AioRequest[] ring;
+    private final IoRequest[] ring;
     private final int mask;
     /** Next entry a worker claims; CAS by workers. */
     @SuppressWarnings("unused") // through HEAD
@@ -76,23 +74,20 @@ public final class WorkerPool {
     private volatile long tail;
     private volatile boolean stopping;
     private final Bh doneBh;
-    /** Finished requests, pushed by workers, taken whole by {@link #handBack()}. */
+    /** Finished requests, pushed by workers, taken whole by {@link #reap}. */
     @SuppressWarnings("unused") // through DONE_HEAD
-    private volatile AioRequest doneHead;
-    private AioRequest waitHead;
-    private AioRequest waitTail;
+    private volatile IoRequest doneHead;
+    /** Finished requests taken from the stack, oldest first, not yet handed to the queue. */
+    private IoRequest reapHead;
+    private EngineBackend.Queue queue;
     private int inWorkers;
-    private int waiting;
-    private int refs;
-    private boolean closed;
     private long executed;
 
-    private WorkerPool(AioContext ctx, Holder holder, int threads, int capacity) {
+    private WorkerPool(AioContext ctx, int threads, int capacity) {
         this.ctx = ctx;
-        this.holder = holder;
         this.capacity = capacity;
         int size = Integer.highestOneBit(Math.max(2, capacity) - 1) << 1;
-        this.ring = new AioRequest[size];
+        this.ring = new IoRequest[size];
         this.mask = size - 1;
         this.doneBh = ctx.bh("worker-pool-done", this::handBack);
         this.workers = new Worker[threads];
@@ -107,43 +102,45 @@ public final class WorkerPool {
         }
     }
 
-    /** This context's pool, started on first use; takes a reference that {@link #release()} drops. Home thread. */
-    public static WorkerPool of(AioContext ctx) {
-        ctx.assertHome();
-        Holder h = ctx.attachment(KEY, c -> new Holder());
-        if (h.pool == null) {
-            h.pool = new WorkerPool(ctx, h, DEFAULT_WORKERS, DEFAULT_CAPACITY);
-        }
-        h.pool.refs++;
-        return h.pool;
+    /**
+     * This context's thread-pool engine, started on first use; takes a reference that
+     * {@link SubmissionQueue#release()} drops (the last one stops the workers). Home thread.
+     */
+    public static SubmissionQueue of(AioContext ctx) {
+        return SubmissionQueue.shared(ctx, KEY, c -> new WorkerPool(c, DEFAULT_WORKERS, DEFAULT_CAPACITY));
     }
 
-    /** Hands {@code req} to a worker (or queues it while all slots are busy). Home thread. */
-    public void submit(AioRequest req) {
-        ctx.assertHome();
-        req.checkSubmittable();
-        if (closed) {
-            throw new IllegalStateException("worker pool of " + ctx.name() + " is closed");
-        }
-        if (inWorkers < capacity) {
-            handOver(req);
-        } else {
-            req.state = AioRequest.QUEUED;
-            if (waitTail == null) {
-                waitHead = req;
-            } else {
-                waitTail.next = req;
-            }
-            waitTail = req;
-            waiting++;
-        }
+    @Override
+    public String kind() {
+        return "threads";
     }
 
-    /** Requests handed over or waiting. */
-    public int inFlight() {
-        return inWorkers + waiting;
+    @Override
+    public void attach(EngineBackend.Queue q) {
+        this.queue = q;
     }
 
+    @Override
+    public int capacity() {
+        return capacity;
+    }
+
+    /** Hands the first {@code n} queued requests to the workers; all fit (the queue checks capacity). */
+    @Override
+    public int submit(IoRequest first, int n) {
+        IoRequest r = first;
+        for (int i = 0; i < n; i++, r = r.nextQueued()) {
+            handOver(r);
+        }
+        return n;
+    }
+
+    /** Requests handed to workers and not yet handed back. */
+    public int inWorkers() {
+        return inWorkers;
+    }
+
+    /** Requests the workers ran and the home thread took back. */
     public long executed() {
         return executed;
     }
@@ -155,8 +152,7 @@ public final class WorkerPool {
      * and its tail re-read before it parks: whichever runs second sees the other, so a request is
      * never left with every worker asleep. Pairs with {@link #take(Worker)}.
      */
-    private void handOver(AioRequest req) {
-        req.state = AioRequest.IN_FLIGHT;
+    private void handOver(IoRequest req) {
         inWorkers++;
         long t = (long) TAIL.get(this); // only this thread writes it
         ring[(int) t & mask] = req;
@@ -170,14 +166,14 @@ public final class WorkerPool {
     }
 
     /** Claims the next request, parking while there is none; null when the pool stops. Worker thread. */
-    private AioRequest take(Worker me) {
+    private IoRequest take(Worker me) {
         while (true) {
             long h = (long) HEAD.getVolatile(this);
             // Pairs with the volatile tail store in handOver(): the entry is written before tail moves.
             if (h < (long) TAIL.getVolatile(this)) {
                 if (HEAD.compareAndSet(this, h, h + 1)) {
                     int i = (int) h & mask;
-                    AioRequest r = ring[i];
+                    IoRequest r = ring[i];
                     ring[i] = null;
                     return r;
                 }
@@ -198,88 +194,71 @@ public final class WorkerPool {
     }
 
     private void workerLoop(Worker me) {
-        AioRequest r;
+        IoRequest r;
         while ((r = take(me)) != null) {
-            r.result = execute(r);
-            AioRequest top;
+            r.backendResult(execute(r));
+            IoRequest top;
             do {
-                top = (AioRequest) DONE_HEAD.getVolatile(this);
-                r.doneNext = top;
+                top = (IoRequest) DONE_HEAD.getVolatile(this);
+                r.backendLink(top);
             } while (!DONE_HEAD.compareAndSet(this, top, r));
             // The push above happens-before the bottom half runs: Bh.schedule() is a volatile
             // read-modify-write that the home thread's dispatch reads. Pairs with the getAndSet in
-            // handBack().
+            // reap().
             doneBh.schedule();
         }
     }
 
     /** The blocking call itself; runs on a worker. */
-    static long execute(AioRequest r) {
-        return switch (r.op) {
-            case AioRequest.READV -> Sys.preadv(r.fd, r.addr, r.iovcnt, r.offset);
-            case AioRequest.WRITEV -> Sys.pwritev(r.fd, r.addr, r.iovcnt, r.offset);
-            case AioRequest.FDSYNC -> Sys.fdatasync(r.fd);
-            case AioRequest.FALLOCATE -> Sys.fallocate(r.fd, r.mode, r.offset, r.length);
+    static long execute(IoRequest r) {
+        return switch (r.op()) {
+            case IoRequest.READV -> Sys.preadv(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
+            case IoRequest.WRITEV -> Sys.pwritev(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
+            case IoRequest.FDSYNC -> Sys.fdatasync(r.fd());
+            case IoRequest.FALLOCATE -> Sys.fallocate(r.fd(), r.mode(), r.offset(), r.length());
             default -> -Errno.EINVAL;
         };
     }
 
-    /** Bottom half: completes every finished request in submission order of their finishing. */
+    /** Bottom half: the workers finished something; the queue reaps it. */
     private void handBack() {
-        AioRequest list = (AioRequest) DONE_HEAD.getAndSet(this, (AioRequest) null);
-        AioRequest fifo = null;
-        while (list != null) {
-            AioRequest n = list.doneNext;
-            list.doneNext = fifo;
-            fifo = list;
-            list = n;
-        }
-        DeferCall dc = ctx.deferCall();
-        dc.begin(); // guest notifications of this pass go out once, at the end
-        try {
-            while (fifo != null) {
-                AioRequest r = fifo;
-                fifo = r.doneNext;
-                r.doneNext = null;
-                inWorkers--;
-                executed++;
-                refill();
-                r.complete(r.result);
+        queue.completionEvent();
+    }
+
+    /**
+     * Completes every finished request in the order the workers finished them. The cursor is
+     * {@code reapHead}, so a nested pass continues where this one stopped.
+     */
+    @Override
+    public void reap(EngineBackend.Queue q) {
+        while (true) {
+            IoRequest r = reapHead;
+            if (r == null) {
+                // Pairs with the CAS push in workerLoop(): the worker's result write comes before it.
+                IoRequest list = (IoRequest) DONE_HEAD.getAndSet(this, (IoRequest) null);
+                IoRequest fifo = null;
+                while (list != null) {
+                    IoRequest n = list.backendLink();
+                    list.backendLink(fifo);
+                    fifo = list;
+                    list = n;
+                }
+                if (fifo == null) {
+                    return;
+                }
+                r = fifo;
             }
-        } finally {
-            dc.end();
+            reapHead = r.backendLink();
+            r.backendLink(null);
+            inWorkers--;
+            executed++;
+            q.completed(r, r.backendResult());
         }
     }
 
-    private void refill() {
-        while (waitHead != null && inWorkers < capacity) {
-            AioRequest r = waitHead;
-            waitHead = r.next;
-            if (waitHead == null) {
-                waitTail = null;
-            }
-            r.next = null;
-            waiting--;
-            handOver(r);
-        }
-    }
-
-    /** Drops a reference; the last one stops the workers (nothing may be in flight). Home thread. */
-    public void release() {
-        ctx.assertHome();
-        if (refs <= 0) {
-            throw new IllegalStateException("worker pool of " + ctx.name() + " released more often than taken");
-        }
-        if (--refs > 0) {
-            return;
-        }
-        if (inFlight() > 0) {
-            refs++;
-            throw new IllegalStateException("worker pool of " + ctx.name() + " released with "
-                    + inFlight() + " requests in flight; drain first");
-        }
-        closed = true;
-        holder.pool = null;
+    /** Stops the workers (nothing is in flight) and deletes the hand-back bottom half. */
+    @Override
+    public void close() {
         stopping = true;
         for (Worker w : workers) {
             LockSupport.unpark(w.thread);
