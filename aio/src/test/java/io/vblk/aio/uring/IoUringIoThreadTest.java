@@ -32,7 +32,7 @@ class IoUringIoThreadTest {
 
     @ParameterizedTest(name = "wake={0}")
     @EnumSource(IoUring.Wake.class)
-    void completionsWakeAnIoThreadEvenWhileDrained(IoUring.Wake wake) throws Exception {
+    void completionsWakeTheRingsIoThread(IoUring.Wake wake) throws Exception {
         int fd = Sys.open(dir.resolve("img").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | Sys.O_DIRECT, 0600);
         assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
         assertThat(Sys.ftruncate(fd, 1 << 20)).isZero();
