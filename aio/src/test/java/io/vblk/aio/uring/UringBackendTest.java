@@ -149,6 +149,41 @@ class UringBackendTest {
         q.release();
     }
 
+    /**
+     * Eight reads that each cross end of file, on a ring with 4 SQ entries: all come back short at
+     * once, so the ring has more resubmissions than SQ room; each still completes once, with the
+     * bytes up to end of file.
+     */
+    @Test
+    void moreShortReadsThanTheSqHoldsAllComplete() {
+        int fd = Sys.open(dir.resolve("s").toString(), Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC, 0600);
+        assertThat(fd).as("open: %s", Errno.name(fd)).isGreaterThanOrEqualTo(0);
+        fds.add(fd);
+        SubmissionQueue q = UringBackend.createUnshared(ctx, 4, IoUring.Wake.RING_FD);
+        int n = 8;
+        MemorySegment data = arena.allocate(1000);
+        data.fill((byte) 7);
+        assertThat(Sys.write(fd, data.address(), 1000)).isEqualTo(1000);
+        MemorySegment buf = arena.allocate(4096L * n);
+        MemorySegment iov = arena.allocate(16L * n, 8);
+        IoRequest[] reqs = new IoRequest[n];
+        ctx.deferCall().begin();
+        for (int i = 0; i < n; i++) {
+            iov.set(ValueLayout.JAVA_LONG, 16L * i, buf.address() + 4096L * i);
+            iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, 4096);
+            reqs[i] = new IoRequest().readv(fd, iov.address() + 16L * i, 1, 100L * i, record);
+            q.submit(reqs[i], 0);
+        }
+        ctx.deferCall().end();
+        LoopSteps.pollUntil(ctx, () -> results.size() == n, "short reads complete (" + results.size() + " did): " + q);
+        for (int i = 0; i < n; i++) {
+            assertThat(results.get(reqs[i])).as("read %d", i).isEqualTo(1000L - 100L * i);
+        }
+        assertThat(UringBackend.backendOf(q).counters().shortReadResubmits()).isEqualTo(n);
+        assertThat(q.inFlight()).isZero();
+        q.release();
+    }
+
     private long run(SubmissionQueue q, IoRequest r) {
         results.clear();
         q.submit(r, 0);
