@@ -243,7 +243,14 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
                 completeFailed(failed);
             }
             if (inFlight > 0) {
+                long before = completed;
                 processCompletions();
+                if (blocked && completed != before) {
+                    // Requests that finished inside this submit freed room while we are blocked,
+                    // and no completion event may follow for them (io_uring's ring fd is readable
+                    // only while CQEs wait, and they were just reaped): retry from the loop.
+                    completionBh.schedule();
+                }
             }
         } finally {
             depthGuard.exit();

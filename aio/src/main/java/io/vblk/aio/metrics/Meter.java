@@ -117,6 +117,29 @@ public enum Meter {
             "Runs of the completion bottom half (nested-loop rescue, seed-000 resume, blocked retry)",
             Tag.IOTHREAD),
 
+    // ------------------------------------------------------------ io_uring engine
+    URING_ENTER_CALLS("vblk.uring.enter.calls", Kind.COUNTER, null,
+            "io_uring_enter system calls (submissions and resubmissions)",
+            Tag.IOTHREAD),
+    URING_SUBMIT_BATCH("vblk.uring.submit.batch", Kind.HISTOGRAM, null,
+            "Requests offered to one io_uring submit",
+            Tag.IOTHREAD),
+    URING_SUBMITTED("vblk.uring.submitted", Kind.COUNTER, null,
+            "Requests the io_uring engine took",
+            Tag.IOTHREAD),
+    URING_COMPLETED("vblk.uring.completed", Kind.COUNTER, null,
+            "Requests completed by the io_uring engine",
+            Tag.IOTHREAD),
+    URING_EAGAIN("vblk.uring.eagain", Kind.COUNTER, null,
+            "io_uring submits that took nothing (enter said EAGAIN/EBUSY, or the ring was full): the queue blocks",
+            Tag.IOTHREAD),
+    URING_IN_FLIGHT("vblk.uring.in.flight", Kind.GAUGE, null,
+            "Requests in the io_uring engine's ring",
+            Tag.IOTHREAD),
+    URING_RESUBMITS("vblk.uring.resubmits", Kind.COUNTER, null,
+            "Requests the ring resubmitted: a short read's remainder, or a completion with EAGAIN",
+            Tag.IOTHREAD, Tag.CAUSE),
+
     // ------------------------------------------------------------ hazard guards (seeds)
     GUARD_SUBMIT_CAP_HITS("vblk.guard.submit.depth.cap.hits", Kind.COUNTER, null,
             "Submits stopped by the submit-depth cap and resumed from the completion bottom half (seed 000)",
@@ -202,7 +225,10 @@ public enum Meter {
         public static final String OP = "op";
         /** Error status: ioerr, unsupp. */
         public static final String STATUS = "status";
-        /** Why a request failed: request (refused at parse), driver (its result), type (unknown type). */
+        /**
+         * Why a request failed: request (refused at parse), driver (its result), type (unknown type);
+         * why io_uring resubmitted one: short_read, eagain.
+         */
         public static final String CAUSE = "cause";
         /** vhost-user request type. */
         public static final String TYPE = "type";
@@ -210,7 +236,7 @@ public enum Meter {
         public static final String SLEEPER = "sleeper";
         /** Block driver kind: file, null, fault. */
         public static final String DRIVER = "driver";
-        /** A submission queue with a depth guard: linux-aio, null-sync. */
+        /** A submission queue with a depth guard: linux-aio, io_uring, null-sync. */
         public static final String ENGINE = "engine";
 
         private Tag() {

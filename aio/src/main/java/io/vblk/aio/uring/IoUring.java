@@ -281,7 +281,6 @@ public final class IoUring {
     /** Writes the SQE of {@code slot} at the SQ tail; the caller checked there is room. */
     private void writeSqe(int slot) {
         long at = (long) (sqTail & q.sqMask) * SqeLayout.BYTES;
-        int op = slots.op(slot);
         int fd = slots.fd(slot);
         int sqeFlags = 0;
         int index = files.indexOf(fd);
@@ -290,25 +289,7 @@ public final class IoUring {
             sqeFlags = SqeLayout.IOSQE_FIXED_FILE;
             counters.fixedFileSqes++;
         }
-        switch (op) {
-            case SqeLayout.IORING_OP_READV, SqeLayout.IORING_OP_WRITEV -> {
-                long done = slots.done(slot);
-                if (done == 0) {
-                    SqeLayout.write(q.sqes, at, op, sqeFlags, fd, slots.offset(slot), slots.addr(slot),
-                            slots.iovcnt(slot), slots.flags(slot), slot);
-                } else {
-                    SqeLayout.write(q.sqes, at, op, sqeFlags, fd, slots.offset(slot) + done,
-                            slots.restIov(slot), slots.restCount(slot), slots.flags(slot), slot);
-                }
-            }
-            // off, addr = length, len = mode: io_fallocate_prep (io_uring/sync.c).
-            case SqeLayout.IORING_OP_FALLOCATE -> SqeLayout.write(q.sqes, at, op, sqeFlags, fd,
-                    slots.offset(slot), slots.length(slot), slots.flags(slot), 0, slot);
-            // off = len = 0: the whole file (io_fsync_prep).
-            case SqeLayout.IORING_OP_FSYNC -> SqeLayout.write(q.sqes, at, op, sqeFlags, fd, 0, 0, 0,
-                    slots.flags(slot), slot);
-            default -> SqeLayout.write(q.sqes, at, op, 0, -1, 0, 0, 0, 0, slot);
-        }
+        slots.writeSqe(slot, q.sqes, at, fd, sqeFlags);
         sqTail++;
     }
 
@@ -380,18 +361,36 @@ public final class IoUring {
      */
     private void failUnconsumed(int err) {
         counters.submitErrors++;
-        for (int t = sqHead; t != sqTail; t++) {
-            long at = (long) (t & q.sqMask) * SqeLayout.BYTES;
-            int slot = (int) q.sqes.get(ValueLayout.JAVA_LONG, at + SqeLayout.USER_DATA);
-            slots.failLater(slot, err);
-        }
-        sqTail = sqHead;
-        // Pairs with the same acquire in io_sqring_entries() as in submit().
-        INT.setRelease(q.sq, q.sqTail, sqTail);
+        takeBack(sqTail - sqHead, err);
         while (slots.resubmitWaiting()) {
             slots.failLater(slots.popResubmit(), err);
         }
         resubmitted = false;
+    }
+
+    /**
+     * Takes back up to {@code max} unconsumed SQEs from the tail (at most as many as the caller prepared since its
+     * last submit) and frees their slots without completing them: the requests are the caller's again. Home thread.
+     */
+    public int withdraw(int max) {
+        ctx.assertHome();
+        return takeBack(Math.min(max, sqTail - sqHead), 0);
+    }
+
+    // Moves the SQ tail back over its last n SQEs, failing their slots with err or (0) freeing them.
+    private int takeBack(int n, int err) {
+        for (int t = sqTail - n; t != sqTail; t++) {
+            int slot = (int) q.sqes.get(ValueLayout.JAVA_LONG, (long) (t & q.sqMask) * SqeLayout.BYTES + SqeLayout.USER_DATA);
+            if (err != 0) {
+                slots.failLater(slot, err);
+            } else {
+                slots.release(slot);
+            }
+        }
+        sqTail -= n;
+        // Pairs with the same acquire in io_sqring_entries() as in submit().
+        INT.setRelease(q.sq, q.sqTail, sqTail);
+        return n;
     }
 
     /** Moves waiting resubmissions into the SQ; true when none is left waiting. */

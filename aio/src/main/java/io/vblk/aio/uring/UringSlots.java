@@ -236,4 +236,29 @@ final class UringSlots {
     long failedResult(int s) {
         return failedResult[s];
     }
+
+    /**
+     * Writes slot {@code s}'s SQE at byte {@code at} of {@code sqes}, naming file {@code fd} (an fd,
+     * or a registered file's index with IOSQE_FIXED_FILE in {@code sqeFlags}); a read or write
+     * resubmitted after a short transfer covers only its remainder.
+     */
+    void writeSqe(int s, MemorySegment sqes, long at, int fd, int sqeFlags) {
+        int opcode = op[s];
+        switch (opcode) {
+            case SqeLayout.IORING_OP_READV, SqeLayout.IORING_OP_WRITEV -> {
+                if (done[s] == 0) {
+                    SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s], addr[s], iovcnt[s], flags[s], s);
+                } else {
+                    SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s] + done[s], restIov(s), restCount(s),
+                            flags[s], s);
+                }
+            }
+            // off, addr = length, len = mode: io_fallocate_prep (io_uring/sync.c).
+            case SqeLayout.IORING_OP_FALLOCATE -> SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s], length[s],
+                    flags[s], 0, s);
+            // off = len = 0: the whole file (io_fsync_prep).
+            case SqeLayout.IORING_OP_FSYNC -> SqeLayout.write(sqes, at, opcode, sqeFlags, fd, 0, 0, 0, flags[s], s);
+            default -> SqeLayout.write(sqes, at, opcode, 0, -1, 0, 0, 0, 0, s);
+        }
+    }
 }

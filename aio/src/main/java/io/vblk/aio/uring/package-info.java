@@ -7,6 +7,9 @@
  *       WRITEV, FSYNC, FALLOCATE, NOP), submit them in one io_uring_enter, reap completions from the
  *       CQ ring in user space; wake-up by eventfd or ring fd; QEMU's resubmission of short reads
  *       and -EAGAIN completions. Its class comment shows how an engine seam drives it.</li>
+ *   <li>{@link io.vblk.aio.uring.UringBackend}: the engine ({@code aio=io_uring}): an
+ *       {@link io.vblk.aio.engine.EngineBackend} over one {@code IoUring} per context, behind the
+ *       one {@link io.vblk.aio.engine.SubmissionQueue}.</li>
  *   <li>{@code UringQueues} (the mmapped SQ, CQ and SQE areas),
  *       {@code UringSlots} (the slot table behind {@code user_data}),
  *       {@code UringFiles} (registered files), {@link io.vblk.aio.uring.UringCounters}.</li>

@@ -5,6 +5,7 @@ import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.engine.IoEngine;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.threadpool.WorkerPool;
+import io.vblk.aio.uring.UringBackend;
 
 /**
  * Any thread for {@link #requireAvailable}; {@link #open} on the context's home thread.
@@ -17,13 +18,17 @@ final class EngineChoice {
     }
 
     /**
-     * Fails (an {@link IllegalArgumentException} naming the option) when this build has no engine
-     * for {@code mode}; {@link FileDriver#open} calls it so a bad mode stops start-up.
+     * Fails (an {@link IllegalArgumentException} naming the option) when this machine has no engine
+     * for {@code mode} (io_uring: the kernel refuses io_uring_setup); {@link FileDriver#open} calls
+     * it so a bad mode stops start-up.
      */
     static void requireAvailable(AioMode mode) {
         if (mode == AioMode.IO_URING) {
-            throw new IllegalArgumentException("aio=io_uring: io_uring engine not available in this build;"
-                    + " use aio=native or aio=threads");
+            String why = IoUringProbe.REASON;
+            if (why != null) {
+                throw new IllegalArgumentException("aio=io_uring: this kernel gives no io_uring (" + why
+                        + "); use aio=native or aio=threads");
+            }
         }
     }
 
@@ -33,7 +38,12 @@ final class EngineChoice {
         return switch (mode) {
             case NATIVE -> LinuxAio.of(ctx);
             case THREADS -> WorkerPool.of(ctx);
-            case IO_URING -> throw new AssertionError("refused by requireAvailable");
+            case IO_URING -> UringBackend.of(ctx);
         };
+    }
+
+    /** Asks the kernel once per JVM whether it sets up an io_uring. */
+    private static final class IoUringProbe {
+        static final String REASON = UringBackend.unavailableReason();
     }
 }

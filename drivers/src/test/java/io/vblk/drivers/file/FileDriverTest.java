@@ -18,6 +18,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -105,12 +107,17 @@ class FileDriverTest {
         }
     }
 
-    @Test
-    void readPastAShrunkFileIsPaddedWithZeroes() {
+    /**
+     * A read that ends past end of file comes back short from every engine (io_uring: the ring
+     * resubmits the remainder, which reads 0 bytes at end of file) and the driver zero-fills the rest.
+     */
+    @ParameterizedTest
+    @EnumSource(AioMode.class)
+    void readPastAShrunkFileIsPaddedWithZeroes(AioMode mode) {
         String img = TestImages.create(dir, "shrink", 64 * 1024);
         AioContext ctx = AioContext.forCurrentThread("shrink");
         try (Arena arena = Arena.ofConfined();
-             FileDriver d = FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false)) {
+             FileDriver d = FileDriver.open(img, mode, FileDriver.Cache.WRITEBACK, false)) {
             BlockChannel ch = d.openChannel(ctx);
             MemorySegment buf = arena.allocate(8192, 4096);
             buf.fill((byte) 0x44);
@@ -142,9 +149,8 @@ class FileDriverTest {
         String odd = TestImages.create(dir, "odd.img", 1000);
         assertThatThrownBy(() -> FileDriver.open(odd, AioMode.NATIVE, FileDriver.Cache.NONE, false))
                 .hasMessageContaining("cache=none").hasMessageContaining("1000 bytes");
-        assertThatThrownBy(() -> FileDriver.open(odd, AioMode.IO_URING, FileDriver.Cache.WRITEBACK, false))
-                .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("aio=io_uring").hasMessageContaining("not available in this build");
+        assertThatThrownBy(() -> FileDriver.open(odd, AioMode.IO_URING, FileDriver.Cache.NONE, false))
+                .hasMessageContaining("cache=none").hasMessageContaining("1000 bytes");
         try (FileDriver d = FileDriver.open(odd, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, true)) {
             assertThat(d.length()).isEqualTo(1000);
             assertThat(d.alignment()).isEqualTo(1);

@@ -36,9 +36,11 @@ class DriverSpecTest {
                 new DriverSpec.File("/img/a.raw", AioMode.NATIVE, FileDriver.Cache.NONE, true));
         assertThat(DriverSpec.parse("file:path=disk,,1.raw,aio=threads")).isEqualTo(
                 new DriverSpec.File("disk,1.raw", AioMode.THREADS, FileDriver.Cache.WRITEBACK, false));
-        // QEMU's spelling parses; opening it is the engine's business (see FileDriverTest).
+        // QEMU's spelling, with and without the host page cache.
         assertThat(DriverSpec.parse("file:/img/a.raw,aio=io_uring")).isEqualTo(
                 new DriverSpec.File("/img/a.raw", AioMode.IO_URING, FileDriver.Cache.WRITEBACK, false));
+        assertThat(DriverSpec.parse("file:/img/a.raw,aio=io_uring,cache=none")).isEqualTo(
+                new DriverSpec.File("/img/a.raw", AioMode.IO_URING, FileDriver.Cache.NONE, false));
     }
 
     @Test

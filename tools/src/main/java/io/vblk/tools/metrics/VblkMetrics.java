@@ -20,6 +20,8 @@ import io.vblk.aio.engine.SubmissionQueue;
 import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
+import io.vblk.aio.uring.UringBackend;
+import io.vblk.aio.uring.UringCounters;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.ChannelBase;
 import io.vblk.irqfd.IrqfdNotifier;
@@ -145,6 +147,41 @@ public final class VblkMetrics implements AutoCloseable {
         return done(thin);
     }
 
+    /**
+     * A context's io_uring engine ({@link UringBackend#of}): io_uring_enter calls, batch sizes,
+     * requests taken and completed, submits that took nothing, in flight, resubmissions, and its
+     * submit-depth guard (seed 000). Bound once per engine like Linux AIO's; close the binding
+     * before the engine's last release.
+     */
+    public synchronized Binding bindIoUring(SubmissionQueue engine) {
+        UringBackend backend = UringBackend.backendOf(engine);
+        if (backend == null) {
+            throw new IllegalArgumentException("not an io_uring engine: " + engine);
+        }
+        String t = engine.context().name();
+        Binding thin = open("io_uring " + t);
+        SharedEngine shared = engines.get(engine);
+        if (shared == null) {
+            Binding b = open("io_uring meters " + t);
+            UringCounters c = backend.counters();
+            counter(b, Meter.URING_ENTER_CALLS, c, UringCounters::enterCalls, t);
+            histogram(b, Meter.URING_SUBMIT_BATCH, engine.batchSizes(), t);
+            counter(b, Meter.URING_SUBMITTED, engine, SubmissionQueue::submittedRequests, t);
+            counter(b, Meter.URING_COMPLETED, engine, SubmissionQueue::completedRequests, t);
+            counter(b, Meter.URING_EAGAIN, engine, SubmissionQueue::eagainCount, t);
+            gauge(b, Meter.URING_IN_FLIGHT, engine, SubmissionQueue::inFlight, t);
+            counter(b, Meter.URING_RESUBMITS, c, UringCounters::shortReadResubmits, t, "short_read");
+            counter(b, Meter.URING_RESUBMITS, c, UringCounters::cqeEagains, t, "eagain");
+            counter(b, Meter.GUARD_SUBMIT_CAP_HITS, engine, SubmissionQueue::submitCapHits, t, "io_uring");
+            gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, engine, SubmissionQueue::maxSubmitDepth, t, "io_uring");
+            shared = new SharedEngine(b);
+            engines.put(engine, shared);
+        }
+        shared.refs++;
+        thin.closeables.add(() -> releaseEngine(engine));
+        return done(thin);
+    }
+
     /** An engine's meters, bound once however many channels and callers name it. */
     private static final class SharedEngine {
         final Binding meters;
@@ -219,8 +256,8 @@ public final class VblkMetrics implements AutoCloseable {
             counter(b, Meter.GUARD_SUBMIT_CAP_HITS, engine, SubmissionQueue::submitCapHits, t, "null-sync");
             gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, engine, SubmissionQueue::maxSubmitDepth, t, "null-sync");
         }
-        if (LinuxAio.backendOf(engine) != null) {
-            Binding shared = bindLinuxAio(engine);
+        if (LinuxAio.backendOf(engine) != null || UringBackend.backendOf(engine) != null) {
+            Binding shared = LinuxAio.backendOf(engine) != null ? bindLinuxAio(engine) : bindIoUring(engine);
             bindings.remove(shared);
             b.closeables.add(shared::close);
         }

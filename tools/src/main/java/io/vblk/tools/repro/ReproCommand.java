@@ -1,5 +1,6 @@
 package io.vblk.tools.repro;
 
+import io.vblk.aio.engine.AioMode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -40,6 +41,10 @@ public final class ReproCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "random seed (default: ${DEFAULT-VALUE})")
     long seed = 1;
 
+    @Option(names = "--aio", paramLabel = "native|io_uring",
+            description = "engine of submit-recursion's file scenario (default: native)")
+    String aio = "native";
+
     @Override
     public Integer call() throws Exception {
         ReproOptions opts = new ReproOptions(positive("--iterations", iterations),
@@ -55,6 +60,8 @@ public final class ReproCommand implements Callable<Integer> {
             }
             chosen = List.of(r);
         }
+        SubmitRecursionRepro recursion = submitRecursion();
+        chosen = chosen.stream().map(r -> r instanceof SubmitRecursionRepro ? recursion : r).toList();
         boolean allExpected = true;
         for (Repro r : chosen) {
             boolean[] guards = hazard.equals("all") ? new boolean[] {false, true} : new boolean[] {parseGuard()};
@@ -65,6 +72,15 @@ public final class ReproCommand implements Callable<Integer> {
             }
         }
         return allExpected ? 0 : 1;
+    }
+
+    private SubmitRecursionRepro submitRecursion() {
+        try {
+            return new SubmitRecursionRepro(AioMode.parse(aio));
+        } catch (IllegalArgumentException e) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--aio accepts native or io_uring, got '" + aio + "'");
+        }
     }
 
     private boolean parseGuard() {

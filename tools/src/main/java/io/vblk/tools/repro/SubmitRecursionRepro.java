@@ -32,7 +32,8 @@ import java.util.function.IntSupplier;
  * submits its slot's next request, as a backup job or {@code qemu-io} does — over two drivers whose
  * submissions complete on the submitting stack:
  * <ul>
- *   <li>{@code file} with aio=native, cache=writeback: io_submit(2) performs page-cache reads and
+ *   <li>{@code file} with aio=native (or aio=io_uring, {@link #SubmitRecursionRepro(AioMode)}),
+ *       cache=writeback: io_submit(2) — or io_uring_enter(2) — performs page-cache reads and
  *       writes before it returns, so the engine's completion pass runs in the same frame;</li>
  *   <li>{@code null} with completion=sync: its batch "submit" completes every request in place.</li>
  * </ul>
@@ -60,6 +61,27 @@ public final class SubmitRecursionRepro implements Repro {
     /** Stack of the workload thread: far more than DEPTH_LIMIT levels need. */
     private static final long STACK_BYTES = 64L << 20;
 
+    private final AioMode aio;
+
+    /** The file scenario on Linux AIO (aio=native). */
+    public SubmitRecursionRepro() {
+        this(AioMode.NATIVE);
+    }
+
+    /** The file scenario on {@code aio}: {@link AioMode#NATIVE} or {@link AioMode#IO_URING}. */
+    public SubmitRecursionRepro(AioMode aio) {
+        if (aio != AioMode.NATIVE && aio != AioMode.IO_URING) {
+            throw new IllegalArgumentException("--aio accepts native or io_uring (engines that complete inside"
+                    + " submit), got '" + aio + "'");
+        }
+        this.aio = aio;
+    }
+
+    /** The file scenario's engine. */
+    public AioMode aio() {
+        return aio;
+    }
+
     @Override
     public String hazard() {
         return "submit-recursion";
@@ -75,8 +97,8 @@ public final class SubmitRecursionRepro implements Repro {
         Path dir = Files.createTempDirectory("vblk-repro-000-");
         String img = dir.resolve("image.raw").toString();
         try {
-            Outcome file = runScenario("file", guardOn, options, img);
-            Outcome nul = runScenario("null", guardOn, options, null);
+            Outcome file = runScenario("file", guardOn, options, img, aio);
+            Outcome nul = runScenario("null", guardOn, options, null, aio);
             int maxDepth = Math.max(file.maxDepth, nul.maxDepth);
             String broken = file.broken != null ? "file: " + file.broken : nul.broken != null ? "null: " + nul.broken : null;
             boolean recursed = file.maxDepth > SubmitGuard.DEFAULT_CAP || nul.maxDepth > SubmitGuard.DEFAULT_CAP;
@@ -99,12 +121,14 @@ public final class SubmitRecursionRepro implements Repro {
                         : "no recursion seen";
             }
             return ReproResult.of(hazard(), guardOn, seen, file.completed + nul.completed, detail)
+                    .with("engine", aio.spelling())
                     .with("max_depth", maxDepth)
                     .with("file_max_depth", file.maxDepth)
                     .with("null_max_depth", nul.maxDepth)
                     .with("cap", SubmitGuard.DEFAULT_CAP)
                     .with("cap_hits", file.capHits + nul.capHits)
                     .with("file_sync_completions", file.syncCompletions + "/" + file.completed)
+                    // The engine's submit calls: io_submit, or io_uring_enter with aio=io_uring.
                     .with("io_submit_per_request", file.completed == 0 ? "0"
                             : String.format("%.3f", (double) file.ioSubmits / file.completed));
         } finally {
@@ -125,11 +149,12 @@ public final class SubmitRecursionRepro implements Repro {
         String broken;
     }
 
-    private Outcome runScenario(String kind, boolean guardOn, ReproOptions options, String img) throws Exception {
+    private static Outcome runScenario(String kind, boolean guardOn, ReproOptions options, String img, AioMode aio)
+            throws Exception {
         CompletableFuture<Outcome> result = new CompletableFuture<>();
         Thread t = new Thread(null, () -> {
             try {
-                result.complete(workload(kind, guardOn, options, img));
+                result.complete(workload(kind, guardOn, options, img, aio));
             } catch (Throwable e) {
                 result.completeExceptionally(e);
             }
@@ -140,7 +165,7 @@ public final class SubmitRecursionRepro implements Repro {
     }
 
     /** Runs on the workload thread, the home of its own context. */
-    private static Outcome workload(String kind, boolean guardOn, ReproOptions options, String img) {
+    private static Outcome workload(String kind, boolean guardOn, ReproOptions options, String img, AioMode aio) {
         Outcome out = new Outcome();
         AioContext ctx = AioContext.forCurrentThread("repro-000-" + kind);
         ctx.setGuard(Guard.SUBMIT_DEPTH, guardOn);
@@ -148,11 +173,25 @@ public final class SubmitRecursionRepro implements Repro {
         BlockDriver driver;
         if (kind.equals("file")) {
             int fd = FileIo.open(img, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
-            if (fd < 0 || FileIo.ftruncate(fd, deviceBytes) != 0) {
+            if (fd < 0) {
                 throw new IllegalStateException("cannot create the image: " + Errno.name(fd));
             }
+            // Written out, not sparse: a buffered write that must allocate a block is one that
+            // io_uring hands to its async workers on ext4, which would break the cycle it shows.
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment zeros = a.allocate(deviceBytes, BLOCK);
+                long done = 0;
+                while (done < deviceBytes) {
+                    long w = FileIo.write(fd, zeros.address() + done, deviceBytes - done);
+                    if (w <= 0) {
+                        FileIo.close(fd);
+                        throw new IllegalStateException("cannot write the image: " + Errno.name((int) w));
+                    }
+                    done += w;
+                }
+            }
             FileIo.close(fd);
-            driver = FileDriver.open(img, AioMode.NATIVE, FileDriver.Cache.WRITEBACK, false);
+            driver = FileDriver.open(img, aio, FileDriver.Cache.WRITEBACK, false);
         } else {
             driver = new NullDriver(deviceBytes, NullDriver.Completion.SYNC);
         }

@@ -41,7 +41,7 @@ public final class ServeCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--blockdev", paramLabel = "OPTIONS", description = {
-            "driver=file,node-name=N,filename=F[,aio=threads|native][,cache.direct=on|off][,read-only=on|off]",
+            "driver=file,node-name=N,filename=F[,aio=threads|native|io_uring][,cache.direct=on|off][,read-only=on|off]",
             "driver=null-co|null-aio,node-name=N[,size=S][,read-only=on|off]",
             "driver=raw,node-name=N,file=NODE"})
     List<String> blockdevs = new ArrayList<>();
@@ -79,7 +79,7 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--read-only", description = "short form: serve the image read-only")
     boolean readOnly;
 
-    @Option(names = "--aio", paramLabel = "threads|native", description = "short form: I/O engine (default threads)")
+    @Option(names = "--aio", paramLabel = "threads|native|io_uring", description = "short form: I/O engine (default threads)")
     String aio;
 
     @Option(names = "--cache", paramLabel = "writeback|none", description = "short form: page cache or O_DIRECT (default writeback)")
@@ -146,8 +146,8 @@ public final class ServeCommand implements Callable<Integer> {
             throw new ServeOptionException("IMAGE " + image + " needs --socket PATH (where VMs connect)");
         }
         String a = aio == null ? "threads" : aio;
-        if (!a.equals("threads") && !a.equals("native")) {
-            throw new ServeOptionException("--aio=" + a + " is not valid; accepts threads or native");
+        if (!a.equals("threads") && !a.equals("native") && !a.equals("io_uring")) {
+            throw new ServeOptionException("--aio=" + a + " is not valid; accepts threads, native or io_uring");
         }
         String c = cache == null ? (a.equals("native") ? "none" : "writeback") : cache;
         if (!c.equals("writeback") && !c.equals("none")) {

@@ -12,6 +12,8 @@ import io.vblk.virtio.vhost.socket.VhostUserExport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import picocli.CommandLine;
 
 import java.io.PrintWriter;
@@ -105,6 +107,24 @@ class BenchCommandTest {
         assertThat(number(j, "blocks_read_back")).isPositive();
         double perRequest = number(j, "io_submit_per_request");
         assertThat(perRequest).isGreaterThan(0.0).isLessThanOrEqualTo(1.0);
+    }
+
+    /** aio=io_uring in bench, O_DIRECT and page cache: every block read back verified. */
+    @ParameterizedTest
+    @ValueSource(strings = {"none", "writeback"})
+    void fileDriverWithVerifyOnIoUring(String cache, @TempDir Path dir) throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(8L << 20);
+        }
+        Run r = bench("--driver", "file:" + img + ",aio=io_uring,cache=" + cache, "--rw", "randrw", "--qd", "16",
+                "--queues", "2", "--requests", "4000", "--verify", "--json", "--progress", "off");
+        assertThat(r.exit()).as(r.out() + r.err()).isZero();
+        String j = r.out();
+        assertThat(j).contains("\"ok\":true", "aio=io_uring");
+        assertThat(number(j, "failures")).isZero();
+        assertThat(number(j, "sectors_checked")).isPositive();
+        assertThat(number(j, "blocks_read_back")).isPositive();
     }
 
     @Test

@@ -66,6 +66,8 @@ class ServeCommandTest {
         assertThat(r.err()).contains("belong to the short form and need an IMAGE");
         r = run("disk.img", "--socket", "/tmp/s", "--aio", "native", "--cache", "writeback");
         assertThat(r.err()).contains("--aio=native needs --cache=none");
+        r = run("disk.img", "--socket", "/tmp/s", "--aio", "posix");
+        assertThat(r.err()).contains("--aio=posix is not valid; accepts threads, native or io_uring");
         r = run("disk.img", "--socket", "/tmp/s", "--cache", "directsync");
         assertThat(r.err()).contains("--cache=directsync is not valid; accepts writeback or none");
         r = run("--num-queues", "two", "disk.img");
@@ -103,6 +105,11 @@ class ServeCommandTest {
         assertThat(e.writable()).isTrue();
         assertThat(e.iothreads()).containsExactly("io0", "io1");
         assertThat(config("x.img", "--socket", "/s", "--read-only").exports().getFirst().writable()).isFalse();
+        // io_uring runs with and without the host page cache (default writeback, as for threads).
+        assertThat(config("x.img", "--socket", "/s", "--aio", "io_uring").blockdevs())
+                .containsExactly(new ServeConfig.FileNode("disk0", "x.img", AioMode.IO_URING, false, false));
+        assertThat(config("x.img", "--socket", "/s", "--aio", "io_uring", "--cache", "none").blockdevs())
+                .containsExactly(new ServeConfig.FileNode("disk0", "x.img", AioMode.IO_URING, true, false));
     }
 
     @Test

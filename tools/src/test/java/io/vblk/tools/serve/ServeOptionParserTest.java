@@ -92,6 +92,13 @@ class ServeOptionParserTest {
     }
 
     @Test
+    void ioUringRunsWithAndWithoutTheHostPageCache() throws Exception {
+        // QEMU asks cache.direct=on of aio=native only; io_uring does buffered I/O as well.
+        ServeConfig c = parse(List.of("driver=file,node-name=n0,filename=/x,aio=io_uring"), List.of(), export(""));
+        assertThat(c.blockdevs()).containsExactly(new FileNode("n0", "/x", AioMode.IO_URING, false, false));
+    }
+
+    @Test
     void badBlockdevOptionsNameTheOptionAndWhatItAccepts() {
         fails(List.of("driver=qcow2,node-name=a"), List.of(), export(""), "--blockdev", "driver=qcow2", "accepts file");
         fails(List.of("driver=file,node-name=a"), List.of(), export(""), "filename is required");
