@@ -197,6 +197,10 @@ class ServeCommandTest {
             p.toHandle().destroy();
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("exits in bounded time").isTrue();
             run.stop();
+            // The vCPU threads must be gone before the guest's RAM is unmapped by g.close(): with the
+            // back-end gone, a runner ends once nothing is in flight or when its stall bound fires.
+            run.await(Duration.ofSeconds(30));
+            assertThat(run.isDone()).as("vCPU threads ended").isTrue();
             assertThat(p.exitValue()).as(log.toString()).isZero();
             assertThat(Files.exists(pidfile)).isFalse();
             assertThat(Files.exists(Path.of(sock))).isFalse();
