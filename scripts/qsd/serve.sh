@@ -4,7 +4,7 @@
 # as `vblk serve`) can be started instead with --exec.
 #
 #   serve.sh --socket PATH (--image FILE [--size SIZE] | --null SIZE) [--queues N]
-#            [--aio native|threads] [--direct on|off] [--qmp PATH] [--log FILE]
+#            [--aio native|io_uring|threads] [--direct on|off] [--qmp PATH] [--log FILE]
 #            [--exec "COMMAND"] [--wait SECONDS]
 #
 #   --image FILE   export a raw file (created sparse with --size, default 1G, when missing)
