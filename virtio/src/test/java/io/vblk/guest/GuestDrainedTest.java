@@ -53,7 +53,7 @@ class GuestDrainedTest {
             BlkQueueStats st = dev.device().queueStats(q);
             parts.add(dev.queueContext(q).callOn(st::driverSubmits));
         }
-        return CompletableFuture.allOf(parts.toArray(new CompletableFuture[0]))
+        return CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
                 .thenApply(v -> parts.stream().mapToLong(CompletableFuture::join).sum());
     }
 

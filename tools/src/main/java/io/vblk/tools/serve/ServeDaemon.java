@@ -231,7 +231,7 @@ public final class ServeDaemon {
                 }
                 return l;
             }), left(deadline));
-            AioContext.await(CompletableFuture.allOf(quiet.toArray(new CompletableFuture[0])), left(deadline));
+            AioContext.await(CompletableFuture.allOf(quiet.toArray(new CompletableFuture<?>[0])), left(deadline));
             AioContext.await(main.callOn(() -> {
                 for (VhostUserExport x : exports) {
                     CompletableFuture<Void> f = new CompletableFuture<>();
@@ -240,7 +240,7 @@ public final class ServeDaemon {
                 }
                 return null;
             }), left(deadline));
-            AioContext.await(CompletableFuture.allOf(idle.toArray(new CompletableFuture[0])), left(deadline));
+            AioContext.await(CompletableFuture.allOf(idle.toArray(new CompletableFuture<?>[0])), left(deadline));
             List<CompletableFuture<Void>> closed = new ArrayList<>();
             AioContext.await(main.callOn(() -> {
                 for (BlkDevice d : devices) {
@@ -250,7 +250,7 @@ public final class ServeDaemon {
                 }
                 return null;
             }), left(deadline));
-            AioContext.await(CompletableFuture.allOf(closed.toArray(new CompletableFuture[0])), left(deadline));
+            AioContext.await(CompletableFuture.allOf(closed.toArray(new CompletableFuture<?>[0])), left(deadline));
         } catch (CompletionException e) {
             clean = false;
             LOG.log(System.Logger.Level.ERROR, "vblk serve: nodes did not drain or exports did not stop within " + bound

@@ -624,7 +624,7 @@ class BlkDeviceTest {
             f.settle();
             assertThat(f.dev.needsResetReason()).contains("CHAIN_LOOP").contains("2.7.5.2");
             // The request taken before the violation completes normally.
-            ((MemDriver.Channel) drv.channels.get(0)).releaseHeld();
+            drv.channels.get(0).releaseHeld();
             f.settle();
             List<GuestQueue.Done> d = f.guest.reap();
             assertThat(d).hasSize(1);
@@ -693,7 +693,7 @@ class BlkDeviceTest {
             f.settle();
             assertThat(drv.ops).as("stopping queue takes nothing new").hasSize(2);
             // The driver completes them on a later pass, after the stop was asked for.
-            ((MemDriver.Channel) drv.channels.get(0)).releaseHeld();
+            drv.channels.get(0).releaseHeld();
             f.settle();
             assertThat(next[0]).isEqualTo(2);
             assertThat(f.dev.queueStarted(0)).isFalse();

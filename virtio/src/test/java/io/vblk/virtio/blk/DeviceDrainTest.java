@@ -69,14 +69,14 @@ class DeviceDrainTest {
             f.guest.kick();
             f.settle();
             assertThat(drv.ops).as("the queue pops nothing while drained").hasSize(1);
-            ((MemDriver.Channel) drv.channels.get(0)).releaseHeld();
+            drv.channels.get(0).releaseHeld();
             f.settle();
             assertThat(q).isDone();
             assertThat(f.guest.reap()).hasSize(1);
             f.dev.node().drainedEnd();
             f.settle();
             assertThat(drv.ops).as("the end re-checks the ring").hasSize(2);
-            ((MemDriver.Channel) drv.channels.get(0)).releaseHeld();
+            drv.channels.get(0).releaseHeld();
             f.settle();
             assertThat(f.guest.reap()).hasSize(1);
         }
