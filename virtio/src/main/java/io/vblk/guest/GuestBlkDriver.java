@@ -87,6 +87,8 @@ public final class GuestBlkDriver implements AutoCloseable {
     private final GuestRam ram;
     private final List<GuestBlkQueue> queues;
     private boolean closed;
+    /** The workload whose vCPU threads use this driver's queues and RAM; set by {@link WorkloadRun#start}. */
+    private volatile WorkloadRun run;
 
     private GuestBlkDriver(GuestTransport transport, long features, BlkConfig config, GuestRam ram,
                            List<GuestBlkQueue> queues) {
@@ -190,6 +192,11 @@ public final class GuestBlkDriver implements AutoCloseable {
         return queues.get(i);
     }
 
+    /** Called by {@link WorkloadRun#start} once its vCPU threads run on this driver. */
+    void workloadStarted(WorkloadRun r) {
+        run = r;
+    }
+
     public List<GuestBlkQueue> queues() {
         return queues;
     }
@@ -197,12 +204,19 @@ public final class GuestBlkDriver implements AutoCloseable {
     /**
      * Stops every queue (the device finishes what it took), resets the device and releases the
      * guest's fds and RAM (the device's own reference on the RAM keeps it mapped until it lets go).
-     * The vCPU threads must have stopped.
+     * The vCPU threads must have stopped: while a {@link WorkloadRun} on this driver still has a live
+     * vCPU thread, this refuses (an {@link IllegalStateException}) and closes nothing, since unmapping
+     * the RAM under a thread that reads the used ring would crash the process.
      */
     @Override
     public void close() {
         if (closed) {
             return;
+        }
+        WorkloadRun r = run;
+        if (r != null && !r.isDone()) {
+            throw new IllegalStateException("the workload's vCPU threads still run on this guest driver:"
+                    + " stop() and await() the WorkloadRun before close()");
         }
         closed = true;
         RuntimeException failure = null;

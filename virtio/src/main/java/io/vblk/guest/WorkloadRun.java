@@ -67,10 +67,12 @@ public final class WorkloadRun {
             t.setDaemon(true);
             threads.add(t);
         }
+        WorkloadRun run = new WorkloadRun(w, List.copyOf(runners), List.copyOf(threads), start);
+        driver.workloadStarted(run);
         for (Thread t : threads) {
             t.start();
         }
-        return new WorkloadRun(w, List.copyOf(runners), List.copyOf(threads), start);
+        return run;
     }
 
     public Workload workload() {

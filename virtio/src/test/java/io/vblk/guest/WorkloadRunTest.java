@@ -15,6 +15,7 @@ import java.util.HashSet;
 import java.util.Set;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /** Closed-loop workloads through the real device and null driver. */
 @Timeout(60)
@@ -86,6 +87,21 @@ class WorkloadRunTest {
         assertThat(r.error()).isNull();
         assertThat(r.total().completed).isPositive();
         assertThat(took).isBetween(Duration.ofMillis(300).toNanos(), Duration.ofSeconds(5).toNanos());
+    }
+
+    @Test
+    void closingTheGuestUnderARunningWorkloadIsRefusedUntilItsThreadsEnd() throws Exception {
+        rig = GuestRig.nullDevice(NullDriver.Completion.SYNC, new BlkDeviceConfig(), 1,
+                GuestBlkDriver.Options.defaults());
+        WorkloadRun run = WorkloadRun.start(rig.guest, Workload.of(Workload.Pattern.RANDREAD)
+                .withQueueDepth(8).withDuration(Duration.ofSeconds(30).toNanos()));
+        assertThatThrownBy(rig.guest::close).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("stop() and await()");
+        run.stop();
+        WorkloadResult r = run.await(Duration.ofSeconds(20));
+        assertThat(r.error()).isNull();
+        assertThat(run.isDone()).isTrue();
+        rig.guest.close(); // now it goes; the rig's own close is a no-op for it
     }
 
     @Test
