@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * Home thread: the main loop (the context given at construction). No locking, except the set of
@@ -41,6 +42,7 @@ public final class BlockNode implements AutoCloseable {
     private final List<DrainParent> parents = new ArrayList<>();
     /** Open channels. Any thread: added and removed on each channel's IoThread. */
     private final Set<BlockChannel> channels = ConcurrentHashMap.newKeySet();
+    private final List<ChannelListener> channelListeners = new CopyOnWriteArrayList<>();
     private int quiesceCounter;
     /** The current outermost section, while the node is drained. */
     private Section section;
@@ -85,13 +87,40 @@ public final class BlockNode implements AutoCloseable {
         ctx.assertHome();
         BlockChannel ch = driver.openChannel(ctx);
         channels.add(ch);
+        for (ChannelListener l : channelListeners) {
+            l.opened(ch);
+        }
         return ch;
+    }
+
+    /**
+     * Hears that a channel of this node opened or is about to close (metrics bind the channel's
+     * engine then: it exists only from the first open on). Called on that channel's IoThread, once
+     * per open and close, never on the request path.
+     */
+    public interface ChannelListener {
+        void opened(BlockChannel ch);
+
+        void closing(BlockChannel ch);
+    }
+
+    /** Adds {@code l} for channels opened from now on. Any thread. */
+    public void addChannelListener(ChannelListener l) {
+        channelListeners.add(l);
+    }
+
+    /** Any thread. */
+    public void removeChannelListener(ChannelListener l) {
+        channelListeners.remove(l);
     }
 
     /** Closes a channel opened by {@link #openChannel}. Called on the channel's home thread. */
     public void closeChannel(BlockChannel ch) {
         ch.context().assertHome();
         channels.remove(ch);
+        for (ChannelListener l : channelListeners) {
+            l.closing(ch);
+        }
         ch.close();
     }
 

@@ -24,6 +24,7 @@ import io.vblk.aio.uring.UringBackend;
 import io.vblk.aio.uring.UringCounters;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.ChannelBase;
+import io.vblk.drivers.node.BlockNode;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkQueueStats;
@@ -250,6 +251,16 @@ public final class VblkMetrics implements AutoCloseable {
         if (channel instanceof ChannelBase cb) {
             counter(b, Meter.CHANNEL_COMPLETED, cb, ChannelBase::completedCount, export, t, driver);
         }
+        bindEngineOf(b, channel);
+        return done(b);
+    }
+
+    /**
+     * Into {@code b}: the engine {@code channel} submits to — for the synchronous null device its
+     * submit-depth guard (seed 000), for Linux AIO and io_uring the context's shared engine.
+     */
+    void bindEngineOf(Binding b, BlockChannel channel) {
+        String t = channel.context().name();
         SubmissionQueue engine = channel instanceof ChannelBase cb && cb.engine() instanceof SubmissionQueue q ? q : null;
         if (engine != null && engine.kind().equals("null-sync")) {
             // The synchronous null device's queue is the channel's own: its guard is bound here.
@@ -261,7 +272,14 @@ public final class VblkMetrics implements AutoCloseable {
             bindings.remove(shared);
             b.closeables.add(shared::close);
         }
-        return done(b);
+    }
+
+    /**
+     * The engines of {@code node}'s channels, bound when each channel opens (an engine exists only
+     * from a channel's first open) and unbound before it closes ({@link NodeEngines}).
+     */
+    public Binding bindEnginesOf(BlockNode node, String export) {
+        return NodeEngines.bind(this, node, export);
     }
 
     /**
@@ -320,6 +338,10 @@ public final class VblkMetrics implements AutoCloseable {
                 return ch instanceof ChannelBase cb ? cb.completedCount() : 0;
             }, export, c.name(), kind);
         }
+        // Its engines exist only once its queues open their channels: bound then (NodeEngines).
+        Binding engines = bindEnginesOf(dev.node(), export);
+        bindings.remove(engines);
+        b.closeables.add(engines::close);
         return done(b);
     }
 
@@ -392,14 +414,14 @@ public final class VblkMetrics implements AutoCloseable {
 
     // ---------------------------------------------------------------- registration helpers
 
-    private synchronized Binding open(String what) {
+    synchronized Binding open(String what) {
         if (closed) {
             throw new IllegalStateException("metrics closed");
         }
         return new Binding(this, what);
     }
 
-    private synchronized Binding done(Binding b) {
+    synchronized Binding done(Binding b) {
         bindings.add(b);
         return b;
     }

@@ -157,10 +157,6 @@ public final class ServeDaemon {
             metrics.bindDevice(exports.get(i).id(), devices.get(i));
             metrics.bindVhostExport(exports.get(i));
         }
-        metrics.bindLinuxAioOf(mainLoop.ctx());
-        for (IoThread t : iothreads.values()) {
-            metrics.bindLinuxAioOf(t.ctx());
-        }
         try {
             metricsServer = MetricsServer.start(metricsOptions, metrics);
         } catch (IllegalArgumentException | IllegalStateException e) {

@@ -91,6 +91,32 @@ class DeviceMetersTest {
     }
 
     @Test
+    void engineAndGuardMetersAppearWithTheFirstChannelAndGoWithTheDevice() throws Exception {
+        Path img = dir.resolve("img");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(8 << 20);
+        }
+        blk = InProcessBlk.start(DriverSpec.parse("file:" + img + ",aio=native,cache=none").open(),
+                new BlkDeviceConfig().numQueues(1), 1, AioOptions.DEFAULT);
+        metrics.bindDevice("vda", blk.device());
+        String t = blk.ioThreads().get(0).name();
+        // Bound at start-up, as vblk serve does: no queue has started, so no engine exists yet.
+        assertThat(metrics.value(Meter.AIO_IO_SUBMIT_CALLS, t)).isNaN();
+        guest = GuestBlkDriver.attach(blk.transport(),
+                GuestBlkDriver.Options.defaults().withQueues(1).withSlots(8).withMaxDataBytes(4096));
+        run(Workload.of(Workload.Pattern.RANDREAD).withRequests(200).withQueueDepth(8).withRegion(0, 8 << 20));
+        assertThat(metrics.value(Meter.AIO_IO_SUBMIT_CALLS, t)).as("io_submit calls, bound when the channel opened")
+                .isPositive();
+        assertThat(metrics.value(Meter.GUARD_SUBMIT_MAX_DEPTH, t, "linux-aio")).as("seed-000 guard depth")
+                .isGreaterThanOrEqualTo(1);
+        guest.close();
+        guest = null;
+        blk.close();
+        blk = null;
+        assertThat(metrics.value(Meter.AIO_IO_SUBMIT_CALLS, t)).as("unbound before the engine went").isNaN();
+    }
+
+    @Test
     void requestsBytesLatencyQueueAndNotificationMeters() throws Exception {
         Path img = dir.resolve("img");
         try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
