@@ -72,9 +72,8 @@ public final class IoUring {
     /** How completions posted while the loop waits wake it. */
     public enum Wake {
         /**
-         * An eventfd registered with IORING_REGISTER_EVENTFD, read by its handler: the kernel
-         * signals it for every batch of CQEs it posts, also for those completed inside
-         * {@link #submit()} and already reaped, so the loop wakes once more and reads it.
+         * An eventfd registered with IORING_REGISTER_EVENTFD, read by its handler: the kernel signals it for
+         * every batch of CQEs, also those completed inside {@link #submit()}, so the loop wakes once more.
          */
         EVENTFD,
         /**
@@ -120,16 +119,14 @@ public final class IoUring {
     private final Arena arena;
     private final UringSlots slots;
 
-    /** Next SQ position to fill (published to the kernel in {@link #submit()}). */
-    private int sqTail;
-    /** The kernel's SQ head as last read: SQEs before it are consumed. */
-    private int sqHead;
-    /** Next CQE to read; published to the kernel before each callback. */
-    private int cqHead;
+    private int sqTail; // next SQ position to fill (published to the kernel in submit())
+    private int sqHead; // the kernel's SQ head as last read: SQEs before it are consumed
+    private int cqHead; // next CQE to read; published to the kernel before each callback
     private int cqTailSeen;
     private boolean resubmitted;
     private boolean closed;
     private final UringFiles files = new UringFiles();
+    private final UringBuffers buffers;
     private final UringCounters counters = new UringCounters();
 
     private IoUring(AioContext ctx, int entries, Completion completion, Runnable onReady, boolean poll,
@@ -139,6 +136,7 @@ public final class IoUring {
         this.onReady = onReady != null ? onReady : this::reap;
         this.wake = wake;
         this.q = UringQueues.create(entries, SETUP_FLAGS | extraSetupFlags);
+        this.buffers = new UringBuffers(this, q.fd);
         int fd = -1;
         if (wake == Wake.EVENTFD) {
             try {
@@ -150,8 +148,7 @@ public final class IoUring {
         }
         this.arena = Arena.ofShared();
         this.efd = fd;
-        // One slot per CQ entry: in-flight requests never exceed the CQ, so it cannot overflow.
-        this.slots = new UringSlots(q.cqEntries, arena);
+        this.slots = new UringSlots(q.cqEntries, arena); // one per CQE: in flight never exceeds the CQ
         // Not external: completions must keep flowing while the context is drained.
         this.efdHandler = wake == Wake.EVENTFD
                 ? ctx.addFdHandler("io_uring", efd, this::eventfdReady)
@@ -255,7 +252,8 @@ public final class IoUring {
         return n;
     }
 
-    private boolean take(int op, int fd, long addr, int cnt, long off, long len, int flags, Object request) {
+    // Accepts a request (false: no room); len is FALLOCATE's length or a fixed op's buffer index.
+    boolean take(int op, int fd, long addr, int cnt, long off, long len, int flags, Object request) {
         ctx.assertHome();
         if (closed) {
             throw new IllegalStateException("io_uring of " + ctx.name() + " is closed");
@@ -293,13 +291,12 @@ public final class IoUring {
         sqTail++;
     }
 
-    // ---------------------------------------------------------------- registered files
+    // ---------------------------------------------------------------- registered files and buffers
 
     /**
-     * Registers {@code fds} with the ring (IORING_REGISTER_FILES): requests on them then name the
-     * file by index (IOSQE_FIXED_FILE), sparing the kernel the per-request file lookup and reference
-     * count; callers keep passing fd numbers. The fds must stay open until {@link #unregisterFiles()}.
-     * Nothing may be in flight. Returns 0 or -errno (-EBUSY when files are registered). Home thread.
+     * Registers {@code fds} (IORING_REGISTER_FILES): requests on them name the file by index
+     * (IOSQE_FIXED_FILE), sparing the per-request file lookup; callers keep passing fd numbers. Open
+     * until {@link #unregisterFiles()}; nothing in flight. 0 or -errno (-EBUSY: already). Home thread.
      */
     public int registerFiles(int... fds) {
         ctx.assertHome();
@@ -312,15 +309,18 @@ public final class IoUring {
         return slots.inUse() > 0 ? -Errno.EBUSY : files.unregister(q.fd);
     }
 
+    /** Registered buffers (IORING_REGISTER_BUFFERS) and the fixed reads and writes into them. */
+    public UringBuffers buffers() {
+        return buffers;
+    }
+
     // ---------------------------------------------------------------- submitting
 
     /**
-     * Pushes every SQE prepared (and every resubmission waiting) to the kernel in one
-     * {@code io_uring_enter}. Returns the number the kernel consumed (0 when there was nothing),
-     * -EAGAIN or -EBUSY when it could take none now (the SQEs stay in the ring: call again after a
-     * completion; nothing is lost), or another -errno, in which case the SQEs it did not consume
-     * complete with that error at the next {@link #reap()}. Page-cache I/O and NOPs complete before
-     * this returns: {@link #reap()} after it.
+     * Pushes every SQE prepared (and every resubmission waiting) in one {@code io_uring_enter}.
+     * Returns the number the kernel consumed (0: nothing), -EAGAIN or -EBUSY when it took none (the
+     * SQEs stay: call again after a completion), or another -errno, with which the SQEs it did not
+     * consume complete at the next {@link #reap()}. Page-cache I/O and NOPs complete inside: reap after.
      */
     public int submit() {
         ctx.assertHome();
@@ -459,7 +459,7 @@ public final class IoUring {
             return;
         }
         long result = res;
-        if (op == SqeLayout.IORING_OP_READV && res >= 0) {
+        if (SqeLayout.isRead(op) && res >= 0) {
             long total = slots.done(slot) + res;
             if (res > 0 && total < slots.iovBytes(slot)) {
                 counters.shortReadResubmits++;

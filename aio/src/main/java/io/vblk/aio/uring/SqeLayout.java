@@ -15,11 +15,11 @@ import java.lang.foreign.ValueLayout;
  *    2  u16  ioprio
  *    4  s32  fd            // or the index into the registered files with IOSQE_FIXED_FILE
  *    8  u64  off           // file offset (READV/WRITEV/FSYNC/FALLOCATE)
- *   16  u64  addr          // struct iovec * (READV/WRITEV); byte length (FALLOCATE)
- *   24  u32  len           // iovec count (READV/WRITEV); mode (FALLOCATE); range length (FSYNC)
+ *   16  u64  addr          // struct iovec * (READV/WRITEV/*V_FIXED); buffer (READ/WRITE_FIXED); byte length (FALLOCATE)
+ *   24  u32  len           // iovec count (READV/WRITEV/*V_FIXED); bytes (READ/WRITE_FIXED); mode (FALLOCATE)
  *   28  u32  op_flags      // rw_flags (RWF_*), fsync_flags (IORING_FSYNC_DATASYNC), ...
  *   32  u64  user_data     // returned in the CQE; vblk puts the slot index here
- *   40  u16  buf_index     // registered buffer (READ_FIXED/WRITE_FIXED)
+ *   40  u16  buf_index     // registered buffer (READ/WRITE_FIXED, READV/WRITEV_FIXED)
  *   42  u16  personality
  *   44  s32  splice_fd_in / file_index
  *   48  u64  addr3
@@ -51,6 +51,12 @@ public final class SqeLayout {
     public static final int IORING_OP_WRITE_FIXED = 5;
     /** off = offset, addr = length, len = mode (io_uring/sync.c io_fallocate_prep). */
     public static final int IORING_OP_FALLOCATE = 17;
+    /**
+     * Vectored I/O inside one registered buffer (buf_index), Linux 6.15: the enum's 60 and 61, after
+     * IORING_OP_EPOLL_WAIT = 59 (io_prep_readv_fixed / io_prep_writev_fixed, io_uring/rw.c).
+     */
+    public static final int IORING_OP_READV_FIXED = 60;
+    public static final int IORING_OP_WRITEV_FIXED = 61;
 
     /** sqe->flags: {@code fd} is an index into the files registered with IORING_REGISTER_FILES. */
     public static final int IOSQE_FIXED_FILE = 1;
@@ -65,6 +71,16 @@ public final class SqeLayout {
     public static final int IORING_FSYNC_DATASYNC = 1;
 
     private SqeLayout() {
+    }
+
+    /** The reads whose short result the ring resubmits for the remainder (READV, READ_FIXED, READV_FIXED). */
+    static boolean isRead(int opcode) {
+        return opcode == IORING_OP_READV || opcode == IORING_OP_READ_FIXED || opcode == IORING_OP_READV_FIXED;
+    }
+
+    /** Sets the SQE's {@code buf_index} (after {@link #write}, which clears it). */
+    public static void writeBufIndex(MemorySegment sqes, long at, int bufIndex) {
+        sqes.set(ValueLayout.JAVA_SHORT, at + BUF_INDEX, (short) bufIndex);
     }
 
     /**

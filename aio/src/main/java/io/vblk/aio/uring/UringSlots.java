@@ -145,8 +145,11 @@ final class UringSlots {
         return done[s];
     }
 
-    /** Sum of the iov_len of the slot's original iovec array. */
+    /** Sum of the iov_len of the slot's original iovec array; a READ_FIXED's length. */
     long iovBytes(int s) {
+        if (op[s] == SqeLayout.IORING_OP_READ_FIXED) {
+            return iovcnt[s] & 0xffffffffL;
+        }
         long base = addr[s];
         long sum = 0;
         for (int i = 0; i < iovcnt[s]; i++) {
@@ -162,6 +165,9 @@ final class UringSlots {
      */
     void setDone(int s, long total) {
         done[s] = total;
+        if (op[s] == SqeLayout.IORING_OP_READ_FIXED) {
+            return; // one contiguous range: writeSqe advances addr and len by done
+        }
         int cnt = iovcnt[s];
         MemorySegment iov = ALL.asSlice(addr[s], (long) cnt * IOVEC_BYTES);
         long skip = total;
@@ -240,7 +246,8 @@ final class UringSlots {
     /**
      * Writes slot {@code s}'s SQE at byte {@code at} of {@code sqes}, naming file {@code fd} (an fd,
      * or a registered file's index with IOSQE_FIXED_FILE in {@code sqeFlags}); a read or write
-     * resubmitted after a short transfer covers only its remainder.
+     * resubmitted after a short transfer covers only its remainder. The registered buffer of a
+     * fixed read or write is its {@code length} field.
      */
     void writeSqe(int s, MemorySegment sqes, long at, int fd, int sqeFlags) {
         int opcode = op[s];
@@ -252,6 +259,21 @@ final class UringSlots {
                     SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s] + done[s], restIov(s), restCount(s),
                             flags[s], s);
                 }
+            }
+            case SqeLayout.IORING_OP_READV_FIXED, SqeLayout.IORING_OP_WRITEV_FIXED -> {
+                if (done[s] == 0) {
+                    SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s], addr[s], iovcnt[s], flags[s], s);
+                } else {
+                    SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s] + done[s], restIov(s), restCount(s),
+                            flags[s], s);
+                }
+                SqeLayout.writeBufIndex(sqes, at, (int) length[s]);
+            }
+            // addr and len inside registered buffer buf_index: io_prep_read_fixed (io_uring/rw.c).
+            case SqeLayout.IORING_OP_READ_FIXED, SqeLayout.IORING_OP_WRITE_FIXED -> {
+                SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s] + done[s], addr[s] + done[s],
+                        (int) (iovcnt[s] - done[s]), flags[s], s);
+                SqeLayout.writeBufIndex(sqes, at, (int) length[s]);
             }
             // off, addr = length, len = mode: io_fallocate_prep (io_uring/sync.c).
             case SqeLayout.IORING_OP_FALLOCATE -> SqeLayout.write(sqes, at, opcode, sqeFlags, fd, offset[s], length[s],

@@ -12,7 +12,9 @@
  *       one {@link io.vblk.aio.engine.SubmissionQueue}.</li>
  *   <li>{@code UringQueues} (the mmapped SQ, CQ and SQE areas),
  *       {@code UringSlots} (the slot table behind {@code user_data}),
- *       {@code UringFiles} (registered files), {@link io.vblk.aio.uring.UringCounters}.</li>
+ *       {@code UringFiles} (registered files),
+ *       {@link io.vblk.aio.uring.UringBuffers} (registered buffers; READ/WRITE_FIXED, READV/WRITEV_FIXED),
+ *       {@link io.vblk.aio.uring.UringCounters}.</li>
  *   <li>The kernel's structures, each with its byte diagram: {@link io.vblk.aio.uring.UringParamsLayout},
  *       {@link io.vblk.aio.uring.RingOffsetsLayout}, {@link io.vblk.aio.uring.SqeLayout},
  *       {@link io.vblk.aio.uring.CqeLayout}.</li>

@@ -43,7 +43,8 @@ import java.util.concurrent.locks.LockSupport;
  * io_uring transport ({@code IoUringIoOps} submitted from an {@code IoUringIoHandle} registered on
  * an {@code IoUringIoHandler} loop). Requests are NOPs (the cost of the machinery alone) and 4 KiB
  * reads of a page-cached file (copy included), in batches of {@value #BATCH} submitted with one
- * {@code io_uring_enter}.
+ * {@code io_uring_enter}; for vblk's ring also 4 KiB O_DIRECT reads ({@code ffmDirectRead4k}), into
+ * plain or registered buffers ({@link Buffers}).
  *
  * <ul>
  *   <li>{@code ffm*}: on the benchmark thread, which is the ring's context home thread, as on an
@@ -73,7 +74,9 @@ import java.util.concurrent.locks.LockSupport;
  * turn 210 (EVENTFD) / 165 (RING_FD), Netty on its own loop 115-170, Netty with the hand-over
  * 660-690; 4 KiB read: 440-470 (EVENTFD) / 410-510 (RING_FD), Netty on its own loop 360-620,
  * Netty with the hand-over 850-1300. Fixed files: no difference above the noise (about 50 ns).
- * All variants allocate under 1 byte per request.
+ * Registered buffers ({@code -p buffers=plain,fixed,vfixed}, RING_FD, medians of 10 forks): 4 KiB
+ * O_DIRECT read ({@code ffmDirectRead4k}) 2045 CPU ns plain, 1488 READ_FIXED, 1531 READV_FIXED;
+ * page cache no difference (404 / 440 / 434). All variants allocate under 1 byte per request.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -116,22 +119,31 @@ public class UringBenchmark {
         }
     }
 
-    /** A page-cached file and {@value #BATCH} one-segment iovecs over distinct 4 KiB buffers. */
+    /**
+     * A file (page-cached, or opened O_DIRECT so every read goes to the disk) and {@value #BATCH}
+     * one-segment iovecs over distinct 4 KiB buffers of one region ({@link #bufs}, the one a ring
+     * registers for the fixed reads, as guest RAM would be).
+     */
     static final class Target {
         final Arena arena = Arena.ofShared();
         final Path path;
         final int fd;
+        final MemorySegment bufs;
         final MemorySegment iovs;
 
         Target() throws Exception {
+            this(false);
+        }
+
+        Target(boolean direct) throws Exception {
             path = Files.createTempFile("vblk-uring-bench-", ".raw");
-            fd = FileIo.open(path.toString(), FileIo.O_RDWR | FileIo.O_CLOEXEC, 0);
+            fd = FileIo.open(path.toString(), FileIo.O_RDWR | FileIo.O_CLOEXEC | (direct ? FileIo.O_DIRECT : 0), 0);
             MemorySegment b = arena.allocate(FILE_BYTES, BLOCK);
             b.fill((byte) 1);
             if (FileIo.pwrite(fd, b.address(), FILE_BYTES, 0) != FILE_BYTES) {
                 throw new IllegalStateException("cannot write " + path);
             }
-            MemorySegment bufs = arena.allocate((long) BATCH * BLOCK, BLOCK);
+            bufs = arena.allocate((long) BATCH * BLOCK, BLOCK);
             iovs = arena.allocate(16L * BATCH, 8);
             for (int i = 0; i < BATCH; i++) {
                 iovs.set(ValueLayout.JAVA_LONG, 16L * i, bufs.address() + (long) i * BLOCK);
@@ -141,6 +153,10 @@ public class UringBenchmark {
 
         long iov(int i) {
             return iovs.address() + 16L * i;
+        }
+
+        long buf(int i) {
+            return bufs.address() + (long) i * BLOCK;
         }
 
         /** Offset of request {@code i} of round {@code round}: walks the whole file. */
@@ -157,6 +173,16 @@ public class UringBenchmark {
 
     // ---------------------------------------------------------------- vblk's FFM ring
 
+    /** How a read names its memory: an iovec array (READV), or a registered buffer. */
+    public enum Buffers {
+        /** IORING_OP_READV over plain memory: the kernel looks up and pins the pages per request. */
+        plain,
+        /** IORING_OP_READ_FIXED, one contiguous range of the registered buffer. */
+        fixed,
+        /** IORING_OP_READV_FIXED (Linux 6.15): the iovec array, its segments inside the registered buffer. */
+        vfixed
+    }
+
     @State(Scope.Thread)
     public static class Ffm implements IoUring.Completion {
         /** How completions wake the loop; both are measured (EVENTFD wakes once more per batch). */
@@ -168,9 +194,19 @@ public class UringBenchmark {
          */
         @Param({"false"})
         public boolean fixedFiles;
+        /**
+         * Reads into plain memory or a registered buffer (IORING_REGISTER_BUFFERS of the target's
+         * region); add {@code -p buffers=plain,fixed,vfixed} to compare.
+         */
+        @Param({"plain"})
+        public Buffers buffers;
         AioContext ctx;
         IoUring ring;
         Target target;
+        /** The same over an O_DIRECT file ({@code ffmDirectRead4k}). */
+        Target direct;
+        /** Requests per round that the disk has not answered yet at the first look (O_DIRECT). */
+        long waited;
         final Integer[] tags = new Integer[BATCH];
         long completed;
         long failed;
@@ -192,11 +228,18 @@ public class UringBenchmark {
             ctx = AioContext.forCurrentThread("uring-bench");
             ring = IoUring.open(ctx, 2 * BATCH, this, null, false, wake);
             target = new Target();
+            direct = new Target(true);
             for (int i = 0; i < BATCH; i++) {
                 tags[i] = i;
             }
-            if (fixedFiles && ring.registerFiles(target.fd) != 0) {
+            if (fixedFiles && ring.registerFiles(target.fd, direct.fd) != 0) {
                 throw new IllegalStateException("IORING_REGISTER_FILES refused");
+            }
+            if (buffers != Buffers.plain) {
+                int r = ring.buffers().register(target.bufs, direct.bufs);
+                if (r != 0) {
+                    throw new IllegalStateException("IORING_REGISTER_BUFFERS refused: " + r);
+                }
             }
         }
 
@@ -223,12 +266,22 @@ public class UringBenchmark {
             }
         }
 
-        void batch(boolean read) {
+        /** One read of 4 KiB into buffer {@code i} of {@code t}, as {@link #buffers} says. */
+        boolean prepareRead(Target t, int bufIndex, int i, long offset) {
+            return switch (buffers) {
+                case plain -> ring.prepareReadv(t.fd, t.iov(i), 1, offset, tags[i]);
+                case fixed -> ring.buffers().prepareReadFixed(t.fd, t.buf(i), BLOCK, offset, bufIndex, tags[i]);
+                case vfixed -> ring.buffers().prepareReadvFixed(t.fd, t.iov(i), 1, offset, bufIndex, tags[i]);
+            };
+        }
+
+        /** A batch of NOPs ({@code t} null) or reads of {@code t} (buffer 0: page cache, 1: O_DIRECT). */
+        void batch(Target t) {
             long want = completed + BATCH;
             int r = round++;
+            int bufIndex = t == direct ? 1 : 0;
             for (int i = 0; i < BATCH; i++) {
-                boolean ok = read ? ring.prepareReadv(target.fd, target.iov(i), 1, Target.offset(r, i), tags[i])
-                        : ring.prepareNop(tags[i]);
+                boolean ok = t != null ? prepareRead(t, bufIndex, i, Target.offset(r, i)) : ring.prepareNop(tags[i]);
                 if (!ok) {
                     throw new IllegalStateException("ring full: " + ring);
                 }
@@ -236,6 +289,9 @@ public class UringBenchmark {
             ring.submit();
             ring.reap();
             ctx.poll(false); // the loop's turn: the completion eventfd the kernel signalled
+            if (completed < want) {
+                waited += want - completed;
+            }
             while (completed < want) {
                 ctx.poll(true);
             }
@@ -243,14 +299,15 @@ public class UringBenchmark {
 
         @TearDown(Level.Trial)
         public void tearDown() throws Exception {
-            System.out.printf("%nffm wake=%s fixedFiles=%s: %d requests, %d failed, %s; %s%n", wake, fixedFiles,
-                    completed, failed, ring.counters(), cpu.report(5));
+            System.out.printf("%nffm wake=%s fixedFiles=%s buffers=%s: %d requests, %d failed, %d waited for, %s; %s%n",
+                    wake, fixedFiles, buffers, completed, failed, waited, ring.counters(), cpu.report(5));
             if (failed > 0) {
                 throw new IllegalStateException(failed + " requests failed");
             }
             ring.close();
             ctx.close();
             target.close();
+            direct.close();
         }
     }
 
@@ -258,7 +315,7 @@ public class UringBenchmark {
     @OperationsPerInvocation(BATCH * ROUNDS)
     public long ffmNop(Ffm s) {
         for (int k = 0; k < ROUNDS; k++) {
-            s.batch(false);
+            s.batch(null);
         }
         return s.completed;
     }
@@ -276,7 +333,17 @@ public class UringBenchmark {
     @OperationsPerInvocation(BATCH * ROUNDS)
     public long ffmRead4k(Ffm s) {
         for (int k = 0; k < ROUNDS; k++) {
-            s.batch(true);
+            s.batch(s.target);
+        }
+        return s.completed;
+    }
+
+    /** 4 KiB O_DIRECT reads: the disk's latency, and for plain memory the page pinning per request. */
+    @Benchmark
+    @OperationsPerInvocation(BATCH * ROUNDS)
+    public long ffmDirectRead4k(Ffm s) {
+        for (int k = 0; k < ROUNDS; k++) {
+            s.batch(s.direct);
         }
         return s.completed;
     }
