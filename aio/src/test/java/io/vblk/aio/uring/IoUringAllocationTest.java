@@ -2,13 +2,13 @@ package io.vblk.aio.uring;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.DeferCall;
+import io.vblk.aio.testing.Allocations;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 
 import org.junit.jupiter.api.Timeout;
@@ -28,8 +28,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Timeout(300)
 class IoUringAllocationTest {
-    private static final com.sun.management.ThreadMXBean THREADS =
-            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     private static final int BATCH = 32;
     private static final int BLOCK = 4096;
 
@@ -99,23 +97,10 @@ class IoUringAllocationTest {
                     ctx.poll(true); // anything not complete yet arrives through the eventfd
                 }
             };
-            long self = Thread.currentThread().threadId();
-            for (int i = 0; i < 400_000 / BATCH; i++) {
-                batch.run();
-            }
-            long n = 200_000;
-            long bytes = Long.MAX_VALUE;
-            for (int window = 0; window < 15 && bytes >= 1024; window++) {
-                long a0 = THREADS.getThreadAllocatedBytes(self);
-                for (int i = 0; i < n / BATCH; i++) {
-                    batch.run();
-                }
-                bytes = THREADS.getThreadAllocatedBytes(self) - a0;
-                System.out.printf("io_uring %s window %d: %d bytes over %d requests, %d enter calls%n", kind, window,
-                        bytes, n, ring.counters().enterCalls());
-            }
+            long n = Allocations.WINDOW_REQUESTS;
+            long bytes = Allocations.steadyStateBytes("io_uring " + kind, batch, BATCH, () -> ring.counters().enterCalls() + " enter calls");
             assertThat(done.bad).as("requests with an unexpected result").isZero();
-            assertThat(bytes).as("bytes allocated over %d %s requests", n, kind).isLessThan(1024);
+            assertThat(bytes).as("bytes allocated over %d %s requests", n, kind).isLessThan(Allocations.NOISE_BYTES);
             assertThat(ring.counters().enterCalls()).as("one enter per batch").isEqualTo(done.count / BATCH);
         } finally {
             ring.close();

@@ -4,13 +4,13 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.DeferCall;
 import io.vblk.aio.engine.IoRequest;
 import io.vblk.aio.engine.SubmissionQueue;
+import io.vblk.aio.testing.Allocations;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 
 import org.junit.jupiter.api.Test;
@@ -30,8 +30,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Timeout(300)
 class UringBackendAllocationTest {
-    private static final com.sun.management.ThreadMXBean THREADS =
-            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     private static final int BATCH = 32;
     private static final int BLOCK = 4096;
 
@@ -76,23 +74,10 @@ class UringBackendAllocationTest {
                     ctx.poll(true);
                 }
             };
-            long self = Thread.currentThread().threadId();
-            for (int i = 0; i < 400_000 / BATCH; i++) {
-                batch.run();
-            }
-            long n = 200_000;
-            long bytes = Long.MAX_VALUE;
-            for (int window = 0; window < 15 && bytes >= 1024; window++) {
-                long a0 = THREADS.getThreadAllocatedBytes(self);
-                for (int i = 0; i < n / BATCH; i++) {
-                    batch.run();
-                }
-                bytes = THREADS.getThreadAllocatedBytes(self) - a0;
-                System.out.printf("io_uring engine window %d: %d bytes over %d requests, %d submit calls%n", window,
-                        bytes, n, q.submitCalls());
-            }
+            long n = Allocations.WINDOW_REQUESTS;
+            long bytes = Allocations.steadyStateBytes("io_uring engine", batch, BATCH, () -> q.submitCalls() + " submit calls");
             assertThat(bad).as("reads with an unexpected result").isZero();
-            assertThat(bytes).as("bytes allocated over %d requests", n).isLessThan(1024);
+            assertThat(bytes).as("bytes allocated over %d requests", n).isLessThan(Allocations.NOISE_BYTES);
             assertThat(q.submitCalls()).as("one submit per batch").isEqualTo(completed / BATCH);
         } finally {
             q.release();
