@@ -22,6 +22,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.IntSupplier;
 
@@ -40,10 +41,16 @@ import java.util.function.IntSupplier;
  * Both defer their submission to the end of the defer-call section their completion pass opens, so
  * the cycle is {@code submit → completions → callback submits → section end → submit → …}.
  *
- * <p>Guard off: the depth grows with every request; the workload stops issuing at
- * {@link #DEPTH_LIMIT} levels (it runs in a thread with a large stack that this class owns, and a
- * {@link StackOverflowError} there is caught and reported too), and the result is
- * {@code reproduced} with {@code max_depth}. Guard on: the depth stays at the cap
+ * <p>Guard off: the depth grows with every completion wave until the recursion overflows the
+ * stack of the workload thread — the home thread of the scenario's context, which this class
+ * starts with a known, small stack ({@link #STACK_BYTES}) — as QEMU's IOThread dies on its guard
+ * page. The {@link StackOverflowError} is caught at the bottom of that thread, below every frame
+ * of the cycle; the depth reached and the distinct frames of one turn of the cycle, read from the
+ * error's stack trace, are reported: {@code reproduced}. The overflow leaves the engine mid-update,
+ * so the scenario abandons its channel and engine (their state is not trusted), closes the
+ * image's descriptor and its context, and its thread ends. A stack that never overflows is
+ * bounded by {@link #DEPTH_LIMIT} levels, {@link #OVERFLOW_REQUESTS} requests or the time limit:
+ * {@code missed}. Guard on: the depth stays at the cap
  * ({@link SubmitGuard#DEFAULT_CAP}), the completion bottom half resumes the capped work, every
  * request completes exactly once and every block written reads back intact: {@code held}.
  *
@@ -51,15 +58,17 @@ import java.util.function.IntSupplier;
  * temporary image file.
  */
 public final class SubmitRecursionRepro implements Repro {
-    /** Levels of the cycle at which the guard-off workload stops issuing (seed: unbounded). */
-    public static final int DEPTH_LIMIT = 200;
+    /** Levels at which a guard-off workload that has not overflowed stops issuing (seed: unbounded). */
+    public static final int DEPTH_LIMIT = 1_000_000;
+    /** Requests after which a guard-off workload that has not overflowed stops issuing. */
+    public static final int OVERFLOW_REQUESTS = 1_000_000;
     /** Requests in flight per scenario (closed loop). */
     static final int SLOTS = 4;
     static final int BLOCK = 4096;
     /** Blocks per slot in the image; each slot writes then reads back its blocks in turn. */
     static final int BLOCKS_PER_SLOT = 64;
-    /** Stack of the workload thread: far more than DEPTH_LIMIT levels need. */
-    private static final long STACK_BYTES = 64L << 20;
+    /** Stack of the workload thread: small, so the guard-off recursion overflows it quickly. */
+    public static final long STACK_BYTES = 512L << 10;
 
     private final AioMode aio;
 
@@ -102,19 +111,21 @@ public final class SubmitRecursionRepro implements Repro {
             int maxDepth = Math.max(file.maxDepth, nul.maxDepth);
             String broken = file.broken != null ? "file: " + file.broken : nul.broken != null ? "null: " + nul.broken : null;
             boolean recursed = file.maxDepth > SubmitGuard.DEFAULT_CAP || nul.maxDepth > SubmitGuard.DEFAULT_CAP;
-            boolean seen = recursed || broken != null;
+            boolean overflowed = file.overflow != null || nul.overflow != null;
+            // Guard off, only the overflow counts; guard on, any depth past the cap is a failure.
+            boolean seen = broken != null || (guardOn ? recursed : overflowed);
             String detail;
             if (broken != null) {
                 detail = broken;
-            } else if (recursed) {
-                detail = guardOn
-                        ? "submit recursed past the cap although the guard is on"
-                        : file.overflowed || nul.overflowed
-                                ? "submit recursed until the stack overflowed"
-                                : file.stoppedByLimit || nul.stoppedByLimit
-                                        ? "submit recursed without bound; the workload stopped feeding it at depth " + DEPTH_LIMIT
-                                        : "submit recursed to depth " + maxDepth + ", one level per completion wave,"
-                                                + " until the workload ran out of requests";
+            } else if (guardOn && recursed) {
+                detail = "submit recursed past the cap although the guard is on";
+            } else if (overflowed) {
+                detail = "submit recursed until the " + (STACK_BYTES >> 10) + " KiB stack overflowed ("
+                        + (file.overflow != null ? "file" : "") + (file.overflow != null && nul.overflow != null ? ", " : "")
+                        + (nul.overflow != null ? "null" : "") + ")";
+            } else if (!guardOn) {
+                detail = "no overflow: submit recursed to depth " + maxDepth + " and the workload ended ("
+                        + (file.stoppedByLimit || nul.stoppedByLimit ? "depth limit" : "request or time limit") + ")";
             } else {
                 detail = guardOn
                         ? "depth stayed at the cap; every request completed once and read back intact"
@@ -127,6 +138,14 @@ public final class SubmitRecursionRepro implements Repro {
                     .with("null_max_depth", nul.maxDepth)
                     .with("cap", SubmitGuard.DEFAULT_CAP)
                     .with("cap_hits", file.capHits + nul.capHits)
+                    .with("overflow", overflowed ? StackOverflowError.class.getSimpleName() : "none")
+                    .with("file_overflow", overflowSeen(file, guardOn))
+                    .with("null_overflow", overflowSeen(nul, guardOn))
+                    .with("stack_kib", STACK_BYTES >> 10)
+                    .with("cycle", cycle(file.overflow != null ? file.overflow : nul.overflow))
+                    .with("abandoned", file.abandoned != null ? "file:" + file.abandoned
+                            + (nul.abandoned != null ? ";null:" + nul.abandoned : "")
+                            : nul.abandoned != null ? "null:" + nul.abandoned : "none")
                     .with("file_sync_completions", file.syncCompletions + "/" + file.completed)
                     // The engine's submit calls: io_submit, or io_uring_enter with aio=io_uring.
                     .with("io_submit_per_request", file.completed == 0 ? "0"
@@ -144,7 +163,9 @@ public final class SubmitRecursionRepro implements Repro {
         long completed;
         long syncCompletions;
         long ioSubmits;
-        boolean overflowed;
+        StackOverflowError overflow;
+        /** What the scenario left unclosed after an overflow, or null. */
+        String abandoned;
         boolean stoppedByLimit;
         String broken;
     }
@@ -190,7 +211,13 @@ public final class SubmitRecursionRepro implements Repro {
                     done += w;
                 }
             }
+            // Clean before the run: a page still under writeback when the loop rewrites it is
+            // another write io_uring hands to its workers.
+            int synced = FileIo.fdatasync(fd);
             FileIo.close(fd);
+            if (synced < 0) {
+                throw new IllegalStateException("cannot sync the image: " + Errno.name(synced));
+            }
             driver = FileDriver.open(img, aio, FileDriver.Cache.WRITEBACK, false);
         } else {
             driver = new NullDriver(deviceBytes, NullDriver.Completion.SYNC);
@@ -201,7 +228,8 @@ public final class SubmitRecursionRepro implements Repro {
         SubmitGuard guard = engine.submitGuard();
         Timer watchdog = ctx.timer("repro-000-watchdog", () -> { });
         try (Arena arena = Arena.ofConfined()) {
-            Loop loop = new Loop(ch, guard::depth, arena, options.iterations(), guardOn, kind.equals("file"));
+            int requests = guardOn ? options.iterations() : Math.max(options.iterations(), OVERFLOW_REQUESTS);
+            Loop loop = new Loop(ch, guard::depth, arena, requests, guardOn, kind.equals("file"));
             long deadline = System.nanoTime() + options.timeLimit().toNanos();
             try {
                 DeferCall dc = ctx.deferCall();
@@ -226,7 +254,8 @@ public final class SubmitRecursionRepro implements Repro {
                     ctx.poll(true);
                 }
             } catch (StackOverflowError e) {
-                out.overflowed = true;
+                // Caught below every frame of the cycle: the stack is unwound, this frame has room.
+                out.overflow = e;
             }
             watchdog.cancel();
             out.maxDepth = guard.maxDepth();
@@ -236,19 +265,66 @@ public final class SubmitRecursionRepro implements Repro {
             out.ioSubmits = engine.submitCalls();
             out.broken = loop.broken;
             out.stoppedByLimit = loop.stoppedByLimit > 0;
-            if (out.broken == null && !out.overflowed) {
+            // Guard off, a run that ended at the time limit has requests in flight: not a loss.
+            if (out.broken == null && out.overflow == null && (guardOn || loop.finished())) {
                 out.broken = loop.check();
             }
-            if (!out.overflowed) {
+            if (out.overflow == null) {
                 ch.close();
                 driver.close();
                 ctx.close();
             } else {
-                // The unwound stack left the engine's state mid-update: keep nothing, free the fds.
+                // The unwound stack left the engine mid-update (in-flight counts, its ring): the
+                // channel and engine are abandoned, not closed; the image's fd and the context go.
                 driver.close();
+                out.abandoned = "channel,engine";
+                try {
+                    ctx.close();
+                } catch (IllegalStateException e) {
+                    // A bottom half the overflow left scheduled: the context dies with this thread.
+                    out.abandoned = "channel,engine,context";
+                }
             }
         }
         return out;
+    }
+
+    /**
+     * The distinct frames ({@code Class.method}) of one turn of the cycle, outermost first, read
+     * from {@code e}'s stack trace between two consecutive {@code SubmissionQueue.ioqSubmit} frames;
+     * {@code none} without an overflow, {@code unknown} if the trace holds no full turn.
+     */
+    static String cycle(StackOverflowError e) {
+        if (e == null) {
+            return "none";
+        }
+        StackTraceElement[] t = e.getStackTrace();
+        int inner = -1;
+        for (int i = 0; i < t.length; i++) {
+            if (!isSubmit(t[i])) {
+                continue;
+            }
+            if (inner < 0) {
+                inner = i;
+                continue;
+            }
+            LinkedHashSet<String> frames = new LinkedHashSet<>();
+            for (int j = i; j > inner; j--) { // outer ioqSubmit down to the frame that re-enters it
+                String c = t[j].getClassName();
+                frames.add(c.substring(c.lastIndexOf('.') + 1) + "." + t[j].getMethodName());
+            }
+            return String.join(">", frames);
+        }
+        return "unknown";
+    }
+
+    /** Per scenario: {@code yes}; guard off without an overflow, {@code missed}; guard on, {@code no}. */
+    private static String overflowSeen(Outcome o, boolean guardOn) {
+        return o.overflow != null ? "yes" : guardOn ? "no" : "missed";
+    }
+
+    private static boolean isSubmit(StackTraceElement f) {
+        return f.getClassName().equals(SubmissionQueue.class.getName()) && f.getMethodName().equals("ioqSubmit");
     }
 
     /**
@@ -365,7 +441,7 @@ public final class SubmitRecursionRepro implements Repro {
                     return;
                 }
             }
-            // Guard off: stop feeding the cycle at the limit, so the run ends instead of crashing.
+            // Guard off: a stack that has not overflowed by this depth never will; stop feeding it.
             if (!guardOn && depth.getAsInt() >= DEPTH_LIMIT) {
                 stoppedByLimit++;
                 idle[s] = true;

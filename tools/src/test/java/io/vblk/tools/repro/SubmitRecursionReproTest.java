@@ -11,22 +11,44 @@ import org.junit.jupiter.api.Timeout;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-/** Seed 000: the submit recursion shown with the guard off (bounded by the workload), held with it on. */
+/** Seed 000: the submit recursion overflows a small stack with the guard off, and is held with it on. */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class SubmitRecursionReproTest {
 
     @Test
-    void recursionIsReproducedWithTheGuardOff() throws Exception {
+    void recursionOverflowsTheStackWithTheGuardOff() throws Exception {
         ReproResult r = ReproTesting.run(new SubmitRecursionRepro(), false, ReproTesting.options(2000, 1));
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
         assertThat(r.expected()).isTrue();
-        // Both drivers recursed until the workload's own limit: nothing else stopped the cycle.
-        assertThat(r.extra().get("file_max_depth")).isEqualTo(String.valueOf(SubmitRecursionRepro.DEPTH_LIMIT));
-        assertThat(r.extra().get("null_max_depth")).isEqualTo(String.valueOf(SubmitRecursionRepro.DEPTH_LIMIT));
-        assertThat(r.extra().get("max_depth")).isEqualTo(String.valueOf(SubmitRecursionRepro.DEPTH_LIMIT));
+        // Both drivers recursed until the small stack overflowed: nothing else stopped the cycle.
+        assertOverflowed(r);
+        assertThat(r.extra().get("file_overflow")).isEqualTo("yes");
+        assertThat(r.detail()).contains("stack overflowed");
+        assertThat(r.line()).contains(" result=reproduced ").contains(" overflow=StackOverflowError ");
+    }
+
+    /** What every guard-off overflow shows: seed 000's cycle, far past the cap, no cap hit. */
+    private static void assertOverflowed(ReproResult r) {
+        assertThat(r.extra().get("overflow")).isEqualTo("StackOverflowError");
+        assertThat(r.extra().get("null_overflow")).isEqualTo("yes");
+        assertThat(Integer.parseInt(r.extra().get("null_max_depth"))).isGreaterThan(4 * SubmitGuard.DEFAULT_CAP)
+                .isLessThan(SubmitRecursionRepro.DEPTH_LIMIT);
         assertThat(r.extra().get("cap_hits")).isEqualTo("0");
-        assertThat(r.detail()).contains("without bound");
-        assertThat(r.line()).contains("max_depth=" + SubmitRecursionRepro.DEPTH_LIMIT);
+        // One turn of the cycle, read from the error's trace: submit, its completion pass (whose
+        // callbacks queue the next requests and return), the section end, the deferred submit.
+        assertThat(r.extra().get("cycle")).startsWith("SubmissionQueue.ioqSubmit>")
+                .contains(">SubmissionQueue.processCompletions>").contains(">DeferCall.end>")
+                .endsWith(">SubmissionQueue.deferredSubmit");
+    }
+
+    /** The test JVM survives the overflow: a second guard-off run in the same JVM overflows again. */
+    @Test
+    void theJvmSurvivesRepeatedOverflows() throws Exception {
+        for (int i = 0; i < 2; i++) {
+            ReproResult r = ReproTesting.run(new SubmitRecursionRepro(), false, ReproTesting.options(2000, 1));
+            assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
+            assertOverflowed(r);
+        }
     }
 
     @Test
@@ -48,12 +70,11 @@ class SubmitRecursionReproTest {
         ReproResult r = ReproTesting.run(new SubmitRecursionRepro(AioMode.IO_URING), false, ReproTesting.options(2000, 1));
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
         assertThat(r.line()).contains(" engine=io_uring ");
-        // The file scenario recursed far past the cap, though not always to the workload's limit:
-        // io_uring hands a buffered write that would block (a page under writeback) to its async
-        // workers, and such a completion arrives from the loop and starts the chain again.
+        // The null scenario overflows; the file scenario recurses far past the cap, though not
+        // always to an overflow: io_uring hands a buffered write that would block (a page under
+        // writeback) to its async workers, and such a completion starts the chain again from the loop.
+        assertOverflowed(r);
         assertThat(Integer.parseInt(r.extra().get("file_max_depth"))).isGreaterThan(2 * SubmitGuard.DEFAULT_CAP);
-        assertThat(r.extra().get("null_max_depth")).isEqualTo(String.valueOf(SubmitRecursionRepro.DEPTH_LIMIT));
-        assertThat(r.extra().get("cap_hits")).isEqualTo("0");
     }
 
     @Test
