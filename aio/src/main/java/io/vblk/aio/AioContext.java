@@ -66,6 +66,8 @@ public final class AioContext implements AutoCloseable {
     private long pollHits;
     private long blockedNanos;
     private long spinNanos;
+    /** Foreign completion attempts handed over (seed 002); any thread adds, so atomic. */
+    private final java.util.concurrent.atomic.AtomicLong foreignCompletions = new java.util.concurrent.atomic.AtomicLong();
     /** Counted by {@link FdHandler#drainedBegin} and {@link FdHandler#drainedEnd}. */
     long drainedSections;
     long drainRechecks;
@@ -451,8 +453,15 @@ public final class AioContext implements AutoCloseable {
 
     // ---------------------------------------------------------------- per-context state
 
-    /** The home thread's defer-call sections. Home thread. */
+    /**
+     * The home thread's defer-call sections. Home thread. With {@link Guard#HOME_THREAD} off
+     * (reproducers only) a foreign caller gets its own thread's sections, as QEMU's per-thread
+     * {@code defer_call}, so it reaches the engine state that seed 002 corrupts.
+     */
     public DeferCall deferCall() {
+        if (!guards[Guard.HOME_THREAD.ordinal()] && Thread.currentThread() != home) {
+            return DeferCall.current();
+        }
         DeferCall d = deferCall;
         if (d == null) {
             assertLoopThread();
@@ -507,6 +516,19 @@ public final class AioContext implements AutoCloseable {
     /** Paused handlers re-run when their drained section ended, so no kick is lost. */
     public long drainRechecks() {
         return drainRechecks;
+    }
+
+    /**
+     * Counts one completion attempt from a foreign thread that was handed over to this context
+     * (a bottom half or {@link #runOn}) instead of reaping here (seed 002). Any thread.
+     */
+    public void countForeignCompletion() {
+        foreignCompletions.incrementAndGet();
+    }
+
+    /** Foreign completion attempts handed over to this context (seed 002). Any thread. */
+    public long foreignCompletions() {
+        return foreignCompletions.get();
     }
 
     // ---------------------------------------------------------------- close

@@ -122,6 +122,7 @@ public final class VblkMetrics implements AutoCloseable {
         counter(b, Meter.LOOP_TIMER_RUNS, ctx, AioContext::timerRuns, t);
         counter(b, Meter.GUARD_DRAINED_SECTIONS, ctx, AioContext::drainedSections, t);
         counter(b, Meter.GUARD_DRAIN_RECHECKS, ctx, AioContext::drainRechecks, t);
+        counter(b, Meter.GUARD_FOREIGN_COMPLETIONS, ctx, AioContext::foreignCompletions, t);
         return done(b);
     }
 

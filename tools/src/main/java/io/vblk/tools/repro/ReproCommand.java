@@ -42,7 +42,7 @@ public final class ReproCommand implements Callable<Integer> {
     long seed = 1;
 
     @Option(names = "--aio", paramLabel = "native|io_uring",
-            description = "engine of submit-recursion's file scenario (default: native)")
+            description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
     @Override
@@ -61,7 +61,9 @@ public final class ReproCommand implements Callable<Integer> {
             chosen = List.of(r);
         }
         SubmitRecursionRepro recursion = submitRecursion();
-        chosen = chosen.stream().map(r -> r instanceof SubmitRecursionRepro ? recursion : r).toList();
+        CrossThreadCompletionRepro crossThread = new CrossThreadCompletionRepro(recursion.aio());
+        chosen = chosen.stream().map(r -> r instanceof SubmitRecursionRepro ? recursion
+                : r instanceof CrossThreadCompletionRepro ? crossThread : r).toList();
         boolean allExpected = true;
         for (Repro r : chosen) {
             boolean[] guards = hazard.equals("all") ? new boolean[] {false, true} : new boolean[] {parseGuard()};

@@ -7,17 +7,19 @@ import java.util.Map;
  * Any thread: immutable.
  *
  * <p>What a reproducer saw, printed as the one final line
- * {@code hazard=<name> guard=<on|off> result=<reproduced|held|missed> iterations=N detail=... [k=v ...]}.
+ * {@code hazard=<name> guard=<on|off> result=<reproduced|held|missed|inconclusive> iterations=N detail=... [k=v ...]}.
  *
  * @param outcome    REPRODUCED: the hazard happened; HELD: it did not happen with the guard on;
- *                   MISSED: the guard was off and the hazard did not show within the bounds
+ *                   MISSED: the guard was off and the hazard did not show within the bounds;
+ *                   INCONCLUSIVE: the run failed for a reason that is not the hazard (an I/O error,
+ *                   the workload timing out), so it shows neither; never the expected result
  * @param detail     one human sentence, spaces replaced by '_' when printed
  * @param extra      further key=value facts (e.g. max_depth), printed in insertion order
  */
 public record ReproResult(String hazard, boolean guardOn, Outcome outcome, long iterations,
                           String detail, Map<String, String> extra) {
 
-    public enum Outcome { REPRODUCED, HELD, MISSED }
+    public enum Outcome { REPRODUCED, HELD, MISSED, INCONCLUSIVE }
 
     public ReproResult {
         extra = new LinkedHashMap<>(extra);

@@ -1,5 +1,6 @@
 package io.vblk.tools.repro;
 
+import io.vblk.aio.engine.AioMode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -30,16 +31,40 @@ class SeedHazardReproTest {
 
     @Test
     void crossThreadCompletionIsReproducedWithTheGuardOff() throws Exception {
-        ReproResult r = ReproTesting.run(new CrossThreadCompletionRepro(), false, ReproTesting.options(3000, 1));
+        ReproResult r = ReproTesting.run(new CrossThreadCompletionRepro(), false,
+                ReproTesting.options(2_000_000, 1));
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
-        assertThat(r.detail()).containsAnyOf("completed twice", "went backwards", "never completed", "did not finish");
+        assertThat(r.expected()).isTrue();
+        assertThat(r.extra().get("engine")).isEqualTo("linux-aio");
+        // Both threads walked the same completions: a request handed back twice (seen by the repro's
+        // callback, or refused by the engine's own state check), or the in-flight count went negative.
+        long collisions = Long.parseLong(r.extra().get("double_completions"))
+                + Long.parseLong(r.extra().get("engine_errors"))
+                + (Long.parseLong(r.extra().get("min_in_flight")) < 0 ? 1 : 0);
+        assertThat(collisions).isPositive();
+        assertThat(r.extra().get("handed_over")).isEqualTo("0");
+    }
+
+    @Test
+    void crossThreadCompletionIsReproducedOnIoUringWithTheGuardOff() throws Exception {
+        ReproResult r = ReproTesting.run(new CrossThreadCompletionRepro(AioMode.IO_URING), false,
+                ReproTesting.options(2_000_000, 1));
+        assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
+        assertThat(r.extra().get("engine")).isEqualTo("io_uring");
+    }
+
+    @Test
+    void crossThreadCompletionIsHeldOnIoUringWithTheGuardOn() throws Exception {
+        ReproResult r = ReproTesting.run(new CrossThreadCompletionRepro(AioMode.IO_URING), true,
+                ReproTesting.options(50_000, 1));
+        CrossThreadCompletionStressTest.assertHeld(r, 50_000);
+        assertThat(r.extra().get("engine")).isEqualTo("io_uring");
     }
 
     @Test
     void crossThreadCompletionIsHeldWithTheGuardOn() throws Exception {
-        ReproResult r = ReproTesting.run(new CrossThreadCompletionRepro(), true, ReproTesting.options(500, 1));
-        assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.HELD);
-        assertThat(r.extra().get("refused")).isEqualTo("500");
+        ReproResult r = ReproTesting.run(new CrossThreadCompletionRepro(), true, ReproTesting.options(50_000, 1));
+        CrossThreadCompletionStressTest.assertHeld(r, 50_000);
     }
 
     @Test
