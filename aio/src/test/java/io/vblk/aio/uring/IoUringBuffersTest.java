@@ -90,19 +90,7 @@ class IoUringBuffersTest {
 
     /** An iovec array over the region from byte {@code at}, cut into segments of the given sizes. */
     private MemorySegment iov(long at, int... sizes) {
-        MemorySegment iov = arena.allocate(16L * sizes.length, 8);
-        for (int i = 0; i < sizes.length; i++) {
-            iov.set(ValueLayout.JAVA_LONG, 16L * i, regionAddr + at);
-            iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, sizes[i]);
-            at += sizes[i];
-        }
-        return iov;
-    }
-
-    private static void fillPattern(MemorySegment data, int seed) {
-        for (long i = 0; i < data.byteSize(); i++) {
-            data.set(ValueLayout.JAVA_BYTE, i, (byte) (seed * 31 + i * 7 + (i >> 9)));
-        }
+        return IoVecs.cut(arena, regionAddr + at, sizes);
     }
 
     private void pollUntilCount(int n, String what) {
@@ -126,7 +114,7 @@ class IoUringBuffersTest {
         assertThat(buffers.indexOf(regionAddr + REGION - BLOCK, BLOCK + 1)).as("past the end").isEqualTo(-1);
         int n = 16;
         MemorySegment out = region.asSlice(0, (long) n * 2 * BLOCK);
-        fillPattern(out, 3);
+        IoVecs.fillPattern(out, 3);
         for (int i = 0; i < n; i++) {
             long off = (long) (i * 7 % n) * 2 * BLOCK; // scattered
             assertThat(buffers.prepareWriteFixed(fd, regionAddr + (long) i * 2 * BLOCK, 2 * BLOCK, off, 0, 0, "w" + i))
@@ -162,7 +150,7 @@ class IoUringBuffersTest {
         assertThat(buffers.indexOf(regionAddr + REGION / 2 + BLOCK, BLOCK)).isEqualTo(1);
         int n = 8;
         MemorySegment out = region.asSlice(0, (long) n * 2 * BLOCK);
-        fillPattern(out, 5);
+        IoVecs.fillPattern(out, 5);
         for (int i = 0; i < n; i++) {
             // Three segments, sector-aligned for O_DIRECT, as a guest's scatter list.
             MemorySegment iov = iov((long) i * 2 * BLOCK, 1024, 4096, 3072);
@@ -192,7 +180,7 @@ class IoUringBuffersTest {
     void shortFixedReadsAtEndOfFileAreResubmittedForTheRest() {
         int fd = openFile("short", false, 0);
         MemorySegment content = arena.allocate(5000, 8);
-        fillPattern(content, 9);
+        IoVecs.fillPattern(content, 9);
         assertThat(FileIo.pwrite(fd, content.address(), 5000, 0)).isEqualTo(5000);
         assertThat(ring.buffers().register(region)).isZero();
         region.asSlice(0, 3 * 8192).fill((byte) 0x77);

@@ -99,20 +99,7 @@ class IoUringTest {
 
     /** An iovec array over {@code data} cut into segments of the given sizes. */
     private MemorySegment iov(MemorySegment data, int... sizes) {
-        MemorySegment iov = arena.allocate(16L * sizes.length, 8);
-        long at = 0;
-        for (int i = 0; i < sizes.length; i++) {
-            iov.set(ValueLayout.JAVA_LONG, 16L * i, data.address() + at);
-            iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, sizes[i]);
-            at += sizes[i];
-        }
-        return iov;
-    }
-
-    private static void fillPattern(MemorySegment data, int seed) {
-        for (long i = 0; i < data.byteSize(); i++) {
-            data.set(ValueLayout.JAVA_BYTE, i, (byte) (seed * 31 + i * 7 + (i >> 9)));
-        }
+        return IoVecs.cut(arena, data.address(), sizes);
     }
 
     private void pollUntilCount(int n, String what) {
@@ -174,7 +161,7 @@ class IoUringTest {
         long[] offsets = new long[n];
         for (int i = 0; i < n; i++) {
             out[i] = arena.allocate(2 * BLOCK, BLOCK);
-            fillPattern(out[i], i + 1);
+            IoVecs.fillPattern(out[i], i + 1);
             offsets[i] = (long) (i * 5 % n) * 3 * BLOCK; // scattered, non-overlapping
             // Three segments, sector-aligned for O_DIRECT.
             assertThat(ring.prepareWritev(fd, iov(out[i], 1024, 4096, 3072).address(), 3, offsets[i], "w" + i))
@@ -239,7 +226,7 @@ class IoUringTest {
     void aShortReadAtEndOfFileIsResubmittedForTheRestAndReportsWhatWasThere() {
         int fd = openFile("short", false, 0);
         MemorySegment content = arena.allocate(5000, 8);
-        fillPattern(content, 9);
+        IoVecs.fillPattern(content, 9);
         assertThat(FileIo.pwrite(fd, content.address(), 5000, 0)).isEqualTo(5000);
         ring = IoUring.open(ctx, 8, done);
         MemorySegment in = arena.allocate(8192, BLOCK);
@@ -277,7 +264,7 @@ class IoUringTest {
         assertThat(done.count()).as("an -EAGAIN is not a completion").isZero();
         assertThat(ring.inFlight()).isEqualTo(1);
         MemorySegment msg = arena.allocate(64, 8);
-        fillPattern(msg, 3);
+        IoVecs.fillPattern(msg, 3);
         assertThat(FileIo.write(sv[1], msg.address(), 64)).isEqualTo(64);
         pollUntilCount(1, "read after data arrived");
         assertThat(done.resultOf("recv")).isEqualTo(64);
@@ -415,7 +402,7 @@ class IoUringTest {
         assertThat(ring.registerFiles(fd)).isZero();
         assertThat(ring.registerFiles(fd)).as("already registered").isEqualTo(-Errno.EBUSY);
         MemorySegment out = arena.allocate(2 * BLOCK, BLOCK);
-        fillPattern(out, 5);
+        IoVecs.fillPattern(out, 5);
         MemorySegment in = arena.allocate(2 * BLOCK, BLOCK);
         assertThat(ring.prepareWritev(fd, iov(out, BLOCK, BLOCK).address(), 2, 3 * BLOCK, "w")).isTrue();
         assertThat(ring.unregisterFiles()).as("requests in flight").isEqualTo(-Errno.EBUSY);
