@@ -38,24 +38,8 @@ public final class UnixSockets {
 
     /** A listening AF_UNIX stream socket bound to {@code path}, non-blocking and close-on-exec: fd or -errno. */
     public static int unixListen(String path, int backlog) {
-        int fd = LibC.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            return LibC.err();
-        }
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment sa = a.allocate(SockAddrUnLayout.BYTES, 8);
-            int len = SockAddrUnLayout.write(sa, path);
-            if (len < 0) {
-                LibC.close(fd);
-                return len;
-            }
-            if (LibC.bind(fd, sa.address(), len) < 0 || LibC.listen(fd, backlog) < 0) {
-                int e = LibC.err();
-                LibC.close(fd);
-                return e;
-            }
-            return fd;
-        }
+        return atAddress(SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, path, (fd, sa, len) ->
+                LibC.bind(fd, sa, len) < 0 || LibC.listen(fd, backlog) < 0 ? LibC.err() : 0);
     }
 
     /**
@@ -64,24 +48,34 @@ public final class UnixSockets {
      * non-blocking if asked. Returns the fd or -errno (-ENOENT, -ECONNREFUSED, ...).
      */
     public static int unixConnect(String path, boolean nonBlocking) {
-        int fd = LibC.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        return atAddress(SOCK_STREAM | SOCK_CLOEXEC, path, (fd, sa, len) -> {
+            int r;
+            do {
+                r = LibC.connect(fd, sa, len) < 0 ? LibC.err() : 0;
+            } while (r == -Errno.EINTR);
+            return r == 0 && nonBlocking ? FileIo.setNonBlocking(fd, true) : r;
+        });
+    }
+
+    /** What {@link #atAddress} does with the new socket and {@code path} as a {@code sockaddr_un}: 0 or -errno. */
+    @FunctionalInterface
+    private interface AddressOp {
+        int apply(int fd, long sockaddr, int len);
+    }
+
+    /**
+     * A new AF_UNIX socket of {@code type}, handed to {@code op} with {@code path} as its address:
+     * the fd, or -errno (the socket is closed when the address or {@code op} fails). Set-up only.
+     */
+    private static int atAddress(int type, String path, AddressOp op) {
+        int fd = LibC.socket(AF_UNIX, type, 0);
         if (fd < 0) {
             return LibC.err();
         }
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sa = a.allocate(SockAddrUnLayout.BYTES, 8);
             int len = SockAddrUnLayout.write(sa, path);
-            if (len < 0) {
-                LibC.close(fd);
-                return len;
-            }
-            int r;
-            do {
-                r = LibC.connect(fd, sa.address(), len) < 0 ? LibC.err() : 0;
-            } while (r == -Errno.EINTR);
-            if (r == 0 && nonBlocking) {
-                r = FileIo.setNonBlocking(fd, true);
-            }
+            int r = len < 0 ? len : op.apply(fd, sa.address(), len);
             if (r < 0) {
                 LibC.close(fd);
                 return r;
