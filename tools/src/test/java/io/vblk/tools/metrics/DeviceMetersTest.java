@@ -66,7 +66,19 @@ class DeviceMetersTest {
     private WorkloadResult run(Workload w) throws Exception {
         WorkloadResult r = WorkloadRun.start(guest, w).await(Duration.ofSeconds(30));
         assertThat(r.error()).isNull();
+        settleIoThreads();
         return r;
+    }
+
+    /**
+     * Waits until each IoThread has finished what it was doing when the guest saw its last completion:
+     * the guest wakes on the call eventfd write, before the IoThread has counted that write and ended
+     * its section. A task handed over to each IoThread runs only after that.
+     */
+    private void settleIoThreads() {
+        for (IoThread t : blk.ioThreads()) {
+            io.vblk.aio.AioContext.await(t.ctx().callOn(() -> null), Duration.ofSeconds(10));
+        }
     }
 
     /** A run the device fails: the workload stops at the first error status and says so. */
