@@ -60,6 +60,8 @@ public final class AioContext implements AutoCloseable {
     private boolean closed;
 
     private long pollNs;
+    /** Between the first busy-poll window after a block and the next block ({@link #endPolling}). */
+    private boolean pollStarted;
     private long iterations;
     private long bhRuns;
     private long timerRuns;
@@ -259,8 +261,17 @@ public final class AioContext implements AutoCloseable {
     }
 
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
+        return addPollHandler(handlerName, poll, null, null);
+    }
+
+    /**
+     * Registers a busy-poll hook with window hooks: {@code pollBegin} when a busy-poll window
+     * opens, {@code pollEnd} when it closes without work (either may be null). Home thread.
+     */
+    public PollHandler addPollHandler(String handlerName, BooleanSupplier poll, Runnable pollBegin,
+                                      Runnable pollEnd) {
         assertLoopThread();
-        PollHandler p = new PollHandler(this, handlerName, poll);
+        PollHandler p = new PollHandler(this, handlerName, poll, pollBegin, pollEnd);
         PollHandler[] n = java.util.Arrays.copyOf(pollHandlers, pollHandlers.length + 1);
         n[n.length - 1] = p;
         pollHandlers = n;
@@ -299,6 +310,8 @@ public final class AioContext implements AutoCloseable {
         if (blocking && !progress) {
             if (pollHandlers.length > 0 && options.pollMaxNs() > 0 && pollNs > 0 && busyPoll()) {
                 progress = true;
+            } else if (pollStarted && endPolling()) {
+                progress = true;
             } else {
                 wait = waitForTimers();
             }
@@ -318,31 +331,76 @@ public final class AioContext implements AutoCloseable {
         return progress;
     }
 
-    /** Spins on the poll handlers for up to the window; true when one found work. */
+    /**
+     * Spins on the poll handlers for up to the window; true when one found work. The first window
+     * after a block opens polling ({@code pollBegin} on every handler); it stays open across windows
+     * that find work, as QEMU's {@code poll_started}, and closes only before the loop blocks.
+     */
     private boolean busyPoll() {
         long start = System.nanoTime();
         long end = start + pollNs;
         Timer next = timers.peek();
+        PollHandler[] handlers = pollHandlers;
+        if (!pollStarted) {
+            pollStarted = true;
+            for (PollHandler p : handlers) {
+                if (p.pollBegin != null) {
+                    p.pollBegin.run();
+                }
+            }
+        }
         try {
-            do {
-                for (PollHandler p : pollHandlers) {
-                    if (p.poll.getAsBoolean()) {
-                        pollHits++;
-                        return true;
-                    }
-                }
-                if (hasPendingBhs()) {
-                    return false;
-                }
-                if (next != null && next.deadline - clock.nanoTime() <= 0) {
-                    return false;
-                }
-                Thread.onSpinWait();
-            } while (System.nanoTime() - end < 0);
-            return false;
+            return spin(handlers, end, next);
         } finally {
             spinNanos += System.nanoTime() - start;
         }
+    }
+
+    /**
+     * Closes polling before the loop blocks: every handler re-enables its notifications, then those
+     * with hooks are polled once more, so work that arrived after the last poll but before the
+     * re-enable (and so without a notification) is taken now instead of waiting in the ring.
+     * True when that last poll found work (the loop must not block then).
+     */
+    private boolean endPolling() {
+        pollStarted = false;
+        PollHandler[] handlers = pollHandlers;
+        boolean hooked = false;
+        for (PollHandler p : handlers) {
+            if (p.pollEnd != null) {
+                p.pollEnd.run();
+                hooked = true;
+            }
+        }
+        if (!hooked) {
+            return false;
+        }
+        for (PollHandler p : handlers) {
+            if (p.pollEnd != null && p.poll.getAsBoolean()) {
+                pollHits++;
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private boolean spin(PollHandler[] handlers, long end, Timer next) {
+        do {
+            for (PollHandler p : handlers) {
+                if (p.poll.getAsBoolean()) {
+                    pollHits++;
+                    return true;
+                }
+            }
+            if (hasPendingBhs()) {
+                return false;
+            }
+            if (next != null && next.deadline - clock.nanoTime() <= 0) {
+                return false;
+            }
+            Thread.onSpinWait();
+        } while (System.nanoTime() - end < 0);
+        return false;
     }
 
     /**
