@@ -38,8 +38,6 @@ import java.util.function.Function;
 public final class AioContext implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(AioContext.class.getName());
     private static final ThreadLocal<AioContext> HOME = new ThreadLocal<>();
-    /** First busy-poll window once polling starts to pay off (QEMU starts at 4 us as well). */
-    private static final long POLL_START_NS = 4_000;
 
     private final String name;
     private final Thread home;
@@ -52,22 +50,17 @@ public final class AioContext implements AutoCloseable {
     private final List<Bh> allBhs = new ArrayList<>();
     private final TimerHeap timers = new TimerHeap();
     private final List<FdHandler> fdHandlers = new ArrayList<>();
-    private PollHandler[] pollHandlers = new PollHandler[0];
+    private final Poller poller;
     private final Map<Object, Object> attachments = new HashMap<>();
     private DeferCall deferCall;
     private boolean fdProgress;
     private RuntimeException callbackError;
     private boolean closed;
 
-    private long pollNs;
-    /** Between the first busy-poll window after a block and the next block ({@link #endPolling}). */
-    private boolean pollStarted;
     private long iterations;
     private long bhRuns;
     private long timerRuns;
-    private long pollHits;
     private long blockedNanos;
-    private long spinNanos;
     /** Foreign completion attempts handed over (seed 002); any thread adds, so atomic. */
     private final java.util.concurrent.atomic.AtomicLong foreignCompletions = new java.util.concurrent.atomic.AtomicLong();
     /** Counted by {@link FdHandler#drainedBegin} and {@link FdHandler#drainedEnd}. */
@@ -102,6 +95,7 @@ public final class AioContext implements AutoCloseable {
         this.options = options;
         java.util.Arrays.fill(guards, true);
         this.loop = new Loop(home);
+        this.poller = new Poller(this, options);
         this.bhs = new BhQueue(home, loop::wakeup);
         if (home == Thread.currentThread()) {
             bindHome();
@@ -260,21 +254,21 @@ public final class AioContext implements AutoCloseable {
         return h;
     }
 
+    /** Registers a busy-poll hook without window hooks. Home thread. */
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
         return addPollHandler(handlerName, poll, null, null);
     }
 
     /**
-     * Registers a busy-poll hook with window hooks: {@code pollBegin} when a busy-poll window
-     * opens, {@code pollEnd} when it closes without work (either may be null). Home thread.
+     * Registers a busy-poll hook: {@code poll} takes the work it finds and says whether there was
+     * any; {@code pollBegin} runs once when polling starts and {@code pollEnd} once when it ends
+     * before the loop blocks (either may be null; see {@link Poller}). Home thread.
      */
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll, Runnable pollBegin,
                                       Runnable pollEnd) {
         assertLoopThread();
         PollHandler p = new PollHandler(this, handlerName, poll, pollBegin, pollEnd);
-        PollHandler[] n = java.util.Arrays.copyOf(pollHandlers, pollHandlers.length + 1);
-        n[n.length - 1] = p;
-        pollHandlers = n;
+        poller.add(p);
         return p;
     }
 
@@ -283,9 +277,7 @@ public final class AioContext implements AutoCloseable {
     }
 
     void forget(PollHandler p) {
-        List<PollHandler> l = new ArrayList<>(List.of(pollHandlers));
-        l.remove(p);
-        pollHandlers = l.toArray(new PollHandler[0]);
+        poller.remove(p);
     }
 
     void noteProgress() {
@@ -307,11 +299,15 @@ public final class AioContext implements AutoCloseable {
         boolean progress = runBhs();
         progress |= runTimers();
         long wait = -1; // Netty: -1 = do not block
+        long windowStart = 0;
         if (blocking && !progress) {
-            if (pollHandlers.length > 0 && options.pollMaxNs() > 0 && pollNs > 0 && busyPoll()) {
-                progress = true;
-            } else if (pollStarted && endPolling()) {
-                progress = true;
+            // QEMU's try_poll_mode, then poll_set_started(false) only when about to block.
+            windowStart = System.nanoTime();
+            if (poller.mayPoll() && poller.window()) {
+                progress = true; // the window caught it: QEMU's sweet spot, no adjustment
+            } else if (poller.end()) {
+                progress = true; // the last poll after pollEnd found work: do not block
+                poller.adjust(System.nanoTime() - windowStart);
             } else {
                 wait = waitForTimers();
             }
@@ -320,9 +316,9 @@ public final class AioContext implements AutoCloseable {
         long t0 = wait >= 0 ? System.nanoTime() : 0;
         int n = loop.run(wait, 0);
         if (wait >= 0) {
-            long blocked = System.nanoTime() - t0;
-            blockedNanos += blocked;
-            adjustPollWindow(blocked);
+            long woke = System.nanoTime();
+            blockedNanos += woke - t0;
+            poller.adjust(woke - windowStart);
         }
         rethrowCallbackError();
         progress |= n > 0 || fdProgress;
@@ -332,100 +328,21 @@ public final class AioContext implements AutoCloseable {
     }
 
     /**
-     * Spins on the poll handlers for up to the window; true when one found work. The first window
-     * after a block opens polling ({@code pollBegin} on every handler); it stays open across windows
-     * that find work, as QEMU's {@code poll_started}, and closes only before the loop blocks.
+     * QEMU's adaptive window adjustment ({@link Poller#adjust}); {@code blockNs} runs from the start
+     * of the busy-poll window to the wake-up. For step tests.
      */
-    private boolean busyPoll() {
-        long start = System.nanoTime();
-        long end = start + pollNs;
-        Timer next = timers.peek();
-        PollHandler[] handlers = pollHandlers;
-        if (!pollStarted) {
-            pollStarted = true;
-            for (PollHandler p : handlers) {
-                if (p.pollBegin != null) {
-                    p.pollBegin.run();
-                }
-            }
-        }
-        try {
-            return spin(handlers, end, next);
-        } finally {
-            spinNanos += System.nanoTime() - start;
-        }
-    }
-
-    /**
-     * Closes polling before the loop blocks: every handler re-enables its notifications, then those
-     * with hooks are polled once more, so work that arrived after the last poll but before the
-     * re-enable (and so without a notification) is taken now instead of waiting in the ring.
-     * True when that last poll found work (the loop must not block then).
-     */
-    private boolean endPolling() {
-        pollStarted = false;
-        PollHandler[] handlers = pollHandlers;
-        boolean hooked = false;
-        for (PollHandler p : handlers) {
-            if (p.pollEnd != null) {
-                p.pollEnd.run();
-                hooked = true;
-            }
-        }
-        if (!hooked) {
-            return false;
-        }
-        for (PollHandler p : handlers) {
-            if (p.pollEnd != null && p.poll.getAsBoolean()) {
-                pollHits++;
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private boolean spin(PollHandler[] handlers, long end, Timer next) {
-        do {
-            for (PollHandler p : handlers) {
-                if (p.poll.getAsBoolean()) {
-                    pollHits++;
-                    return true;
-                }
-            }
-            if (hasPendingBhs()) {
-                return false;
-            }
-            if (next != null && next.deadline - clock.nanoTime() <= 0) {
-                return false;
-            }
-            Thread.onSpinWait();
-        } while (System.nanoTime() - end < 0);
-        return false;
-    }
-
-    /**
-     * QEMU's adaptive polling: an event that came soon after the window closed means a longer
-     * window would have caught it without a system call; one that took longer than the maximum
-     * means polling is wasted here.
-     */
-    void adjustPollWindow(long blockedNs) {
-        long max = options.pollMaxNs();
-        if (max == 0 || pollHandlers.length == 0) {
-            return;
-        }
-        if (blockedNs > max) {
-            pollNs = pollNs / options.shrinkFactor();
-            if (pollNs < POLL_START_NS) {
-                pollNs = 0;
-            }
-        } else if (pollNs < max) {
-            pollNs = pollNs == 0 ? POLL_START_NS : Math.min(max, pollNs * options.growFactor());
-        }
+    void adjustPollWindow(long blockNs) {
+        poller.adjust(blockNs);
     }
 
     /** The current busy-poll window in nanoseconds. */
     public long pollWindowNanos() {
-        return pollNs;
+        return poller.windowNanos();
+    }
+
+    /** Whether polling is started (between the first window after a block and the next block). */
+    public boolean pollStarted() {
+        return poller.started();
     }
 
     void callbackFailed(RuntimeException e, Object where) {
@@ -554,8 +471,14 @@ public final class AioContext implements AutoCloseable {
         return timerRuns;
     }
 
+    /** Work found by poll handlers, in busy-poll windows or the last poll before a block. */
     public long pollHits() {
-        return pollHits;
+        return poller.hits();
+    }
+
+    /** Busy-poll windows that spun to their end without work (the loop then blocked). */
+    public long pollMisses() {
+        return poller.misses();
     }
 
     public long blockedNanos() {
@@ -563,7 +486,7 @@ public final class AioContext implements AutoCloseable {
     }
 
     public long spinNanos() {
-        return spinNanos;
+        return poller.spinNanos();
     }
 
     /** Handlers of this context paused by drained sections (a device queue's kick handler, once per section). */

@@ -7,8 +7,10 @@ package io.vblk.aio;
  *
  * @param pollMaxNs   longest busy-poll window before the loop blocks; 0 turns polling off
  *                    (QEMU {@code poll-max-ns}; its default is 32768 on IoThreads)
- * @param pollGrow    factor the window grows by after a poll that found work late; 0 means 2
- * @param pollShrink  divisor the window shrinks by after a window that found nothing; 0 means 2
+ * @param pollGrow    factor the window grows by after a wait shorter than poll-max-ns; 0 means 2
+ *                    (QEMU {@code poll-grow})
+ * @param pollShrink  divisor the window shrinks by after a wait longer than poll-max-ns; 0 resets
+ *                    the window to 0, as QEMU's {@code poll-shrink} default
  * @param aioMaxBatch most requests one {@code io_submit} may carry; 0 means the driver's choice
  *                    (QEMU {@code aio-max-batch})
  */
@@ -39,9 +41,5 @@ public record AioOptions(long pollMaxNs, long pollGrow, long pollShrink, int aio
 
     long growFactor() {
         return pollGrow == 0 ? 2 : pollGrow;
-    }
-
-    long shrinkFactor() {
-        return pollShrink == 0 ? 2 : pollShrink;
     }
 }
