@@ -2,6 +2,7 @@ package io.vblk.aio.linuxaio;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.FdHandler;
+import io.vblk.aio.PollHandler;
 import io.vblk.aio.engine.EngineBackend;
 import io.vblk.aio.engine.IoEngine;
 import io.vblk.aio.engine.IoRequest;
@@ -64,6 +65,7 @@ public final class LinuxAio implements EngineBackend {
     private final int[] freeSlots;
     private int freeTop;
     private FdHandler efdHandler;
+    private PollHandler ringPoll;
     private EngineBackend.Queue queue;
 
     // io_getevents cursors, kept here so a nested completion pass continues where the outer stopped.
@@ -168,6 +170,12 @@ public final class LinuxAio implements EngineBackend {
         this.queue = q;
         // Not external: AIO completions must keep flowing while the context is drained.
         this.efdHandler = ctx.addFdHandler("linux-aio", efd, this::completionReady);
+        if (mode == CompletionMode.RING) {
+            // QEMU's qemu_laio_poll_cb: the ring is readable from user space, so the loop's busy
+            // poll can see completions before the eventfd wakes it. No pollBegin/pollEnd: the
+            // eventfd stays armed, so a completion after the last poll still wakes the loop.
+            this.ringPoll = ctx.addPollHandler("linux-aio.ring", this::pollRing);
+        }
     }
 
     @Override
@@ -247,6 +255,31 @@ public final class LinuxAio implements EngineBackend {
         }
     }
 
+    /**
+     * Whether the completion ring holds entries not yet consumed (QEMU's {@code io_getevents_peek}):
+     * one acquire read of {@code tail}, nothing consumed. Always false in {@link CompletionMode#GETEVENTS}.
+     */
+    public boolean completionsReady() {
+        if (mode != CompletionMode.RING) {
+            return false;
+        }
+        // Pairs with the kernel's smp_wmb() before publishing tail in aio_complete(), as in drainRing.
+        return ring.get(ValueLayout.JAVA_INT, AioRingLayout.HEAD) != (int) INT.getAcquire(ring, (long) AioRingLayout.TAIL);
+    }
+
+    /**
+     * The busy-poll hook: completes what the ring holds without reading the eventfd (its count is
+     * consumed by the next fd wake-up, which then finds the ring empty: one spare pass per busy
+     * period, as QEMU's poll_ready).
+     */
+    private boolean pollRing() {
+        if (!completionsReady()) {
+            return false;
+        }
+        queue.completionEvent();
+        return true;
+    }
+
     private void completionReady(int fd) {
         // Drain the eventfd first, so a completion that lands after the read re-arms it.
         EventFds.eventfdRead(efd);
@@ -315,6 +348,9 @@ public final class LinuxAio implements EngineBackend {
     /** Destroys the kernel context, the eventfd and the handler. */
     @Override
     public void close() {
+        if (ringPoll != null) {
+            ringPoll.remove();
+        }
         efdHandler.remove();
         AioCalls.ioDestroy(kctx);
         FileIo.close(efd);

@@ -70,7 +70,8 @@ public final class UringBackend implements EngineBackend {
     private EngineBackend.Queue queue;
 
     private UringBackend(AioContext ctx, int entries, IoUring.Wake wake) {
-        this.ring = IoUring.open(ctx, entries, this::uringCompleted, this::completionReady, false, wake);
+        // The CQ tail is readable from user space: the loop's busy poll reaps it (poll handler).
+        this.ring = IoUring.open(ctx, entries, this::uringCompleted, this::completionReady, true, wake);
         this.retry = ctx.bh("io_uring-retry", this::retrySubmit);
     }
 
