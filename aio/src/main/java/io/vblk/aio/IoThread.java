@@ -1,6 +1,10 @@
 package io.vblk.aio;
 
+import io.vblk.aio.sys.CpuAffinity;
+import io.vblk.aio.sys.Errno;
+
 import java.time.Duration;
+import java.util.BitSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -9,7 +13,8 @@ import java.util.concurrent.TimeUnit;
  * Any thread for {@link #close()} and {@link #ctx()}; the loop runs on its own thread.
  *
  * <p>A named thread that runs one {@link AioContext}'s loop until closed, as QEMU's
- * {@code iothread} object.
+ * {@code iothread} object. With a CPU set, the thread binds itself to it
+ * ({@code sched_setaffinity}) before its loop runs, so the placement covers the whole loop.
  */
 public final class IoThread implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(IoThread.class.getName());
@@ -19,11 +24,15 @@ public final class IoThread implements AutoCloseable {
     private final Thread thread;
     private final AioContext ctx;
     private final Bh stopBh;
+    private final BitSet cpus;
+    /** Set by the thread before {@code started} counts down when it could not start. */
+    private volatile RuntimeException startFailure;
     private final CountDownLatch started = new CountDownLatch(1);
     private final CompletableFuture<Void> terminated = new CompletableFuture<>();
     private boolean stopRequested;
 
-    private IoThread(String name, NanoClock clock, AioOptions options) {
+    private IoThread(String name, NanoClock clock, AioOptions options, BitSet cpus) {
+        this.cpus = cpus == null || cpus.isEmpty() ? null : (BitSet) cpus.clone();
         this.thread = new Thread(this::run, name);
         this.thread.setDaemon(true);
         this.ctx = new AioContext(name, thread, clock, options);
@@ -36,7 +45,20 @@ public final class IoThread implements AutoCloseable {
     }
 
     public static IoThread start(String name, NanoClock clock, AioOptions options) {
-        IoThread t = new IoThread(name, clock, options);
+        return start(name, clock, options, null);
+    }
+
+    /**
+     * Starts the thread bound to {@code cpus} (null or empty: wherever the scheduler puts it).
+     *
+     * @throws IllegalArgumentException when a CPU of {@code cpus} is not available to the process,
+     *                                  or the kernel refuses the mask; the message names the CPUs
+     */
+    public static IoThread start(String name, NanoClock clock, AioOptions options, BitSet cpus) {
+        if (cpus != null && !cpus.isEmpty()) {
+            CpuAffinity.checkAvailable(cpus, "IoThread " + name + " cpu-affinity=" + CpuAffinity.format(cpus));
+        }
+        IoThread t = new IoThread(name, clock, options, cpus);
         t.thread.start();
         try {
             t.started.await();
@@ -44,7 +66,16 @@ public final class IoThread implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted starting " + name, e);
         }
+        if (t.startFailure != null) {
+            t.terminated.join(); // the thread closed its context and ended
+            throw t.startFailure;
+        }
         return t;
+    }
+
+    /** The CPUs this thread was bound to, or null when unpinned. Any thread. */
+    public BitSet cpuAffinity() {
+        return cpus == null ? null : (BitSet) cpus.clone();
     }
 
     public AioContext ctx() {
@@ -61,6 +92,17 @@ public final class IoThread implements AutoCloseable {
 
     private void run() {
         ctx.bindHome();
+        if (cpus != null) {
+            int r = CpuAffinity.setCurrentThread(cpus);
+            if (r < 0) {
+                startFailure = new IllegalArgumentException("IoThread " + thread.getName() + ": cpu-affinity="
+                        + CpuAffinity.format(cpus) + " refused by sched_setaffinity: " + Errno.name(r));
+                ctx.close();
+                terminated.complete(null);
+                started.countDown();
+                return;
+            }
+        }
         started.countDown();
         try {
             while (!stopRequested) {

@@ -117,6 +117,7 @@ public final class VblkMetrics implements AutoCloseable {
         counter(b, Meter.LOOP_BLOCKED, ctx, c -> c.blockedNanos() / 1e9, t);
         counter(b, Meter.LOOP_SPIN, ctx, c -> c.spinNanos() / 1e9, t);
         counter(b, Meter.LOOP_POLL_HITS, ctx, AioContext::pollHits, t);
+        counter(b, Meter.LOOP_POLL_MISSES, ctx, AioContext::pollMisses, t);
         gauge(b, Meter.LOOP_POLL_WINDOW, ctx, c -> c.pollWindowNanos() / 1e9, t);
         counter(b, Meter.LOOP_BH_RUNS, ctx, AioContext::bhRuns, t);
         counter(b, Meter.LOOP_TIMER_RUNS, ctx, AioContext::timerRuns, t);

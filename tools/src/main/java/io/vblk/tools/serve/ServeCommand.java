@@ -47,7 +47,7 @@ public final class ServeCommand implements Callable<Integer> {
     List<String> blockdevs = new ArrayList<>();
 
     @Option(names = "--object", paramLabel = "OPTIONS", description = {
-            "iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B]",
+            "iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=0-1:3]",
             "metrics,id=M,addr=HOST:PORT[,path=/metrics]   (vblk: the Prometheus endpoint)"})
     List<String> objects = new ArrayList<>();
 

@@ -34,8 +34,12 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
             implements Blockdev {
     }
 
-    /** {@code --object iothread,...}: an IoThread and its polling/batching knobs (QEMU's defaults). */
-    public record IoThreadSpec(String id, long pollMaxNs, long pollGrow, long pollShrink, int aioMaxBatch) {
+    /**
+     * {@code --object iothread,...}: an IoThread and its polling/batching knobs (QEMU's defaults),
+     * and the CPUs it is bound to ({@code cpu-affinity}; null: unpinned).
+     */
+    public record IoThreadSpec(String id, long pollMaxNs, long pollGrow, long pollShrink, int aioMaxBatch,
+                               java.util.BitSet cpuAffinity) {
     }
 
     /** Where an export listens: a socket path it creates, or a listening fd it was given. */

@@ -102,8 +102,12 @@ public final class ServeDaemon {
 
     private void startAll() throws ServeOptionException {
         for (IoThreadSpec t : config.iothreads()) {
-            iothreads.put(t.id(), IoThread.start(t.id(), new AioOptions(t.pollMaxNs(), t.pollGrow(), t.pollShrink(),
-                    t.aioMaxBatch())));
+            AioOptions o = new AioOptions(t.pollMaxNs(), t.pollGrow(), t.pollShrink(), t.aioMaxBatch());
+            try {
+                iothreads.put(t.id(), IoThread.start(t.id(), io.vblk.aio.NanoClock.SYSTEM, o, t.cpuAffinity()));
+            } catch (IllegalArgumentException e) {
+                throw new ServeOptionException("--object iothread,id=" + t.id() + ": " + e.getMessage());
+            }
         }
         for (Blockdev b : config.blockdevs()) {
             try {

@@ -28,7 +28,7 @@ import java.util.Set;
  *            [,cache.no-flush=off][,read-only=on|off]
  * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
- * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B]
+ * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=LIST]
  * --export type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P | addr.type=fd,addr.str=FD
  *          [,writable=on|off][,num-queues=Q][,logical-block-size=B]
  *          [,iothread=I | ,iothread.0=I0,iothread.1=I1,...]   (vblk: queue q runs on iothread.(q mod n))
@@ -124,11 +124,21 @@ public final class ServeOptionParser {
             long grow = o.takeLong("poll-grow", 0, 0, Long.MAX_VALUE);
             long shrink = o.takeLong("poll-shrink", 0, 0, Long.MAX_VALUE);
             int batch = (int) o.takeLong("aio-max-batch", 0, 0, 1024);
+            java.util.BitSet cpus = null;
+            String affinity = o.take("cpu-affinity");
+            if (affinity != null) {
+                try {
+                    cpus = io.vblk.aio.sys.CpuAffinity.parse(affinity);
+                } catch (IllegalArgumentException e) {
+                    throw new ServeOptionException(o.where() + ": cpu-affinity=" + affinity + ": " + e.getMessage()
+                            + " (',' ends the property: write 0-1:3)");
+                }
+            }
             o.finish();
             if (threads.containsKey(id)) {
                 throw new ServeOptionException(o.where() + ": id " + id + " is used by another --object iothread");
             }
-            IoThreadSpec t = new IoThreadSpec(id, pollMax, grow, shrink, batch);
+            IoThreadSpec t = new IoThreadSpec(id, pollMax, grow, shrink, batch, cpus);
             threads.put(id, t);
             threadList.add(t);
         }

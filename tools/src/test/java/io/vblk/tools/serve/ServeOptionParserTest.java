@@ -130,6 +130,16 @@ class ServeOptionParserTest {
     }
 
     @Test
+    void iothreadCpuAffinity() throws Exception {
+        ServeConfig c = parse(NODE, List.of("iothread,id=io0,cpu-affinity=0-1:3", "iothread,id=io1"), export(""));
+        assertThat(c.iothreads().get(0).cpuAffinity()).isEqualTo(java.util.BitSet.valueOf(new long[] {0b1011}));
+        assertThat(c.iothreads().get(1).cpuAffinity()).isNull();
+        fails(NODE, List.of("iothread,id=io0,cpu-affinity=x"), export(""), "cpu-affinity=x",
+                "accepts a CPU list such as 1 or 0-1,3");
+        fails(NODE, List.of("iothread,id=io0,cpu-affinity=3-1"), export(""), "cpu-affinity=3-1", "backwards");
+    }
+
+    @Test
     void badExportOptions() {
         fails(NODE, List.of(), List.of("type=nbd,id=e0,node-name=n0"), "type=nbd", "accepts vhost-user-blk");
         fails(NODE, List.of(), List.of("type=vhost-user-blk,id=e0,node-name=zz,addr.type=unix,addr.path=/s"),
