@@ -57,6 +57,8 @@ public final class AioContext implements AutoCloseable {
     private RuntimeException callbackError;
     private boolean closed;
 
+    private long nestedWaits;
+    private long nestedWaitTimeouts;
     private long iterations;
     private long bhRuns;
     private long timerRuns;
@@ -255,6 +257,13 @@ public final class AioContext implements AutoCloseable {
     }
 
     /** Registers a busy-poll hook without window hooks. Home thread. */
+    /** A listening socket's accept handler: guard off, a main-loop source (see {@link NestedWait}). */
+    public FdHandler addListener(String handlerName, int fd, FdHandler.Callback callback) {
+        FdHandler h = addFdHandler(handlerName, fd, callback);
+        h.mainLoopOnly = !guard(Guard.NO_BLOCKING_WAIT);
+        return h;
+    }
+
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
         return addPollHandler(handlerName, poll, null, null);
     }
@@ -360,6 +369,28 @@ public final class AioContext implements AutoCloseable {
             callbackError = null;
             throw e;
         }
+    }
+
+    /**
+     * QEMU's {@code AIO_WAIT_WHILE}: polls this context until {@code busy} is false (true) or
+     * {@code bound} passes (false, counted: seed 004's hang). See {@link NestedWait}. Home thread.
+     */
+    public boolean waitWhile(BooleanSupplier busy, Duration bound) {
+        assertLoopThread();
+        nestedWaits++;
+        boolean cleared = NestedWait.run(this, fdHandlers, busy, bound);
+        if (!cleared) {
+            nestedWaitTimeouts++;
+        }
+        return cleared;
+    }
+
+    public long nestedWaits() {
+        return nestedWaits;
+    }
+
+    public long nestedWaitTimeouts() {
+        return nestedWaitTimeouts;
     }
 
     /** Wakes the loop if it is blocked. Any thread. */

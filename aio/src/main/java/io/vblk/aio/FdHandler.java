@@ -36,6 +36,10 @@ public final class FdHandler implements EpollIoHandle {
     private boolean enabled;
     private boolean paused;
     private boolean removed;
+    /** A main-loop source: dispatched by the loop's own iterations, hidden from a nested wait. */
+    boolean mainLoopOnly;
+    /** Taken out of the epoll input set by the nested wait in progress ({@link AioContext#waitWhile}). */
+    boolean hiddenByNestedWait;
     long dispatchCount;
 
     FdHandler(AioContext ctx, String name, int fd, Callback callback) {
@@ -123,10 +127,17 @@ public final class FdHandler implements EpollIoHandle {
         if (removed) {
             return;
         }
-        enable(true);
+        if (!hiddenByNestedWait) {
+            enable(true);
+        }
         ctx.drainRechecks++;
         dispatchCount++;
         callback.ready(fd);
+    }
+
+    /** True for a main-loop source, which a nested {@link AioContext#waitWhile} does not dispatch. */
+    public boolean mainLoopOnly() {
+        return mainLoopOnly;
     }
 
     /** True between {@link #drainedBegin} and {@link #drainedEnd}. Home thread. */

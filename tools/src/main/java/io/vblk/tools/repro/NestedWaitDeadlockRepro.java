@@ -8,37 +8,42 @@ import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.UnixSockets;
+import io.vblk.drivers.node.BlockNode;
+import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Home thread: the caller's (no context's home thread); owns its IoThread (the "main loop").
  *
  * <p>Seed 004: one process serves an export on a UNIX socket and opens an image whose backing file
- * is that very export. The open runs on the main loop's home thread and needs the server's
- * greeting; the export's listener, which must accept the connection and send that greeting, lives
- * on the same loop. With the guard off the open waits for the greeting in a blocking (nested) wait
- * on the home thread: the listener can never run, the wait can never end — caught here by the
- * wait's timeout. With the guard on a blocking wait on a home thread is refused, the open goes on
- * asynchronously from the greeting's arrival, the listener accepts on the loop, and every open
- * completes.
+ * is that very export. The open runs on the main loop's home thread and waits for the server's
+ * answer in a nested poll of the loop's AioContext ({@link AioContext#waitWhile}, QEMU's
+ * {@code AIO_WAIT_WHILE}). The export here is the product's own {@link VhostUserExport} over a
+ * {@link BlkDevice}; the open connects and sends {@code GET_FEATURES}, and its answer needs the
+ * export's listener to accept first.
  *
- * <p>Runs on the caller's thread (no context's home thread); owns its IoThread (the "main loop").
+ * <p>With the guard off the listener is registered where QEMU kept the NBD server's before the
+ * fix — a main-loop source, which the nested poll never dispatches ({@link AioContext#addListener}):
+ * the wait cannot end, and its bound reports the deadlock. With the guard on the listener is on
+ * the AioContext, the nested poll accepts, the export answers, and every open completes.
  */
 public final class NestedWaitDeadlockRepro implements Repro {
-    /** The 8-byte greeting the export sends first, as NBD's magic. */
-    static final long GREETING = 0x5642_4c4b_4558_5031L; // "VBLKEXP1"
+    private static final int HEADER = 12;
+    private static final int VERSION_1 = 0x1;
+    private static final int REPLY = 0x4;
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @Override
     public String hazard() {
@@ -47,45 +52,43 @@ public final class NestedWaitDeadlockRepro implements Repro {
 
     @Override
     public String description() {
-        return "seed 004: an open blocks its loop waiting on an export whose listener needs that loop";
+        return "seed 004: a nested wait on the main loop needs an export whose listener that wait never runs";
     }
 
     @Override
     public ReproResult run(boolean guardOn, ReproOptions options) throws Exception {
         Path dir = Files.createTempDirectory("vblk-repro-");
-        Path sock = dir.resolve("export.sock");
+        Path sock = dir.resolve("backing.sock");
         long deadline = System.nanoTime() + options.timeLimit().toNanos();
+        Duration bound = options.hangAfter();
         try (IoThread main = IoThread.start("repro-main-loop", AioOptions.DEFAULT)) {
             AioContext ctx = main.ctx();
             ctx.setGuard(Guard.NO_BLOCKING_WAIT, guardOn);
-            Export export = AioContext.await(ctx.callOn(() -> new Export(ctx, sock.toString())), options.hangAfter());
-            long refused = 0;
+            Backing backing = AioContext.await(ctx.callOn(() -> new Backing(ctx, sock.toString())), bound);
             int i = 0;
             try {
                 for (; i < Math.min(options.iterations(), 500) && System.nanoTime() - deadline < 0; i++) {
-                    Open open = new Open(ctx, sock.toString(), options.hangAfter());
-                    ctx.runOn(open::start);
-                    try {
-                        open.done.get(options.hangAfter().multipliedBy(3).toMillis(), TimeUnit.MILLISECONDS);
-                    } catch (java.util.concurrent.ExecutionException e) {
-                        return ReproResult.of(hazard(), guardOn, true, i + 1, e.getCause().getMessage())
-                                .with("accepted", AioContext.await(ctx.callOn(() -> export.accepted), options.hangAfter()));
-                    } catch (TimeoutException e) {
-                        return ReproResult.of(hazard(), guardOn, true, i + 1,
-                                "the open did not finish within " + options.hangAfter().multipliedBy(3).toMillis() + " ms");
+                    String failure = AioContext.await(ctx.callOn(() -> open(ctx, sock.toString(), bound)),
+                            bound.multipliedBy(3));
+                    if (failure != null) {
+                        return ReproResult.of(hazard(), guardOn, true, i + 1, failure)
+                                .with("nested_wait_timeouts", ctx.nestedWaitTimeouts())
+                                .with("listener", backing.listenerPlacement);
                     }
-                    refused += open.refused ? 1 : 0;
                 }
             } finally {
                 AioContext.await(ctx.callOn(() -> {
-                    export.close();
+                    backing.close();
                     return null;
-                }), options.hangAfter());
+                }), bound);
             }
+            long accepted = backing.export.connectionsAccepted();
             return ReproResult.of(hazard(), guardOn, false, i,
-                            guardOn ? "every open completed: the blocking wait was refused and the open went on asynchronously"
+                            guardOn ? "every open completed: the nested wait accepted through the listener on the AioContext"
                                     : "no deadlock seen within the bounds")
-                    .with("refused_waits", refused);
+                    .with("accepted", accepted)
+                    .with("nested_waits", ctx.nestedWaits())
+                    .with("listener", backing.listenerPlacement);
         } finally {
             Files.deleteIfExists(sock);
             Files.deleteIfExists(dir);
@@ -93,126 +96,72 @@ public final class NestedWaitDeadlockRepro implements Repro {
     }
 
     /**
-     * The export's listener: accepts on the loop and greets each client.
-     *
-     * <p>Home thread: the main loop. No locking.
+     * The open: connect, send GET_FEATURES, wait in a nested poll for the answer. Returns null on
+     * success, else what went wrong. Main loop.
      */
-    static final class Export {
-        final int listenFd;
-        final FdHandler handler;
-        final List<Integer> clients = new ArrayList<>();
-        final Arena arena = Arena.ofConfined();
-        final MemorySegment greeting = arena.allocate(8);
-        int accepted;
-
-        Export(AioContext ctx, String path) {
-            listenFd = check(UnixSockets.unixListen(path, 16), "listen on " + path);
-            greeting.set(ValueLayout.JAVA_LONG, 0, GREETING);
-            handler = ctx.addFdHandler("export-listener", listenFd, fd -> acceptAll());
+    static String open(AioContext ctx, String path, Duration bound) {
+        int fd = UnixSockets.unixConnect(path, true);
+        if (fd < 0) {
+            throw new IllegalStateException("connect to " + path + " failed: " + Errno.name(-fd));
         }
-
-        private void acceptAll() {
-            for (;;) {
-                int c = UnixSockets.accept(listenFd);
-                if (c == -Errno.EAGAIN) {
-                    return;
-                }
-                check(c, "accept");
-                accepted++;
-                clients.add(c);
-                long n = FileIo.write(c, greeting.address(), 8);
-                if (n == -Errno.EPIPE) {
-                    continue; // the client gave up and left; nothing to greet
-                }
-                check((int) n, "greet");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(HEADER + 8);
+            buf.set(U32, 0, VhostUserRequest.GET_FEATURES.id);
+            buf.set(U32, 4, VERSION_1);
+            buf.set(U32, 8, 0);
+            if (FileIo.write(fd, buf.address(), HEADER) != HEADER) {
+                return "the open could not send GET_FEATURES";
             }
-        }
-
-        void close() {
-            handler.remove();
-            FileIo.close(listenFd);
-            for (int c : clients) {
-                FileIo.close(c);
+            int[] got = {0};
+            FdHandler reply = ctx.addFdHandler("open-client", fd, f -> {
+                long n = FileIo.read(f, buf.address() + got[0], HEADER + 8 - got[0]);
+                if (n > 0) {
+                    got[0] += (int) n;
+                } else if (n != -Errno.EAGAIN) {
+                    got[0] = -1;
+                }
+            });
+            try {
+                boolean answered = ctx.waitWhile(() -> got[0] >= 0 && got[0] < HEADER + 8, bound);
+                if (!answered) {
+                    return "deadlock: the open waited " + bound.toMillis() + " ms in a nested poll of the main loop"
+                            + " for an answer the export never sent: its listener is a main-loop source, which the"
+                            + " nested poll never dispatches";
+                }
+                if (got[0] < 0 || (buf.get(U32, 4) & REPLY) == 0
+                        || buf.get(U32, 0) != VhostUserRequest.GET_FEATURES.id) {
+                    return "the open got no valid GET_FEATURES reply";
+                }
+                return null;
+            } finally {
+                reply.remove();
             }
-            arena.close();
+        } finally {
+            FileIo.close(fd);
         }
     }
 
     /**
-     * Opening an image backed by the export: connect, wait for the greeting, done.
+     * The backing export: a null node behind the product's virtio-blk device and vhost-user export.
      *
      * <p>Home thread: the main loop. No locking.
      */
-    static final class Open {
-        final AioContext ctx;
-        final String path;
-        final Duration waitBound;
-        final CompletableFuture<Void> greeted = new CompletableFuture<>();
-        final CompletableFuture<Void> done = new CompletableFuture<>();
-        Arena arena;
-        MemorySegment buf;
-        int fd = -1;
-        FdHandler handler;
-        boolean refused;
+    static final class Backing {
+        final NullDriver driver;
+        final BlkDevice device;
+        final VhostUserExport export;
+        final String listenerPlacement;
 
-        Open(AioContext ctx, String path, Duration waitBound) {
-            this.ctx = ctx;
-            this.path = path;
-            this.waitBound = waitBound;
+        Backing(AioContext ctx, String path) {
+            driver = new NullDriver(1L << 30, NullDriver.Completion.ASYNC);
+            BlockNode node = new BlockNode("backing", driver, ctx);
+            device = new BlkDevice("backing", node, new BlkDeviceConfig().ioThreads(IoThreadMapping.single(ctx)), ctx);
+            export = VhostUserExport.listen("backing", ctx, device, path);
+            listenerPlacement = ctx.guard(Guard.NO_BLOCKING_WAIT) ? "aio-context" : "main-loop-source";
         }
 
-        void start() {
-            arena = Arena.ofConfined();
-            buf = arena.allocate(8);
-            fd = check(UnixSockets.unixConnect(path, true), "connect to " + path);
-            handler = ctx.addFdHandler("open-client", fd, f -> readGreeting());
-            try {
-                // The nested wait: fine on a thread that runs no loop, fatal on this one.
-                AioContext.await(greeted, waitBound);
-                finish(null);
-            } catch (IllegalStateException e) {
-                refused = true;
-                greeted.whenComplete((v, t) -> finish(t));
-            } catch (CompletionException e) {
-                boolean timedOut = e.getCause() instanceof TimeoutException;
-                finish(new IllegalStateException(timedOut
-                        ? "deadlock: the open blocked its loop for " + waitBound.toMillis()
-                        + " ms waiting for a greeting that the export's listener, on the same loop, could never send"
-                        : "open failed: " + e.getCause()));
-            }
+        void close() {
+            export.close(() -> device.close(driver::close));
         }
-
-        private void readGreeting() {
-            long n = FileIo.read(fd, buf.address(), 8);
-            if (n == -Errno.EAGAIN) {
-                return;
-            }
-            if (n != 8 || buf.get(ValueLayout.JAVA_LONG, 0) != GREETING) {
-                greeted.completeExceptionally(new IllegalStateException("bad greeting (" + n + " bytes)"));
-            } else {
-                greeted.complete(null);
-            }
-            handler.remove();
-        }
-
-        private void finish(Throwable failure) {
-            if (!handler.removed()) {
-                handler.remove();
-            }
-            FileIo.close(fd);
-            arena.close();
-            if (failure == null) {
-                done.complete(null);
-            } else {
-                done.completeExceptionally(failure);
-            }
-        }
-    }
-
-    static int check(int r, String what) {
-        if (r < 0) {
-            throw new IllegalStateException(what + " failed: " + Errno.name(-r));
-        }
-        return r;
     }
 }

@@ -73,12 +73,16 @@ class SeedHazardReproTest {
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
         assertThat(r.detail()).startsWith("deadlock");
         assertThat(r.iterations()).isEqualTo(1);
+        assertThat(r.extra().get("listener")).isEqualTo("main-loop-source");
+        assertThat(r.extra().get("nested_wait_timeouts")).isEqualTo("1");
     }
 
     @Test
     void nestedWaitDeadlockIsHeldWithTheGuardOn() throws Exception {
         ReproResult r = ReproTesting.run(new NestedWaitDeadlockRepro(), true, ReproTesting.options(100, 1));
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.HELD);
-        assertThat(r.extra().get("refused_waits")).isEqualTo("100");
+        assertThat(r.extra().get("accepted")).as("each open was accepted inside its nested wait").isEqualTo("100");
+        assertThat(r.extra().get("nested_waits")).isEqualTo("100");
+        assertThat(r.extra().get("listener")).isEqualTo("aio-context");
     }
 }

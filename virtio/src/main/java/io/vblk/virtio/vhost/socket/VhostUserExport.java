@@ -115,7 +115,8 @@ public final class VhostUserExport implements AutoCloseable {
     }
 
     private void startListening() {
-        listener = ctx.addFdHandler("export " + id + " listener", listenFd, ignored -> acceptOne());
+        // On the AioContext (seed 004): a nested wait on this loop must be able to accept.
+        listener = ctx.addListener("export " + id + " listener", listenFd, ignored -> acceptOne());
     }
 
     private void acceptOne() {
