@@ -279,7 +279,7 @@ final class BlkQueue implements IoCompletion {
     }
 
     private boolean onPoll() {
-        if (!running || quiesced || !vq.hasAvailable()) {
+        if (!running || quiesced || errors.stopped() || !vq.hasAvailable()) {
             reportIfBroken();
             return false;
         }

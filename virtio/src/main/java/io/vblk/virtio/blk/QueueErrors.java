@@ -125,6 +125,9 @@ final class QueueErrors {
      * it in their order.
      */
     void resubmitHeld() {
+        if (heldHead == null) {
+            return;
+        }
         BlkRequest list = heldHead;
         heldHead = null;
         heldTail = null;
