@@ -50,6 +50,12 @@ public enum Meter {
     DEVICE_NEEDS_RESET("vblk.device.needs.reset", Kind.GAUGE, null,
             "1 while the device is in NEEDS_RESET after a guest broke the virtqueue rules, else 0",
             Tag.EXPORT),
+    DEVICE_IO_ERRORS("vblk.device.io.errors", Kind.COUNTER, null,
+            "Requests the driver failed, by the werror/rerror action taken (BLOCK_IO_ERROR events): ignore, report, stop",
+            Tag.EXPORT, Tag.ACTION),
+    DEVICE_IO_STOPPED("vblk.device.io.stopped", Kind.GAUGE, null,
+            "1 while an I/O error stopped the device (werror/rerror=stop) until it is resumed, else 0",
+            Tag.EXPORT),
 
     // ------------------------------------------------------------ block driver channels
     CHANNEL_IN_FLIGHT("vblk.channel.in.flight", Kind.GAUGE, null,
@@ -236,6 +242,8 @@ public enum Meter {
          * why io_uring resubmitted one: short_read, eagain.
          */
         public static final String CAUSE = "cause";
+        /** What the device did about a failed request (werror / rerror): ignore, report, stop. */
+        public static final String ACTION = "action";
         /** vhost-user request type. */
         public static final String TYPE = "type";
         /** Name of a sleeper (a periodic task with early wake). */

@@ -38,6 +38,7 @@ final class FaultChannel extends ChannelBase {
     private final BlockChannel inner;
     private final FaultRule.State[] rules;
     private final SplittableRandom random;
+    private final BlkdebugRules blkdebug;
     private final Arena arena = Arena.ofShared();
     private final IoCompletion innerDone = this::innerDone;
     private final Bh errorBh;
@@ -57,6 +58,7 @@ final class FaultChannel extends ChannelBase {
             rules[i] = new FaultRule.State(d.rules().get(i));
         }
         this.random = new SplittableRandom(d.seed());
+        this.blkdebug = d.blkdebug();
         this.errorBh = ctx.bh("fault-errors", this::completeErrors);
         this.delayTimer = ctx.timer("fault-delays", this::releaseDelayed);
     }
@@ -75,6 +77,16 @@ final class FaultChannel extends ChannelBase {
 
     @Override
     protected void start(BlockIo io) {
+        BlkdebugRules.InjectError bd = blkdebug == null ? null : blkdebug.check(io);
+        if (bd != null) {
+            injected++;
+            if (bd.immediately()) {
+                complete(io, -bd.errno()); // blkdebug's immediately=on: inside submit
+            } else {
+                queueError(take(io), bd.errno());
+            }
+            return;
+        }
         FaultRule fired = null;
         for (FaultRule.State st : rules) {
             if (st.fires(io, random)) {
@@ -89,16 +101,7 @@ final class FaultChannel extends ChannelBase {
         }
         injected++;
         switch (fired.action()) {
-            case ERROR -> {
-                s.result = -fired.errno();
-                if (errTail == null) {
-                    errHead = s;
-                } else {
-                    errTail.next = s;
-                }
-                errTail = s;
-                errorBh.schedule();
-            }
+            case ERROR -> queueError(s, fired.errno());
             case SHORT -> forward(s, fired.shortBytes());
             case DELAY -> {
                 s.deadline = ctx.now() + fired.delayNanos();
@@ -117,6 +120,18 @@ final class FaultChannel extends ChannelBase {
                 }
             }
         }
+    }
+
+    /** Completes {@code s} with -{@code errno} from the error bottom half. */
+    private void queueError(Shadow s, int errno) {
+        s.result = -errno;
+        if (errTail == null) {
+            errHead = s;
+        } else {
+            errTail.next = s;
+        }
+        errTail = s;
+        errorBh.schedule();
     }
 
     /** Copies the caller's request into the shadow (reads cut to {@code limit} bytes) and submits it. */

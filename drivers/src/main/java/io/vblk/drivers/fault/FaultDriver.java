@@ -22,11 +22,23 @@ import java.util.List;
 public final class FaultDriver extends ForwardingBlockDriver {
     private final List<FaultRule> rules;
     private final long seed;
+    private final BlkdebugRules blkdebug;
 
     public FaultDriver(BlockDriver inner, List<FaultRule> rules, long seed) {
+        this(inner, rules, seed, null);
+    }
+
+    /** With QEMU blkdebug rules ({@code blkdebug} non-null), checked before {@code rules}. */
+    public FaultDriver(BlockDriver inner, List<FaultRule> rules, long seed, BlkdebugRules blkdebug) {
         super(inner);
         this.rules = List.copyOf(rules);
         this.seed = seed;
+        this.blkdebug = blkdebug;
+    }
+
+    /** The blkdebug rules, or null. */
+    public BlkdebugRules blkdebug() {
+        return blkdebug;
     }
 
     public List<FaultRule> rules() {
@@ -39,7 +51,7 @@ public final class FaultDriver extends ForwardingBlockDriver {
 
     @Override
     public String kind() {
-        return "fault";
+        return blkdebug == null ? "fault" : "blkdebug";
     }
 
     @Override
@@ -49,6 +61,6 @@ public final class FaultDriver extends ForwardingBlockDriver {
 
     @Override
     public String toString() {
-        return "fault:" + rules + " seed=" + seed + " inner=" + inner;
+        return "fault:" + rules + (blkdebug == null ? "" : " " + blkdebug) + " seed=" + seed + " inner=" + inner;
     }
 }

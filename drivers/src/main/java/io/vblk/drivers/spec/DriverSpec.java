@@ -4,6 +4,7 @@ import io.vblk.aio.engine.AioMode;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.fault.BlkdebugRules;
 import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
@@ -87,6 +88,14 @@ public sealed interface DriverSpec {
         @Override
         public BlockDriver open() {
             return new FaultDriver(inner.open(), rules, seed);
+        }
+    }
+
+    /** QEMU's blkdebug over {@code image} ({@code vblk serve --blockdev driver=blkdebug}). */
+    record Blkdebug(BlkdebugRules rules, DriverSpec image) implements DriverSpec {
+        @Override
+        public BlockDriver open() {
+            return new FaultDriver(image.open(), List.of(), 1, rules);
         }
     }
 

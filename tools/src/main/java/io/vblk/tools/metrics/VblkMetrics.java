@@ -27,6 +27,7 @@ import io.vblk.drivers.ChannelBase;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlockErrorAction;
 import io.vblk.virtio.blk.BlkQueueStats;
 import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.socket.VhostUserStats;
@@ -323,6 +324,10 @@ public final class VblkMetrics implements AutoCloseable {
             counter(b, Meter.NOTIFY_NO_FD, n, IrqfdNotifier::skippedNoFd, export, q, t);
         }
         gauge(b, Meter.DEVICE_NEEDS_RESET, dev, d -> d.needsReset() ? 1 : 0, export);
+        for (BlockErrorAction a : BlockErrorAction.values()) {
+            counter(b, Meter.DEVICE_IO_ERRORS, dev, d -> d.ioErrorCount(a), export, a.spelling());
+        }
+        gauge(b, Meter.DEVICE_IO_STOPPED, dev, d -> d.ioErrorStopped() ? 1 : 0, export);
         // The driver channel of each context: opened on the first start, so read through the
         // device each time (0 while none is open).
         Set<AioContext> ctxs = new java.util.LinkedHashSet<>();

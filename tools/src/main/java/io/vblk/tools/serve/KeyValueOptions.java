@@ -196,6 +196,16 @@ final class KeyValueOptions {
         throw new ServeOptionException(where() + ": " + key + "=" + v + " is not valid; accepts " + String.join(", ", choices));
     }
 
+    /** Whether any key not yet taken starts with {@code prefix} (a QAPI list element, "key.N."). */
+    boolean hasPrefix(String prefix) {
+        for (String k : values.keySet()) {
+            if (k.startsWith(prefix)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Fails naming every key not taken, and the keys this option accepts. */
     void finish() throws ServeOptionException {
         if (!values.isEmpty()) {

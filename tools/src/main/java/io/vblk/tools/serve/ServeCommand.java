@@ -199,6 +199,7 @@ public final class ServeCommand implements Callable<Integer> {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
         }
+        Signals.onResume(daemon::resumeStoppedDevices); // werror/rerror=stop: until QMP's cont
         if (cfg.pidfile() != null) {
             writePidfile(Path.of(cfg.pidfile()));
         }

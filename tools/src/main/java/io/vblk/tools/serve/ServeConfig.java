@@ -1,6 +1,8 @@
 package io.vblk.tools.serve;
 
 import io.vblk.aio.engine.AioMode;
+import io.vblk.drivers.fault.BlkdebugRules;
+import io.vblk.virtio.blk.ErrorPolicy;
 import java.util.List;
 
 /**
@@ -13,7 +15,7 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
                           String pidfile) {
 
     /** A block node ({@code --blockdev}). */
-    public sealed interface Blockdev permits FileNode, NullNode {
+    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode {
         String nodeName();
 
         boolean readOnly();
@@ -32,6 +34,17 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
     /** {@code driver=null-co} (completes at once) or {@code null-aio} (completes from a bottom half). */
     public record NullNode(String nodeName, boolean aio, long size, boolean readOnly)
             implements Blockdev {
+    }
+
+    /**
+     * {@code driver=blkdebug}: QEMU's error injection over {@code image} (an earlier node, or a file
+     * given inline as {@code image.driver=file,image.filename=...}).
+     */
+    public record BlkdebugNode(String nodeName, Blockdev image, BlkdebugRules rules) implements Blockdev {
+        @Override
+        public boolean readOnly() {
+            return image.readOnly();
+        }
     }
 
     /**
@@ -68,7 +81,14 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
      *                  empty: every queue on the main loop
      */
     public record ExportSpec(String id, String nodeName, Address address, boolean writable, int numQueues,
-                             int logicalBlockSize, List<String> iothreads) {
+                             int logicalBlockSize, List<String> iothreads, ErrorPolicy werror, ErrorPolicy rerror) {
+        /** With QEMU's default error policies (werror=enospc, rerror=report). */
+        public ExportSpec(String id, String nodeName, Address address, boolean writable, int numQueues,
+                          int logicalBlockSize, List<String> iothreads) {
+            this(id, nodeName, address, writable, numQueues, logicalBlockSize, iothreads, ErrorPolicy.DEFAULT_WRITE,
+                    ErrorPolicy.DEFAULT_READ);
+        }
+
         /** The IoThread id of queue {@code q}, or null for the main loop. */
         public String iothreadOf(int q) {
             return iothreads.isEmpty() ? null : iothreads.get(q % iothreads.size());

@@ -13,6 +13,7 @@ import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
+import io.vblk.tools.serve.ServeConfig.BlkdebugNode;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
 import io.vblk.tools.serve.ServeConfig.FileNode;
@@ -122,6 +123,7 @@ public final class ServeDaemon {
         for (ExportSpec e : config.exports()) {
             BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(e.numQueues()).queueSize(QUEUE_SIZE)
                     .logicalBlockSize(e.logicalBlockSize()).readOnly(!e.writable()).serial(serial(e.id()))
+                    .werror(e.werror()).rerror(e.rerror())
                     .ioThreads(e.iothreads().isEmpty() ? IoThreadMapping.single(main)
                             : IoThreadMapping.roundRobin(e.iothreads().stream().map(id -> iothreads.get(id).ctx()).toList()));
             BlockNode node = nodes.get(e.nodeName());
@@ -180,12 +182,36 @@ public final class ServeDaemon {
                     f.cacheDirect() ? FileDriver.Cache.NONE : FileDriver.Cache.WRITEBACK, f.readOnly());
             case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
                     32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
+            case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
         };
     }
 
     /** GET_ID: the export id, cut to the 20 bytes virtio-blk allows. */
     private static String serial(String id) {
         return id.length() <= 20 ? id : id.substring(0, 20);
+    }
+
+    /**
+     * Resumes every device an I/O error stopped (werror / rerror = stop): the hook for QMP
+     * {@code cont} and SIGUSR2. Returns how many were stopped. Any thread.
+     */
+    public int resumeStoppedDevices() {
+        int n = 0;
+        for (BlkDevice d : List.copyOf(devices)) {
+            if (d.ioErrorStopped()) {
+                n++;
+                d.resume();
+            }
+        }
+        int stopped = n;
+        LOG.log(System.Logger.Level.INFO, () -> "vblk serve: resume requested: " + stopped + " device(s) stopped by"
+                + " an I/O error resume");
+        return n;
+    }
+
+    /** The ids of the exports whose device an I/O error stopped. Any thread. */
+    public List<String> stoppedDevices() {
+        return List.copyOf(devices).stream().filter(BlkDevice::ioErrorStopped).map(BlkDevice::name).toList();
     }
 
     public AioContext mainLoop() {
@@ -268,7 +294,8 @@ public final class ServeDaemon {
             }
         }
         for (Blockdev b : config.blockdevs()) {
-            if (b instanceof FileNode f && !f.readOnly() && drivers.containsKey(f.nodeName())) {
+            Blockdev img = b instanceof BlkdebugNode d ? d.image() : b; // blkdebug writes through to its image
+            if (img instanceof FileNode f && !f.readOnly() && drivers.containsKey(b.nodeName())) {
                 clean &= flush(f.filename());
             }
         }

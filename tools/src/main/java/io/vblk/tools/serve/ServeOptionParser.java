@@ -1,6 +1,7 @@
 package io.vblk.tools.serve;
 
 import io.vblk.aio.engine.AioMode;
+import io.vblk.virtio.blk.ErrorPolicy;
 import io.vblk.tools.serve.ServeConfig.Address;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
@@ -28,9 +29,12 @@ import java.util.Set;
  *            [,cache.no-flush=off][,read-only=on|off]
  * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
+ * --blockdev driver=blkdebug,node-name=N,image=NODE | image.driver=file,image.filename=F
+ *            [,inject-error.I.event=E,...][,set-state.I.event=E,...]   (see {@link BlkdebugOptions})
  * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=LIST]
  * --export type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P | addr.type=fd,addr.str=FD
  *          [,writable=on|off][,num-queues=Q][,logical-block-size=B]
+ *          [,werror=enospc|stop|report|ignore][,rerror=report|stop|enospc|ignore]   (QEMU's device options)
  *          [,iothread=I | ,iothread.0=I0,iothread.1=I1,...]   (vblk: queue q runs on iothread.(q mod n))
  * </pre>
  */
@@ -55,7 +59,7 @@ public final class ServeOptionParser {
         List<Blockdev> nodeList = new ArrayList<>();
         for (String text : blockdevs) {
             KeyValueOptions o = KeyValueOptions.parse("--blockdev", text, null);
-            String driver = o.require("driver", "file, null-co, null-aio or raw");
+            String driver = o.require("driver", "file, null-co, null-aio, raw or blkdebug");
             String nodeName = o.require("node-name", "a name for this node, used by --export node-name=");
             checkId(o, "node-name", nodeName);
             if (nodes.containsKey(nodeName) || rawAliases.containsKey(nodeName)) {
@@ -99,8 +103,13 @@ public final class ServeOptionParser {
                     o.finish();
                     rawAliases.put(nodeName, file);
                 }
+                case "blkdebug" -> {
+                    Blockdev n = BlkdebugOptions.parse(o, nodeName, nodes, rawAliases);
+                    nodes.put(nodeName, n);
+                    nodeList.add(n);
+                }
                 default -> throw new ServeOptionException(o.where() + ": driver=" + driver
-                        + " is not supported; accepts file, host_device, null-co, null-aio, raw");
+                        + " is not supported; accepts file, host_device, null-co, null-aio, raw, blkdebug");
             }
         }
         for (Map.Entry<String, String> e : rawAliases.entrySet()) {
@@ -211,14 +220,25 @@ public final class ServeOptionParser {
                 }
             }
             o.take("fixed-iothread"); // QEMU: whether the export may move between IoThreads; vblk never moves one.
+            ErrorPolicy werror = policy(o, "werror", ErrorPolicy.DEFAULT_WRITE);
+            ErrorPolicy rerror = policy(o, "rerror", ErrorPolicy.DEFAULT_READ);
             o.finish();
-            exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios));
+            exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios, werror, rerror));
         }
         if (exportList.isEmpty()) {
             throw new ServeOptionException("no --export given; accepts --export type=vhost-user-blk,id=E,node-name=N,"
                     + "addr.type=unix,addr.path=PATH (or the short form: vblk serve IMAGE --socket PATH)");
         }
         return new ServeConfig(List.copyOf(nodeList), List.copyOf(threadList), List.copyOf(exportList), pidfile);
+    }
+
+    private static ErrorPolicy policy(KeyValueOptions o, String key, ErrorPolicy dflt) throws ServeOptionException {
+        String v = o.take(key);
+        try {
+            return v == null ? dflt : ErrorPolicy.parse(key, v);
+        } catch (IllegalArgumentException e) {
+            throw new ServeOptionException(o.where() + ": " + e.getMessage());
+        }
     }
 
     private static List<String> allNames(Map<String, Blockdev> nodes, Map<String, String> aliases) {

@@ -13,6 +13,14 @@ final class Signals {
     private Signals() {
     }
 
+    /**
+     * SIGUSR2: resume every device stopped by an I/O error (werror / rerror = stop), the daemon's
+     * stand-in for QMP {@code cont}. The handler only hands over to the devices' control context.
+     */
+    static void onResume(Runnable r) {
+        sun.misc.Signal.handle(new sun.misc.Signal("USR2"), s -> r.run());
+    }
+
     static void onTerminate(Runnable r) {
         for (String name : new String[]{"TERM", "INT", "HUP"}) {
             sun.misc.Signal.handle(new sun.misc.Signal(name), s -> r.run());

@@ -38,12 +38,12 @@ final class BlkConfigSpace {
         s.set(u16, BlkConfigLayout.NUM_QUEUES, (short) dev.numQueues());
         if ((deviceFeatures & bit(BlkFeatures.DISCARD)) != 0) {
             s.set(u32, BlkConfigLayout.MAX_DISCARD_SECTORS, cfg.maxDiscardSectors);
-            s.set(u32, BlkConfigLayout.MAX_DISCARD_SEG, 1);
+            s.set(u32, BlkConfigLayout.MAX_DISCARD_SEG, cfg.maxDiscardSeg);
             s.set(u32, BlkConfigLayout.DISCARD_SECTOR_ALIGNMENT, blkSize >> BlkRequestType.SECTOR_SHIFT);
         }
         if ((deviceFeatures & bit(BlkFeatures.WRITE_ZEROES)) != 0) {
             s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SECTORS, cfg.maxWriteZeroesSectors);
-            s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SEG, 1);
+            s.set(u32, BlkConfigLayout.MAX_WRITE_ZEROES_SEG, cfg.maxWriteZeroesSeg);
             // 5.2.6.2: "SHOULD clear write_zeroes_may_unmap if and only if a write zeroes request
             // cannot result in deallocating one or more sectors".
             s.set(ValueLayout.JAVA_BYTE, BlkConfigLayout.WRITE_ZEROES_MAY_UNMAP,

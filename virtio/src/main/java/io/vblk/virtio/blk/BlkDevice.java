@@ -71,6 +71,7 @@ public final class BlkDevice implements VirtioDevice {
     private final BlkQueue[] queues;
     private final QueueControl[] qc;
     private final List<Runnable> needsResetListeners = new ArrayList<>();
+    final DeviceErrors errors;
 
     private long driverFeatures;
     private GuestMemory memory;
@@ -118,6 +119,7 @@ public final class BlkDevice implements VirtioDevice {
         this.writeback = cfg.writeCache;
         this.deviceFeatures = offeredFeatures();
 
+        this.errors = new DeviceErrors(name, node.name(), control, cfg.events);
         int n = cfg.numQueues;
         Map<AioContext, ContextChannel> byCtx = new IdentityHashMap<>();
         for (AioContext c : cfg.ioThreads.distinctContexts(n)) {
@@ -131,6 +133,7 @@ public final class BlkDevice implements VirtioDevice {
             queues[i] = new BlkQueue(this, i, c, byCtx.get(c), cfg);
             qc[i] = new QueueControl();
         }
+        errors.queues(queues);
         this.drain = new DeviceDrain(name, control, queues);
         node.attach(drain);
     }
@@ -397,7 +400,7 @@ public final class BlkDevice implements VirtioDevice {
         long f = driverFeatures;
         BlkRequestParser parser = new BlkRequestParser(capacitySectors, blkSize, readOnly,
                 VirtioFeatures.has(f, BlkFeatures.DISCARD), VirtioFeatures.has(f, BlkFeatures.WRITE_ZEROES),
-                cfg.maxDiscardSectors, cfg.maxWriteZeroesSectors, cfg.serial, queues[index]);
+                driver.supportsDiscard(), cfg, queues[index]);
         BlkQueue.Start start = new BlkQueue.Start(q.layout, memory.retain(), f, q.kickFd, q.callFd, parser);
         BlkQueue bq = queues[index];
         bq.ctx.runOn(() -> {
@@ -485,6 +488,27 @@ public final class BlkDevice implements VirtioDevice {
                 }
             });
         }
+    }
+
+    // ---------------------------------------------------------------- error policies
+
+    /**
+     * Resumes the device after werror / rerror = stop stopped it: each queue re-submits the requests
+     * it held, in order, then takes requests again (QMP {@code cont}). Nothing when it is not stopped.
+     * Any thread: hands over to the control context.
+     */
+    public void resume() {
+        control.runOn(errors::resume);
+    }
+
+    /** Whether an I/O error stopped the device (until {@link #resume}). Any thread. */
+    public boolean ioErrorStopped() {
+        return errors.stopped();
+    }
+
+    /** Failed requests the device answered with {@code action} (BLOCK_IO_ERROR events sent). Any thread. */
+    public long ioErrorCount(BlockErrorAction action) {
+        return errors.count(action);
     }
 
     // ---------------------------------------------------------------- close

@@ -15,6 +15,16 @@ import java.nio.charset.StandardCharsets;
 public final class BlkDeviceConfig {
     /** QEMU's BDRV_REQUEST_MAX_SECTORS: the largest request its block layer passes (INT_MAX >> 9). */
     public static final int DEFAULT_MAX_DISCARD_SECTORS = Integer.MAX_VALUE >> BlkRequestType.SECTOR_SHIFT;
+    /**
+     * max_discard_seg / max_write_zeroes_seg (5.2.4). QEMU offers 1; vblk offers 32 so that a Linux
+     * guest can send the discards it merges (blk-mq's multi-range discard) as one request. Each
+     * segment is at most max_*_sectors (QEMU's BDRV_REQUEST_MAX_SECTORS by default) and the
+     * segments of one request run one after the other, so 32 bounds the work of one request and the
+     * per-slot segment table (512 bytes, allocated on a slot's first multi-segment request).
+     */
+    public static final int DEFAULT_MAX_SEG = 32;
+    /** The largest max_*_seg vblk accepts (the segment table of one slot stays at 16 KiB). */
+    public static final int MAX_SEG_LIMIT = 1024;
 
     /** num-queues: request queues (5.2.2), each mapped to an IoThread. */
     public int numQueues = 1;
@@ -40,6 +50,14 @@ public final class BlkDeviceConfig {
     public boolean writeZeroes = true;
     public int maxDiscardSectors = DEFAULT_MAX_DISCARD_SECTORS;
     public int maxWriteZeroesSectors = DEFAULT_MAX_DISCARD_SECTORS;
+    /** max-discard-seg / max-write-zeroes-seg: segments per DISCARD / WRITE_ZEROES request. */
+    public int maxDiscardSeg = DEFAULT_MAX_SEG;
+    public int maxWriteZeroesSeg = DEFAULT_MAX_SEG;
+    /** werror / rerror: what a failed write (flush, discard, write zeroes) / read does (QEMU's defaults). */
+    public ErrorPolicy werror = ErrorPolicy.DEFAULT_WRITE;
+    public ErrorPolicy rerror = ErrorPolicy.DEFAULT_READ;
+    /** Where BLOCK_IO_ERROR goes; called on the device's control context. */
+    public BlockEvents events = BlockEvents.LOG;
     /** request-merging: merge adjacent reads or writes of one queue pass into one driver request. */
     public boolean merge = true;
     /** Largest merged request in bytes. */
@@ -110,6 +128,31 @@ public final class BlkDeviceConfig {
         return this;
     }
 
+    public BlkDeviceConfig maxDiscardSeg(int n) {
+        this.maxDiscardSeg = n;
+        return this;
+    }
+
+    public BlkDeviceConfig maxWriteZeroesSeg(int n) {
+        this.maxWriteZeroesSeg = n;
+        return this;
+    }
+
+    public BlkDeviceConfig werror(ErrorPolicy p) {
+        this.werror = p;
+        return this;
+    }
+
+    public BlkDeviceConfig rerror(ErrorPolicy p) {
+        this.rerror = p;
+        return this;
+    }
+
+    public BlkDeviceConfig events(BlockEvents e) {
+        this.events = e;
+        return this;
+    }
+
     public BlkDeviceConfig merge(boolean on) {
         this.merge = on;
         return this;
@@ -167,6 +210,15 @@ public final class BlkDeviceConfig {
         }
         if (maxWriteZeroesSectors < 1) {
             throw bad("max-write-zeroes-sectors", maxWriteZeroesSectors, "1.." + Integer.MAX_VALUE);
+        }
+        if (maxDiscardSeg < 1 || maxDiscardSeg > MAX_SEG_LIMIT) {
+            throw bad("max-discard-seg", maxDiscardSeg, "1.." + MAX_SEG_LIMIT);
+        }
+        if (maxWriteZeroesSeg < 1 || maxWriteZeroesSeg > MAX_SEG_LIMIT) {
+            throw bad("max-write-zeroes-seg", maxWriteZeroesSeg, "1.." + MAX_SEG_LIMIT);
+        }
+        if (werror == null || rerror == null || events == null) {
+            throw new IllegalArgumentException("options werror, rerror and the event sink must be set");
         }
         if (maxMergeBytes < 512) {
             throw bad("max-merge-bytes", maxMergeBytes, "512.." + Integer.MAX_VALUE);

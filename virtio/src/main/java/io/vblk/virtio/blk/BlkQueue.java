@@ -59,6 +59,8 @@ final class BlkQueue implements IoCompletion {
     final SplitQueue vq;
     final IrqfdNotifier notifier;
     final BlkQueueStats stats = new BlkQueueStats();
+    /** werror / rerror: decides about failed requests, holds them while the device is stopped. */
+    final QueueErrors errors;
     private final DescriptorChain chain = new DescriptorChain();
     private final Bh resumeBh;
     /** Finishes a stop that waited for requests in flight, after the last one's completion section. */
@@ -108,6 +110,7 @@ final class BlkQueue implements IoCompletion {
         this.merge = cfg.merge;
         this.maxMergeBytes = cfg.maxMergeBytes;
         this.iovCapacity = cfg.effectiveSegMax();
+        this.errors = new QueueErrors(this, dev.errors, cfg);
     }
 
     /** What a start hands over from the control context. */
@@ -128,6 +131,7 @@ final class BlkQueue implements IoCompletion {
         this.parser = s.parser();
         this.startAvailIdx = s.layout().nextAvailIdx() & 0xffff;
         this.stopReport = null;
+        errors.onStart(dev.ioErrorStopped());
         notifier.setCallFd(s.callFd());
         if (s.kickFd() >= 0) {
             kick = addKick(s.kickFd());
@@ -156,6 +160,7 @@ final class BlkQueue implements IoCompletion {
             poller.remove();
             poller = null;
         }
+        errors.onQueueStop(); // held requests go to the driver once more, so the stop can finish
         stopReport = report;
         if (stats.inFlight == 0) {
             finishStop();
@@ -274,7 +279,7 @@ final class BlkQueue implements IoCompletion {
     }
 
     private boolean onPoll() {
-        if (!running || quiesced || !vq.hasAvailable()) {
+        if (!running || quiesced || errors.stopped() || !vq.hasAvailable()) {
             reportIfBroken();
             return false;
         }
@@ -300,14 +305,18 @@ final class BlkQueue implements IoCompletion {
             // resume bottom half, a poll). Its end re-runs the kick handler, which comes back here.
             return;
         }
+        if (errors.stopped()) {
+            return; // werror / rerror = stop: nothing is popped until the device is resumed
+        }
         stats.passes++;
         DeferCall dc = ctx.deferCall();
         dc.begin();
         try {
+            errors.resubmitHeld(); // a resumed device first re-runs what it held, in order
             do {
                 vq.disableNotification();
                 popAll();
-                if (!running || starved) {
+                if (!running || starved || errors.stopped()) {
                     break;
                 }
             } while (vq.enableNotification());
@@ -342,7 +351,7 @@ final class BlkQueue implements IoCompletion {
                 stats.maxInFlight = stats.inFlight;
             }
             dispatch(r);
-            if (!running) {
+            if (!running || errors.stopped()) {
                 flushBatch();
                 return;
             }
@@ -431,7 +440,14 @@ final class BlkQueue implements IoCompletion {
                 && x.iov.totalLength() + y.iov.totalLength() <= maxMergeBytes;
     }
 
-    private void submit(BlkRequest r) {
+    /** The device resumed after an I/O error stop (handed over by the device). */
+    void resumeAfterError() {
+        ctx.assertHome();
+        errors.resume();
+        process();
+    }
+
+    void submit(BlkRequest r) {
         if (r.expected >= 0) {
             r.expected = r.io.iov.totalLength();
         }
@@ -445,7 +461,16 @@ final class BlkQueue implements IoCompletion {
     public void ioCompleted(BlockIo io, long result) {
         ctx.assertHome();
         BlkRequest r = (BlkRequest) io.owner;
+        if (result >= 0 && parser.nextSegment(r)) {
+            // A multi-segment DISCARD / WRITE_ZEROES runs its segments one after the other. With a
+            // synchronous driver this recurses once per segment: at most max_*_seg deep.
+            submit(r);
+            return;
+        }
         int status = BlkStatus.fromResult(result, r.expected);
+        if (status == BlkStatus.IOERR && (status = errors.onFailure(r, result)) < 0) {
+            return; // held until the device resumes (werror / rerror = stop)
+        }
         for (BlkRequest m = r; m != null; ) {
             BlkRequest next = m.mergeNext;
             m.mergeNext = null;
@@ -461,7 +486,7 @@ final class BlkQueue implements IoCompletion {
                 ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
         r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
         vq.push(r.head, used);
-        count(r, status, fromDriver);
+        stats.count(r.type, status, fromDriver, r.dataBytes);
         noteDone(r);
         release(r);
     }
@@ -509,46 +534,6 @@ final class BlkQueue implements IoCompletion {
         } else if (starved) {
             starved = false;
             resumeBh.schedule();
-        }
-    }
-
-    private void count(BlkRequest r, int status, boolean fromDriver) {
-        BlkQueueStats s = stats;
-        switch (r.type) {
-            case BlkRequestType.IN -> {
-                s.reads++;
-                if (status == BlkStatus.OK) {
-                    s.readBytes += r.dataBytes;
-                }
-            }
-            case BlkRequestType.OUT -> {
-                s.writes++;
-                if (status == BlkStatus.OK) {
-                    s.writtenBytes += r.dataBytes;
-                }
-            }
-            case BlkRequestType.FLUSH -> s.flushes++;
-            case BlkRequestType.GET_ID -> s.getIds++;
-            case BlkRequestType.DISCARD -> s.discards++;
-            case BlkRequestType.WRITE_ZEROES -> s.writeZeroes++;
-            default -> s.unsupportedTypes++;
-        }
-        if (status == BlkStatus.IOERR) {
-            s.ioErrors++;
-            if (fromDriver) {
-                s.ioErrorsDriver++;
-            } else {
-                s.ioErrorsRequest++;
-            }
-        } else if (status == BlkStatus.UNSUPP) {
-            s.unsupported++;
-            if (fromDriver) {
-                s.unsuppDriver++;
-            } else if (BlkQueueStats.opIndex(r.type) == BlkQueueStats.OP_UNSUPPORTED) {
-                s.unsuppType++;
-            } else {
-                s.unsuppRequest++;
-            }
         }
     }
 

@@ -32,6 +32,8 @@ public final class BlkQueueStats {
     long kicks;
     long passes;
     int inFlight;
+    /** Requests held after an I/O error (werror / rerror = stop), counted in {@link #inFlight}. */
+    int held;
     int maxInFlight;
     /** IOERR decided at parse (range, read-only, segments, arguments) vs from the driver's result. */
     long ioErrorsRequest;
@@ -51,6 +53,46 @@ public final class BlkQueueStats {
         }
     }
 
+    /** Counts one completed request of 5.2.6 {@code type}. Home thread: the queue's IoThread. */
+    void count(int type, int status, boolean fromDriver, long dataBytes) {
+        switch (type) {
+            case BlkRequestType.IN -> {
+                reads++;
+                if (status == BlkStatus.OK) {
+                    readBytes += dataBytes;
+                }
+            }
+            case BlkRequestType.OUT -> {
+                writes++;
+                if (status == BlkStatus.OK) {
+                    writtenBytes += dataBytes;
+                }
+            }
+            case BlkRequestType.FLUSH -> flushes++;
+            case BlkRequestType.GET_ID -> getIds++;
+            case BlkRequestType.DISCARD -> discards++;
+            case BlkRequestType.WRITE_ZEROES -> writeZeroes++;
+            default -> unsupportedTypes++;
+        }
+        if (status == BlkStatus.IOERR) {
+            ioErrors++;
+            if (fromDriver) {
+                ioErrorsDriver++;
+            } else {
+                ioErrorsRequest++;
+            }
+        } else if (status == BlkStatus.UNSUPP) {
+            unsupported++;
+            if (fromDriver) {
+                unsuppDriver++;
+            } else if (opIndex(type) == OP_UNSUPPORTED) {
+                unsuppType++;
+            } else {
+                unsuppRequest++;
+            }
+        }
+    }
+
     /** The {@link #OPS} index of a 5.2.6 request type. */
     public static int opIndex(int type) {
         return switch (type) {
@@ -62,6 +104,11 @@ public final class BlkQueueStats {
             case BlkRequestType.WRITE_ZEROES -> 5;
             default -> OP_UNSUPPORTED;
         };
+    }
+
+    /** Requests held after an I/O error until the device resumes. */
+    public int held() {
+        return held;
     }
 
     /** Completed requests of operation {@code op} ({@link #OPS} index). */

@@ -34,10 +34,28 @@ final class BlkRequest {
     /** Requests merged into this one (a singly linked list owned by the leader). */
     BlkRequest mergeNext;
     BlkRequest mergeTail;
+    /** Held after an I/O error (werror / rerror = stop): the next held request. */
+    BlkRequest heldNext;
+    /**
+     * The segments after the first of a multi-segment DISCARD / WRITE_ZEROES: pairs of (sector,
+     * sectors | driver flags << 32); {@code segCount} of them, {@code segNext} is the next to run.
+     * Allocated on the slot's first such request, then reused.
+     */
+    long[] segTable;
+    int segCount;
+    int segNext;
 
     BlkRequest(int slot, BlockIo io) {
         this.slot = slot;
         this.io = io;
+    }
+
+    /** The segment table, at least {@code longs} long. */
+    long[] segments(int longs) {
+        if (segTable == null || segTable.length < longs) {
+            segTable = new long[longs];
+        }
+        return segTable;
     }
 
     @Override

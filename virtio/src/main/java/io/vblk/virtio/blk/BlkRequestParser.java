@@ -35,6 +35,10 @@ final class BlkRequestParser {
     private final boolean writeZeroes;
     private final int maxDiscardSectors;
     private final int maxWriteZeroesSectors;
+    private final int maxDiscardSeg;
+    private final int maxWriteZeroesSeg;
+    /** The node allows discard: WRITE_ZEROES with the unmap flag may punch a hole. */
+    private final boolean mayUnmap;
     private final byte[] id = new byte[BlkRequestType.ID_BYTES];
     private final IoCompletion completion;
 
@@ -47,15 +51,18 @@ final class BlkRequestParser {
     }
 
     BlkRequestParser(long capacitySectors, int blkSize, boolean readOnly, boolean discard, boolean writeZeroes,
-                     int maxDiscardSectors, int maxWriteZeroesSectors, String serial, IoCompletion completion) {
+                     boolean mayUnmap, BlkDeviceConfig cfg, IoCompletion completion) {
         this.capacitySectors = capacitySectors;
         this.blkSize = blkSize;
         this.readOnly = readOnly;
         this.discard = discard;
         this.writeZeroes = writeZeroes;
-        this.maxDiscardSectors = maxDiscardSectors;
-        this.maxWriteZeroesSectors = maxWriteZeroesSectors;
-        byte[] s = serial.getBytes(StandardCharsets.US_ASCII);
+        this.mayUnmap = mayUnmap;
+        this.maxDiscardSectors = cfg.maxDiscardSectors;
+        this.maxWriteZeroesSectors = cfg.maxWriteZeroesSectors;
+        this.maxDiscardSeg = cfg.maxDiscardSeg;
+        this.maxWriteZeroesSeg = cfg.maxWriteZeroesSeg;
+        byte[] s = cfg.serial.getBytes(StandardCharsets.US_ASCII);
         // 5.2.6: "a NUL-padded ASCII string up to 20 bytes long"; the rest of id stays 0.
         System.arraycopy(s, 0, id, 0, Math.min(s.length, id.length));
         this.completion = completion;
@@ -73,6 +80,8 @@ final class BlkRequestParser {
         r.expected = -1;
         r.dataBytes = 0;
         r.statusMem = null;
+        r.segNext = 0;
+        r.segCount = 0;
         // 5.2.6: header first, status byte last; without them there is nothing to answer.
         if (c.writableBytes() < BlkRequestHeaderLayout.STATUS_BYTES) {
             return violation(BlkViolation.MISSING_STATUS, r);
@@ -154,44 +163,90 @@ final class BlkRequestParser {
         }
         long len = c.readableBytes() - BlkRequestHeaderLayout.BYTES;
         r.dataBytes = len;
-        // 5.2.6.1: data is a non-empty multiple of the segment size, at most max_*_seg (vblk: 1)
-        // segments. A request breaking that cannot be executed as sent: IOERR.
-        if (len != DiscardWriteZeroesLayout.BYTES) {
+        // 5.2.6.1: data is a non-empty multiple of the segment size. A request breaking that cannot
+        // be executed as sent: IOERR.
+        if (len <= 0 || len % DiscardWriteZeroesLayout.BYTES != 0) {
             return done(r, BlkStatus.IOERR);
         }
-        long base = BlkRequestHeaderLayout.BYTES;
-        long sector = c.readLe64(base + DiscardWriteZeroesLayout.SECTOR);
-        long sectors = Integer.toUnsignedLong(c.readLe32(base + DiscardWriteZeroesLayout.NUM_SECTORS));
-        int flags = c.readLe32(base + DiscardWriteZeroesLayout.FLAGS);
+        long n = len / DiscardWriteZeroesLayout.BYTES;
+        // 5.2.4: at most max_discard_seg / max_write_zeroes_seg segments. More: UNSUPP, QEMU's answer
+        // (virtio_blk_handle_discard_write_zeroes) for a request with more segments than it offers.
+        if (n > (zeroes ? maxWriteZeroesSeg : maxDiscardSeg)) {
+            return done(r, BlkStatus.UNSUPP);
+        }
+        // Parse before execute: every segment is checked before the first one runs.
+        int first = -1;
+        for (int k = 0; k < n; k++) {
+            long base = BlkRequestHeaderLayout.BYTES + (long) k * DiscardWriteZeroesLayout.BYTES;
+            long sector = c.readLe64(base + DiscardWriteZeroesLayout.SECTOR);
+            long sectors = Integer.toUnsignedLong(c.readLe32(base + DiscardWriteZeroesLayout.NUM_SECTORS));
+            int flags = c.readLe32(base + DiscardWriteZeroesLayout.FLAGS);
+            int status = checkSegment(zeroes, sector, sectors, flags);
+            if (status != BlkStatus.OK) {
+                return done(r, status);
+            }
+            if (sectors == 0) {
+                continue;
+            }
+            int ioFlags = 0;
+            if (zeroes && (flags & DiscardWriteZeroesLayout.FLAG_UNMAP) != 0 && mayUnmap) {
+                // 5.2.6.2: with unmap the device MAY deallocate; vblk punches a hole when the node
+                // allows discard (QEMU's BDRV_REQ_MAY_UNMAP), else it writes zeroes.
+                ioFlags |= BlockIo.FLAG_MAY_UNMAP;
+            }
+            if (zeroes && fua) {
+                ioFlags |= BlockIo.FLAG_FUA;
+            }
+            if (first < 0) {
+                first = k;
+                r.sector = sector;
+                r.io.range(zeroes ? BlockIo.WRITE_ZEROES : BlockIo.DISCARD, sector << SECTOR_SHIFT,
+                        sectors << SECTOR_SHIFT, ioFlags, completion);
+            } else {
+                // Later segments run one after the other (nextSegment), from the slot's table.
+                long[] t = r.segments(2 * (zeroes ? maxWriteZeroesSeg : maxDiscardSeg));
+                t[2 * r.segCount] = sector;
+                t[2 * r.segCount + 1] = sectors | ((long) ioFlags << 32);
+                r.segCount++;
+            }
+        }
+        return first < 0 ? done(r, BlkStatus.OK) : SUBMIT_OTHER;
+    }
+
+    /** A segment's status: OK when it can run, else what the whole request gets. */
+    private int checkSegment(boolean zeroes, long sector, long sectors, int flags) {
         // 5.2.6.2: "The device MUST set the status byte to VIRTIO_BLK_S_UNSUPP for discard, secure
         // erase and write zeroes commands if any unknown flag is set. Furthermore, the device MUST
         // set the status byte to VIRTIO_BLK_S_UNSUPP for discard commands if the unmap flag is set."
         if ((flags & ~DiscardWriteZeroesLayout.FLAG_UNMAP) != 0) {
-            return done(r, BlkStatus.UNSUPP);
+            return BlkStatus.UNSUPP;
         }
         if (!zeroes && (flags & DiscardWriteZeroesLayout.FLAG_UNMAP) != 0) {
-            return done(r, BlkStatus.UNSUPP);
+            return BlkStatus.UNSUPP;
         }
         // 5.2.4: at most max_discard_sectors / max_write_zeroes_sectors per segment; 5.2.6.1: inside
         // capacity. Out of either: IOERR (as QEMU).
         if (sectors > (zeroes ? maxWriteZeroesSectors : maxDiscardSectors)
                 || !rangeOk(sector, sectors << SECTOR_SHIFT)) {
-            return done(r, BlkStatus.IOERR);
+            return BlkStatus.IOERR;
         }
-        r.sector = sector;
-        if (sectors == 0) {
-            return done(r, BlkStatus.OK);
+        return BlkStatus.OK;
+    }
+
+    /**
+     * After a segment of a multi-segment DISCARD / WRITE_ZEROES completed: prepares {@code r.io} for
+     * the next one and returns true, or false when none is left.
+     */
+    boolean nextSegment(BlkRequest r) {
+        if (r.segNext >= r.segCount) {
+            return false;
         }
-        int ioFlags = 0;
-        if (zeroes && (flags & DiscardWriteZeroesLayout.FLAG_UNMAP) != 0) {
-            ioFlags |= BlockIo.FLAG_MAY_UNMAP;
-        }
-        if (zeroes && fua) {
-            ioFlags |= BlockIo.FLAG_FUA;
-        }
-        r.io.range(zeroes ? BlockIo.WRITE_ZEROES : BlockIo.DISCARD, sector << SECTOR_SHIFT,
-                sectors << SECTOR_SHIFT, ioFlags, completion);
-        return SUBMIT_OTHER;
+        long[] t = r.segTable;
+        int k = r.segNext++;
+        long sectors = t[2 * k + 1] & 0xffff_ffffL;
+        r.io.range(r.io.op, t[2 * k] << SECTOR_SHIFT, sectors << SECTOR_SHIFT, (int) (t[2 * k + 1] >>> 32),
+                completion);
+        return true;
     }
 
     /** [sector, sector + bytes) is whole blocks inside capacity (all checks overflow-safe). */

@@ -172,7 +172,7 @@ class RealDriverDeviceTest {
                 FaultRule.error(FaultRule.opBit(BlockIo.DISCARD), 0, MIB, Errno.EOPNOTSUPP),
                 new FaultRule(FaultRule.opBit(BlockIo.READ), 65536, 69632, 0, 0, 1, 0, FaultRule.Action.SHORT, 0, 512,
                         0)), 1);
-        try (BlkFixture f = new BlkFixture(drv)) {
+        try (BlkFixture f = new BlkFixture(drv, c -> c.werror(ErrorPolicy.REPORT), -1)) {
             f.guest.read(0, 512);
             assertThat(f.kickAndWait(1).get(0).status()).isEqualTo(BlkStatus.IOERR);
             f.guest.write(8, new byte[512]);
