@@ -1,5 +1,6 @@
 package io.vblk.tools.bench;
 
+import io.vblk.tools.version.VblkVersion;
 import io.vblk.aio.AioOptions;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestFeatures;
@@ -27,7 +28,7 @@ import java.util.concurrent.Callable;
  * bandwidth, latency percentiles, notifications and kicks per request, io_submit calls per request
  * and CPU time per request, as text or as one JSON object.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class, sortOptions = false,
         description = {"Drive a virtio-blk device as a guest would (in process, through its virtqueues and "
                 + "eventfds) and report IOPS, MB/s, latency p50/p99/p99.9, notifications and io_submit calls "
                 + "per request, and CPU time per request."})

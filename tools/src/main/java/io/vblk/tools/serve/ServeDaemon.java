@@ -66,11 +66,16 @@ public final class ServeDaemon {
     private final MetricsOptions metricsOptions;
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
+    /** Permission bits of the UNIX socket files the exports create. */
+    private final int socketMode;
+    /** Start-up finished: the exports served, so shutdown reports what each one did. */
+    private boolean serving;
     private boolean shutDown;
 
-    private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions) {
+    private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions, int socketMode) {
         this.config = config;
         this.metricsOptions = metricsOptions;
+        this.socketMode = socketMode;
         this.mainLoop = IoThread.start("main-loop", AioOptions.DEFAULT);
     }
 
@@ -89,10 +94,16 @@ public final class ServeDaemon {
      * engines the drivers opened.
      */
     public static ServeDaemon start(ServeConfig config, MetricsOptions metrics) throws ServeOptionException {
-        ServeDaemon d = new ServeDaemon(config, metrics);
+        return start(config, metrics, VhostUserExport.DEFAULT_SOCKET_MODE);
+    }
+
+    /** Starts everything, the UNIX socket files created with permission bits {@code socketMode}. */
+    public static ServeDaemon start(ServeConfig config, MetricsOptions metrics, int socketMode) throws ServeOptionException {
+        ServeDaemon d = new ServeDaemon(config, metrics, socketMode);
         try {
             d.startAll();
             d.startMetrics();
+            d.serving = true;
             return d;
         } catch (ServeOptionException | RuntimeException e) {
             d.shutdown(STEP);
@@ -127,7 +138,7 @@ public final class ServeDaemon {
                     BlkDevice dev = new BlkDevice(e.id(), node, cfg, main);
                     devices.add(dev);
                     return switch (e.address()) {
-                        case UnixPath p -> VhostUserExport.listen(e.id(), main, dev, p.path());
+                        case UnixPath p -> VhostUserExport.listen(e.id(), main, dev, p.path(), socketMode);
                         case InheritedFd f -> VhostUserExport.onListeningFd(e.id(), main, dev, f.fd());
                     };
                 }), STEP);
@@ -252,8 +263,10 @@ public final class ServeDaemon {
             LOG.log(System.Logger.Level.ERROR, "vblk serve: nodes did not drain or exports did not stop within " + bound
                     + ": " + e.getCause());
         }
-        for (BlkDevice d : devices) {
-            System.err.println(summary(d.name(), d));
+        if (serving) {
+            for (BlkDevice d : devices) {
+                System.err.println(summary(d.name(), d));
+            }
         }
         for (Map.Entry<String, BlockDriver> e : drivers.entrySet()) {
             try {
@@ -273,6 +286,12 @@ public final class ServeDaemon {
         }
         clean &= closeThread(mainLoop);
         return clean;
+    }
+
+    /** Stops a daemon whose start-up failed after {@link #start} (e.g. its pidfile): no summary lines. */
+    synchronized boolean abortStart(Duration bound) {
+        serving = false;
+        return shutdown(bound);
     }
 
     /**
