@@ -99,7 +99,7 @@ public final class ServeCommand implements Callable<Integer> {
     int shutdownTimeout;
 
     /** Lines of start-up progress go here (tests read "ready"). */
-    static final String READY = "vblk serve: ready";
+    public static final String READY = "vblk serve: ready";
 
     /** The checked configuration of this command line. */
     public ServeConfig config() throws ServeOptionException {
