@@ -42,8 +42,9 @@ import java.util.concurrent.CompletionException;
  * per export a {@link BlkDevice} attached to its node, with its queues on the export's IoThreads,
  * and a {@link VhostUserExport} on its own socket.
  *
- * <p>Shutdown ({@link #shutdown}): begin a drained section of every node (its devices stop taking
- * guest requests; the requests in flight finish), stop accepting and close each connection, close
+ * <p>Shutdown ({@link #shutdown}): stop accepting new front ends, begin a drained section of
+ * every node (its devices stop taking guest requests; the requests in flight finish), close each
+ * connection and socket, close
  * the devices and drivers, fsync every writable image (the
  * page cache of a cache.direct=off image holds acknowledged writes a guest never flushed), stop
  * the threads; bounded in time.
@@ -232,6 +233,9 @@ public final class ServeDaemon {
         try {
             // The sections stay open: the devices are closed inside them (closing detaches them).
             List<CompletableFuture<Void>> quiet = AioContext.await(main.callOn(() -> {
+                for (VhostUserExport x : exports) {
+                    x.stopAccepting(); // no front end connects while the daemon winds down
+                }
                 List<CompletableFuture<Void>> l = new ArrayList<>();
                 for (BlockNode n : nodes.values()) {
                     l.add(n.drainedBegin());

@@ -42,6 +42,8 @@ public final class VhostUserExport implements AutoCloseable {
     private FdHandler listener;
     private VhostUserConnection connection;
     private boolean closed;
+    /** False once {@link #stopAccepting} ran: no connection is accepted any more, the open one goes on. */
+    private boolean accepting = true;
     private long accepted;
     private final VhostUserStats stats = new VhostUserStats();
     private Runnable onIdle;
@@ -182,7 +184,7 @@ public final class VhostUserExport implements AutoCloseable {
         }
         if (closed) {
             finishClose();
-        } else {
+        } else if (accepting) {
             startListening();
         }
     }
@@ -191,6 +193,20 @@ public final class VhostUserExport implements AutoCloseable {
         LOG.log(System.Logger.Level.WARNING, () -> "export " + id + ": device needs reset: " + device.needsResetReason());
         if (connection != null && !connection.closing()) {
             connection.session().deviceNeedsReset();
+        }
+    }
+
+    /**
+     * Takes no new front end from now on (a daemon's first shutdown step); the open connection, if
+     * any, keeps running until {@link #close}. New clients wait in the backlog until the socket
+     * closes. Home thread.
+     */
+    public void stopAccepting() {
+        ctx.assertHome();
+        accepting = false;
+        if (listener != null) {
+            listener.remove();
+            listener = null;
         }
     }
 
