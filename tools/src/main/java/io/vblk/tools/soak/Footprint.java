@@ -1,12 +1,14 @@
 package io.vblk.tools.soak;
 
 /**
- * Home thread: the soak's sampling thread (the summary is read after it stopped).
+ * Any thread, under the owning SoakRun's lock (its readings are taken in one synchronized method).
  *
  * <p>First, last and largest reading of each footprint figure over a soak, and whether it stayed
- * flat: after the warm-up the last reading of RSS is within {@link #RSS_SLACK} of the first
- * after warm-up plus {@link #RSS_SLACK_KB}, and fds and threads are back at the warm-up figure
- * (a connection's fds may be open at the moment of a reading, hence {@link #FD_SLACK}).
+ * flat. The warm-up reference is the first reading taken after the first client cycle ended (the
+ * first connection starts the server's worker threads and JIT-compiles the request path); the
+ * last reading of RSS must be within {@link #RSS_SLACK} of it plus {@link #RSS_SLACK_KB}, and fds
+ * and threads back at its figures (a connection's fds may be open at the moment of a reading,
+ * hence {@link #FD_SLACK}).
  */
 final class Footprint {
     /** RSS may grow by this fraction past the warm-up reading (the JIT and the heap settle). */
@@ -24,12 +26,12 @@ final class Footprint {
     private int maxThreads;
     private int samples;
 
-    /** Adds a reading; the second one is the warm-up reference. */
-    void add(ProcessSample s) {
+    /** Adds a reading; the first one {@code warmedUp} is the warm-up reference. */
+    void add(ProcessSample s, boolean warmedUp) {
         if (first == null) {
             first = s;
         }
-        if (samples == 1) {
+        if (warm == null && warmedUp) {
             warm = s;
         }
         samples++;
@@ -43,10 +45,10 @@ final class Footprint {
         return samples;
     }
 
-    /** Whether RSS, fds and threads stayed flat (see the class comment); true with fewer than two readings. */
+    /** Whether RSS, fds and threads stayed flat (see the class comment); false without a warm-up reading. */
     boolean flat() {
         if (warm == null) {
-            return true;
+            return false;
         }
         return last.rssKb() <= warm.rssKb() * (1 + RSS_SLACK) + RSS_SLACK_KB
                 && last.fds() <= warm.fds() + FD_SLACK
@@ -58,7 +60,10 @@ final class Footprint {
         if (first == null) {
             return "no readings";
         }
-        ProcessSample w = warm == null ? first : warm;
+        if (warm == null) {
+            return "no reading after the first cycle ended | flat=NO";
+        }
+        ProcessSample w = warm;
         return "rss_kb first=" + first.rssKb() + " warm=" + w.rssKb() + " last=" + last.rssKb() + " max=" + maxRss
                 + " | fds first=" + first.fds() + " warm=" + w.fds() + " last=" + last.fds() + " max=" + maxFds
                 + " | threads first=" + first.threads() + " warm=" + w.threads() + " last=" + last.threads()

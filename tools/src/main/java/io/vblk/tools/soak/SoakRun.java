@@ -53,6 +53,8 @@ public final class SoakRun {
     private final Footprint footprint = new Footprint();
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong cycles = new AtomicLong();
+    /** Cycles that ended (their connection closed): readings after the first are past the warm-up. */
+    private final AtomicLong cyclesDone = new AtomicLong();
     private volatile String failure;
 
     private SoakRun(Options o, PrintWriter out) {
@@ -81,10 +83,18 @@ public final class SoakRun {
             long deadline = t0 + o.duration().toNanos();
             while (failure == null && System.nanoTime() < deadline) {
                 cycle(sock, Math.min(o.reconnect().toNanos(), deadline - System.nanoTime()));
+                cyclesDone.incrementAndGet();
             }
         } finally {
             sampler.interrupt();
             sampler.join(10_000);
+            if (failure == null) {
+                    try {
+                    sampleOnce(server.pid(), t0); // the last reading: no client connected
+                } catch (IOException e) {
+                    failure = "the server went away: " + e.getMessage();
+                }
+            }
             server.toHandle().destroy(); // SIGTERM: the daemon's orderly shutdown
             exit = server.waitFor(60, TimeUnit.SECONDS) ? server.exitValue() : -1;
             server.destroyForcibly();
@@ -179,15 +189,18 @@ public final class SoakRun {
         }
     }
 
+    private synchronized void sampleOnce(long pid, long t0) throws IOException {
+        ProcessSample s = ProcessSample.of(pid);
+        footprint.add(s, cyclesDone.get() > 0);
+        out.println("soak t=" + (System.nanoTime() - t0) / 1_000_000_000L + "s cycles=" + cycles.get()
+                + " requests=" + requests.get() + " rss_kb=" + s.rssKb() + " fds=" + s.fds() + " threads=" + s.threads());
+        out.flush();
+    }
+
     private void sample(long pid, long t0) {
         try {
             while (true) {
-                ProcessSample s = ProcessSample.of(pid);
-                footprint.add(s);
-                out.println("soak t=" + (System.nanoTime() - t0) / 1_000_000_000L + "s cycles=" + cycles.get()
-                        + " requests=" + requests.get() + " rss_kb=" + s.rssKb() + " fds=" + s.fds()
-                        + " threads=" + s.threads());
-                out.flush();
+                sampleOnce(pid, t0);
                 Thread.sleep(o.interval());
             }
         } catch (InterruptedException e) {
