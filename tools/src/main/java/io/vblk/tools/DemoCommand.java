@@ -1,5 +1,6 @@
 package io.vblk.tools;
 
+import io.vblk.tools.version.VblkVersion;
 import io.vblk.tools.repro.Repro;
 import io.vblk.tools.repro.ReproOptions;
 import io.vblk.tools.repro.ReproResult;
@@ -15,7 +16,7 @@ import java.util.concurrent.Callable;
  * <p>{@code vblk demo}: a quick tour on a fresh machine — every seed hazard reproduced with its guard
  * off and held with it on, with short bounds.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true,
+@Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class,
         description = "Run every hazard reproducer with its guard off and on (short bounds).")
 public final class DemoCommand implements Callable<Integer> {
     @Override

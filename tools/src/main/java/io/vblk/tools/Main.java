@@ -1,5 +1,6 @@
 package io.vblk.tools;
 
+import io.vblk.tools.version.VblkVersion;
 import io.vblk.tools.bench.BenchCommand;
 import io.vblk.tools.repro.ReproCommand;
 import io.vblk.tools.serve.ServeCommand;
@@ -13,7 +14,7 @@ import picocli.CommandLine.Command;
  *
  * <p>Runs on the CLI's main thread, which is no context's home thread.
  */
-@Command(name = "vblk", mixinStandardHelpOptions = true, version = "vblk 0.1.0",
+@Command(name = "vblk", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class,
         description = "A virtio-blk disk controller emulator and vhost-user-blk backend.",
         subcommands = {ServeCommand.class, BenchCommand.class, ReproCommand.class, DemoCommand.class})
 public final class Main implements Runnable {
@@ -24,6 +25,13 @@ public final class Main implements Runnable {
     /** Runs the command line and returns its exit code (tests call this). */
     public static int run(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        cl.setParameterExceptionHandler((ex, args1) -> {
+            // A bad option: one line naming it and where to read more, not the whole usage.
+            CommandLine cmd = ex.getCommandLine();
+            String name = cmd.getCommandSpec().qualifiedName();
+            cmd.getErr().println(name + ": " + ex.getMessage() + " (see " + name + " --help)");
+            return cmd.getCommandSpec().exitCodeOnInvalidInput();
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof IllegalArgumentException) {
                 // Bad input named by whoever checked it: one line, no stack trace.

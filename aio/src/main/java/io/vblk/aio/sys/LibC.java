@@ -40,6 +40,8 @@ final class LibC {
 
     static native int unlink(String path);
 
+    static native int chmod(String path, int mode);
+
     static native int eventfd(int initval, int flags);
 
     static native int memfd_create(String name, int flags);

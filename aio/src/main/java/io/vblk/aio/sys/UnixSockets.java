@@ -43,6 +43,25 @@ public final class UnixSockets {
     }
 
     /**
+     * As {@link #unixListen(String, int)}, with the socket file's permission bits set to
+     * {@code mode} between bind and listen: nobody can connect before the mode holds (a connect to
+     * a bound socket that does not listen yet is refused). On failure after bind the file is removed.
+     */
+    public static int unixListen(String path, int backlog, int mode) {
+        return atAddress(SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, path, (fd, sa, len) -> {
+            if (LibC.bind(fd, sa, len) < 0) {
+                return LibC.err();
+            }
+            if (LibC.chmod(path, mode) < 0 || LibC.listen(fd, backlog) < 0) {
+                int r = LibC.err();
+                LibC.unlink(path);
+                return r;
+            }
+            return 0;
+        });
+    }
+
+    /**
      * Connects an AF_UNIX stream socket (close-on-exec) to {@code path}; the connect itself blocks
      * (AF_UNIX connects complete at once unless the backlog is full), then the fd is made
      * non-blocking if asked. Returns the fd or -errno (-ENOENT, -ECONNREFUSED, ...).

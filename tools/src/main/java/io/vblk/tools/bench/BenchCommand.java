@@ -1,5 +1,6 @@
 package io.vblk.tools.bench;
 
+import io.vblk.tools.version.VblkVersion;
 import io.vblk.aio.AioOptions;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestFeatures;
@@ -12,7 +13,11 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
+import io.vblk.tools.soak.SoakRun;
+
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
 import java.time.Duration;
@@ -27,7 +32,7 @@ import java.util.concurrent.Callable;
  * bandwidth, latency percentiles, notifications and kicks per request, io_submit calls per request
  * and CPU time per request, as text or as one JSON object.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class, sortOptions = false,
         description = {"Drive a virtio-blk device as a guest would (in process, through its virtqueues and "
                 + "eventfds) and report IOPS, MB/s, latency p50/p99/p99.9, notifications and io_submit calls "
                 + "per request, and CPU time per request."})
@@ -128,10 +133,32 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Progress bar on stderr: auto (when a terminal), on, off (default: ${DEFAULT-VALUE}).")
     String progress;
 
+    @Option(names = "--soak", paramLabel = "TIME",
+            description = "Soak mode: start a vblk serve on a sparse image and run mixed verified load (reads, "
+                    + "writes, flush, discard) against it over vhost-user for TIME (e.g. 1h), reconnecting every "
+                    + "--soak-reconnect; print the server's RSS, fds and threads every --soak-interval and whether "
+                    + "they stayed flat. Uses --queues, --qd and --size (image size, default 256m).")
+    String soak;
+
+    @Option(names = "--soak-interval", defaultValue = "10s", paramLabel = "TIME",
+            description = "Soak mode: time between footprint lines (default: ${DEFAULT-VALUE}).")
+    String soakInterval;
+
+    @Option(names = "--soak-reconnect", defaultValue = "30s", paramLabel = "TIME",
+            description = "Soak mode: time on one connection before the client reconnects (default: ${DEFAULT-VALUE}).")
+    String soakReconnect;
+
+    @Option(names = "--soak-dir", paramLabel = "DIR",
+            description = "Soak mode: where the image, socket and server log go (default: a new temporary directory).")
+    String soakDir;
+
     private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     @Override
     public Integer call() throws Exception {
+        if (soak != null) {
+            return soak();
+        }
         Workload w = workload();
         if (iothreads < 1 || iothreads > 64) {
             throw bad("--iothreads", iothreads, "1..64");
@@ -211,6 +238,35 @@ public final class BenchCommand implements Callable<Integer> {
         return new BenchReport(t.describe(), local ? driver : null, w, guest.queueCount(), local ? iothreads : -1, guestPoll,
                 GuestFeatures.describe(guest.features()), r, ioCpu, r.total().cpuNanos, ctlCpu, submits,
                 t.meterSnapshot());
+    }
+
+    private int soak() throws Exception {
+        if (queues < 1 || queues > 16) {
+            throw bad("--queues", queues, "1..16 in soak mode");
+        }
+        if (qd < 1 || qd > 128) {
+            throw bad("--qd", qd, "1..128 in soak mode");
+        }
+        long bytes = size == null ? 256L << 20 : size("--size", size);
+        if (bytes < (16L << 20) || bytes % 4096 != 0) {
+            throw bad("--size", size, "a multiple of 4k of at least 16m in soak mode");
+        }
+        Path dir = soakDir != null ? Path.of(soakDir) : Files.createTempDirectory("vblk-soak");
+        SoakRun.Options o = new SoakRun.Options(duration("--soak", soak), duration("--soak-interval", soakInterval),
+                duration("--soak-reconnect", soakReconnect), queues, qd, bytes, dir);
+        return SoakRun.run(o, spec.commandLine().getOut()) ? 0 : EXIT_RUN_FAILED;
+    }
+
+    private Duration duration(String option, String value) {
+        try {
+            Duration d = Units.parseDuration(value);
+            if (d.isZero() || d.isNegative()) {
+                throw bad(option, value, "a positive duration, e.g. 500ms, 10s, 2m, 1h");
+            }
+            return d;
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), option + ": " + e.getMessage());
+        }
     }
 
     /** Builds the workload from the options; a bad option fails naming itself and what it accepts. */

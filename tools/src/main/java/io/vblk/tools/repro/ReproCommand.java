@@ -1,5 +1,6 @@
 package io.vblk.tools.repro;
 
+import io.vblk.tools.version.VblkVersion;
 import io.vblk.aio.engine.AioMode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -18,7 +19,7 @@ import java.util.concurrent.Callable;
  *
  * <p>Runs on the CLI's main thread.
  */
-@Command(name = "repro", mixinStandardHelpOptions = true,
+@Command(name = "repro", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class,
         description = {"Reproduce a seed hazard with its guard off, or show it held with the guard on.",
                 "Hazards: lost-wakeup, cross-thread-completion, nested-wait-deadlock, submit-recursion, drain-leak;",
                 "'all' runs each with the guard off and then on."})

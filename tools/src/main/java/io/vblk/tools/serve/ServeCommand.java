@@ -1,5 +1,6 @@
 package io.vblk.tools.serve;
 
+import io.vblk.tools.version.VblkVersion;
 import io.vblk.tools.metrics.MetricsOptionException;
 import io.vblk.tools.metrics.MetricsOptions;
 import picocli.CommandLine.Command;
@@ -27,11 +28,12 @@ import java.util.concurrent.CountDownLatch;
  * supports (see {@link ServeOptionParser}), and a short form for the common case:
  * {@code vblk serve disk.img --socket /run/vblk.sock}.
  *
- * <p>A bad option stops start-up with a message naming it and what it accepts (exit 2).
- * SIGTERM, SIGINT or SIGHUP: stop accepting, finish in-flight requests, flush, exit 0, within
- * {@code --shutdown-timeout} (exit 1 if that passes).
+ * <p>A bad option stops start-up with a message naming it and what it accepts (exit 2), and
+ * leaves no socket file behind. SIGTERM, SIGINT or SIGHUP: stop accepting, finish in-flight
+ * requests, flush, remove the sockets and the pidfile, exit 0, within {@code --shutdown-timeout}
+ * (exit 1 if that passes); a second signal exits at once (see {@link Signals}).
  */
-@Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "serve", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class, sortOptions = false,
         description = {"Serve block devices to VMs over vhost-user (qemu-storage-daemon syntax).", "",
                 "  vblk serve --blockdev driver=file,node-name=d0,filename=disk.img \\",
                 "             --export type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=/run/vblk.sock,writable=on",
@@ -64,6 +66,10 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--pidfile", paramLabel = "PATH", description = "write the daemon's pid here once it serves")
     String pidfile;
 
+    @Option(names = "--socket-mode", paramLabel = "OCTAL", defaultValue = "0600",
+            description = "permission bits of the UNIX socket files created (vblk; default ${DEFAULT-VALUE}: the owner only)")
+    String socketMode;
+
     @Parameters(arity = "0..1", paramLabel = "IMAGE", description = "short form: the image file or block device to serve")
     String image;
 
@@ -93,7 +99,7 @@ public final class ServeCommand implements Callable<Integer> {
     int shutdownTimeout;
 
     /** Lines of start-up progress go here (tests read "ready"). */
-    static final String READY = "vblk serve: ready";
+    public static final String READY = "vblk serve: ready";
 
     /** The checked configuration of this command line. */
     public ServeConfig config() throws ServeOptionException {
@@ -116,6 +122,15 @@ public final class ServeCommand implements Callable<Integer> {
             throw new ServeOptionException("--shutdown-timeout=" + shutdownTimeout + " is out of range; accepts 1..3600 seconds");
         }
         return ServeOptionParser.parse(b, o, e, pidfile);
+    }
+
+    /** {@code --socket-mode}: permission bits 0..0777, written in octal. */
+    int socketMode() throws ServeOptionException {
+        if (!socketMode.matches("0?[0-7]{1,3}")) {
+            throw new ServeOptionException("--socket-mode=" + socketMode + " is not valid; accepts octal permission bits"
+                    + " 000..0777, e.g. 0600 (owner only) or 0660 (owner and group)");
+        }
+        return Integer.parseInt(socketMode, 8);
     }
 
     /** The metrics endpoint asked for with --metrics or --object metrics,..., or null. */
@@ -183,9 +198,14 @@ public final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ServeConfig cfg;
         MetricsOptions metrics;
+        int mode;
         try {
             cfg = config();
             metrics = metricsOptions();
+            mode = socketMode();
+            if (cfg.pidfile() != null) {
+                checkPidfileDirectory(Path.of(cfg.pidfile()));
+            }
         } catch (ServeOptionException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
@@ -194,14 +214,20 @@ public final class ServeCommand implements Callable<Integer> {
         Signals.onTerminate(stop::countDown);
         ServeDaemon daemon;
         try {
-            daemon = ServeDaemon.start(cfg, metrics);
+            daemon = ServeDaemon.start(cfg, metrics, mode);
         } catch (ServeOptionException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
         }
         Signals.onResume(daemon::resumeStoppedDevices); // werror/rerror=stop: until QMP's cont
         if (cfg.pidfile() != null) {
-            writePidfile(Path.of(cfg.pidfile()));
+            try {
+                writePidfile(Path.of(cfg.pidfile()));
+            } catch (IOException ex) {
+                spec.commandLine().getErr().println("vblk serve: --pidfile " + cfg.pidfile() + ": cannot write it: " + ex);
+                daemon.abortStart(Duration.ofSeconds(shutdownTimeout));
+                return 2;
+            }
         }
         spec.commandLine().getOut().println(READY + " (" + cfg.exports().size() + " export"
                 + (cfg.exports().size() == 1 ? "" : "s") + ")");
@@ -213,6 +239,17 @@ public final class ServeCommand implements Callable<Integer> {
         }
         spec.commandLine().getErr().println("vblk serve: " + (clean ? "stopped" : "stopped, but not cleanly (see above)"));
         return clean ? 0 : 1;
+    }
+
+    /** A pidfile in a directory that does not exist fails before anything starts (no socket is created). */
+    private static void checkPidfileDirectory(Path p) throws ServeOptionException {
+        Path dir = p.toAbsolutePath().getParent();
+        if (dir != null && !Files.isDirectory(dir)) {
+            throw new ServeOptionException("--pidfile " + p + ": directory " + dir + " does not exist");
+        }
+        if (Files.isDirectory(p)) {
+            throw new ServeOptionException("--pidfile " + p + " is a directory; accepts a file path");
+        }
     }
 
     private static void writePidfile(Path p) throws IOException {

@@ -43,8 +43,9 @@ import java.util.concurrent.CompletionException;
  * per export a {@link BlkDevice} attached to its node, with its queues on the export's IoThreads,
  * and a {@link VhostUserExport} on its own socket.
  *
- * <p>Shutdown ({@link #shutdown}): begin a drained section of every node (its devices stop taking
- * guest requests; the requests in flight finish), stop accepting and close each connection, close
+ * <p>Shutdown ({@link #shutdown}): stop accepting new front ends, begin a drained section of
+ * every node (its devices stop taking guest requests; the requests in flight finish), close each
+ * connection and socket, close
  * the devices and drivers, fsync every writable image (the
  * page cache of a cache.direct=off image holds acknowledged writes a guest never flushed), stop
  * the threads; bounded in time.
@@ -67,11 +68,16 @@ public final class ServeDaemon {
     private final MetricsOptions metricsOptions;
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
+    /** Permission bits of the UNIX socket files the exports create. */
+    private final int socketMode;
+    /** Start-up finished: the exports served, so shutdown reports what each one did. */
+    private boolean serving;
     private boolean shutDown;
 
-    private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions) {
+    private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions, int socketMode) {
         this.config = config;
         this.metricsOptions = metricsOptions;
+        this.socketMode = socketMode;
         this.mainLoop = IoThread.start("main-loop", AioOptions.DEFAULT);
     }
 
@@ -90,10 +96,16 @@ public final class ServeDaemon {
      * engines the drivers opened.
      */
     public static ServeDaemon start(ServeConfig config, MetricsOptions metrics) throws ServeOptionException {
-        ServeDaemon d = new ServeDaemon(config, metrics);
+        return start(config, metrics, VhostUserExport.DEFAULT_SOCKET_MODE);
+    }
+
+    /** Starts everything, the UNIX socket files created with permission bits {@code socketMode}. */
+    public static ServeDaemon start(ServeConfig config, MetricsOptions metrics, int socketMode) throws ServeOptionException {
+        ServeDaemon d = new ServeDaemon(config, metrics, socketMode);
         try {
             d.startAll();
             d.startMetrics();
+            d.serving = true;
             return d;
         } catch (ServeOptionException | RuntimeException e) {
             d.shutdown(STEP);
@@ -133,7 +145,7 @@ public final class ServeDaemon {
                     BlkDevice dev = new BlkDevice(e.id(), node, cfg, main);
                     devices.add(dev);
                     return switch (e.address()) {
-                        case UnixPath p -> VhostUserExport.listen(e.id(), main, dev, p.path());
+                        case UnixPath p -> VhostUserExport.listen(e.id(), main, dev, p.path(), socketMode);
                         case InheritedFd f -> VhostUserExport.onListeningFd(e.id(), main, dev, f.fd());
                     };
                 }), STEP);
@@ -251,6 +263,9 @@ public final class ServeDaemon {
         try {
             // The sections stay open: the devices are closed inside them (closing detaches them).
             List<CompletableFuture<Void>> quiet = AioContext.await(main.callOn(() -> {
+                for (VhostUserExport x : exports) {
+                    x.stopAccepting(); // no front end connects while the daemon winds down
+                }
                 List<CompletableFuture<Void>> l = new ArrayList<>();
                 for (BlockNode n : nodes.values()) {
                     l.add(n.drainedBegin());
@@ -282,8 +297,10 @@ public final class ServeDaemon {
             LOG.log(System.Logger.Level.ERROR, "vblk serve: nodes did not drain or exports did not stop within " + bound
                     + ": " + e.getCause());
         }
-        for (BlkDevice d : devices) {
-            System.err.println(summary(d.name(), d));
+        if (serving) {
+            for (BlkDevice d : devices) {
+                System.err.println(summary(d.name(), d));
+            }
         }
         for (Map.Entry<String, BlockDriver> e : drivers.entrySet()) {
             try {
@@ -304,6 +321,12 @@ public final class ServeDaemon {
         }
         clean &= closeThread(mainLoop);
         return clean;
+    }
+
+    /** Stops a daemon whose start-up failed after {@link #start} (e.g. its pidfile): no summary lines. */
+    synchronized boolean abortStart(Duration bound) {
+        serving = false;
+        return shutdown(bound);
     }
 
     /**

@@ -123,9 +123,9 @@ public final class ServeOptionParser {
         List<IoThreadSpec> threadList = new ArrayList<>();
         for (String text : objects) {
             KeyValueOptions o = KeyValueOptions.parse("--object", text, "qom-type");
-            String type = o.require("qom-type", "iothread");
+            String type = o.require("qom-type", "iothread or metrics");
             if (!type.equals("iothread")) {
-                throw new ServeOptionException(o.where() + ": object type " + type + " is not supported; accepts iothread");
+                throw new ServeOptionException(o.where() + ": object type " + type + " is not supported; accepts iothread or metrics");
             }
             String id = o.require("id", "a name for the IoThread, used by --export iothread=");
             checkId(o, "id", id);

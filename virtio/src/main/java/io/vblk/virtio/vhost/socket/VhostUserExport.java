@@ -7,6 +7,10 @@ import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.UnixSockets;
 import io.vblk.virtio.device.VirtioDevice;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
@@ -25,6 +29,9 @@ import java.util.function.Consumer;
 public final class VhostUserExport implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(VhostUserExport.class.getName());
     private static final int BACKLOG = 16;
+    /** stat(2)'s file-type bits and the socket type (sys/stat.h). */
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFSOCK = 0140000;
 
     private final String id;
     private final AioContext ctx;
@@ -35,6 +42,8 @@ public final class VhostUserExport implements AutoCloseable {
     private FdHandler listener;
     private VhostUserConnection connection;
     private boolean closed;
+    /** False once {@link #stopAccepting} ran: no connection is accepted any more, the open one goes on. */
+    private boolean accepting = true;
     private long accepted;
     private final VhostUserStats stats = new VhostUserStats();
     private Runnable onIdle;
@@ -48,21 +57,51 @@ public final class VhostUserExport implements AutoCloseable {
         device.onNeedsReset(this::deviceNeedsReset);
     }
 
+    /** The socket file's mode unless the caller says otherwise: the owner only (read-write = may connect). */
+    public static final int DEFAULT_SOCKET_MODE = 0600;
+
+    /** Listens on {@code path} with {@link #DEFAULT_SOCKET_MODE}. Home thread. */
+    public static VhostUserExport listen(String id, AioContext ctx, VirtioDevice device, String path) {
+        return listen(id, ctx, device, path, DEFAULT_SOCKET_MODE);
+    }
+
     /**
-     * Listens on {@code path} (a stale socket file there is replaced, as QEMU does). Home thread.
+     * Listens on {@code path}, its socket file created with permission bits {@code mode}. A socket
+     * file left there by a daemon that died (nobody listens: connect is refused) is replaced; a
+     * socket some live process listens on is refused, never unlinked from under it; any other
+     * file is left alone and the bind fails. Home thread.
      *
      * @throws IllegalStateException naming the path and the error when it cannot listen
      */
-    public static VhostUserExport listen(String id, AioContext ctx, VirtioDevice device, String path) {
+    public static VhostUserExport listen(String id, AioContext ctx, VirtioDevice device, String path, int mode) {
         ctx.assertHome();
-        FileIo.unlink(path);
-        int fd = UnixSockets.unixListen(path, BACKLOG);
+        // A live listener accepts (or queues) the probe; a stale socket file refuses it (ECONNREFUSED).
+        int probe = UnixSockets.unixConnect(path, false);
+        if (probe >= 0) {
+            FileIo.close(probe);
+            throw new IllegalStateException("export " + id + ": " + path + " is in use: another process (a running"
+                    + " vblk serve?) listens on it; stop it or choose another path");
+        }
+        if (probe == -Errno.ECONNREFUSED && isSocketFile(path)) {
+            LOG.log(System.Logger.Level.INFO, () -> "export " + id + ": replacing stale socket " + path);
+            FileIo.unlink(path);
+        }
+        int fd = UnixSockets.unixListen(path, BACKLOG, mode);
         if (fd < 0) {
             throw new IllegalStateException("export " + id + ": cannot listen on " + path + ": " + Errno.name(-fd));
         }
         VhostUserExport e = new VhostUserExport(id, ctx, device, fd, path);
         e.startListening();
         return e;
+    }
+
+    private static boolean isSocketFile(String path) {
+        try {
+            return Files.readAttributes(Path.of(path), "unix:mode", LinkOption.NOFOLLOW_LINKS).get("mode")
+                    instanceof Integer m && (m & S_IFMT) == S_IFSOCK;
+        } catch (IOException | UnsupportedOperationException e) {
+            return false;
+        }
     }
 
     /** Serves on an inherited listening socket ({@code addr.type=fd}); the export owns it from now on. Home thread. */
@@ -146,7 +185,7 @@ public final class VhostUserExport implements AutoCloseable {
         }
         if (closed) {
             finishClose();
-        } else {
+        } else if (accepting) {
             startListening();
         }
     }
@@ -155,6 +194,20 @@ public final class VhostUserExport implements AutoCloseable {
         LOG.log(System.Logger.Level.WARNING, () -> "export " + id + ": device needs reset: " + device.needsResetReason());
         if (connection != null && !connection.closing()) {
             connection.session().deviceNeedsReset();
+        }
+    }
+
+    /**
+     * Takes no new front end from now on (a daemon's first shutdown step); the open connection, if
+     * any, keeps running until {@link #close}. New clients wait in the backlog until the socket
+     * closes. Home thread.
+     */
+    public void stopAccepting() {
+        ctx.assertHome();
+        accepting = false;
+        if (listener != null) {
+            listener.remove();
+            listener = null;
         }
     }
 
