@@ -116,7 +116,7 @@ public final class SplitQueue {
         this.inFlight = 0;
         this.log = layout.inflight();
         int next = log.recover(usedIdx, lastAvailIdx);
-        if (next < 0 || ((next - usedIdx) & 0xffff) > n) {
+        if (next < 0 || (log != InflightLog.NONE && next != lastAvailIdx && ((next - usedIdx) & 0xffff) > n)) {
             return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "used idx " + usedIdx + ", recovered avail idx " + next
                     + ", queue size " + n);
         }
