@@ -134,12 +134,37 @@ final class FrontendRings implements AutoCloseable {
         });
     }
 
-    /** GET_INFLIGHT_FD then SET_INFLIGHT_FD, once, before the first ring starts (libvhost-user needs it before a kick). */
+    /**
+     * Hands {@code fd} (ownership taken) and its description back on the next start instead of
+     * asking for a new buffer: what QEMU does when it reconnects to a restarted back-end, so the
+     * new back-end finds the record of the requests the old one had in flight.
+     */
+    void reuseInflight(int fd, Inflight desc) {
+        if (inflightFd >= 0) {
+            FileIo.close(inflightFd);
+        }
+        inflightFd = fd;
+        inflight = desc;
+    }
+
+    /** The inflight buffer's fd this front-end holds, or -1. */
+    int inflightFd() {
+        return inflightFd;
+    }
+
+    /**
+     * GET_INFLIGHT_FD then SET_INFLIGHT_FD, once, before the first ring starts (libvhost-user needs
+     * it before a kick); with a buffer kept from an earlier back-end, SET_INFLIGHT_FD alone.
+     */
     private CompletableFuture<Void> setUpInflight(int queueSize) {
         if (inflightDone || !inflightWanted) {
             return CompletableFuture.completedFuture(null);
         }
         inflightDone = true;
+        if (inflightFd >= 0 && inflight != null) {
+            return channel.callAck(VhostUserRequest.SET_INFLIGHT_FD, VhostUserCodec.inflight(
+                    new Inflight(inflight.mmapSize(), inflight.mmapOffset(), rings.length, queueSize)), inflightFd);
+        }
         return channel.call(VhostUserRequest.GET_INFLIGHT_FD, VhostUserCodec.inflight(new Inflight(0, 0, rings.length, queueSize)))
                 .thenCompose(r -> {
                     // The framer's table made sure the reply carries exactly the one memfd.

@@ -191,6 +191,23 @@ public final class VhostUserFrontend implements VirtioDevice {
         return rings.inflight();
     }
 
+    /**
+     * Reconnection: hands {@code fd} (the inflight buffer an earlier back-end gave, duplicated by
+     * the caller; ownership taken) and its description back to this back-end with
+     * SET_INFLIGHT_FD on the first queue start, instead of GET_INFLIGHT_FD. Home thread; before
+     * {@link #startQueue}.
+     */
+    public void reuseInflight(int fd, Inflight desc) {
+        ctx.assertHome();
+        rings.reuseInflight(fd, desc);
+    }
+
+    /** The inflight buffer's fd this front-end holds (its own; dup it to keep it), or -1. Home thread. */
+    public int inflightFd() {
+        ctx.assertHome();
+        return rings.inflightFd();
+    }
+
     /** Virtio-blk capacity in 512-byte sectors (config offset 0), or -1 without CONFIG. */
     public long capacitySectors() {
         byte[] c = negotiated.config;
