@@ -69,6 +69,18 @@ final class FrontendRings implements AutoCloseable {
         q.callFd = callFd;
     }
 
+    /** SET_VRING_KICK and SET_VRING_CALL with ring {@code q}'s current fds (a live switch). */
+    CompletableFuture<Void> sendFds(int q) {
+        Ring r = rings[q];
+        channel.send(VhostUserRequest.SET_VRING_KICK, VhostUserCodec.u64(q), r.kickFd);
+        if (r.callFd >= 0) {
+            channel.send(VhostUserRequest.SET_VRING_CALL, VhostUserCodec.u64(q), r.callFd);
+        } else {
+            channel.send(VhostUserRequest.SET_VRING_CALL, VhostUserCodec.u64(q | VhostUserMessageLayout.VRING_NOFD));
+        }
+        return channel.sync();
+    }
+
     int kickFd(int q) {
         return rings[q].kickFd;
     }

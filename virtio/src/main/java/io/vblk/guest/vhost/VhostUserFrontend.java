@@ -343,11 +343,18 @@ public final class VhostUserFrontend implements VirtioDevice {
         rings.configure(index, layout);
     }
 
-    /** Takes ownership of both fds (closed when replaced or at {@link #close}). */
+    /**
+     * Takes ownership of both fds (closed when replaced or at {@link #close}). On a started ring
+     * the back-end gets them at once with SET_VRING_KICK and SET_VRING_CALL (as QEMU switches a
+     * call fd to an irqfd), without stopping the ring.
+     */
     @Override
     public void setQueueFds(int index, int kickFd, int callFd) {
         ctx.assertHome();
         rings.setFds(index, kickFd, callFd);
+        if (rings.started(index)) {
+            channel.background("switch fds of queue " + index, () -> rings.sendFds(index));
+        }
     }
 
     /** Starts the ring on the back-end; the first start also says DRIVER_OK with SET_STATUS (STATUS). */

@@ -167,6 +167,91 @@ class InflightReconnectTest {
         ram.close();
     }
 
+    @Test
+    void kickAndCallFdsSwitchedUnderLoadLoseNoRequestAndNeverStopTheQueue() throws Exception {
+        control = IoThread.start("main-loop", AioOptions.DEFAULT);
+        io0 = IoThread.start("io0", AioOptions.DEFAULT);
+        fe = IoThread.start("fe", AioOptions.DEFAULT);
+        driver = DriverSpec.open("null:size=64M");
+        String sock = dir.resolve("vblk.sock").toString();
+        AioContext c = control.ctx();
+        export = AioContext.await(c.callOn(() -> {
+            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
+                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
+            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
+            e.onConnectionClosed(reasons::add);
+            return e;
+        }), T);
+        GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
+        GuestVring vring = GuestVring.allocate(ram, 128);
+        VhostUserFrontend f = connect(sock);
+        start(f, ram, vring, 0);
+        int total = 3000;
+        int posted = 0;
+        int[] done = {0};
+        int switches = 0;
+        int notifiedAfterSwitch = 0;
+        long[] hdrs = new long[32];
+        long block = ram.allocate(4096 + 16 * 32 + 32, 4096);
+        for (int i = 0; i < 32; i++) {
+            hdrs[i] = block + 4096 + 16L * i;
+        }
+        java.util.ArrayDeque<Integer> freeSlots = new java.util.ArrayDeque<>();
+        for (int i = 0; i < 32; i++) {
+            freeSlots.add(i);
+        }
+        long end = System.nanoTime() + T.toNanos() * 2;
+        while (done[0] < total) {
+            assertThat(System.nanoTime()).as("%d of %d completed, %d switches", done[0], total, switches).isLessThan(end);
+            boolean any = false;
+            while (posted < total && !freeSlots.isEmpty()) {
+                int slot = freeSlots.poll();
+                MemorySegment h = ram.segment(hdrs[slot], 16);
+                h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
+                h.set(LE64, BlkWireLayout.HDR_SECTOR, (posted % 1000) * 8L);
+                vring.beginChain();
+                vring.addBuffer(hdrs[slot], 16, false);
+                vring.addBuffer(block, 4096, false);
+                vring.addBuffer(block + 4096 + 16 * 32 + slot, 1, true);
+                vring.commitChain(slot);
+                posted++;
+                any = true;
+            }
+            if (any) {
+                vring.publish();
+                kick(f);
+            }
+            int before = done[0];
+            vring.reap((token, len) -> {
+                freeSlots.add(token);
+                done[0]++;
+            });
+            if (done[0] / 100 != before / 100) {
+                // New kick and call eventfds while 32 requests are in flight.
+                int k = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
+                int cl = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
+                AioContext.await(fe.ctx().callOn(() -> {
+                    f.setQueueFds(0, k, cl);
+                    return f.settled();
+                }).thenCompose(x -> x), T);
+                switches++;
+            }
+            int cfd = AioContext.await(fe.ctx().callOn(() -> f.callFd(0)), T);
+            if (switches > 0 && EventFds.eventfdRead(cfd) > 0) {
+                notifiedAfterSwitch++;
+            }
+        }
+        assertThat(switches).isGreaterThanOrEqualTo(25);
+        assertThat(notifiedAfterSwitch).isPositive();
+        assertThat(AioContext.await(c.callOn(() -> device.queueStarted(0)), T)).isTrue();
+        assertThat(AioContext.await(c.callOn(device::needsReset), T)).isFalse();
+        AioContext.await(fe.ctx().callOn(() -> {
+            f.close();
+            return null;
+        }), T);
+        ram.close();
+    }
+
     private final int[] heads = new int[8];
     private final long[] statusGpa = new long[8];
     private int nextToken;

@@ -107,7 +107,18 @@ final class VringHandler {
             return session.ack(m, true);
         }
         boolean kick = m.kind() == VhostUserRequest.SET_VRING_KICK;
-        // The running queue holds its own copies of the fds; it restarts with the new one.
+        if (r.run == VringState.Run.RUNNING && fd >= 0) {
+            // Switched in place: the queue goes on, its thread swaps the fd between two passes
+            // (a completion notifies through the old fd or the new one, never neither).
+            if (kick) {
+                r.setKick(fd);
+            } else {
+                r.setCall(fd);
+            }
+            vrings.replaceFds(r);
+            return session.ack(m, true);
+        }
+        // An idle or stopping queue takes the fd at its next start.
         return whenStopped(m, r, () -> {
             if (kick) {
                 r.setKick(fd);

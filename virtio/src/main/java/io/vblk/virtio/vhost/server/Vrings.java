@@ -100,6 +100,19 @@ final class Vrings {
         }
     }
 
+    /** Hands a running ring's queue copies of the session's current kick and call fds (SET_VRING_KICK / CALL). */
+    void replaceFds(VringState r) throws VhostUserProtocolException {
+        int kick = dupFd(r.index, r.kickFd);
+        int call;
+        try {
+            call = dupFd(r.index, r.callFd);
+        } catch (VhostUserProtocolException e) {
+            VringState.closeFd(kick);
+            throw e;
+        }
+        device.setQueueFds(r.index, kick, call);
+    }
+
     /** Translates the ring's front-end addresses into guest-physical ones, checking size and alignment. */
     private QueueLayout layout(VringState r) throws VhostUserProtocolException {
         int n = r.size;
