@@ -179,10 +179,12 @@ class ServeKillRecoveryTest {
         }
     }
 
-    private static byte readFill(Path img, int block) throws Exception {
+    private static byte readFill(Path img, int block) {
         try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
             f.seek(block * 4096L + 4095);
             return f.readByte();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 }
