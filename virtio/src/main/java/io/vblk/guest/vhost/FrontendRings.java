@@ -56,8 +56,8 @@ final class FrontendRings implements AutoCloseable {
         rings[index].layout = layout;
     }
 
-    /** Takes ownership of both fds (closed when replaced or at {@link #close}). */
-    void setFds(int index, int kickFd, int callFd) {
+    /** Takes ownership of both fds (closed when replaced or at {@link #close}); true when the ring is started. */
+    boolean setFds(int index, int kickFd, int callFd) {
         Ring q = rings[index];
         if (q.kickFd >= 0 && q.kickFd != kickFd) {
             FileIo.close(q.kickFd);
@@ -67,6 +67,7 @@ final class FrontendRings implements AutoCloseable {
         }
         q.kickFd = kickFd;
         q.callFd = callFd;
+        return q.started;
     }
 
     /** SET_VRING_KICK and SET_VRING_CALL with ring {@code q}'s current fds (a live switch). */
