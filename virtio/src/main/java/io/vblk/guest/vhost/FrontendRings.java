@@ -56,8 +56,8 @@ final class FrontendRings implements AutoCloseable {
         rings[index].layout = layout;
     }
 
-    /** Takes ownership of both fds (closed when replaced or at {@link #close}). */
-    void setFds(int index, int kickFd, int callFd) {
+    /** Takes ownership of both fds (closed when replaced or at {@link #close}); true when the ring is started. */
+    boolean setFds(int index, int kickFd, int callFd) {
         Ring q = rings[index];
         if (q.kickFd >= 0 && q.kickFd != kickFd) {
             FileIo.close(q.kickFd);
@@ -67,6 +67,19 @@ final class FrontendRings implements AutoCloseable {
         }
         q.kickFd = kickFd;
         q.callFd = callFd;
+        return q.started;
+    }
+
+    /** SET_VRING_KICK and SET_VRING_CALL with ring {@code q}'s current fds (a live switch). */
+    CompletableFuture<Void> sendFds(int q) {
+        Ring r = rings[q];
+        channel.send(VhostUserRequest.SET_VRING_KICK, VhostUserCodec.u64(q), r.kickFd);
+        if (r.callFd >= 0) {
+            channel.send(VhostUserRequest.SET_VRING_CALL, VhostUserCodec.u64(q), r.callFd);
+        } else {
+            channel.send(VhostUserRequest.SET_VRING_CALL, VhostUserCodec.u64(q | VhostUserMessageLayout.VRING_NOFD));
+        }
+        return channel.sync();
     }
 
     int kickFd(int q) {
@@ -134,12 +147,37 @@ final class FrontendRings implements AutoCloseable {
         });
     }
 
-    /** GET_INFLIGHT_FD then SET_INFLIGHT_FD, once, before the first ring starts (libvhost-user needs it before a kick). */
+    /**
+     * Hands {@code fd} (ownership taken) and its description back on the next start instead of
+     * asking for a new buffer: what QEMU does when it reconnects to a restarted back-end, so the
+     * new back-end finds the record of the requests the old one had in flight.
+     */
+    void reuseInflight(int fd, Inflight desc) {
+        if (inflightFd >= 0) {
+            FileIo.close(inflightFd);
+        }
+        inflightFd = fd;
+        inflight = desc;
+    }
+
+    /** The inflight buffer's fd this front-end holds, or -1. */
+    int inflightFd() {
+        return inflightFd;
+    }
+
+    /**
+     * GET_INFLIGHT_FD then SET_INFLIGHT_FD, once, before the first ring starts (libvhost-user needs
+     * it before a kick); with a buffer kept from an earlier back-end, SET_INFLIGHT_FD alone.
+     */
     private CompletableFuture<Void> setUpInflight(int queueSize) {
         if (inflightDone || !inflightWanted) {
             return CompletableFuture.completedFuture(null);
         }
         inflightDone = true;
+        if (inflightFd >= 0 && inflight != null) {
+            return channel.callAck(VhostUserRequest.SET_INFLIGHT_FD, VhostUserCodec.inflight(
+                    new Inflight(inflight.mmapSize(), inflight.mmapOffset(), rings.length, queueSize)), inflightFd);
+        }
         return channel.call(VhostUserRequest.GET_INFLIGHT_FD, VhostUserCodec.inflight(new Inflight(0, 0, rings.length, queueSize)))
                 .thenCompose(r -> {
                     // The framer's table made sure the reply carries exactly the one memfd.

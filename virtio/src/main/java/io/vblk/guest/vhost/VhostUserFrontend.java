@@ -35,32 +35,26 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 /**
  * Home thread: the control {@link AioContext} given to {@link #connect}. No locking.
  *
- * <p>A vhost-user front-end for a block back-end (vblk's own server, qemu-storage-daemon, any
- * vhost-user-blk back-end), in the role QEMU plays for a VM. It connects to the socket,
- * negotiates features and protocol features, reads the config space, sends the guest's memory
- * table (memfds, by SET_MEM_TABLE) and sets up rings on demand.
+ * <p>A vhost-user-blk front-end in QEMU's role for a VM (against vblk's server, qemu-storage-daemon or any back-end):
+ * it connects, negotiates features, reads the config space, sends the memory table (memfds) and sets up rings.
  *
- * <p>It <em>is</em> a {@link VirtioDevice}: the emulator harness that drives the in-process
- * device (lays out split rings in guest memory, posts chains, kicks, reads the call eventfd)
- * drives a remote back-end through this class the same way, except that guest memory goes by
- * {@link #setMemoryTable} with the fd behind it (the back-end can only map memory it gets an fd
- * for; {@link VhostUserTransport#setMemory} sends the guest's memfd RAM):
+ * <p>It <em>is</em> a {@link VirtioDevice}: the emulator harness that drives the in-process device (lays out split
+ * rings, posts chains, kicks, reads the call eventfd) drives a remote back-end through it the same way, except that
+ * guest memory goes by {@link #setMemoryTable} with its fd ({@link VhostUserTransport#setMemory} sends memfd RAM):
  * <ul>
  *   <li>{@link #setDriverFeatures} → SET_FEATURES (plus VHOST_USER_F_PROTOCOL_FEATURES);</li>
  *   <li>{@link #setMemoryTable} → SET_MEM_TABLE with the memfds;</li>
- *   <li>{@link #configureQueue}, {@link #setQueueFds} → remembered; {@link #startQueue} → (the
- *       first time, GET_INFLIGHT_FD + SET_INFLIGHT_FD) SET_VRING_NUM, SET_VRING_BASE,
- *       SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ENABLE, in QEMU's order;</li>
- *   <li>{@link #stopQueue} → GET_VRING_BASE (the back-end replies once its in-flight requests
- *       are done) and the next avail index;</li>
+ *   <li>{@link #configureQueue}, {@link #setQueueFds} → remembered; {@link #startQueue} → (the first time,
+ *       GET_INFLIGHT_FD + SET_INFLIGHT_FD, or SET_INFLIGHT_FD alone after {@link #reuseInflight})
+ *       SET_VRING_NUM, _BASE, _ADDR, _KICK, _CALL, _ENABLE, in QEMU's order;</li>
+ *   <li>{@link #stopQueue} → GET_VRING_BASE (answered once the back-end's in-flight requests are done);</li>
  *   <li>{@link #readConfig} → the GET_CONFIG bytes read at connect; {@link #reset} → RESET_DEVICE.</li>
  * </ul>
- * The messages travel through a {@link FrontendChannel} over the shared
- * {@link io.vblk.virtio.vhost.socket.VhostUserSocket} (the frame reader/writer vblk's server
- * uses): requests go out in call order, an operation's messages are never interleaved with
- * another's, and replies are matched in order. Nothing blocks: a back-end that does not answer
- * within the reply timeout, sends a malformed reply or hangs up puts this device into NEEDS_RESET
- * with the reason. {@link FrontendNegotiation} opens the session, {@link FrontendMemory} and
+ * The messages travel through a {@link FrontendChannel} over the shared {@link
+ * io.vblk.virtio.vhost.socket.VhostUserSocket} (the frame reader/writer vblk's server uses): requests go out in call
+ * order, an operation's messages are never interleaved with another's, and replies are matched in order. Nothing
+ * blocks: a back-end that does not answer within the reply timeout, sends a malformed reply or hangs up puts this
+ * device into NEEDS_RESET with the reason. {@link FrontendNegotiation} opens the session, {@link FrontendMemory} and
  * {@link FrontendRings} keep the memory table and the rings.
  */
 public final class VhostUserFrontend implements VirtioDevice {
@@ -126,9 +120,8 @@ public final class VhostUserFrontend implements VirtioDevice {
     }
 
     /**
-     * Connects to the vhost-user socket at {@code path} and negotiates. Any thread; the work and
-     * the future's completion happen on {@code ctx}'s home thread. Fails with an
-     * {@link IllegalStateException} naming the socket and what went wrong.
+     * Connects to the vhost-user socket at {@code path} and negotiates. Any thread; the work and the future's
+     * completion happen on {@code ctx}'s home thread. Fails with an {@link IllegalStateException} naming the socket.
      */
     public static CompletableFuture<VhostUserFrontend> connect(AioContext ctx, String path, Options options) {
         CompletableFuture<VhostUserFrontend> out = new CompletableFuture<>();
@@ -189,6 +182,17 @@ public final class VhostUserFrontend implements VirtioDevice {
     /** The inflight description the back-end returned, or null. */
     public Inflight inflight() {
         return rings.inflight();
+    }
+
+    /** Reconnection, as QEMU after a back-end restart: the first start hands {@code fd} (owned from now) over. */
+    public void reuseInflight(int fd, Inflight desc) {
+        ctx.assertHome();
+        rings.reuseInflight(fd, desc);
+    }
+
+    /** The inflight buffer's fd (this front-end's own; dup it to keep it), or -1. Home thread. */
+    public int inflightFd() {
+        return rings.inflightFd();
     }
 
     /** Virtio-blk capacity in 512-byte sectors (config offset 0), or -1 without CONFIG. */
@@ -289,9 +293,8 @@ public final class VhostUserFrontend implements VirtioDevice {
     }
 
     /**
-     * Refused: a vhost-user back-end maps guest memory by the fd behind it, which a
-     * {@link GuestMemory} does not carry. Use {@link #setMemoryTable} (as
-     * {@link VhostUserTransport#setMemory} does with the guest's memfd RAM).
+     * Refused: a vhost-user back-end maps guest memory by the fd behind it, which a {@link GuestMemory} does not
+     * carry. Use {@link #setMemoryTable} (as {@link VhostUserTransport#setMemory} does with memfd RAM).
      */
     @Override
     public void setMemory(GuestMemory m) {
@@ -299,9 +302,8 @@ public final class VhostUserFrontend implements VirtioDevice {
     }
 
     /**
-     * Sends SET_MEM_TABLE for {@code regions} backed by {@code fds} (one per region, in order; the
-     * caller keeps its fds, the back-end gets copies). Ring addresses given later to
-     * {@link #configureQueue} are translated through these regions. Home thread.
+     * Sends SET_MEM_TABLE for {@code regions} backed by {@code fds} (one per region, in order; the caller keeps its
+     * fds, the back-end gets copies). Ring addresses given to {@link #configureQueue} are translated through them.
      */
     public void setMemoryTable(List<MemRegion> regions, int[] fds) {
         ctx.assertHome();
@@ -326,11 +328,13 @@ public final class VhostUserFrontend implements VirtioDevice {
         rings.configure(index, layout);
     }
 
-    /** Takes ownership of both fds (closed when replaced or at {@link #close}). */
+    /** Takes ownership of both fds (closed when replaced or at {@link #close}); a started ring gets them at once. */
     @Override
     public void setQueueFds(int index, int kickFd, int callFd) {
         ctx.assertHome();
-        rings.setFds(index, kickFd, callFd);
+        if (rings.setFds(index, kickFd, callFd)) {
+            channel.background("switch fds of queue " + index, () -> rings.sendFds(index));
+        }
     }
 
     /** Starts the ring on the back-end; the first start also says DRIVER_OK with SET_STATUS (STATUS). */
@@ -401,9 +405,8 @@ public final class VhostUserFrontend implements VirtioDevice {
     }
 
     /**
-     * Completes once every operation asked for so far has been answered by the back-end (or has
-     * failed: then exceptionally, with the NEEDS_RESET reason). Blocking transports wait on it to
-     * make fire-and-forget calls ({@link #reset}, {@link #setMemory}, ...) synchronous. Home thread.
+     * Completes once every operation asked so far has been answered (or exceptionally, with the NEEDS_RESET reason).
+     * Blocking transports wait on it to make fire-and-forget calls ({@link #reset}, ...) synchronous. Home thread.
      */
     public CompletableFuture<Void> settled() {
         ctx.assertHome();

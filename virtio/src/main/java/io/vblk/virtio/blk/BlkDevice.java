@@ -432,7 +432,7 @@ public final class BlkDevice implements VirtioDevice {
             q.stopping = false;
             QueueLayout l = q.layout;
             // Resuming without a new layout continues where this run stopped.
-            q.layout = new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), next);
+            q.layout = l.withNextAvailIdx(next);
             onStopped.accept(next);
         })));
     }

@@ -11,6 +11,21 @@ package io.vblk.virtio.queue;
  * @param availAddr     driver (avail) ring, 2-byte aligned
  * @param usedAddr      device (used) ring, 4-byte aligned
  * @param nextAvailIdx  the avail index the device processes next (vhost-user SET_VRING_BASE)
+ * @param inflight      the record of chains in flight the queue keeps ({@link InflightLog#NONE}: none)
  */
-public record QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx) {
+public record QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx, InflightLog inflight) {
+    public QueueLayout {
+        if (inflight == null) {
+            throw new IllegalArgumentException("inflight log is null; use InflightLog.NONE");
+        }
+    }
+
+    public QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx) {
+        this(size, descAddr, availAddr, usedAddr, nextAvailIdx, InflightLog.NONE);
+    }
+
+    /** The same rings and record, resuming at {@code next}. */
+    public QueueLayout withNextAvailIdx(int next) {
+        return new QueueLayout(size, descAddr, availAddr, usedAddr, next, inflight);
+    }
 }

@@ -37,7 +37,9 @@ public enum QueueViolation {
     /** 2.7.5.3.1: INDIRECT and NEXT are never both set. */
     INDIRECT_WITH_NEXT("2.7.5.3.1", "descriptor has both INDIRECT and NEXT"),
     /** 2.7.5.3: the table holds len / 16 descriptors, so len is a non-zero multiple of 16. */
-    BAD_INDIRECT_LENGTH("2.7.5.3", "indirect table length is zero, not a multiple of 16 or too large");
+    BAD_INDIRECT_LENGTH("2.7.5.3", "indirect table length is zero, not a multiple of 16 or too large"),
+    /** vhost-user.rst "Inflight I/O tracking": the record names heads outside the queue or more than it holds. */
+    INFLIGHT_RECORD_INVALID("2.7", "inflight record does not fit the rings");
 
     private final String section;
     private final String description;

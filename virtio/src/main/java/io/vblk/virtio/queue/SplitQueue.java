@@ -50,6 +50,10 @@ public final class SplitQueue {
     private int signalledUsed;
     private boolean signalledUsedValid;
     private int inFlight;
+    /** Where popped heads are recorded (vhost-user INFLIGHT_SHMFD); {@link InflightLog#NONE} without one. */
+    private InflightLog log = InflightLog.NONE;
+    /** Heads of a previous run may still wait in {@link #log} to be executed again, before any new pop. */
+    private boolean resubmitting;
 
     private QueueViolation violation;
     private String violationDetail;
@@ -110,6 +114,15 @@ public final class SplitQueue {
         this.usedIdx = UsedRingLayout.idx(used);
         this.signalledUsedValid = false;
         this.inFlight = 0;
+        this.log = layout.inflight();
+        int next = log.recover(usedIdx, lastAvailIdx);
+        if (next < 0 || (log != InflightLog.NONE && next != lastAvailIdx && ((next - usedIdx) & 0xffff) > n)) {
+            return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "used idx " + usedIdx + ", recovered avail idx " + next
+                    + ", queue size " + n);
+        }
+        this.lastAvailIdx = next;
+        this.shadowAvailIdx = next;
+        this.resubmitting = log != InflightLog.NONE;
         this.started = true;
         return true;
     }
@@ -117,6 +130,8 @@ public final class SplitQueue {
     /** Detaches from the rings; the next avail index stays readable for the transport. */
     public void stop() {
         started = false;
+        resubmitting = false;
+        log = InflightLog.NONE;
         memory = null;
         descTable = null;
         avail = null;
@@ -172,7 +187,7 @@ public final class SplitQueue {
         if (!started || violation != null) {
             return false;
         }
-        if (shadowAvailIdx != lastAvailIdx) {
+        if (shadowAvailIdx != lastAvailIdx || resubmitting) {
             return true;
         }
         return refreshAvailIdx() && shadowAvailIdx != lastAvailIdx;
@@ -194,6 +209,19 @@ public final class SplitQueue {
         if (!started || violation != null) {
             return false;
         }
+        if (resubmitting) {
+            // Requests a previous run took and never completed go first, oldest first
+            // (vhost-user.rst: "resubmit inflight I/Os" in the order they were fetched).
+            int head = log.nextResubmit();
+            if (head >= 0) {
+                if (!walk(chain, head)) {
+                    return false;
+                }
+                inFlight++;
+                return true;
+            }
+            resubmitting = false;
+        }
         if (shadowAvailIdx == lastAvailIdx) {
             if (!refreshAvailIdx() || shadowAvailIdx == lastAvailIdx) {
                 return false;
@@ -210,6 +238,10 @@ public final class SplitQueue {
         if (!walk(chain, head)) {
             return false;
         }
+        // Recorded before the request can have any effect. A stop between the index increment
+        // above and this store leaves the head unrecorded; the recovery then resumes one entry
+        // earlier (used idx + heads recorded) and pops it again.
+        log.popped(head);
         inFlight++;
         return true;
     }
@@ -220,6 +252,9 @@ public final class SplitQueue {
      * idx".
      */
     public void push(int head, long len) {
+        // Inflight protocol: last_batch_head first, then the element and the index, then the
+        // record cleared (InflightLog's order; a stop at any point is recovered by recover()).
+        log.publishing(head);
         int slot = usedIdx & mask;
         used.set(U32, UsedRingLayout.elemOffset(slot) + UsedRingLayout.ELEM_ID, head);
         used.set(U32, UsedRingLayout.elemOffset(slot) + UsedRingLayout.ELEM_LEN, (int) len);
@@ -229,6 +264,7 @@ public final class SplitQueue {
         // it reads the element (2.7.14; Linux virtqueue_get_buf's virtio_rmb).
         VarHandle.releaseFence();
         used.set(U16, UsedRingLayout.IDX, (short) usedIdx);
+        log.published(head, usedIdx);
         inFlight--;
     }
 

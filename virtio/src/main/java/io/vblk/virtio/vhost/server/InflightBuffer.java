@@ -15,12 +15,10 @@ import java.lang.foreign.MemorySegment;
  * <p>The inflight-tracking buffer shared with the front-end (GET_INFLIGHT_FD creates it, the
  * front-end keeps it across back-end reconnects and hands it back with SET_INFLIGHT_FD).
  *
- * <p>What vblk tracks in it: nothing per descriptor. The buffer is created zeroed with the size
- * and per-queue layout of {@link InflightLayout}, kept mapped for the session, and its geometry
- * (queues, queue size) checked when it comes back; {@code version} stays 0 ("uninitialized"), so
- * no back-end reading it later mistakes it for a record of in-flight requests. Resubmitting
- * requests after a back-end crash would need the device to mark heads in flight on pop and clear
- * them on push, which {@link io.vblk.virtio.device.VirtioDevice} does not offer.
+ * <p>The buffer is created zeroed with the size and per-queue layout of {@link InflightLayout},
+ * kept mapped for the session, and its geometry (queues, queue size) checked when it comes back.
+ * Each queue's region is kept by a {@link SplitInflightRecord} ({@link #record}), which the
+ * queue's {@link io.vblk.virtio.queue.SplitQueue} updates as it pops and pushes.
  */
 final class InflightBuffer implements AutoCloseable {
     /** The most a queue holds (virtio 1.x 2.7: split queue size at most 32768). */
@@ -34,6 +32,7 @@ final class InflightBuffer implements AutoCloseable {
     private final long size;
     private final int numQueues;
     private final int queueSize;
+    private final SplitInflightRecord[] records;
 
     private InflightBuffer(int fd, long mapBase, long mapAddr, long mapLen, long size, int numQueues, int queueSize) {
         this.fd = fd;
@@ -43,6 +42,15 @@ final class InflightBuffer implements AutoCloseable {
         this.size = size;
         this.numQueues = numQueues;
         this.queueSize = queueSize;
+        this.records = new SplitInflightRecord[numQueues];
+    }
+
+    /** Queue {@code q}'s record (one object per queue for the buffer's life). */
+    SplitInflightRecord record(int q) {
+        if (records[q] == null) {
+            records[q] = new SplitInflightRecord(queueRegion(q), queueSize);
+        }
+        return records[q];
     }
 
     static void checkGeometry(String what, int numQueues, int queueSize, int deviceQueues) throws VhostUserProtocolException {

@@ -16,18 +16,21 @@ final class InflightHandler implements AutoCloseable {
 
     private final VhostUserSession session;
     private final String name;
+    private final Vrings vrings;
     private final int deviceQueues;
     private InflightBuffer buffer;
 
-    InflightHandler(VhostUserSession session, String name, int deviceQueues) {
+    InflightHandler(VhostUserSession session, String name, Vrings vrings) {
         this.session = session;
         this.name = name;
-        this.deviceQueues = deviceQueues;
+        this.vrings = vrings;
+        this.deviceQueues = vrings.count();
     }
 
     boolean getInflightFd(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
         Inflight in = VhostUserCodec.decodeInflight(m);
         InflightBuffer.checkGeometry(m.describe(), in.numQueues(), in.queueSize(), deviceQueues);
+        requireIdle(m);
         replace(InflightBuffer.create(in.numQueues(), in.queueSize()));
         // The fd is copied into the front-end by sendmsg; the back-end keeps its own.
         return session.reply(m, VhostUserCodec.inflight(new Inflight(buffer.size(), 0, in.numQueues(), in.queueSize())),
@@ -37,17 +40,28 @@ final class InflightHandler implements AutoCloseable {
     boolean setInflightFd(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
         Inflight in = VhostUserCodec.decodeInflight(m);
         InflightBuffer.checkGeometry(m.describe(), in.numQueues(), in.queueSize(), deviceQueues);
+        requireIdle(m);
         InflightBuffer b = InflightBuffer.adopt(fds.take(0), in.mmapSize(), in.mmapOffset(), in.numQueues(), in.queueSize());
         int marked = b.markedInflight();
         if (marked > 0) {
-            LOG.log(System.Logger.Level.WARNING, () -> name + ": the inflight buffer handed back lists " + marked
-                    + " request(s) in flight; vblk does not resubmit them (the ring restarts from SET_VRING_BASE)");
+            LOG.log(System.Logger.Level.INFO, () -> name + ": the inflight buffer handed back lists " + marked
+                    + " request(s) in flight; they are executed again when their queues start");
         }
         replace(b);
         return session.ack(m, true);
     }
 
+    /** The records live in the buffer: it changes only while no queue runs on it. */
+    private void requireIdle(VhostUserMessage m) throws VhostUserProtocolException {
+        int[] running = vrings.active();
+        if (running.length > 0) {
+            throw new VhostUserProtocolException(m.describe() + ": queue " + running[0]
+                    + " is running on the current inflight buffer; stop it with GET_VRING_BASE first");
+        }
+    }
+
     private void replace(InflightBuffer b) {
+        vrings.inflight = b;
         if (buffer != null) {
             buffer.close();
         }
@@ -56,6 +70,7 @@ final class InflightHandler implements AutoCloseable {
 
     @Override
     public void close() {
+        vrings.inflight = null;
         if (buffer != null) {
             buffer.close();
             buffer = null;

@@ -80,7 +80,7 @@ public final class VhostUserSession {
         this.vrings = new Vrings(name, ctx, device);
         this.features = new FeaturesHandler(this, vrings, device);
         this.memory = new MemoryHandler(this, vrings, device);
-        this.inflight = new InflightHandler(this, name, vrings.count());
+        this.inflight = new InflightHandler(this, name, vrings);
         VringHandler vring = new VringHandler(this, vrings, device);
         ConfigHandler config = new ConfigHandler(this, name, device);
         StatusHandler status = new StatusHandler(this, vrings, device, features);

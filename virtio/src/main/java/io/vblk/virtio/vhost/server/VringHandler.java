@@ -8,6 +8,10 @@ import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
 /**
  * Home thread: the session's control context. No locking.
  *
@@ -89,13 +93,32 @@ final class VringHandler {
         int q = vrings.queueIndex(m, u & VhostUserMessageLayout.VRING_IDX_MASK);
         // "This flag is set when there is no file descriptor in the ancillary data"; one sent anyway is closed untaken.
         int fd = (u & VhostUserMessageLayout.VRING_NOFD) != 0 ? -1 : fds.take(0);
+        if (fd >= 0 && !isEventFd(fd)) {
+            // The queue would register it with epoll (kick) or write 8-byte counts to it (call,
+            // err): vhost-user.rst says these are eventfds. /dev/null or a directory is refused here
+            // rather than failing later inside the queue.
+            String what = describeFd(fd);
+            VringState.closeFd(fd);
+            throw new VhostUserProtocolException(m.describe() + ": queue " + q + " fd is " + what + ", not an eventfd");
+        }
         VringState r = vrings.get(q);
         if (m.kind() == VhostUserRequest.SET_VRING_ERR) {
             r.setErr(fd);
             return session.ack(m, true);
         }
         boolean kick = m.kind() == VhostUserRequest.SET_VRING_KICK;
-        // The running queue holds its own copies of the fds; it restarts with the new one.
+        if (r.run == VringState.Run.RUNNING && fd >= 0) {
+            // Switched in place: the queue goes on, its thread swaps the fd between two passes
+            // (a completion notifies through the old fd or the new one, never neither).
+            if (kick) {
+                r.setKick(fd);
+            } else {
+                r.setCall(fd);
+            }
+            vrings.replaceFds(r);
+            return session.ack(m, true);
+        }
+        // An idle or stopping queue takes the fd at its next start.
         return whenStopped(m, r, () -> {
             if (kick) {
                 r.setKick(fd);
@@ -123,6 +146,19 @@ final class VringHandler {
             r.enabled = false;
             return null;
         }, null);
+    }
+
+    /** True when {@code fd} is an eventfd (the kernel names it anon_inode:[eventfd]). */
+    static boolean isEventFd(int fd) {
+        return "anon_inode:[eventfd]".equals(describeFd(fd));
+    }
+
+    private static String describeFd(int fd) {
+        try {
+            return Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString();
+        } catch (IOException | UnsupportedOperationException e) {
+            return "unreadable (" + e.getMessage() + ")";
+        }
     }
 
     /** Applies {@code change} at once on an idle ring; a running one is stopped first and restarted by the change. */

@@ -4,6 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
+import io.vblk.virtio.queue.InflightLog;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
@@ -33,6 +34,8 @@ final class Vrings {
     private final VringState[] rings;
     /** The map the device has, or null before the first memory table (set by {@link MemoryHandler}). */
     GuestMemory memory;
+    /** The INFLIGHT_SHMFD buffer, or null (set by {@link InflightHandler}; changes only while every ring is idle). */
+    InflightBuffer inflight;
     /** VHOST_USER_F_PROTOCOL_FEATURES acked with SET_FEATURES (set by {@link FeaturesHandler}). */
     boolean protocolFeaturesAcked;
 
@@ -97,6 +100,19 @@ final class Vrings {
         }
     }
 
+    /** Hands a running ring's queue copies of the session's current kick and call fds (SET_VRING_KICK / CALL). */
+    void replaceFds(VringState r) throws VhostUserProtocolException {
+        int kick = dupFd(r.index, r.kickFd);
+        int call;
+        try {
+            call = dupFd(r.index, r.callFd);
+        } catch (VhostUserProtocolException e) {
+            VringState.closeFd(kick);
+            throw e;
+        }
+        device.setQueueFds(r.index, kick, call);
+    }
+
     /** Translates the ring's front-end addresses into guest-physical ones, checking size and alignment. */
     private QueueLayout layout(VringState r) throws VhostUserProtocolException {
         int n = r.size;
@@ -105,7 +121,20 @@ final class Vrings {
         long desc = gpa(r.index, "descriptor table", r.addr.desc(), 16L * n, 16);
         long avail = gpa(r.index, "available ring", r.addr.avail(), 6L + 2L * n, 2);
         long used = gpa(r.index, "used ring", r.addr.used(), 6L + 8L * n, 4);
-        return new QueueLayout(n, desc, avail, used, r.base);
+        return new QueueLayout(n, desc, avail, used, r.base, inflightLog(r));
+    }
+
+    /** Ring {@code r}'s region of the inflight buffer, when there is one that fits the ring. */
+    private InflightLog inflightLog(VringState r) throws VhostUserProtocolException {
+        InflightBuffer b = inflight;
+        if (b == null || r.index >= b.numQueues()) {
+            return InflightLog.NONE;
+        }
+        if (b.queueSize() != r.size) {
+            throw new VhostUserProtocolException("queue " + r.index + ": size " + r.size + " but the inflight buffer was"
+                    + " laid out for queues of " + b.queueSize());
+        }
+        return b.record(r.index);
     }
 
     private long gpa(int q, String what, long uaddr, long len, int align) throws VhostUserProtocolException {

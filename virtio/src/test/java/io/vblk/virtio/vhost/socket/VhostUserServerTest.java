@@ -7,6 +7,7 @@ import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.Mmap;
 import io.vblk.aio.sys.UnixSockets;
+import io.vblk.virtio.queue.InflightLog;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.vhost.RawClient;
 import io.vblk.virtio.vhost.RecordingDevice;
@@ -174,7 +175,10 @@ class VhostUserServerTest {
             AioContext.await(started, T);
             assertThat(on(() -> device.started[1])).isTrue();
             QueueLayout l = on(() -> device.layouts[1]);
-            assertThat(l).isEqualTo(ring.layout(5)); // front-end addresses translated back to guest-physical
+            // Front-end addresses translated back to guest-physical; the record is the inflight buffer's (INFLIGHT_SHMFD).
+            assertThat(new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), l.nextAvailIdx()))
+                    .isEqualTo(ring.layout(5));
+            assertThat(l.inflight()).isNotSameAs(InflightLog.NONE);
             assertThat(device.driverFeatures).isEqualTo(VERSION_1 | (1L << 29));
             assertThat(device.calls).containsSubsequence("features " + Long.toHexString(VERSION_1 | (1L << 29)),
                     "memory 1", "configure 1 " + l, "fds 1", "start 1");

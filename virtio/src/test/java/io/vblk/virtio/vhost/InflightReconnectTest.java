@@ -1,0 +1,331 @@
+package io.vblk.virtio.vhost;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.spec.DriverSpec;
+import io.vblk.guest.BlkWireLayout;
+import io.vblk.guest.GuestRam;
+import io.vblk.guest.GuestVring;
+import io.vblk.guest.vhost.VhostUserFrontend;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.wire.InflightLayout;
+import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
+import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.RandomAccessFile;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Reconnection over the real socket with INFLIGHT_SHMFD: a front-end keeps the inflight buffer
+ * vblk gave it, the back-end "dies" having completed the second of two writes out of order and
+ * left the first in flight (the rings and the record are put in exactly the state a back-end
+ * killed at that moment leaves), and a new front-end connection hands the buffer back with
+ * SET_INFLIGHT_FD and the used index as base (what QEMU sends after a lost connection). vblk must
+ * execute the first write again and not the second: the rewind to the used index alone would
+ * pop the completed second write a second time and never run the first.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class InflightReconnectTest {
+    private static final Duration T = Duration.ofSeconds(20);
+    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    @TempDir
+    Path dir;
+    private IoThread control;
+    private IoThread io0;
+    private IoThread fe;
+    private BlockDriver driver;
+    private BlkDevice device;
+    private VhostUserExport export;
+    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+    private final List<Integer> tokens = new ArrayList<>();
+
+    @AfterEach
+    void tearDown() {
+        CompletableFuture<Void> idle = new CompletableFuture<>();
+        AioContext.await(control.ctx().callOn(() -> {
+            export.close(() -> device.close(() -> idle.complete(null)));
+            return null;
+        }), T);
+        AioContext.await(idle, T);
+        fe.close();
+        io0.close();
+        control.close();
+        driver.close();
+    }
+
+    @Test
+    void aRestartedBackendExecutesTheRecordedRequestAndNotTheCompletedOne() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(1 << 20);
+        }
+        control = IoThread.start("main-loop", AioOptions.DEFAULT);
+        io0 = IoThread.start("io0", AioOptions.DEFAULT);
+        fe = IoThread.start("fe", AioOptions.DEFAULT);
+        driver = DriverSpec.open("file:" + img + ",aio=threads,cache=writeback");
+        String sock = dir.resolve("vblk.sock").toString();
+        AioContext c = control.ctx();
+        export = AioContext.await(c.callOn(() -> {
+            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
+                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
+            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
+            e.onConnectionClosed(reasons::add);
+            return e;
+        }), T);
+
+        GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
+        GuestVring vring = GuestVring.allocate(ram, 64);
+        // First back-end life: one write, completed normally; the front-end keeps the buffer.
+        VhostUserFrontend fe1 = connect(sock);
+        start(fe1, ram, vring, 0);
+        int w0 = postWrite(ram, vring, 0, (byte) 0x10);
+        kick(fe1);
+        awaitUsed(vring, 1);
+        reap(vring);
+        assertThat(tokens).containsExactly(w0);
+        int keptFd = AioContext.await(fe.ctx().callOn(() -> FileIo.dup(fe1.inflightFd())), T);
+        Inflight desc = AioContext.await(fe.ctx().callOn(fe1::inflight), T);
+        AioContext.await(fe.ctx().callOn(() -> {
+            fe1.close();
+            return null;
+        }), T);
+        assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
+
+        // The state a back-end killed mid-flight leaves: w1 and w2 popped, w2 completed (its
+        // data on disk, its used element published), w1 still recorded in flight.
+        int u = vring.usedIdx();
+        int w1 = postWrite(ram, vring, 1, (byte) 0x21);
+        int w2 = postWrite(ram, vring, 2, (byte) 0x22);
+        vring.publish();
+        writeBlock(img, 2, (byte) 0x22);
+        MemorySegment used = ram.segment(vring.usedGpa(), 6 + 8L * 64);
+        used.set(LE32, 4 + 8L * (u & 63), heads[w2]);
+        used.set(LE32, 8 + 8L * (u & 63), 1);
+        ram.segment(statusGpa[w2], 1).set(ValueLayout.JAVA_BYTE, 0, (byte) BlkWireLayout.S_OK);
+        used.set(LE16, 2, (short) (u + 1));
+        long map = Mmap.mmap(0, desc.mmapSize(), Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, keptFd, desc.mmapOffset());
+        MemorySegment region = MemorySegment.ofAddress(map).reinterpret(desc.mmapSize());
+        assertThat(region.get(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.VERSION)).as("version").isEqualTo((short) 1);
+        long d1 = InflightLayout.DESC + (long) InflightLayout.DESC_BYTES * heads[w1];
+        region.set(ValueLayout.JAVA_LONG_UNALIGNED, d1 + InflightLayout.DESC_COUNTER, 41L);
+        region.set(ValueLayout.JAVA_BYTE, d1 + InflightLayout.DESC_INFLIGHT, (byte) 1);
+        region.set(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.LAST_BATCH_HEAD, (short) heads[w2]);
+        region.set(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.USED_IDX, (short) (u + 1));
+        Mmap.munmap(map, desc.mmapSize());
+
+        // Second back-end life: the buffer handed back, base = the ring's used index.
+        VhostUserFrontend fe2 = connect(sock);
+        AioContext.await(fe.ctx().callOn(() -> {
+            fe2.reuseInflight(keptFd, desc);
+            return null;
+        }), T);
+        start(fe2, ram, vring, u + 1);
+        awaitUsed(vring, u + 2);
+        reap(vring);
+        assertThat(tokens).containsExactly(w0, w2, w1);
+        assertThat(ram.segment(statusGpa[w1], 1).get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) BlkWireLayout.S_OK);
+        assertThat(readBlock(img, 1)).isEqualTo((byte) 0x21);
+        // Nothing else comes back: a next write completes alone.
+        int w3 = postWrite(ram, vring, 3, (byte) 0x23);
+        vring.publish();
+        kick(fe2);
+        awaitUsed(vring, u + 3);
+        reap(vring);
+        assertThat(tokens).containsExactly(w0, w2, w1, w3);
+        AioContext.await(fe.ctx().callOn(() -> {
+            fe2.close();
+            return null;
+        }), T);
+        ram.close();
+    }
+
+    @Test
+    void kickAndCallFdsSwitchedUnderLoadLoseNoRequestAndNeverStopTheQueue() throws Exception {
+        control = IoThread.start("main-loop", AioOptions.DEFAULT);
+        io0 = IoThread.start("io0", AioOptions.DEFAULT);
+        fe = IoThread.start("fe", AioOptions.DEFAULT);
+        driver = DriverSpec.open("null:size=64M");
+        String sock = dir.resolve("vblk.sock").toString();
+        AioContext c = control.ctx();
+        export = AioContext.await(c.callOn(() -> {
+            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
+                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
+            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
+            e.onConnectionClosed(reasons::add);
+            return e;
+        }), T);
+        GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
+        GuestVring vring = GuestVring.allocate(ram, 128);
+        VhostUserFrontend f = connect(sock);
+        start(f, ram, vring, 0);
+        int total = 3000;
+        int posted = 0;
+        int[] done = {0};
+        int switches = 0;
+        int notifiedAfterSwitch = 0;
+        long[] hdrs = new long[32];
+        long block = ram.allocate(4096 + 16 * 32 + 32, 4096);
+        for (int i = 0; i < 32; i++) {
+            hdrs[i] = block + 4096 + 16L * i;
+        }
+        java.util.ArrayDeque<Integer> freeSlots = new java.util.ArrayDeque<>();
+        for (int i = 0; i < 32; i++) {
+            freeSlots.add(i);
+        }
+        long end = System.nanoTime() + T.toNanos() * 2;
+        while (done[0] < total) {
+            assertThat(System.nanoTime()).as("%d of %d completed, %d switches", done[0], total, switches).isLessThan(end);
+            boolean any = false;
+            while (posted < total && !freeSlots.isEmpty()) {
+                int slot = freeSlots.poll();
+                MemorySegment h = ram.segment(hdrs[slot], 16);
+                h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
+                h.set(LE64, BlkWireLayout.HDR_SECTOR, (posted % 1000) * 8L);
+                vring.beginChain();
+                vring.addBuffer(hdrs[slot], 16, false);
+                vring.addBuffer(block, 4096, false);
+                vring.addBuffer(block + 4096 + 16 * 32 + slot, 1, true);
+                vring.commitChain(slot);
+                posted++;
+                any = true;
+            }
+            if (any) {
+                vring.publish();
+                kick(f);
+            }
+            int before = done[0];
+            vring.reap((token, len) -> {
+                freeSlots.add(token);
+                done[0]++;
+            });
+            if (done[0] / 100 != before / 100) {
+                // New kick and call eventfds while 32 requests are in flight.
+                int k = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
+                int cl = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
+                AioContext.await(fe.ctx().callOn(() -> {
+                    f.setQueueFds(0, k, cl);
+                    return f.settled();
+                }).thenCompose(x -> x), T);
+                switches++;
+            }
+            int cfd = AioContext.await(fe.ctx().callOn(() -> f.callFd(0)), T);
+            if (switches > 0 && EventFds.eventfdRead(cfd) > 0) {
+                notifiedAfterSwitch++;
+            }
+        }
+        assertThat(switches).isGreaterThanOrEqualTo(25);
+        assertThat(notifiedAfterSwitch).isPositive();
+        assertThat(AioContext.await(c.callOn(() -> device.queueStarted(0)), T)).isTrue();
+        assertThat(AioContext.await(c.callOn(device::needsReset), T)).isFalse();
+        AioContext.await(fe.ctx().callOn(() -> {
+            f.close();
+            return null;
+        }), T);
+        ram.close();
+    }
+
+    private final int[] heads = new int[8];
+    private final long[] statusGpa = new long[8];
+    private int nextToken;
+
+    private int postWrite(GuestRam ram, GuestVring vring, int block, byte fill) {
+        int token = nextToken++;
+        long hdr = ram.allocate(16, 16);
+        long data = ram.allocate(4096, 4096);
+        long status = ram.allocate(1, 1);
+        MemorySegment h = ram.segment(hdr, 16);
+        h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
+        h.set(LE32, BlkWireLayout.HDR_RESERVED, 0);
+        h.set(LE64, BlkWireLayout.HDR_SECTOR, block * 8L);
+        ram.segment(data, 4096).fill(fill);
+        ram.segment(status, 1).set(ValueLayout.JAVA_BYTE, 0, (byte) 0x7f);
+        vring.beginChain();
+        vring.addBuffer(hdr, 16, false);
+        vring.addBuffer(data, 4096, false);
+        vring.addBuffer(status, 1, true);
+        heads[token] = vring.commitChain(token);
+        statusGpa[token] = status;
+        vring.publish();
+        return token;
+    }
+
+    private VhostUserFrontend connect(String sock) {
+        return AioContext.await(VhostUserFrontend.connect(fe.ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+    }
+
+    private void start(VhostUserFrontend f, GuestRam ram, GuestVring vring, int base) {
+        QueueLayout l = vring.layout();
+        AioContext.await(fe.ctx().callOn(() -> {
+            f.setDriverFeatures(1L << 32);
+            f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
+            f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), base));
+            f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
+                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
+            f.startQueue(0, () -> { });
+            return f.settled();
+        }).thenCompose(x -> x), T);
+    }
+
+    private void kick(VhostUserFrontend f) {
+        AioContext.await(fe.ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+    }
+
+    /** Waits, bounded, until the used index reaches {@code idx}. */
+    private static void awaitUsed(GuestVring vring, int idx) {
+        long end = System.nanoTime() + T.toNanos();
+        while (vring.usedIdx() != (idx & 0xffff)) {
+            assertThat(System.nanoTime()).as("used idx %d, waiting for %d", vring.usedIdx(), idx).isLessThan(end);
+            Thread.onSpinWait();
+        }
+    }
+
+    private void reap(GuestVring vring) {
+        vring.reap((token, len) -> tokens.add(token));
+    }
+
+    private static void writeBlock(Path img, int block, byte fill) throws Exception {
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(block * 4096L);
+            f.write(new byte[4096]);
+            f.seek(block * 4096L);
+            byte[] b = new byte[4096];
+            java.util.Arrays.fill(b, fill);
+            f.write(b);
+        }
+    }
+
+    private static byte readBlock(Path img, int block) throws Exception {
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
+            f.seek(block * 4096L + 100);
+            return f.readByte();
+        }
+    }
+}

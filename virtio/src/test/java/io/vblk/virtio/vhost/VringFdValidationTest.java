@@ -1,0 +1,111 @@
+package io.vblk.virtio.vhost;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.spec.DriverSpec;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.wire.VhostUserCodec;
+import io.vblk.virtio.vhost.wire.VhostUserMessage;
+import io.vblk.virtio.vhost.wire.VhostUserRequest;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Kick, call and error fds that are not eventfds (the hostile front-end's /dev/null and directory
+ * cases) are refused at SET_VRING_KICK / CALL / ERR: the connection closes with a reason naming the
+ * fd, the export takes the next connection, and an eventfd is still accepted.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class VringFdValidationTest {
+    private static final Duration T = Duration.ofSeconds(20);
+
+    @TempDir
+    Path dir;
+    private IoThread control;
+    private IoThread io0;
+    private BlockDriver driver;
+    private BlkDevice device;
+    private VhostUserExport export;
+    private String sock;
+    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+
+    @BeforeEach
+    void setUp() {
+        control = IoThread.start("main-loop", AioOptions.DEFAULT);
+        io0 = IoThread.start("io0", AioOptions.DEFAULT);
+        driver = DriverSpec.open("null:size=1M");
+        sock = dir.resolve("vblk.sock").toString();
+        AioContext c = control.ctx();
+        export = AioContext.await(c.callOn(() -> {
+            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
+                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
+            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
+            e.onConnectionClosed(reasons::add);
+            return e;
+        }), T);
+    }
+
+    @AfterEach
+    void tearDown() {
+        CompletableFuture<Void> idle = new CompletableFuture<>();
+        AioContext.await(control.ctx().callOn(() -> {
+            export.close(() -> device.close(() -> idle.complete(null)));
+            return null;
+        }), T);
+        AioContext.await(idle, T);
+        io0.close();
+        control.close();
+        driver.close();
+    }
+
+    private void refused(VhostUserRequest r, String path, String named) throws Exception {
+        int fd = FileIo.open(path, FileIo.O_RDONLY | FileIo.O_CLOEXEC, 0);
+        assertThat(fd).as("open %s", path).isGreaterThanOrEqualTo(0);
+        try (RawClient c = new RawClient(sock)) {
+            c.send(r, true, VhostUserCodec.u64(0), fd);
+            c.awaitClosedByServer(5000);
+        } finally {
+            FileIo.close(fd);
+        }
+        assertThat(reasons.poll(10, TimeUnit.SECONDS)).startsWith("malformed message: ")
+                .contains(r.name()).contains(named).contains("not an eventfd");
+    }
+
+    @Test
+    void nonEventfdKickCallAndErrFdsCloseTheConnectionWithANamedReason() throws Exception {
+        refused(VhostUserRequest.SET_VRING_KICK, "/dev/null", "/dev/null");
+        refused(VhostUserRequest.SET_VRING_CALL, dir.toString(), dir.toString());
+        refused(VhostUserRequest.SET_VRING_ERR, "/dev/null", "/dev/null");
+        // An eventfd is taken (acked under REPLY_ACK semantics: the connection stays open and answers).
+        int efd = EventFds.eventfd(0, EventFds.EFD_CLOEXEC);
+        try (RawClient c = new RawClient(sock)) {
+            c.send(VhostUserRequest.SET_VRING_CALL, false, VhostUserCodec.u64(0), efd);
+            c.send(VhostUserRequest.GET_FEATURES, false, new byte[0]);
+            VhostUserMessage reply = c.reply(5000);
+            assertThat(reply.kind()).isEqualTo(VhostUserRequest.GET_FEATURES);
+        } finally {
+            FileIo.close(efd);
+        }
+        assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
+    }
+}
