@@ -2,7 +2,7 @@
 # The real-VM test suite: boots the test guest on a vhost-user-blk backend and checks the disk.
 #
 #   suite.sh [--exec "COMMAND"] [--jobs JOBS] [--timeout S] [--workdir DIR] [--keep]
-#            [--only q1|q2|restart|live[,...]]
+#            [--only q1|q2|restart|live|crash[,...]]
 #
 #   --exec CMD    the backend, started by scripts/qsd/serve.sh with qemu-storage-daemon's options
 #                 (default qemu-storage-daemon; e.g. --exec "./vblk serve")
@@ -20,6 +20,11 @@
 #   live     (not in the default set) the backend is killed with SIGKILL while the guest runs
 #            random reads, and restarted; QEMU reconnects (chardev reconnect=1) and the guest's
 #            randrw and fio-verify jobs must still pass
+#   crash    (not in the default set) crash recovery: while the guest runs fio verify jobs that
+#            write (sequential 1 MiB at QD4, then random 4-64 KiB at QD16), the backend is killed
+#            with SIGKILL and restarted on the same socket and image 10 times, about every 1.5 s;
+#            QEMU reconnects and hands the inflight buffer to each new backend; the guest must
+#            finish with 0 verify errors and no request left hanging (its timeout)
 #
 # Prints the guest console of each boot, one line per test
 #   VBLK-SUITE test=<name> status=pass|fail rc=<n> secs=<s>
@@ -157,12 +162,50 @@ run_live_test() {
   record live "$rc" "$t0"
 }
 
+run_crash_test() {
+  local t0 pid rc=0 watcher kills=10
+  t0=$(vm_now)
+  if ! pid=$(start_backend crash 1 "$workdir/crash.img"); then record crash 1 "$t0"; return; fi
+  pids=("$pid")
+  echo "$pid" >"$workdir/crash.pid"
+  : >"$workdir/crash.console.log"
+  rm -f "$workdir/crash.stop" "$workdir/crash.kills"
+  (
+    until grep -q 'VBLK-VM step name=check ' "$workdir/crash.console.log"; do
+      [ -e "$workdir/crash.stop" ] && exit 1
+      sleep 0.1
+    done
+    for i in $(seq 1 "$kills"); do
+      sleep 1.5
+      [ -e "$workdir/crash.stop" ] && break
+      old=$(cat "$workdir/crash.pid")
+      kill -KILL "$old"
+      while kill -0 "$old" 2>/dev/null; do sleep 0.05; done
+      start_backend crash 1 "$workdir/crash.img" >"$workdir/crash.pid"
+      echo "$i" >"$workdir/crash.kills"
+      vm_log "crash $i: backend $old killed, $(cat "$workdir/crash.pid") started"
+    done
+  ) &
+  watcher=$!
+  guest crash crash 1 --job fio-verify --fio-size 256M --reconnect 1 || rc=$?
+  touch "$workdir/crash.stop"
+  wait "$watcher" || rc=1
+  pids=("$(cat "$workdir/crash.pid")")
+  stop_backends
+  local done_kills
+  done_kills=$(cat "$workdir/crash.kills" 2>/dev/null || echo 0)
+  echo "VBLK-SUITE crash kills=$done_kills"
+  [ "$done_kills" = "$kills" ] || { vm_log "only $done_kills of $kills kills happened while the guest ran"; rc=1; }
+  record crash "$rc" "$t0"
+}
+
 for t in $(tr ',' ' ' <<<"$only"); do
   case "$t" in
     q1) run_queues_test q1 1 ;;
     q2) run_queues_test q2 2 ;;
     restart) run_restart_test ;;
     live) run_live_test ;;
+    crash) run_crash_test ;;
     *) vm_die "unknown test $t" ;;
   esac
 done

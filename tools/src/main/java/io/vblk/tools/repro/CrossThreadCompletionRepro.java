@@ -17,6 +17,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -114,7 +115,7 @@ public final class CrossThreadCompletionRepro implements Repro {
                 AioContext.await(ctx.callOn(() -> {
                     w.open();
                     return null;
-                }), options.hangAfter());
+                }), controlBound(options));
                 ReproResult r = drive(w, guardOn, options);
                 released = w.tearDown(options);
                 return r.with("teardown", released ? "released" : "abandoned");
@@ -139,6 +140,15 @@ public final class CrossThreadCompletionRepro implements Repro {
         }
     }
 
+    /**
+     * The bound of a control step handed to the IoThread (open, first refill, teardown): not a
+     * hazard's symptom, so generous on a loaded machine, unlike {@code hangAfter}, which detects one.
+     */
+    static Duration controlBound(ReproOptions options) {
+        Duration ten = options.hangAfter().multipliedBy(10);
+        return ten.compareTo(Duration.ofSeconds(10)) > 0 ? ten : Duration.ofSeconds(10);
+    }
+
     /** The caller's thread: the second thread of seed 002. */
     private ReproResult drive(Workload w, boolean guardOn, ReproOptions options) throws Exception {
         long deadline = System.nanoTime() + options.timeLimit().toNanos();
@@ -148,7 +158,7 @@ public final class CrossThreadCompletionRepro implements Repro {
         AioContext.await(w.ctx.callOn(() -> {
             w.refill();
             return null;
-        }), options.hangAfter());
+        }), controlBound(options));
         long lastDone = -1;
         long lastProgress = System.nanoTime();
         while (w.completions.get() < target && System.nanoTime() - deadline < 0 && !w.collisionSeen()) {
@@ -370,7 +380,7 @@ public final class CrossThreadCompletionRepro implements Repro {
                         n += inFlight.get(i);
                     }
                     return n;
-                }), options.hangAfter());
+                }), controlBound(options));
                 if (outstanding == 0) {
                     break;
                 }
@@ -395,7 +405,7 @@ public final class CrossThreadCompletionRepro implements Repro {
                     // ring stays mapped with the buffers it may still name.
                     return false;
                 }
-            }), options.hangAfter());
+            }), controlBound(options));
             return releasedCleanly;
         }
     }

@@ -36,11 +36,8 @@ class RealVmTest {
         Components.require(Components.REAL_VM);
         run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
 
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Path tools = ROOT.resolve("tools/target");
-        String cp = tools.resolve("classes") + ":" + Files.readString(tools.resolve("test-classpath.txt")).trim();
-        String serve = java + " --enable-native-access=ALL-UNNAMED -cp " + cp + " io.vblk.tools.Main serve";
-        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serve, "--keep"), 20, "suite");
+        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(), "--keep"),
+                20, "suite");
 
         assertThat(out).contains("VBLK-SUITE test=q1 status=pass", "VBLK-SUITE test=q2 status=pass",
                 "VBLK-SUITE test=restart status=pass", "3 passed, 0 failed");
@@ -68,6 +65,36 @@ class RealVmTest {
             }
         }
         Files.delete(workdir);
+    }
+
+    /**
+     * Crash recovery under a real guest (scripts/vm/suite.sh {@code --only crash}): fio writes with
+     * crc32c verification at QD4 and QD16 while {@code vblk serve} is SIGKILLed and restarted on the
+     * same socket ten times; QEMU reconnects and hands each new daemon the inflight buffer. The guest
+     * must finish with no verify error and no hung request.
+     */
+    @Test
+    @Timeout(value = 15, unit = TimeUnit.MINUTES)
+    void guestSurvivesTenKillsOfTheDaemonDuringVerifiedWrites() throws Exception {
+        Components.require(Components.REAL_VM);
+        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
+        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(),
+                "--only", "crash"), 12, "crash");
+        assertThat(out).contains("VBLK-SUITE crash kills=10", "VBLK-SUITE test=crash status=pass", "1 passed, 0 failed");
+        Matcher verify = Pattern.compile("VBLK-VM step name=fio-verify-\\S+ rc=\\d+ \\S+ fio_rc=(\\d+) err=(\\S+)").matcher(out);
+        int jobs = 0;
+        while (verify.find()) {
+            jobs++;
+            assertThat(verify.group(1) + "/" + verify.group(2)).as("fio rc / verify errors").isEqualTo("0/0");
+        }
+        assertThat(jobs).as("both verify jobs reported").isEqualTo(2);
+    }
+
+    private static String serveCommand() throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Path tools = ROOT.resolve("tools/target");
+        String cp = tools.resolve("classes") + ":" + Files.readString(tools.resolve("test-classpath.txt")).trim();
+        return java + " --enable-native-access=ALL-UNNAMED -cp " + cp + " io.vblk.tools.Main serve";
     }
 
     private static String run(List<String> cmd, int minutes, String what) throws Exception {
