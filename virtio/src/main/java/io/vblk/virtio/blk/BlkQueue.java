@@ -65,6 +65,8 @@ final class BlkQueue implements IoCompletion {
     private final Bh stopBh;
     private final FdHandler.Callback kickCallback = this::onKick;
     private final BooleanSupplier pollCallback = this::onPoll;
+    private final Runnable pollBeginCallback = this::onPollBegin;
+    private final Runnable pollEndCallback = this::onPollEnd;
     private final boolean merge;
     private final int maxMergeBytes;
     private final int iovCapacity;
@@ -89,6 +91,11 @@ final class BlkQueue implements IoCompletion {
     private int startAvailIdx;
     private boolean running;
     private boolean starved;
+    /**
+     * The loop is busy-polling this queue (between pollBegin and pollEnd): guest kicks stay off
+     * after a pass, since the next poll looks at the ring anyway; pollEnd switches them back on.
+     */
+    private boolean polling;
     private IntConsumer stopReport;
     /** Open drained sections of the device's node, as the device handed them over. */
     private int drainDepth;
@@ -137,7 +144,7 @@ final class BlkQueue implements IoCompletion {
             return;
         }
         running = true;
-        poller = ctx.addPollHandler(name + ".poll", pollCallback);
+        poller = ctx.addPollHandler(name + ".poll", pollCallback, pollBeginCallback, pollEndCallback);
         // Buffers may be waiting already (a frontend resuming a ring) and no kick will come for them.
         process();
     }
@@ -147,6 +154,7 @@ final class BlkQueue implements IoCompletion {
         ctx.assertHome();
         running = false;
         starved = false;
+        polling = false; // the loop runs no pollEnd for a removed handler
         resumeBh.cancel();
         if (kick != null) {
             kick.remove();
@@ -273,6 +281,30 @@ final class BlkQueue implements IoCompletion {
         process();
     }
 
+    /**
+     * The loop opens a busy-poll window (QEMU's virtio_queue_host_notifier_aio_poll_begin): no
+     * kicks wanted while it polls the avail index.
+     */
+    private void onPollBegin() {
+        polling = true;
+        if (running && !quiesced) {
+            vq.disableNotification();
+        }
+    }
+
+    /**
+     * The loop is about to block (QEMU's virtio_queue_host_notifier_aio_poll_end): kicks back on.
+     * The re-check is the loop's last poll, which runs right after (onPoll reads the avail index
+     * again, after the fence in enableNotification), so a buffer added while kicks were off is
+     * taken before the loop sleeps.
+     */
+    private void onPollEnd() {
+        polling = false;
+        if (vq.notificationsDisabled()) {
+            vq.enableNotification();
+        }
+    }
+
     private boolean onPoll() {
         if (!running || quiesced || !vq.hasAvailable()) {
             reportIfBroken();
@@ -289,7 +321,10 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
-    /** One pass: pop and dispatch every available chain, then re-enable kicks and re-check. */
+    /**
+     * One pass: pop and dispatch every available chain with kicks off, then (unless the loop is
+     * polling) re-enable kicks and re-check.
+     */
     void process() {
         ctx.assertHome();
         if (!running || dev.needsReset()) {
@@ -304,13 +339,15 @@ final class BlkQueue implements IoCompletion {
         DeferCall dc = ctx.deferCall();
         dc.begin();
         try {
+            // QEMU virtio_blk_handle_vq: kicks off while popping, back on with a re-check before
+            // leaving; while the loop polls, they stay off until onPollEnd.
             do {
                 vq.disableNotification();
                 popAll();
                 if (!running || starved) {
                     break;
                 }
-            } while (vq.enableNotification());
+            } while (!polling && vq.enableNotification());
             reportIfBroken();
         } finally {
             dc.end();
