@@ -40,6 +40,9 @@ public final class SplitQueue {
     private int mask;
     private long availEventOffset;
     private long usedEventOffset;
+    /** The guest's regions (fixed while started) and the one the last buffer was found in. */
+    private MemoryRegion[] regions;
+    private int lastRegion;
     private boolean eventIdx;
     private boolean indirect;
     private boolean notifyOnEmpty;
@@ -103,6 +106,8 @@ public final class SplitQueue {
                     layout.descAddr(), layout.availAddr(), layout.usedAddr(), n));
         }
         this.memory = memory;
+        this.regions = memory.regions().toArray(new MemoryRegion[0]);
+        this.lastRegion = 0;
         this.descTable = d;
         this.avail = a;
         this.used = u;
@@ -127,6 +132,7 @@ public final class SplitQueue {
     public void stop() {
         started = false;
         memory = null;
+        regions = null;
         descTable = null;
         avail = null;
         used = null;
@@ -378,10 +384,13 @@ public final class SplitQueue {
                 return fail(QueueViolation.CHAIN_LOOP, "head " + head + (inIndirect ? " (indirect table of "
                         + tableSize + ")" : "") + " visited more than " + tableSize + " descriptors");
             }
+            // Two 8-byte loads per descriptor (addr; len|flags|next), each read exactly once:
+            // the values checked are the values used, whatever the driver writes meanwhile.
             long addr = DescriptorLayout.addr(table, base, idx);
-            long len = DescriptorLayout.len(table, base, idx);
-            int flags = DescriptorLayout.flags(table, base, idx);
-            int next = DescriptorLayout.next(table, base, idx);
+            long tail = DescriptorLayout.tail(table, base, idx);
+            long len = DescriptorLayout.lenOf(tail);
+            int flags = DescriptorLayout.flagsOf(tail);
+            int next = DescriptorLayout.nextOf(tail);
             if ((flags & DescriptorLayout.F_INDIRECT) != 0) {
                 if (!indirect) {
                     return fail(QueueViolation.INDIRECT_NOT_NEGOTIATED, "head " + head + " descriptor " + idx);
@@ -437,6 +446,17 @@ public final class SplitQueue {
         if (chain.totalBytes() + len > 0x1_0000_0000L) {
             return fail(QueueViolation.CHAIN_TOO_LARGE, "head " + head);
         }
+        // Fast path: the whole buffer lies in the region the previous buffer was in (a guest
+        // with one or two RAM regions almost always), one range check instead of a scan.
+        MemoryRegion last = regions[lastRegion];
+        long lastOff = addr - last.gpa();
+        if (lastOff >= 0 && lastOff < last.size() && len <= last.size() - lastOff) {
+            if (!chain.add(lastRegion, lastOff, last.host().address() + lastOff, len, writable)) {
+                return fail(QueueViolation.TOO_MANY_SEGMENTS, "head " + head + " more than "
+                        + DescriptorChain.MAX_SEGMENTS);
+            }
+            return true;
+        }
         long gpa = addr;
         long left = len;
         while (left > 0) {
@@ -446,6 +466,7 @@ public final class SplitQueue {
                         head, addr, len));
             }
             MemoryRegion region = memory.region(r);
+            lastRegion = r;
             long off = gpa - region.gpa();
             long n = Math.min(left, region.size() - off);
             if (!chain.add(r, off, region.host().address() + off, n, writable)) {
