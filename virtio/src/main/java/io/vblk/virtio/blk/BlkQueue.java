@@ -498,7 +498,7 @@ final class BlkQueue implements IoCompletion {
                 ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
         r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
         vq.push(r.head, used);
-        count(r, status, fromDriver);
+        stats.count(r.type, status, fromDriver, r.dataBytes);
         noteDone(r);
         release(r);
     }
@@ -546,46 +546,6 @@ final class BlkQueue implements IoCompletion {
         } else if (starved) {
             starved = false;
             resumeBh.schedule();
-        }
-    }
-
-    private void count(BlkRequest r, int status, boolean fromDriver) {
-        BlkQueueStats s = stats;
-        switch (r.type) {
-            case BlkRequestType.IN -> {
-                s.reads++;
-                if (status == BlkStatus.OK) {
-                    s.readBytes += r.dataBytes;
-                }
-            }
-            case BlkRequestType.OUT -> {
-                s.writes++;
-                if (status == BlkStatus.OK) {
-                    s.writtenBytes += r.dataBytes;
-                }
-            }
-            case BlkRequestType.FLUSH -> s.flushes++;
-            case BlkRequestType.GET_ID -> s.getIds++;
-            case BlkRequestType.DISCARD -> s.discards++;
-            case BlkRequestType.WRITE_ZEROES -> s.writeZeroes++;
-            default -> s.unsupportedTypes++;
-        }
-        if (status == BlkStatus.IOERR) {
-            s.ioErrors++;
-            if (fromDriver) {
-                s.ioErrorsDriver++;
-            } else {
-                s.ioErrorsRequest++;
-            }
-        } else if (status == BlkStatus.UNSUPP) {
-            s.unsupported++;
-            if (fromDriver) {
-                s.unsuppDriver++;
-            } else if (BlkQueueStats.opIndex(r.type) == BlkQueueStats.OP_UNSUPPORTED) {
-                s.unsuppType++;
-            } else {
-                s.unsuppRequest++;
-            }
         }
     }
 

@@ -205,4 +205,45 @@ public final class BlkQueueStats {
                 + " unsupported=" + unsupported + " merged=" + merged + " driverSubmits=" + driverSubmits
                 + " inFlight=" + inFlight + "]";
     }
+
+    /** Counts one finished request of {@code type} by its status (the queue's thread). */
+    void count(int type, int status, boolean fromDriver, long dataBytes) {
+        BlkQueueStats s = this;
+        switch (type) {
+            case BlkRequestType.IN -> {
+                s.reads++;
+                if (status == BlkStatus.OK) {
+                    s.readBytes += dataBytes;
+                }
+            }
+            case BlkRequestType.OUT -> {
+                s.writes++;
+                if (status == BlkStatus.OK) {
+                    s.writtenBytes += dataBytes;
+                }
+            }
+            case BlkRequestType.FLUSH -> s.flushes++;
+            case BlkRequestType.GET_ID -> s.getIds++;
+            case BlkRequestType.DISCARD -> s.discards++;
+            case BlkRequestType.WRITE_ZEROES -> s.writeZeroes++;
+            default -> s.unsupportedTypes++;
+        }
+        if (status == BlkStatus.IOERR) {
+            s.ioErrors++;
+            if (fromDriver) {
+                s.ioErrorsDriver++;
+            } else {
+                s.ioErrorsRequest++;
+            }
+        } else if (status == BlkStatus.UNSUPP) {
+            s.unsupported++;
+            if (fromDriver) {
+                s.unsuppDriver++;
+            } else if (BlkQueueStats.opIndex(type) == BlkQueueStats.OP_UNSUPPORTED) {
+                s.unsuppType++;
+            } else {
+                s.unsuppRequest++;
+            }
+        }
+    }
 }

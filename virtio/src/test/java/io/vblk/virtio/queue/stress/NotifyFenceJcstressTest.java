@@ -16,7 +16,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Runs {@link NotifyFenceStress} (no lost kick, no lost interrupt; EVENT_IDX and flags) in a
- * child JVM under jcstress with a small budget (one fork, one 200 ms iteration per test and
+ * child JVM under jcstress with a small budget (one fork, one 1 s iteration per test and
  * compilation mode, one JVM configuration; about a minute) and
  * fails on any forbidden outcome. With the full fence in SplitQueue.enableNotification or
  * SplitQueue.needsNotify removed, this run reports the forbidden outcome.
@@ -30,7 +30,8 @@ class NotifyFenceJcstressTest {
         List<String> cmd = List.of(java, "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), "org.openjdk.jcstress.Main",
                 "-t", NotifyFenceStress.class.getName().replace(".", "\\.") + ".*",
-                "-f", "1", "-iters", "1", "-time", "200", "-sc", "false", "-jvmArgs", "--enable-native-access=ALL-UNNAMED", "-r", dir.resolve("results").toString());
+                "-f", "1", "-iters", "1", "-time", "1000", "-sc", "false",
+                "-jvmArgs", "--enable-native-access=ALL-UNNAMED", "-r", dir.resolve("results").toString());
         Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("out.txt").toFile()).start();
         boolean finished = p.waitFor(7, TimeUnit.MINUTES);
