@@ -17,7 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * Runs {@link NotifyFenceStress} (no lost kick, no lost interrupt; EVENT_IDX and flags) in a
  * child JVM under jcstress with a small budget (one fork, one 1 s iteration per test and
- * compilation mode, one JVM configuration; about a minute) and
+ * compilation mode, one JVM configuration; about three minutes on this loaded machine) and
  * fails on any forbidden outcome. With the full fence in SplitQueue.enableNotification or
  * SplitQueue.needsNotify removed, this run reports the forbidden outcome.
  */
