@@ -49,7 +49,6 @@ import java.util.function.IntConsumer;
  */
 final class BlkQueue implements IoCompletion {
     /** Records the latencies of a completion section at its end; one stable object per queue. */
-    private static final DeferCall.Fn<BlkQueue> RECORD_LATENCIES = BlkQueue::recordLatencies;
 
     private final BlkDevice dev;
     final int index;
@@ -67,6 +66,8 @@ final class BlkQueue implements IoCompletion {
     private final Bh stopBh;
     private final FdHandler.Callback kickCallback = this::onKick;
     private final BooleanSupplier pollCallback = this::onPoll;
+    private final Runnable pollBeginCallback = this::onPollBegin;
+    private final Runnable pollEndCallback = this::onPollEnd;
     private final boolean merge;
     private final int maxMergeBytes;
     private final int iovCapacity;
@@ -78,10 +79,7 @@ final class BlkQueue implements IoCompletion {
     private BlkRequest[] batch = new BlkRequest[0];
     private long[] batchKeys = new long[0];
     private int batchCount;
-    /** Completed in the current section, waiting for its end to be timed: op index and pop time. */
-    private int[] doneOps = new int[0];
-    private long[] donePops = new long[0];
-    private int doneCount;
+    private final DoneLatencies done;
 
     private BlockChannel channel;
     private BlkRequestParser parser;
@@ -91,6 +89,11 @@ final class BlkQueue implements IoCompletion {
     private int startAvailIdx;
     private boolean running;
     private boolean starved;
+    /**
+     * The loop is busy-polling this queue (between pollBegin and pollEnd): guest kicks stay off
+     * after a pass, since the next poll looks at the ring anyway; pollEnd switches them back on.
+     */
+    private boolean polling;
     private IntConsumer stopReport;
     /** Open drained sections of the device's node, as the device handed them over. */
     private int drainDepth;
@@ -104,6 +107,7 @@ final class BlkQueue implements IoCompletion {
         this.name = dev.name() + ".q" + index;
         this.channelHolder = channelHolder;
         this.vq = new SplitQueue(name);
+        this.done = new DoneLatencies(ctx, stats);
         this.notifier = new IrqfdNotifier(ctx, name, -1, vq::needsNotify);
         this.resumeBh = ctx.bh(name + ".resume", this::process);
         this.stopBh = ctx.bh(name + ".stop", this::finishStop);
@@ -141,7 +145,7 @@ final class BlkQueue implements IoCompletion {
             return;
         }
         running = true;
-        poller = ctx.addPollHandler(name + ".poll", pollCallback);
+        poller = ctx.addPollHandler(name + ".poll", pollCallback, pollBeginCallback, pollEndCallback);
         // Buffers may be waiting already (a frontend resuming a ring) and no kick will come for them.
         process();
     }
@@ -151,6 +155,7 @@ final class BlkQueue implements IoCompletion {
         ctx.assertHome();
         running = false;
         starved = false;
+        polling = false; // the loop runs no pollEnd for a removed handler
         resumeBh.cancel();
         if (kick != null) {
             kick.remove();
@@ -278,6 +283,25 @@ final class BlkQueue implements IoCompletion {
         process();
     }
 
+    /** The loop starts busy-polling (QEMU's ..._aio_poll_begin): no kicks wanted meanwhile. */
+    private void onPollBegin() {
+        polling = true;
+        if (running && !quiesced) {
+            vq.disableNotification();
+        }
+    }
+
+    /**
+     * The loop is about to block (QEMU's ..._aio_poll_end): kicks back on; the loop's last poll,
+     * right after, is the re-check that takes a buffer added while kicks were off.
+     */
+    private void onPollEnd() {
+        polling = false;
+        if (vq.notificationsDisabled()) {
+            vq.enableNotification();
+        }
+    }
+
     private boolean onPoll() {
         if (!running || quiesced || errors.stopped() || !vq.hasAvailable()) {
             reportIfBroken();
@@ -294,7 +318,10 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
-    /** One pass: pop and dispatch every available chain, then re-enable kicks and re-check. */
+    /**
+     * One pass: pop and dispatch every available chain with kicks off, then (unless the loop is
+     * polling) re-enable kicks and re-check.
+     */
     void process() {
         ctx.assertHome();
         if (!running || dev.needsReset()) {
@@ -313,13 +340,15 @@ final class BlkQueue implements IoCompletion {
         dc.begin();
         try {
             errors.resubmitHeld(); // a resumed device first re-runs what it held, in order
+            // QEMU virtio_blk_handle_vq: kicks off while popping, back on with a re-check before
+            // leaving; while the loop polls, they stay off until onPollEnd.
             do {
                 vq.disableNotification();
                 popAll();
                 if (!running || starved || errors.stopped()) {
                     break;
                 }
-            } while (vq.enableNotification());
+            } while (!polling && vq.enableNotification());
             reportIfBroken();
         } finally {
             dc.end();
@@ -497,26 +526,7 @@ final class BlkQueue implements IoCompletion {
      * notification, and one clock read serves them all. Outside a section it is recorded at once.
      */
     private void noteDone(BlkRequest r) {
-        if (doneCount == doneOps.length) {
-            recordLatencies();
-        }
-        doneOps[doneCount] = BlkQueueStats.opIndex(r.type);
-        donePops[doneCount] = r.popNanos;
-        if (doneCount++ == 0) {
-            ctx.deferCall().defer(RECORD_LATENCIES, this);
-        }
-    }
-
-    private void recordLatencies() {
-        int n = doneCount;
-        if (n == 0) {
-            return;
-        }
-        long now = ctx.now();
-        for (int i = 0; i < n; i++) {
-            stats.latency[doneOps[i]].record(now - donePops[i]);
-        }
-        doneCount = 0;
+        done.note(BlkQueueStats.opIndex(r.type), r.popNanos);
     }
 
     private void release(BlkRequest r) {
@@ -556,9 +566,7 @@ final class BlkQueue implements IoCompletion {
         free = new int[size];
         batch = new BlkRequest[size];
         batchKeys = new long[size];
-        recordLatencies();
-        doneOps = new int[size];
-        donePops = new long[size];
+        done.resize(size);
         freeTop = 0;
         for (int i = size - 1; i >= 0; i--) {
             BlockIo io = new BlockIo(arena, iovCapacity);

@@ -70,6 +70,30 @@ public final class DescriptorLayout {
         return Short.toUnsignedInt(table.get(U16, base + offset(index) + NEXT));
     }
 
+    /**
+     * The last eight bytes of a descriptor (len, flags, next) in one little-endian load, for the
+     * device's walk: one bounds check instead of three. Decode with {@link #lenOf},
+     * {@link #flagsOf} and {@link #nextOf}.
+     */
+    public static long tail(MemorySegment table, long base, int index) {
+        return table.get(U64, base + offset(index) + LEN);
+    }
+
+    /** Bytes 8..11 of the descriptor: len, unsigned. */
+    public static long lenOf(long tail) {
+        return tail & 0xffff_ffffL;
+    }
+
+    /** Bytes 12..13: flags. */
+    public static int flagsOf(long tail) {
+        return (int) (tail >>> 32) & 0xffff;
+    }
+
+    /** Bytes 14..15: next. */
+    public static int nextOf(long tail) {
+        return (int) (tail >>> 48);
+    }
+
     /** Writes one descriptor (used by guest-side code and tests; a device never writes the table, 2.7.5.1). */
     public static void write(MemorySegment table, long base, int index, long addr, int len, int flags, int next) {
         long o = base + offset(index);

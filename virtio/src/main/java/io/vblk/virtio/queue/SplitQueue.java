@@ -38,6 +38,11 @@ public final class SplitQueue {
     private MemorySegment used;
     private int size;
     private int mask;
+    private long availEventOffset;
+    private long usedEventOffset;
+    /** The guest's regions (fixed while started) and the one the last buffer was found in. */
+    private MemoryRegion[] regions;
+    private int lastRegion;
     private boolean eventIdx;
     private boolean indirect;
     private boolean notifyOnEmpty;
@@ -54,6 +59,10 @@ public final class SplitQueue {
     private InflightLog log = InflightLog.NONE;
     /** Heads of a previous run may still wait in {@link #log} to be executed again, before any new pop. */
     private boolean resubmitting;
+    /** Kicks are switched off (NO_NOTIFY set, or avail_event parked behind the driver's window). */
+    private boolean kicksOff;
+    /** The avail_event value last written while kicks are off (EVENT_IDX only). */
+    private int parkedAvailEvent;
 
     private QueueViolation violation;
     private String violationDetail;
@@ -101,11 +110,15 @@ public final class SplitQueue {
                     layout.descAddr(), layout.availAddr(), layout.usedAddr(), n));
         }
         this.memory = memory;
+        this.regions = memory.regions().toArray(new MemoryRegion[0]);
+        this.lastRegion = 0;
         this.descTable = d;
         this.avail = a;
         this.used = u;
         this.size = n;
         this.mask = n - 1;
+        this.availEventOffset = UsedRingLayout.availEventOffset(n);
+        this.usedEventOffset = AvailRingLayout.usedEventOffset(n);
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
         this.indirect = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
         this.notifyOnEmpty = VirtioFeatures.has(features, VirtioFeatures.NOTIFY_ON_EMPTY);
@@ -123,6 +136,7 @@ public final class SplitQueue {
         this.lastAvailIdx = next;
         this.shadowAvailIdx = next;
         this.resubmitting = log != InflightLog.NONE;
+        this.kicksOff = false;
         this.started = true;
         return true;
     }
@@ -133,6 +147,7 @@ public final class SplitQueue {
         resubmitting = false;
         log = InflightLog.NONE;
         memory = null;
+        regions = null;
         descTable = null;
         avail = null;
         used = null;
@@ -277,9 +292,10 @@ public final class SplitQueue {
             return false;
         }
         // Full fence: our used idx store must be visible before we read the driver's suppression
-        // state. Pairs with the driver's full barrier between writing used_event (or clearing
-        // VIRTQ_AVAIL_F_NO_INTERRUPT) and re-reading used idx (Linux virtqueue_enable_cb +
-        // virtqueue_poll); without both fences each side could miss the other's update.
+        // state (store-load order; QEMU's smp_mb in virtio_split_should_notify). Pairs with the
+        // full fence in GuestVring.enableInterrupts (Linux virtqueue_enable_cb_prepare +
+        // virtqueue_poll) between writing used_event (or clearing VIRTQ_AVAIL_F_NO_INTERRUPT) and
+        // re-reading used idx; without both fences each side could miss the other's update.
         VarHandle.fullFence();
         // 6.3 NOTIFY_ON_EMPTY: "the device MUST issue a used buffer notification if the device runs
         // out of available descriptors ... even though notifications are suppressed".
@@ -298,40 +314,66 @@ public final class SplitQueue {
         boolean valid = signalledUsedValid;
         signalledUsed = usedIdx;
         signalledUsedValid = true;
-        return !valid || needEvent(AvailRingLayout.usedEvent(avail, size), usedIdx, old);
+        return !valid || needEvent(Short.toUnsignedInt(avail.get(U16, usedEventOffset)), usedIdx, old);
     }
 
     /**
-     * Asks the driver not to kick while the device is processing anyway (2.7.10): without
-     * EVENT_IDX sets VIRTQ_USED_F_NO_NOTIFY; with EVENT_IDX does nothing (avail_event stays behind,
-     * so the driver computes "no kick needed" until {@link #enableNotification}).
+     * Asks the driver not to kick while the device is processing or polling anyway (2.7.10;
+     * QEMU's {@code virtio_queue_set_notification(vq, 0)}). Without EVENT_IDX sets
+     * VIRTQ_USED_F_NO_NOTIFY. With EVENT_IDX parks avail_event one behind the next avail index
+     * the device reads: the driver's window {@code [old, new)} always starts at or after that
+     * index (it never moves back, 2.7.6.1) and spans at most the queue size, so
+     * {@link #needEvent} is false for every kick it prepares until {@link #enableNotification}.
+     * The parked value is rewritten once the device has moved a quarter of the index space past it,
+     * so a long polling phase does not let the 16-bit window wrap onto it.
+     *
+     * <p>No fence: a driver that still sees the old state only sends a kick the device does not
+     * need. Repeated calls while kicks are already off store nothing (the used ring's first cache
+     * line and avail_event are read by the driver on every kick it prepares).
      */
     public void disableNotification() {
-        if (!started || eventIdx) {
+        if (!started) {
             return;
         }
-        used.set(U16, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+        if (eventIdx) {
+            if (!kicksOff || ((lastAvailIdx - parkedAvailEvent) & 0xffff) > 0x4000) {
+                parkedAvailEvent = (lastAvailIdx - 1) & 0xffff;
+                used.set(U16, availEventOffset, (short) parkedAvailEvent);
+            }
+        } else if (!kicksOff) {
+            used.set(U16, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+        }
+        kicksOff = true;
+    }
+
+    /** True between {@link #disableNotification} and the next {@link #enableNotification}. */
+    public boolean notificationsDisabled() {
+        return kicksOff;
     }
 
     /**
-     * Asks the driver to kick for the next buffer, then re-reads the avail index. Returns true when
-     * buffers arrived meanwhile: the caller must process them (the driver may have decided not to
-     * kick just before seeing the re-enabled state).
+     * Asks the driver to kick for the next buffer, then re-reads the avail index (QEMU's
+     * {@code virtio_queue_set_notification(vq, 1)} then {@code virtio_queue_empty}). Returns true
+     * when buffers arrived meanwhile: the caller must process them (the driver may have decided not
+     * to kick just before seeing the re-enabled state).
      */
     public boolean enableNotification() {
         if (!started || violation != null) {
             return false;
         }
+        kicksOff = false;
         if (eventIdx) {
             // 2.7.10: with EVENT_IDX the driver kicks when avail idx passes avail_event.
-            used.set(U16, UsedRingLayout.availEventOffset(size), (short) lastAvailIdx);
+            used.set(U16, availEventOffset, (short) lastAvailIdx);
         } else {
             used.set(U16, UsedRingLayout.FLAGS, (short) 0);
         }
         // Full fence, then a second read of avail idx: our store of avail_event / flags must be
-        // visible before we look again. Pairs with the driver's full barrier between publishing
-        // avail idx and reading avail_event / used flags (2.7.13.4; Linux virtqueue_kick_prepare).
-        // Without it the driver could see the old "don't kick" state while we miss its new buffer.
+        // visible before we look again (a store-load order, which only a full fence gives; QEMU's
+        // smp_mb in virtio_queue_split_set_notification). Pairs with the full fence in
+        // GuestVring.kickNeeded (Linux virtqueue_kick_prepare's virtio_mb) between the driver's
+        // store of avail idx and its read of avail_event / used flags (2.7.13.4). Without either,
+        // the driver could see the old "don't kick" state while we miss its new buffer.
         VarHandle.fullFence();
         return hasAvailable();
     }
@@ -378,10 +420,13 @@ public final class SplitQueue {
                 return fail(QueueViolation.CHAIN_LOOP, "head " + head + (inIndirect ? " (indirect table of "
                         + tableSize + ")" : "") + " visited more than " + tableSize + " descriptors");
             }
+            // Two 8-byte loads per descriptor (addr; len|flags|next), each read exactly once:
+            // the values checked are the values used, whatever the driver writes meanwhile.
             long addr = DescriptorLayout.addr(table, base, idx);
-            long len = DescriptorLayout.len(table, base, idx);
-            int flags = DescriptorLayout.flags(table, base, idx);
-            int next = DescriptorLayout.next(table, base, idx);
+            long tail = DescriptorLayout.tail(table, base, idx);
+            long len = DescriptorLayout.lenOf(tail);
+            int flags = DescriptorLayout.flagsOf(tail);
+            int next = DescriptorLayout.nextOf(tail);
             if ((flags & DescriptorLayout.F_INDIRECT) != 0) {
                 if (!indirect) {
                     return fail(QueueViolation.INDIRECT_NOT_NEGOTIATED, "head " + head + " descriptor " + idx);
@@ -437,6 +482,17 @@ public final class SplitQueue {
         if (chain.totalBytes() + len > 0x1_0000_0000L) {
             return fail(QueueViolation.CHAIN_TOO_LARGE, "head " + head);
         }
+        // Fast path: the whole buffer lies in the region the previous buffer was in (a guest
+        // with one or two RAM regions almost always), one range check instead of a scan.
+        MemoryRegion last = regions[lastRegion];
+        long lastOff = addr - last.gpa();
+        if (lastOff >= 0 && lastOff < last.size() && len <= last.size() - lastOff) {
+            if (!chain.add(lastRegion, lastOff, last.host().address() + lastOff, len, writable)) {
+                return fail(QueueViolation.TOO_MANY_SEGMENTS, "head " + head + " more than "
+                        + DescriptorChain.MAX_SEGMENTS);
+            }
+            return true;
+        }
         long gpa = addr;
         long left = len;
         while (left > 0) {
@@ -446,6 +502,7 @@ public final class SplitQueue {
                         head, addr, len));
             }
             MemoryRegion region = memory.region(r);
+            lastRegion = r;
             long off = gpa - region.gpa();
             long n = Math.min(left, region.size() - off);
             if (!chain.add(r, off, region.host().address() + off, n, writable)) {
