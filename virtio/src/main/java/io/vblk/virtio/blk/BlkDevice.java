@@ -64,13 +64,15 @@ public final class BlkDevice implements VirtioDevice {
     private final AioContext control;
     private final BlkDeviceConfig cfg;
     private final long deviceFeatures;
-    private final long capacitySectors;
+    /** 5.2.4 capacity; changed by a resize of the node (control context), read from any thread. */
+    private volatile long capacitySectors;
     private final int blkSize;
     private final boolean readOnly;
     private final ContextChannel[] channels;
     private final BlkQueue[] queues;
     private final QueueControl[] qc;
     private final List<Runnable> needsResetListeners = new ArrayList<>();
+    private final List<Runnable> configChangeListeners = new ArrayList<>();
 
     private long driverFeatures;
     private GuestMemory memory;
@@ -106,12 +108,7 @@ public final class BlkDevice implements VirtioDevice {
         this.driver = node.driver();
         this.control = control;
         this.cfg = cfg;
-        long length = driver.length();
-        // 5.2.4: capacity in 512-byte sectors; a tail shorter than a sector is not addressable.
-        this.capacitySectors = length >> BlkRequestType.SECTOR_SHIFT;
-        if (capacitySectors >= (1L << 52)) {
-            throw new IllegalArgumentException("image of " + length + " bytes is larger than vblk's 2^61-byte limit");
-        }
+        this.capacitySectors = checkedCapacity(driver.length());
         int align = driver.alignment();
         this.blkSize = Math.max(cfg.logicalBlockSize, align > 512 && Integer.bitCount(align) == 1 ? align : 512);
         this.readOnly = cfg.readOnly || driver.readOnly();
@@ -131,8 +128,30 @@ public final class BlkDevice implements VirtioDevice {
             queues[i] = new BlkQueue(this, i, c, byCtx.get(c), cfg);
             qc[i] = new QueueControl();
         }
-        this.drain = new DeviceDrain(name, control, queues);
+        this.drain = new DeviceDrain(name, control, queues, this::resized);
         node.attach(drain);
+    }
+
+    /** 5.2.4: capacity in 512-byte sectors; a tail shorter than a sector is not addressable. */
+    private static long checkedCapacity(long length) {
+        long sectors = length >> BlkRequestType.SECTOR_SHIFT;
+        if (sectors >= (1L << 52)) {
+            throw new IllegalArgumentException("image of " + length + " bytes is larger than vblk's 2^61-byte limit");
+        }
+        return sectors;
+    }
+
+    /**
+     * The node was resized ({@link DeviceDrain#resized}, inside its drained section): the config space
+     * shows the new capacity and the transport tells the driver (virtio 1.2 2.5.1; as QEMU's
+     * {@code virtio_blk_resize}, also when the capacity is unchanged). Control context.
+     */
+    private void resized(long newLength) {
+        control.assertHome();
+        capacitySectors = checkedCapacity(newLength);
+        for (Runnable r : List.copyOf(configChangeListeners)) {
+            r.run();
+        }
     }
 
     private long offeredFeatures() {
@@ -164,7 +183,7 @@ public final class BlkDevice implements VirtioDevice {
         return driver;
     }
 
-    /** The block node the device is attached to. Any thread. */
+    /** The node the device is attached to. Any thread. */
     public BlockNode node() {
         return node;
     }
@@ -322,6 +341,12 @@ public final class BlkDevice implements VirtioDevice {
         // Takes effect for writes parsed from now on; 5.2.6.2 leaves writes in flight undefined.
         writeback = v == 1;
         return true;
+    }
+
+    @Override
+    public void onConfigChange(Runnable listener) {
+        control.assertHome();
+        configChangeListeners.add(listener);
     }
 
     // ---------------------------------------------------------------- VirtioDevice: queues

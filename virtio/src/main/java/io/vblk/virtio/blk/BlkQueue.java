@@ -224,6 +224,18 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
+    /**
+     * The node was resized to {@code sectors}: requests parsed from now on are checked against it.
+     * Handed over inside the resize's drained section, so it runs before that section's
+     * {@link #drainedEnd} (both are {@code runOn} tasks from the control thread, run in order).
+     */
+    void resized(long sectors) {
+        ctx.assertHome();
+        if (parser != null) {
+            parser.resized(sectors);
+        }
+    }
+
     /** The section ended: take requests again, re-checking the ring as if kicked (seed 003). */
     void drainedEnd() {
         ctx.assertHome();

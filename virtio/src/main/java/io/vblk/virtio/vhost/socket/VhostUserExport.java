@@ -46,6 +46,7 @@ public final class VhostUserExport implements AutoCloseable {
         this.listenFd = listenFd;
         this.path = path;
         device.onNeedsReset(this::deviceNeedsReset);
+        device.onConfigChange(this::deviceConfigChanged);
     }
 
     /**
@@ -147,6 +148,13 @@ public final class VhostUserExport implements AutoCloseable {
             finishClose();
         } else {
             startListening();
+        }
+    }
+
+    /** A resize: the connected front-end (if any) hears VHOST_USER_BACKEND_CONFIG_CHANGE_MSG. */
+    private void deviceConfigChanged() {
+        if (connection != null && !connection.closing()) {
+            connection.session().deviceConfigChanged();
         }
     }
 
