@@ -8,7 +8,8 @@
 #   --out DIR    where the tarball goes (default target/release)
 #
 # Steps: `./mvn25 -DskipTests -pl tools -am package` (unless --no-build); jdeps (JDK 25) lists the
-# JDK modules vblk's jar and its dependencies need; jlink builds a runtime of only those (plus
+# JDK modules vblk's jar and its dependencies need; jlink builds a runtime of only those (from the
+# JDK's own run-time image, JEP 493, when the JDK ships no jmods) (plus
 # jdk.unsupported, which Netty and JNA reach reflectively, and jdk.httpserver for the metrics
 # endpoint); the tarball holds:
 #   vblk-VERSION/bin/vblk          the launcher (runs runtime/bin/java; any directory; symlinks ok)
@@ -39,9 +40,11 @@ fi
 jar="$here/tools/target/vblk.jar" lib="$here/tools/target/lib"
 [ -f "$jar" ] && [ -d "$lib" ] || { echo "release.sh: $jar or $lib missing (run without --no-build)" >&2; exit 1; }
 
+# jdeps prints warnings (split packages of multi-release jars) before the list: keep its last line.
 mods=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
-  --class-path "$lib/*" "$jar" "$lib"/*.jar)
-mods="$mods,jdk.unsupported,jdk.httpserver"
+  "$jar" "$lib"/*.jar 2>/dev/null | tail -n 1)
+[[ "$mods" =~ ^[a-z.,]+$ ]] || { echo "release.sh: jdeps gave no module list: $mods" >&2; exit 1; }
+mods=$(printf '%s\n' "$mods" jdk.unsupported jdk.httpserver | tr ',' '\n' | sort -u | paste -sd, -)
 
 name="vblk-$version-linux-x86_64"
 stage=$(mktemp -d)
@@ -55,7 +58,7 @@ chmod 755 "$root/bin/vblk"
 cp "$jar" "$lib"/*.jar "$root/lib/"
 cp -r "$here/dist/systemd" "$root/dist/systemd"
 cp "$here/README.md" "$root/README.md"
-printf '%s\n' "$mods" | tr ',' '\n' >"$root/runtime/vblk-modules.txt"
+tr ',' '\n' <<<"$mods" >"$root/runtime/vblk-modules.txt"
 mkdir -p "$out"
 tar -C "$stage" -czf "$out/$name.tar.gz" "vblk-$version"
 echo "$out/$name.tar.gz"
