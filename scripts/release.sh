@@ -8,10 +8,9 @@
 #   --out DIR    where the tarball goes (default target/release)
 #
 # Steps: `./mvn25 -DskipTests -pl tools -am package` (unless --no-build); jdeps (JDK 25) lists the
-# JDK modules vblk's jar and its dependencies need; jlink builds a runtime of only those (from the
-# JDK's own run-time image, JEP 493, when the JDK ships no jmods) (plus
-# jdk.unsupported, which Netty and JNA reach reflectively, and jdk.httpserver for the metrics
-# endpoint); the tarball holds:
+# JDK modules vblk's jar and its dependencies need; jlink builds a runtime of only those, plus
+# jdk.unsupported (Netty and JNA reach it reflectively) and jdk.httpserver (the metrics endpoint),
+# from the JDK's own run-time image (JEP 493) when the JDK ships no jmods. The tarball holds:
 #   vblk-VERSION/bin/vblk          the launcher (runs runtime/bin/java; any directory; symlinks ok)
 #   vblk-VERSION/runtime/          the jlink'd Java runtime
 #   vblk-VERSION/lib/*.jar         vblk and its dependencies
