@@ -224,11 +224,7 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
-    /**
-     * The node was resized to {@code sectors}: requests parsed from now on are checked against it.
-     * Handed over inside the resize's drained section, so it runs before that section's
-     * {@link #drainedEnd} (both are {@code runOn} tasks from the control thread, run in order).
-     */
+    /** The node was resized to {@code sectors}; runs before the resize's {@link #drainedEnd} (runOn order). */
     void resized(long sectors) {
         ctx.assertHome();
         if (parser != null) {
