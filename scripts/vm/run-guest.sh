@@ -3,7 +3,7 @@
 # socket, runs a job in the guest and exits with the guest's rc.
 #
 #   run-guest.sh --socket PATH [--queues N] [--mem 512M] [--smp N]
-#                [--job check|fio-verify|randrw|flush|write-marker|read-marker|all[,...]]
+#                [--job check|fio-verify|randrw|flush|write-marker|read-marker|grow|all[,...]]
 #                [--timeout 300] [--marker TOKEN] [--marker-offset BYTES] [--expect-size BYTES]
 #                [--fio-size SIZE] [--secs N] [--reconnect S] [--log FILE] [--verbose]
 #                [--qemu-arg ARG]...

@@ -7,14 +7,24 @@ import io.vblk.aio.AioContext;
  *
  * <p>An open block device image (a file, a block device, the null device, a fault injector around
  * another driver). The image-wide facts are fixed at open and readable from any thread; I/O goes
- * through a {@link BlockChannel} opened per {@link AioContext}.
+ * through a {@link BlockChannel} opened per {@link AioContext}. The size changes only through
+ * {@link #resize}, which {@link io.vblk.drivers.node.BlockNode#resize} calls inside a drained section.
  */
 public interface BlockDriver extends AutoCloseable {
     /** Short name used in logs and metrics ("file", "null", "fault"). */
     String kind();
 
-    /** Size in bytes. */
+    /** Size in bytes (volatile: {@link #resize} may change it). */
     long length();
+
+    /**
+     * Changes the image's size to {@code newLength} bytes (QEMU's {@code bdrv_co_truncate}) and
+     * returns the size it has now. Blocks in system calls (ftruncate): called on a worker thread,
+     * never on a loop, while the node is drained, so no request is in flight. Throws
+     * {@link IllegalArgumentException} with QEMU's message when the driver cannot take the size,
+     * {@link UnsupportedOperationException} when it cannot be resized at all.
+     */
+    long resize(long newLength);
 
     /** Required alignment of offsets, lengths and buffer addresses (1 when none). */
     int alignment();

@@ -28,6 +28,11 @@ public abstract class ForwardingBlockDriver implements BlockDriver {
     }
 
     @Override
+    public long resize(long newLength) {
+        return inner.resize(newLength);
+    }
+
+    @Override
     public int alignment() {
         return inner.alignment();
     }

@@ -44,7 +44,8 @@ public final class FileDriver implements BlockDriver {
 
     private final String path;
     private final int fd;
-    private final long length;
+    /** Written by {@link #resize} (a worker thread, node drained); read per request by the channels. */
+    private volatile long length;
     private final boolean readOnly;
     private final AioMode aio;
     private final Cache cache;
@@ -140,6 +141,43 @@ public final class FileDriver implements BlockDriver {
     @Override
     public long length() {
         return length;
+    }
+
+    /**
+     * As QEMU's file-posix {@code raw_co_truncate}: a regular file is ftruncated (with cache=none
+     * the new size must be a multiple of the direct-I/O alignment, as {@link #open} requires); a
+     * block device cannot grow past what the kernel reports ("Cannot grow device files") and takes
+     * the size the kernel reports now (after the volume under it was grown).
+     */
+    @Override
+    public long resize(long newLength) {
+        if (closed) {
+            throw new IllegalStateException("file: '" + path + "' is closed");
+        }
+        if (readOnly) {
+            throw new IllegalArgumentException("Block node is read-only");
+        }
+        if (blockDevice) {
+            long dev = FileIo.fileSize(fd);
+            if (dev < 0) {
+                throw new IllegalArgumentException("Failed to get the size of '" + path + "': " + Errno.name((int) dev));
+            }
+            if (newLength > dev) {
+                throw new IllegalArgumentException("Cannot grow device files");
+            }
+            length = dev;
+            return dev;
+        }
+        if (newLength % offAlign != 0) {
+            throw new IllegalArgumentException("file: cache=none needs a size that is a multiple of the direct-I/O"
+                    + " alignment " + offAlign + "; " + newLength + " is not");
+        }
+        int r = FileIo.ftruncate(fd, newLength);
+        if (r < 0) {
+            throw new IllegalArgumentException("Failed to resize '" + path + "' to " + newLength + " bytes: " + Errno.name(r));
+        }
+        length = newLength;
+        return newLength;
     }
 
     /**

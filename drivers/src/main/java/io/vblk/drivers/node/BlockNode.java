@@ -268,6 +268,62 @@ public final class BlockNode implements AutoCloseable {
         return sections;
     }
 
+    // ---------------------------------------------------------------- resize
+
+    /**
+     * Changes the node's size to {@code bytes} (QMP {@code block_resize}, as QEMU's
+     * {@code qmp_block_resize}: the node is drained around the truncate). The steps, none of which
+     * blocks a loop: a drained section begins; once the node is quiet, {@link BlockDriver#resize}
+     * runs on a worker thread (ftruncate is a blocking system call); back on this home thread every
+     * parent hears {@link DrainParent#resized} (a device updates its capacity and notifies its
+     * driver: the vhost-user config-change message), then the section ends. The future completes on
+     * this home thread with the new size, or with the driver's error ({@link IllegalArgumentException}
+     * carries QEMU's message). Home thread.
+     */
+    public CompletableFuture<Long> resize(long bytes) {
+        home.assertHome();
+        checkOpen();
+        CompletableFuture<Long> done = new CompletableFuture<>();
+        if (bytes < 0) {
+            // QEMU: QERR_INVALID_PARAMETER_VALUE, "Parameter 'size' expects a >0 size".
+            done.completeExceptionally(new IllegalArgumentException("Parameter 'size' expects a >0 size"));
+            return done;
+        }
+        if (driver.readOnly()) {
+            done.completeExceptionally(new IllegalArgumentException("Block node is read-only"));
+            return done;
+        }
+        drainedBegin().whenComplete((quiet, drainError) -> Thread.ofVirtual().name("resize " + name).start(() -> {
+            long now;
+            try {
+                now = driver.resize(bytes);
+            } catch (RuntimeException e) {
+                home.runOn(() -> {
+                    drainedEnd();
+                    done.completeExceptionally(e);
+                });
+                return;
+            }
+            home.runOn(() -> {
+                RuntimeException failed = null;
+                try {
+                    for (DrainParent p : List.copyOf(parents)) {
+                        p.resized(now);
+                    }
+                } catch (RuntimeException e) {
+                    failed = e;
+                }
+                drainedEnd(); // before the caller hears: the node takes requests again at the new size
+                if (failed != null) {
+                    done.completeExceptionally(failed);
+                } else {
+                    done.complete(now);
+                }
+            });
+        }));
+        return done;
+    }
+
     // ---------------------------------------------------------------- close
 
     /** Closes the node and its driver; every parent must be detached and every channel closed. Home thread. */

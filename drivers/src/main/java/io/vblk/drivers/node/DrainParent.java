@@ -27,4 +27,13 @@ public interface DrainParent {
      * lost (seed 003).
      */
     void drainedEnd();
+
+    /**
+     * The node's size changed to {@code newLength} bytes ({@link BlockNode#resize}; QEMU's
+     * {@code BlockDevOps.resize_cb}): a device updates its capacity and tells its driver. Called
+     * inside the resize's drained section, before its end, so every request taken after the end
+     * sees the new size. Parents with nothing to update (an export of a fixed size) ignore it.
+     */
+    default void resized(long newLength) {
+    }
 }

@@ -24,7 +24,8 @@ public final class NullDriver implements BlockDriver {
     /** When requests complete. */
     public enum Completion { SYNC, ASYNC }
 
-    private final long size;
+    /** Written by {@link #resize} (a worker thread, node drained); read per request by the channels. */
+    private volatile long size;
     private final Completion completion;
     private final int maxBatch;
     private final boolean readOnly;
@@ -73,6 +74,16 @@ public final class NullDriver implements BlockDriver {
     @Override
     public long length() {
         return size;
+    }
+
+    /** The null device takes any size (QEMU's null-co keeps its {@code size} option likewise). */
+    @Override
+    public long resize(long newLength) {
+        if (newLength < 0) {
+            throw new IllegalArgumentException("null: size must be >= 0, got " + newLength);
+        }
+        size = newLength;
+        return newLength;
     }
 
     @Override

@@ -33,6 +33,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.function.BiConsumer;
 
 /**
  * Any thread that is no context's home thread (the CLI's main thread, a test).
@@ -196,6 +197,25 @@ public final class ServeDaemon {
                     32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
             case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
         };
+    }
+
+    /**
+     * Resizes block node {@code nodeName} to {@code bytes} online (QMP {@code block_resize}; the
+     * monitor calls this): the node is drained, its image truncated off the loop, every device on it
+     * takes the new capacity and each connected vhost-user front-end hears
+     * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG. Any thread, never blocks: {@code done} runs on the main
+     * loop with the new size, or with the error (an {@link IllegalArgumentException} carrying QEMU's
+     * message for an unknown node, a negative size, a read-only node).
+     */
+    public void resize(String nodeName, long bytes, BiConsumer<Long, Throwable> done) {
+        mainLoop.ctx().runOn(() -> {
+            BlockNode n = nodes.get(nodeName);
+            if (n == null) {
+                done.accept(null, new IllegalArgumentException("Cannot find device='' nor node-name='" + nodeName + "'"));
+                return;
+            }
+            n.resize(bytes).whenComplete((size, e) -> done.accept(size, e instanceof CompletionException c ? c.getCause() : e));
+        });
     }
 
     /** GET_ID: the export id, cut to the 20 bytes virtio-blk allows. */

@@ -8,19 +8,17 @@ import io.vblk.virtio.vhost.socket.VhostUserSocket;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
-import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
-import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.function.IntConsumer;
 
 import static io.vblk.guest.vhost.FrontendChannel.rootMessage;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.BACKEND_REQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIG;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_PROTOCOL_FEATURES;
@@ -48,7 +46,8 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  *       GET_INFLIGHT_FD + SET_INFLIGHT_FD, or SET_INFLIGHT_FD alone after {@link #reuseInflight})
  *       SET_VRING_NUM, _BASE, _ADDR, _KICK, _CALL, _ENABLE, in QEMU's order;</li>
  *   <li>{@link #stopQueue} → GET_VRING_BASE (answered once the back-end's in-flight requests are done);</li>
- *   <li>{@link #readConfig} → the GET_CONFIG bytes read at connect; {@link #reset} → RESET_DEVICE.</li>
+ *   <li>{@link #readConfig} → the GET_CONFIG bytes read at connect, re-read when the back-end says they
+ *       changed (a resize: {@link FrontendConfig}); {@link #reset} → RESET_DEVICE.</li>
  * </ul>
  * The messages travel through a {@link FrontendChannel} over the shared {@link
  * io.vblk.virtio.vhost.socket.VhostUserSocket} (the frame reader/writer vblk's server uses): requests go out in call
@@ -60,7 +59,7 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 public final class VhostUserFrontend implements VirtioDevice {
     /** Protocol features the front-end asks for when offered (CONFIGURE_MEM_SLOTS only to ask GET_MAX_MEM_SLOTS). */
     public static final long WANTED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
-            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS);
+            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ);
     /** virtio-blk's device ID (virtio 1.x section 5). */
     public static final int VIRTIO_ID_BLOCK = 2;
     /** Bytes of struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.x 5.2.4), what every back-end serves. */
@@ -103,6 +102,7 @@ public final class VhostUserFrontend implements VirtioDevice {
     private final FrontendNegotiation negotiated = new FrontendNegotiation();
     private final FrontendMemory memory = new FrontendMemory();
     private final List<Runnable> needsResetListeners = new ArrayList<>();
+    private final FrontendConfig config;
     private FrontendRings rings;
     private long driverFeatures;
     private int status;
@@ -117,6 +117,7 @@ public final class VhostUserFrontend implements VirtioDevice {
             }
         });
         this.rings = new FrontendRings(channel, 0, false);
+        this.config = new FrontendConfig(name, ctx, channel, negotiated);
     }
 
     /**
@@ -155,6 +156,7 @@ public final class VhostUserFrontend implements VirtioDevice {
             throw new CompletionException(new IllegalStateException(n + " queues asked, the back-end has " + backendQueues));
         }
         rings = new FrontendRings(channel, n, has(negotiated.protocolFeatures, INFLIGHT_SHMFD));
+        config.opened(options.configBytes());
     }
 
     // ---------------------------------------------------------------- what the back-end said
@@ -195,16 +197,14 @@ public final class VhostUserFrontend implements VirtioDevice {
         return rings.inflightFd();
     }
 
-    /** Virtio-blk capacity in 512-byte sectors (config offset 0), or -1 without CONFIG. */
+    /** Virtio-blk capacity in 512-byte sectors (config offset 0), or -1 without CONFIG; follows resizes. */
     public long capacitySectors() {
-        byte[] c = negotiated.config;
-        return c.length >= 8 ? VhostUserMessageLayout.getLong(MemorySegment.ofArray(c), 0) : -1;
+        return config.capacitySectors();
     }
 
     /** Virtio-blk num_queues (config offset 34; meaningful with VIRTIO_BLK_F_MQ), or -1 without CONFIG. */
     public int configNumQueues() {
-        byte[] c = negotiated.config;
-        return c.length >= 36 ? VhostUserMessageLayout.getU16(MemorySegment.ofArray(c), 34) : -1;
+        return config.numQueues();
     }
 
     /** Queue {@code q}'s kick eventfd as given to {@link #setQueueFds} (the harness writes it). */
@@ -270,26 +270,20 @@ public final class VhostUserFrontend implements VirtioDevice {
 
     @Override
     public void readConfig(int offset, byte[] dst, int length) {
-        byte[] config = negotiated.config;
-        if (offset < 0 || length < 0 || offset + length > config.length) {
-            throw new IndexOutOfBoundsException("config read of " + length + " bytes at " + offset + ", config space is "
-                    + config.length + " bytes");
-        }
-        System.arraycopy(config, offset, dst, 0, length);
+        config.read(offset, dst, length);
     }
 
     /** Sends SET_CONFIG (REPLY_ACK'ed when negotiated; a refusal is logged) and updates the cached bytes. */
     @Override
     public boolean writeConfig(int offset, byte[] src, int length) {
         ctx.assertHome();
-        byte[] config = negotiated.config;
-        if (!has(negotiated.protocolFeatures, CONFIG) || offset < 0 || length < 0 || offset + length > config.length) {
-            return false;
-        }
-        byte[] data = Arrays.copyOf(src, length);
-        System.arraycopy(data, 0, config, offset, length);
-        channel.background("SET_CONFIG", () -> channel.callAck(VhostUserRequest.SET_CONFIG, VhostUserCodec.config(offset, 0, data)));
-        return true;
+        return config.write(offset, src, length);
+    }
+
+    /** Hears each VHOST_USER_BACKEND_CONFIG_CHANGE_MSG (a resize), once the config space was re-read. Home thread. */
+    @Override
+    public void onConfigChange(Runnable listener) {
+        config.onChange(listener);
     }
 
     /**
@@ -402,6 +396,7 @@ public final class VhostUserFrontend implements VirtioDevice {
         closed = true;
         channel.close();
         rings.close();
+        config.close();
     }
 
     /**

@@ -1,5 +1,7 @@
 package io.vblk.virtio.blk;
 
+import io.vblk.virtio.queue.VirtioFeatures;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -51,5 +53,38 @@ final class BlkConfigSpace {
         }
         // unused0 and unused1 stay 0 (5.2.5.2: "MUST initialize padding bytes ... to 0").
         return b;
+    }
+
+    /** 5.2.4: capacity in 512-byte sectors; a tail shorter than a sector is not addressable. */
+    static long capacitySectors(long length) {
+        long sectors = length >> BlkRequestType.SECTOR_SHIFT;
+        if (sectors >= (1L << 52)) {
+            throw new IllegalArgumentException("image of " + length + " bytes is larger than vblk's 2^61-byte limit");
+        }
+        return sectors;
+    }
+
+    /** Copies {@code length} bytes of {@code space} from {@code offset}; bytes past its end read as 0. */
+    static void read(byte[] space, int offset, byte[] dst, int length) {
+        if (offset < 0 || length < 0 || length > dst.length) {
+            throw new IndexOutOfBoundsException("config read at " + offset + " of " + length + " bytes");
+        }
+        for (int i = 0; i < length; i++) {
+            int o = offset + i;
+            dst[i] = o < space.length ? space[o] : 0;
+        }
+    }
+
+    /**
+     * The writeback value of a driver's config write (5.2.6.1): 0 or 1 for a one-byte write of the
+     * writeback field with VIRTIO_BLK_F_CONFIG_WCE negotiated, else -1 (the write changes nothing).
+     */
+    static int writebackWrite(int offset, byte[] src, int length, long driverFeatures) {
+        if (offset != BlkConfigLayout.WRITEBACK || length != 1 || src.length < 1
+                || !VirtioFeatures.has(driverFeatures, BlkFeatures.CONFIG_WCE)) {
+            return -1;
+        }
+        int v = src[0];
+        return v == 0 || v == 1 ? v : -1;
     }
 }

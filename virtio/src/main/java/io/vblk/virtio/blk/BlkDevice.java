@@ -64,7 +64,8 @@ public final class BlkDevice implements VirtioDevice {
     private final AioContext control;
     private final BlkDeviceConfig cfg;
     private final long deviceFeatures;
-    private final long capacitySectors;
+    /** 5.2.4 capacity; changed by a resize of the node (control context), read from any thread. */
+    private volatile long capacitySectors;
     private final int blkSize;
     private final boolean readOnly;
     private final ContextChannel[] channels;
@@ -72,6 +73,7 @@ public final class BlkDevice implements VirtioDevice {
     private final QueueControl[] qc;
     private final List<Runnable> needsResetListeners = new ArrayList<>();
     final DeviceErrors errors;
+    private final List<Runnable> configChangeListeners = new ArrayList<>();
 
     private long driverFeatures;
     private GuestMemory memory;
@@ -107,12 +109,7 @@ public final class BlkDevice implements VirtioDevice {
         this.driver = node.driver();
         this.control = control;
         this.cfg = cfg;
-        long length = driver.length();
-        // 5.2.4: capacity in 512-byte sectors; a tail shorter than a sector is not addressable.
-        this.capacitySectors = length >> BlkRequestType.SECTOR_SHIFT;
-        if (capacitySectors >= (1L << 52)) {
-            throw new IllegalArgumentException("image of " + length + " bytes is larger than vblk's 2^61-byte limit");
-        }
+        this.capacitySectors = BlkConfigSpace.capacitySectors(driver.length());
         int align = driver.alignment();
         this.blkSize = Math.max(cfg.logicalBlockSize, align > 512 && Integer.bitCount(align) == 1 ? align : 512);
         this.readOnly = cfg.readOnly || driver.readOnly();
@@ -134,8 +131,21 @@ public final class BlkDevice implements VirtioDevice {
             qc[i] = new QueueControl();
         }
         errors.queues(queues);
-        this.drain = new DeviceDrain(name, control, queues);
+        this.drain = new DeviceDrain(name, control, queues, this::resized);
         node.attach(drain);
+    }
+
+    /**
+     * The node was resized ({@link DeviceDrain#resized}, inside its drained section): the config space
+     * shows the new capacity and the transport tells the driver (virtio 1.2 2.5.1; as QEMU's
+     * {@code virtio_blk_resize}, also when the capacity is unchanged). Control context.
+     */
+    private void resized(long newLength) {
+        control.assertHome();
+        capacitySectors = BlkConfigSpace.capacitySectors(newLength);
+        for (Runnable r : List.copyOf(configChangeListeners)) {
+            r.run();
+        }
     }
 
     private long offeredFeatures() {
@@ -167,7 +177,7 @@ public final class BlkDevice implements VirtioDevice {
         return driver;
     }
 
-    /** The block node the device is attached to. Any thread. */
+    /** The node the device is attached to. Any thread. */
     public BlockNode node() {
         return node;
     }
@@ -290,21 +300,11 @@ public final class BlkDevice implements VirtioDevice {
         return BlkConfigLayout.SIZE;
     }
 
-    /**
-     * Reads configuration space. Bytes past {@link #configSize()} (fields of features vblk does not
-     * offer, such as secure erase) read as 0.
-     */
+    /** Reads configuration space; bytes past {@link #configSize()} (e.g. secure erase) read as 0. */
     @Override
     public void readConfig(int offset, byte[] dst, int length) {
         control.assertHome();
-        if (offset < 0 || length < 0 || length > dst.length) {
-            throw new IndexOutOfBoundsException("config read at " + offset + " of " + length + " bytes");
-        }
-        byte[] cfgBytes = BlkConfigSpace.encode(this, cfg);
-        for (int i = 0; i < length; i++) {
-            int o = offset + i;
-            dst[i] = o < cfgBytes.length ? cfgBytes[o] : 0;
-        }
+        BlkConfigSpace.read(BlkConfigSpace.encode(this, cfg), offset, dst, length);
     }
 
     /**
@@ -314,17 +314,18 @@ public final class BlkDevice implements VirtioDevice {
     @Override
     public boolean writeConfig(int offset, byte[] src, int length) {
         control.assertHome();
-        if (offset != BlkConfigLayout.WRITEBACK || length != 1 || src.length < 1
-                || !VirtioFeatures.has(driverFeatures, BlkFeatures.CONFIG_WCE)) {
-            return false;
-        }
-        int v = src[0];
-        if (v != 0 && v != 1) {
-            return false;
-        }
+        int v = BlkConfigSpace.writebackWrite(offset, src, length, driverFeatures);
         // Takes effect for writes parsed from now on; 5.2.6.2 leaves writes in flight undefined.
-        writeback = v == 1;
-        return true;
+        if (v >= 0) {
+            writeback = v == 1;
+        }
+        return v >= 0;
+    }
+
+    @Override
+    public void onConfigChange(Runnable listener) {
+        control.assertHome();
+        configChangeListeners.add(listener);
     }
 
     // ---------------------------------------------------------------- VirtioDevice: queues

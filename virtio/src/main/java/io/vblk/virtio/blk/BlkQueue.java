@@ -234,6 +234,14 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
+    /** The node was resized to {@code sectors}; runs before the resize's {@link #drainedEnd} (runOn order). */
+    void resized(long sectors) {
+        ctx.assertHome();
+        if (parser != null) {
+            parser.resized(sectors);
+        }
+    }
+
     /** The section ended: take requests again, re-checking the ring as if kicked (seed 003). */
     void drainedEnd() {
         ctx.assertHome();

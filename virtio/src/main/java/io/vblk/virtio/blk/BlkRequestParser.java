@@ -28,7 +28,8 @@ final class BlkRequestParser {
     /** The chain cannot carry a request; {@link #violation} tells why. */
     static final int VIOLATION = 3;
 
-    private final long capacitySectors;
+    /** Changed only by {@link #resized}, on the queue's thread, while its node is drained. */
+    private long capacitySectors;
     private final int blkSize;
     private final boolean readOnly;
     private final boolean discard;
@@ -66,6 +67,11 @@ final class BlkRequestParser {
         // 5.2.6: "a NUL-padded ASCII string up to 20 bytes long"; the rest of id stays 0.
         System.arraycopy(s, 0, id, 0, Math.min(s.length, id.length));
         this.completion = completion;
+    }
+
+    /** The node was resized (5.2.4 capacity). Queue thread, inside the resize's drained section. */
+    void resized(long sectors) {
+        capacitySectors = sectors;
     }
 
     /**

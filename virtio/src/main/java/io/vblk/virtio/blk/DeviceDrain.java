@@ -3,6 +3,8 @@ package io.vblk.virtio.blk;
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.node.DrainParent;
 
+import java.util.function.LongConsumer;
+
 /**
  * Home thread: the device's control context (the main loop, its node's home). No locking: each
  * queue's part is handed over to the queue's IoThread with {@code runOn}.
@@ -21,11 +23,28 @@ final class DeviceDrain implements DrainParent {
     private final String name;
     private final AioContext control;
     private final BlkQueue[] queues;
+    private final LongConsumer onResized;
 
-    DeviceDrain(String name, AioContext control, BlkQueue[] queues) {
+    /** {@code onResized} hears the node's new size in bytes, on the control context. */
+    DeviceDrain(String name, AioContext control, BlkQueue[] queues, LongConsumer onResized) {
         this.name = name;
         this.control = control;
         this.queues = queues;
+        this.onResized = onResized;
+    }
+
+    /**
+     * The node was resized (called inside its drained section): the device takes the new capacity,
+     * then each queue's parser does, on its own thread, before the section's end reaches it.
+     */
+    @Override
+    public void resized(long newLength) {
+        control.assertHome();
+        onResized.accept(newLength);
+        long sectors = newLength >> BlkRequestType.SECTOR_SHIFT;
+        for (BlkQueue q : queues) {
+            q.ctx.runOn(() -> q.resized(sectors));
+        }
     }
 
     @Override

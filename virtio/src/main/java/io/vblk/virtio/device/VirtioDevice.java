@@ -48,6 +48,14 @@ public interface VirtioDevice extends AutoCloseable {
     boolean writeConfig(int offset, byte[] src, int length);
 
     /**
+     * Registers who hears (on the control context) that the configuration space changed on the
+     * device's side (virtio 1.2 section 2.5.1: "the device MUST send a configuration change
+     * notification"; for virtio-blk, a resize). The transport tells the driver: vhost-user with
+     * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG; on the front-end side, the listener hears that message.
+     */
+    void onConfigChange(Runnable listener);
+
+    /**
      * Replaces the guest memory map. Queues using the old map must be stopped first. The device
      * takes one reference ({@link GuestMemory#retain()}) and releases the previous map.
      */

@@ -76,6 +76,12 @@ final class MemDriver implements BlockDriver {
         return "mem";
     }
 
+    /** The test disk is one fixed allocation. */
+    @Override
+    public long resize(long newLength) {
+        throw new UnsupportedOperationException("mem: the test disk cannot be resized");
+    }
+
     @Override
     public long length() {
         return disk.byteSize();

@@ -36,6 +36,7 @@ public final class RecordingDevice implements VirtioDevice {
     /** Completed with the queue index the first time a stop is asked for (tests wait on it). */
     public final java.util.concurrent.CompletableFuture<Integer> stopRequested = new java.util.concurrent.CompletableFuture<>();
     private final List<Runnable> needsReset = new ArrayList<>();
+    private final List<Runnable> configChange = new ArrayList<>();
     public GuestMemory memory;
     public long driverFeatures;
     public long offered = (1L << 32) | (1L << 29) | (1L << 12); // VERSION_1, EVENT_IDX, MQ
@@ -226,6 +227,11 @@ public final class RecordingDevice implements VirtioDevice {
     @Override
     public String needsResetReason() {
         return needsResetReason;
+    }
+
+    @Override
+    public void onConfigChange(Runnable listener) {
+        configChange.add(listener);
     }
 
     @Override

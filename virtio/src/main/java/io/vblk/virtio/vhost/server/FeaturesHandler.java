@@ -5,6 +5,7 @@ import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
 
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.BACKEND_REQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIG;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_PROTOCOL_FEATURES;
@@ -15,6 +16,7 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.RESET_DEVICE;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.STATUS;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.bit;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.describe;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 
 /**
  * Home thread: the session's control context. No locking.
@@ -24,10 +26,10 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.describe;
  */
 final class FeaturesHandler {
     /**
-     * Protocol features offered: MQ, REPLY_ACK, CONFIG, INFLIGHT_SHMFD, RESET_DEVICE,
-     * CONFIGURE_MEM_SLOTS, STATUS (bits 0, 3, 9, 12, 13, 15, 16).
+     * Protocol features offered: MQ, REPLY_ACK, BACKEND_REQ, CONFIG, INFLIGHT_SHMFD, RESET_DEVICE,
+     * CONFIGURE_MEM_SLOTS, STATUS (bits 0, 3, 5, 9, 12, 13, 15, 16).
      */
-    static final long OFFERED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
+    static final long OFFERED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(BACKEND_REQ) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
             | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS);
 
     private final VhostUserSession session;
@@ -91,6 +93,20 @@ final class FeaturesHandler {
                     + describe(OFFERED_PROTOCOL_FEATURES) + ")");
         }
         protocolFeatures = f;
+        return session.ack(m, true);
+    }
+
+    /**
+     * SET_BACKEND_REQ_FD: "Set the socket file descriptor for back-end initiated requests. It is
+     * passed in the ancillary data. This request should be sent only when
+     * VHOST_USER_F_PROTOCOL_FEATURES has been negotiated, and protocol feature bit
+     * VHOST_USER_PROTOCOL_F_BACKEND_REQ bit is present in VHOST_USER_GET_PROTOCOL_FEATURES."
+     */
+    boolean setBackendReqFd(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
+        if (!has(protocolFeatures, BACKEND_REQ)) {
+            throw new VhostUserProtocolException(m.describe() + " without VHOST_USER_PROTOCOL_F_BACKEND_REQ negotiated");
+        }
+        session.backendChannel(fds.take(0));
         return session.ack(m, true);
     }
 

@@ -6,6 +6,7 @@ import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
+import io.vblk.virtio.vhost.wire.VhostUserProtocolFeature;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
 import java.util.List;
@@ -43,6 +44,15 @@ public final class VhostUserSession {
 
         /** Closes the connection, logging {@code reason} once. */
         void fail(String reason);
+
+        /** SET_BACKEND_REQ_FD: the backend channel's socket (owned by the channel from now on; replaces an older one). */
+        void backendChannel(int fd);
+
+        /**
+         * Sends VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the backend channel, asking for a reply when
+         * {@code needReply}. Returns false when there is no backend channel (or it failed).
+         */
+        boolean sendConfigChange(boolean needReply);
     }
 
     /** Protocol features offered (see {@link FeaturesHandler}). */
@@ -90,6 +100,7 @@ public final class VhostUserSession {
         on(GET_PROTOCOL_FEATURES, features::getProtocolFeatures);
         on(SET_PROTOCOL_FEATURES, features::setProtocolFeatures);
         on(SET_OWNER, features::setOwner);
+        on(SET_BACKEND_REQ_FD, features::setBackendReqFd);
         on(GET_QUEUE_NUM, features::getQueueNum);
         on(SET_MEM_TABLE, memory::setMemTable);
         on(ADD_MEM_REG, memory::addMemReg);
@@ -246,6 +257,29 @@ public final class VhostUserSession {
     }
 
     // ---------------------------------------------------------------- device events and teardown
+
+    void backendChannel(int fd) {
+        channel.backendChannel(fd);
+    }
+
+    /**
+     * The device's config space changed (a resize): tell the front-end with
+     * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, which needs CONFIG (the front-end re-reads with
+     * GET_CONFIG) and BACKEND_REQ with the channel set; NEED_REPLY when REPLY_ACK was negotiated
+     * ("the front-end must respond with zero when operation is successfully completed").
+     * Returns whether the message went out.
+     */
+    public boolean deviceConfigChanged() {
+        ctx.assertHome();
+        long p = features.protocolFeatures();
+        if (closed || !VhostUserProtocolFeature.has(p, VhostUserProtocolFeature.CONFIG)
+                || !VhostUserProtocolFeature.has(p, VhostUserProtocolFeature.BACKEND_REQ)) {
+            LOG.log(System.Logger.Level.INFO, () -> name + ": config changed; the front-end did not negotiate CONFIG"
+                    + " and BACKEND_REQ, so it is not told (it sees the change at its next GET_CONFIG)");
+            return false;
+        }
+        return channel.sendConfigChange(VhostUserProtocolFeature.has(p, VhostUserProtocolFeature.REPLY_ACK));
+    }
 
     /**
      * The device entered NEEDS_RESET: signal every queue's error eventfd (SET_VRING_ERR, "to

@@ -40,6 +40,7 @@ public final class VhostUserConnection {
     private final VhostUserSession session;
     private final Consumer<String> onClosed;
     private FdHandler fdHandler;
+    private BackendChannel backend;
     private boolean paused;
     private boolean closing;
     private long messages;
@@ -178,6 +179,10 @@ public final class VhostUserConnection {
 
     private void teardown(String reason) {
         socket.close();
+        if (backend != null) {
+            backend.close();
+            backend = null;
+        }
         session.disconnect(() -> onClosed.accept(reason));
     }
 
@@ -199,6 +204,23 @@ public final class VhostUserConnection {
                 stats.protocolErrors++;
             }
             VhostUserConnection.this.fail(reason);
+        }
+
+        @Override
+        public void backendChannel(int fd) {
+            if (backend != null) {
+                backend.close();
+            }
+            backend = new BackendChannel(name, ctx, fd);
+        }
+
+        @Override
+        public boolean sendConfigChange(boolean needReply) {
+            if (closing || backend == null) {
+                LOG.log(System.Logger.Level.INFO, () -> name + ": config changed; no backend channel to tell the front-end");
+                return false;
+            }
+            return backend.configChanged(needReply);
         }
     }
 }

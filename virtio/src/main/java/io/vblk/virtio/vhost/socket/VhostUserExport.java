@@ -55,6 +55,7 @@ public final class VhostUserExport implements AutoCloseable {
         this.listenFd = listenFd;
         this.path = path;
         device.onNeedsReset(this::deviceNeedsReset);
+        device.onConfigChange(this::deviceConfigChanged);
     }
 
     /** The socket file's mode unless the caller says otherwise: the owner only (read-write = may connect). */
@@ -187,6 +188,13 @@ public final class VhostUserExport implements AutoCloseable {
             finishClose();
         } else if (accepting) {
             startListening();
+        }
+    }
+
+    /** A resize: the connected front-end (if any) hears VHOST_USER_BACKEND_CONFIG_CHANGE_MSG. */
+    private void deviceConfigChanged() {
+        if (connection != null && !connection.closing()) {
+            connection.session().deviceConfigChanged();
         }
     }
 

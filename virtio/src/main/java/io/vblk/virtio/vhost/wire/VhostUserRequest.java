@@ -68,8 +68,8 @@ public enum VhostUserRequest {
     // net only (not served)
     SEND_RARP(19, exact(U64_BYTES), FdRule.ANY, null, false),
     NET_SET_MTU(20, exact(U64_BYTES), FdRule.ANY, null, false),
-    // BACKEND_REQ not offered
-    SET_BACKEND_REQ_FD(21, exact(0), FdRule.ANY, null, false),
+    // request payload: N/A; the backend channel's socket in the ancillary data (BACKEND_REQ)
+    SET_BACKEND_REQ_FD(21, exact(0), FdRule.ONE, null, true),
     IOTLB_MSG(22, range(0, MAX_PAYLOAD_BYTES), FdRule.ANY, range(0, MAX_PAYLOAD_BYTES), false),
     SET_VRING_ENDIAN(23, exact(VRING_STATE_BYTES), FdRule.ANY, null, false),
     // request payload: virtio device config space; reply payload: virtio device config space

@@ -283,8 +283,8 @@ class VhostUserSessionTest {
     }
 
     @Test
-    void offeredProtocolFeaturesAreTheSevenOfTheBrief() {
+    void offeredProtocolFeaturesIncludeTheBackendChannel() {
         assertThat(VhostUserProtocolFeature.describe(VhostUserSession.OFFERED_PROTOCOL_FEATURES))
-                .isEqualTo("MQ|REPLY_ACK|CONFIG|INFLIGHT_SHMFD|RESET_DEVICE|CONFIGURE_MEM_SLOTS|STATUS");
+                .isEqualTo("MQ|REPLY_ACK|BACKEND_REQ|CONFIG|INFLIGHT_SHMFD|RESET_DEVICE|CONFIGURE_MEM_SLOTS|STATUS");
     }
 }

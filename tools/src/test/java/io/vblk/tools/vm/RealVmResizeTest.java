@@ -1,0 +1,92 @@
+package io.vblk.tools.vm;
+
+import io.vblk.aio.testing.Components;
+import io.vblk.tools.serve.ServeConfig;
+import io.vblk.tools.serve.ServeDaemon;
+import io.vblk.tools.serve.ServeOptionParser;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Online resize seen by a real guest: a daemon started in this test serves a 64 MiB image to a
+ * Debian guest under qemu-system-x86_64 (TCG, vhost-user-blk-pci, scripts/vm/run-guest.sh with the
+ * guest job {@code grow}). When the guest says it is ready, the test resizes the node to 96 MiB
+ * through {@link ServeDaemon#resize} (what QMP {@code block_resize} calls); the guest must see
+ * {@code /sys/block/vda/size} change without a reboot (QEMU re-reads the config space on
+ * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG and raises a config interrupt) and write and read back 1 MiB
+ * past the old end.
+ */
+@Tag("vm")
+class RealVmResizeTest {
+    private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
+
+    @TempDir
+    Path dir;
+
+    @Test
+    @Timeout(value = 20, unit = TimeUnit.MINUTES)
+    void aRunningGuestSeesItsDiskGrowAndUsesTheNewArea() throws Exception {
+        Components.require(Components.REAL_VM);
+        Path img = dir.resolve("grow.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(64L << 20);
+        }
+        String sock = dir.resolve("vblk.sock").toString();
+        ServeConfig cfg = ServeOptionParser.parse(List.of("driver=file,node-name=disk0,filename=" + img),
+                List.of(), List.of("type=vhost-user-blk,id=vda,node-name=disk0,writable=on,addr.type=unix,addr.path=" + sock),
+                null);
+        ServeDaemon daemon = ServeDaemon.start(cfg);
+        Path log = dir.resolve("guest.log");
+        CompletableFuture<Long> resized = new CompletableFuture<>();
+        StringBuilder out = new StringBuilder();
+        Process p = null;
+        try {
+            p = new ProcessBuilder(ROOT.resolve("scripts/vm/run-guest.sh").toString(), "--socket", sock,
+                    "--job", "grow", "--timeout", "900", "--log", log.toString())
+                    .directory(ROOT.toFile()).redirectErrorStream(true).start();
+            // run-guest.sh kills QEMU after --timeout, so the stream ends in bounded time.
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    out.append(line).append('\n');
+                    if (line.contains("VBLK-VM grow-ready") && !resized.isDone()) {
+                        daemon.resize("disk0", 96L << 20, (size, e) -> {
+                            if (e != null) {
+                                resized.completeExceptionally(e);
+                            } else {
+                                resized.complete(size);
+                            }
+                        });
+                    }
+                }
+            }
+            assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("run-guest.sh ended; output:\n" + out).isTrue();
+            assertThat(resized.get(60, TimeUnit.SECONDS)).as("the node's new size").isEqualTo(96L << 20);
+            assertThat(out).as("guest output").contains("VBLK-VM grow-ready sectors=131072",
+                    "old_sectors=131072 new_sectors=196608", "grow_match=yes", "VBLK-VM done rc=0");
+            assertThat(p.exitValue()).as("guest rc; output:\n" + out).isZero();
+            assertThat(Files.size(img)).isEqualTo(96L << 20);
+        } finally {
+            if (p != null && p.isAlive()) {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+            }
+            assertThat(daemon.shutdown(Duration.ofSeconds(30))).isTrue();
+        }
+    }
+}
