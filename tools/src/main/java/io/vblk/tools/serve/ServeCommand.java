@@ -2,6 +2,8 @@ package io.vblk.tools.serve;
 
 import io.vblk.tools.metrics.MetricsOptionException;
 import io.vblk.tools.metrics.MetricsOptions;
+import io.vblk.tools.qmp.MonitorSpec;
+import io.vblk.tools.qmp.QmpServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -61,6 +63,13 @@ public final class ServeCommand implements Callable<Integer> {
             "(vblk: queue q runs on iothread.(q mod n))"})
     List<String> exports = new ArrayList<>();
 
+    @Option(names = "--chardev", paramLabel = "OPTIONS", description =
+            "socket,id=ID,path=P,server=on,wait=off | socket,id=ID,fd=N,server=on (a monitor's socket)")
+    List<String> chardevs = new ArrayList<>();
+
+    @Option(names = "--monitor", paramLabel = "OPTIONS", description = "chardev=ID[,mode=control]: a QMP monitor on that socket")
+    List<String> monitors = new ArrayList<>();
+
     @Option(names = "--pidfile", paramLabel = "PATH", description = "write the daemon's pid here once it serves")
     String pidfile;
 
@@ -115,7 +124,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (shutdownTimeout < 1 || shutdownTimeout > 3600) {
             throw new ServeOptionException("--shutdown-timeout=" + shutdownTimeout + " is out of range; accepts 1..3600 seconds");
         }
-        return ServeOptionParser.parse(b, o, e, pidfile);
+        return ServeOptionParser.parse(b, o, e, pidfile, !monitors.isEmpty());
     }
 
     /** The metrics endpoint asked for with --metrics or --object metrics,..., or null. */
@@ -183,10 +192,12 @@ public final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ServeConfig cfg;
         MetricsOptions metrics;
+        List<MonitorSpec> monitorSpecs;
         try {
             cfg = config();
             metrics = metricsOptions();
-        } catch (ServeOptionException ex) {
+            monitorSpecs = MonitorSpec.parse(chardevs, monitors);
+        } catch (ServeOptionException | IllegalArgumentException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
         }
@@ -199,6 +210,14 @@ public final class ServeCommand implements Callable<Integer> {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
         }
+        QmpServer qmp;
+        try {
+            qmp = QmpServer.start(daemon, monitorSpecs, stop::countDown);
+        } catch (IllegalArgumentException ex) {
+            spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
+            daemon.shutdown(Duration.ofSeconds(shutdownTimeout));
+            return 2;
+        }
         if (cfg.pidfile() != null) {
             writePidfile(Path.of(cfg.pidfile()));
         }
@@ -206,6 +225,7 @@ public final class ServeCommand implements Callable<Integer> {
                 + (cfg.exports().size() == 1 ? "" : "s") + ")");
         spec.commandLine().getOut().flush();
         stop.await();
+        qmp.close();
         boolean clean = daemon.shutdown(Duration.ofSeconds(shutdownTimeout));
         if (cfg.pidfile() != null) {
             Files.deleteIfExists(Path.of(cfg.pidfile()));

@@ -197,6 +197,19 @@ public final class ServeDaemon {
     }
 
     /**
+     * The live graph the QMP monitor changes at run time (io.vblk.tools.qmp). Home thread of the
+     * collections once started: the main loop. {@code devices} and {@code exports} are parallel.
+     */
+    public record Graph(IoThread mainLoop, Map<String, IoThread> iothreads, Map<String, BlockDriver> drivers,
+                        Map<String, BlockNode> nodes, List<BlkDevice> devices, List<VhostUserExport> exports,
+                        VblkMetrics metrics) {
+    }
+
+    public Graph graph() {
+        return new Graph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics);
+    }
+
+    /**
      * Drains every node (bdrv_drain_all_begin: no new guest request, the ones in flight finish),
      * stops accepting, closes the connections, devices and
      * drivers, flushes writable images, stops the threads. Returns false (and logs what was left)
