@@ -230,7 +230,8 @@ final class QmpCommands {
     private CompletableFuture<JsonNode> queryNamedBlockNodes(Args a) {
         a.bool("flat", false);
         ArrayNode l = Qmp.JSON.createArrayNode();
-        for (BlockNode n : graph.nodes().values()) {
+        // Newest first, as qemu-storage-daemon lists them.
+        for (BlockNode n : new java.util.ArrayList<>(graph.nodes().values()).reversed()) {
             NodeInfo i = nodeInfo.getOrDefault(n.name(), new NodeInfo(n.driver().kind(), n.name(), false, n.driver().readOnly()));
             ObjectNode o = l.addObject();
             o.put("iops_rd", 0);
