@@ -9,7 +9,6 @@ import io.vblk.aio.IoThread;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.tools.metrics.Binding;
 import io.vblk.tools.qmp.Qmp.Args;
-import io.vblk.tools.serve.ServeConfig;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.virtio.device.IoThreadMapping;
@@ -41,19 +40,17 @@ final class ExportCommands {
 
     private final QmpCommands cmds;
     /** Each export's node-name (the device knows its node; this survives the device's close). */
-    private final Map<String, String> exportNode = new HashMap<>();
+    private final Map<String, String> exportNode;
     /** Which iothreads each export's queues run on. */
-    private final Map<String, List<String>> exportThreads = new HashMap<>();
+    private final Map<String, List<String>> exportThreads;
     private final Map<String, List<Binding>> bindings = new HashMap<>();
     private final Set<String> deleting = new HashSet<>();
     private final Set<String> iothreadsPending = new HashSet<>();
 
-    ExportCommands(QmpCommands cmds, ServeConfig config) {
+    ExportCommands(QmpCommands cmds) {
         this.cmds = cmds;
-        for (ServeConfig.ExportSpec e : config.exports()) {
-            exportNode.put(e.id(), e.nodeName());
-            exportThreads.put(e.id(), e.iothreads());
-        }
+        this.exportNode = cmds.graph.exportNodes();
+        this.exportThreads = cmds.graph.exportThreads();
     }
 
     void register(BiConsumer<String, QmpCommands.Handler> add) {

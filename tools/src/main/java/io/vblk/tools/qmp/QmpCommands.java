@@ -13,8 +13,7 @@ import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.tools.qmp.Qmp.Args;
-import io.vblk.tools.serve.ServeConfig;
-import io.vblk.tools.serve.ServeDaemon;
+import io.vblk.tools.qmp.DaemonGraph.NodeInfo;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -25,7 +24,7 @@ import java.util.concurrent.CompletableFuture;
  * Home thread: the main loop. No locking.
  *
  * <p>The QMP command table: each command with QEMU's name, argument names and result shape,
- * run on the main loop against the daemon's live {@link ServeDaemon.Graph}. A command that needs
+ * run on the main loop against the daemon's live {@link DaemonGraph}. A command that needs
  * an IoThread (closing a device's queues) returns a future the IoThread completes through a
  * hand-over; the main loop never waits (seed 004). Exports and iothreads are in
  * {@link ExportCommands}; this class has the table, the node commands and the run state.
@@ -37,28 +36,18 @@ final class QmpCommands {
         CompletableFuture<JsonNode> run(Args args);
     }
 
-    /** What a node was opened from, for query-named-block-nodes (QEMU's BlockDeviceInfo). */
-    record NodeInfo(String drv, String filename, boolean direct, boolean readOnly) {
-    }
-
     private final Map<String, Handler> table = new LinkedHashMap<>();
-    final ServeDaemon.Graph graph;
+    final DaemonGraph graph;
     final QmpServer server;
-    final Map<String, NodeInfo> nodeInfo = new LinkedHashMap<>();
+    final Map<String, NodeInfo> nodeInfo;
     final ExportCommands exports;
     final RunState runState;
 
-    QmpCommands(ServeDaemon.Graph graph, ServeConfig config, QmpServer server) {
+    QmpCommands(DaemonGraph graph, QmpServer server) {
         this.graph = graph;
         this.server = server;
-        for (ServeConfig.Blockdev b : config.blockdevs()) {
-            nodeInfo.put(b.nodeName(), switch (b) {
-                case ServeConfig.FileNode f -> new NodeInfo("file", f.filename(), f.cacheDirect(), f.readOnly());
-                case ServeConfig.NullNode n -> new NodeInfo(n.aio() ? "null-aio" : "null-co",
-                        "json:{\"driver\": \"" + (n.aio() ? "null-aio" : "null-co") + "\", \"size\": " + n.size() + "}", false, n.readOnly());
-            });
-        }
-        this.exports = new ExportCommands(this, config);
+        this.nodeInfo = graph.nodeInfo();
+        this.exports = new ExportCommands(this);
         this.runState = new RunState(graph, server);
         add("qmp_capabilities", a -> { throw new IllegalStateException("handled by the connection"); });
         add("query-version", this::queryVersion);

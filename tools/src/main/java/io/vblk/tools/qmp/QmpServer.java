@@ -7,7 +7,6 @@ import io.vblk.aio.FdHandler;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.UnixSockets;
-import io.vblk.tools.serve.ServeDaemon;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -41,22 +40,22 @@ public final class QmpServer {
     private record Listener(MonitorSpec spec, int fd, FdHandler handler) {
     }
 
-    private QmpServer(ServeDaemon daemon, Runnable onQuit) {
-        this.ctx = daemon.mainLoop();
+    private QmpServer(DaemonGraph graph, Runnable onQuit) {
+        this.ctx = graph.mainLoop().ctx();
         this.onQuit = onQuit;
-        this.commands = new QmpCommands(daemon.graph(), daemon.config(), this);
+        this.commands = new QmpCommands(graph, this);
     }
 
     /**
-     * Opens every monitor on {@code daemon}'s main loop. {@code onQuit} runs (on the main loop)
+     * Opens every monitor on the daemon's main loop. {@code onQuit} runs (on the main loop)
      * after the {@code quit} command has been answered. Throws {@link IllegalArgumentException}
      * naming the {@code --chardev} that cannot listen.
      */
-    public static QmpServer start(ServeDaemon daemon, List<MonitorSpec> monitors, Runnable onQuit) {
-        AioContext main = daemon.mainLoop();
+    public static QmpServer start(DaemonGraph graph, List<MonitorSpec> monitors, Runnable onQuit) {
+        AioContext main = graph.mainLoop().ctx();
         try {
             return AioContext.await(main.callOn(() -> {
-                QmpServer s = new QmpServer(daemon, onQuit);
+                QmpServer s = new QmpServer(graph, onQuit);
                 try {
                     for (MonitorSpec m : monitors) {
                         s.listen(m);

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.tools.qmp.Qmp.Args;
-import io.vblk.tools.serve.ServeDaemon;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -21,14 +20,14 @@ import java.util.concurrent.CompletableFuture;
  * device resume, {@code werror=stop}). STOP and RESUME are emitted as QEMU emits them.
  */
 final class RunState {
-    private final ServeDaemon.Graph graph;
+    private final DaemonGraph graph;
     private final QmpServer server;
     private final List<Runnable> resumeHooks = new ArrayList<>();
     /** The nodes this state drained, so cont ends exactly those sections. */
     private final List<BlockNode> drained = new ArrayList<>();
     private boolean running = true;
 
-    RunState(ServeDaemon.Graph graph, QmpServer server) {
+    RunState(DaemonGraph graph, QmpServer server) {
         this.graph = graph;
         this.server = server;
     }

@@ -212,7 +212,7 @@ public final class ServeCommand implements Callable<Integer> {
         }
         QmpServer qmp;
         try {
-            qmp = QmpServer.start(daemon, monitorSpecs, stop::countDown);
+            qmp = QmpServer.start(daemon.graph(), monitorSpecs, stop::countDown);
         } catch (IllegalArgumentException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             daemon.shutdown(Duration.ofSeconds(shutdownTimeout));

@@ -13,6 +13,7 @@ import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
+import io.vblk.tools.qmp.DaemonGraph;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
 import io.vblk.tools.serve.ServeConfig.FileNode;
@@ -196,17 +197,23 @@ public final class ServeDaemon {
         return config;
     }
 
-    /**
-     * The live graph the QMP monitor changes at run time (io.vblk.tools.qmp). Home thread of the
-     * collections once started: the main loop. {@code devices} and {@code exports} are parallel.
-     */
-    public record Graph(IoThread mainLoop, Map<String, IoThread> iothreads, Map<String, BlockDriver> drivers,
-                        Map<String, BlockNode> nodes, List<BlkDevice> devices, List<VhostUserExport> exports,
-                        VblkMetrics metrics) {
-    }
-
-    public Graph graph() {
-        return new Graph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics);
+    /** The live graph the QMP monitor changes at run time; its collections are this daemon's own. */
+    public DaemonGraph graph() {
+        Map<String, DaemonGraph.NodeInfo> info = new LinkedHashMap<>();
+        for (Blockdev b : config.blockdevs()) {
+            info.put(b.nodeName(), switch (b) {
+                case FileNode f -> new DaemonGraph.NodeInfo("file", f.filename(), f.cacheDirect(), f.readOnly());
+                case NullNode n -> new DaemonGraph.NodeInfo(n.aio() ? "null-aio" : "null-co", "json:{\"driver\": \""
+                        + (n.aio() ? "null-aio" : "null-co") + "\", \"size\": " + n.size() + "}", false, n.readOnly());
+            });
+        }
+        Map<String, String> exportNodes = new LinkedHashMap<>();
+        Map<String, List<String>> exportThreads = new LinkedHashMap<>();
+        for (ExportSpec e : config.exports()) {
+            exportNodes.put(e.id(), e.nodeName());
+            exportThreads.put(e.id(), e.iothreads());
+        }
+        return new DaemonGraph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics, info, exportNodes, exportThreads);
     }
 
     /**

@@ -30,7 +30,7 @@ final class VblkWithMonitor implements AutoCloseable {
         }
         QmpServer q;
         try {
-            q = QmpServer.start(daemon, specs, quit::countDown);
+            q = QmpServer.start(daemon.graph(), specs, quit::countDown);
         } catch (RuntimeException e) {
             daemon.shutdown(Duration.ofSeconds(10));
             throw e;
