@@ -113,10 +113,6 @@ final class QmpCommands {
 
     private CompletableFuture<JsonNode> quit(Args a) {
         a.finish();
-        ObjectNode d = Qmp.JSON.createObjectNode();
-        d.put("guest", false);
-        d.put("reason", "host-qmp-quit");
-        server.emit("SHUTDOWN", d);
         server.requestQuit();
         return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
     }

@@ -144,9 +144,18 @@ public final class QmpServer {
         connections.remove(c);
     }
 
-    /** After the reply to {@code quit} is queued: the daemon's stop runs from the next loop iteration. */
+    /**
+     * After {@code quit}: SHUTDOWN and the daemon's stop follow the reply, as in QEMU (two hand-overs:
+     * the reply's own hand-over is queued after the first).
+     */
     void requestQuit() {
-        ctx.runOn(onQuit);
+        ctx.runOn(() -> ctx.runOn(() -> {
+            ObjectNode d = Qmp.JSON.createObjectNode();
+            d.put("guest", false);
+            d.put("reason", "host-qmp-quit");
+            emit("SHUTDOWN", d);
+            onQuit.run();
+        }));
     }
 
     /** Registers a hook {@code cont} runs after the nodes' drained sections end. Any thread. */
