@@ -3,6 +3,9 @@ package io.vblk.tools.serve;
 import io.vblk.tools.version.VblkVersion;
 import io.vblk.tools.metrics.MetricsOptionException;
 import io.vblk.tools.metrics.MetricsOptions;
+import io.vblk.tools.qmp.MonitorSpec;
+import io.vblk.tools.qmp.QmpEvents;
+import io.vblk.tools.qmp.QmpServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -63,6 +66,13 @@ public final class ServeCommand implements Callable<Integer> {
             "(vblk: queue q runs on iothread.(q mod n))"})
     List<String> exports = new ArrayList<>();
 
+    @Option(names = "--chardev", paramLabel = "OPTIONS", description =
+            "socket,id=ID,path=P,server=on,wait=off | socket,id=ID,fd=N,server=on (a monitor's socket)")
+    List<String> chardevs = new ArrayList<>();
+
+    @Option(names = "--monitor", paramLabel = "OPTIONS", description = "chardev=ID[,mode=control]: a QMP monitor on that socket")
+    List<String> monitors = new ArrayList<>();
+
     @Option(names = "--pidfile", paramLabel = "PATH", description = "write the daemon's pid here once it serves")
     String pidfile;
 
@@ -121,7 +131,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (shutdownTimeout < 1 || shutdownTimeout > 3600) {
             throw new ServeOptionException("--shutdown-timeout=" + shutdownTimeout + " is out of range; accepts 1..3600 seconds");
         }
-        return ServeOptionParser.parse(b, o, e, pidfile);
+        return ServeOptionParser.parse(b, o, e, pidfile, !monitors.isEmpty());
     }
 
     /** {@code --socket-mode}: permission bits 0..0777, written in octal. */
@@ -199,14 +209,16 @@ public final class ServeCommand implements Callable<Integer> {
         ServeConfig cfg;
         MetricsOptions metrics;
         int mode;
+        List<MonitorSpec> monitorSpecs;
         try {
             cfg = config();
             metrics = metricsOptions();
             mode = socketMode();
+            monitorSpecs = MonitorSpec.parse(chardevs, monitors);
             if (cfg.pidfile() != null) {
                 checkPidfileDirectory(Path.of(cfg.pidfile()));
             }
-        } catch (ServeOptionException ex) {
+        } catch (ServeOptionException | IllegalArgumentException ex) {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
         }
@@ -219,7 +231,19 @@ public final class ServeCommand implements Callable<Integer> {
             spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
             return 2;
         }
-        Signals.onResume(daemon::resumeStoppedDevices); // werror/rerror=stop: until QMP's cont
+        QmpServer qmp;
+        try {
+            qmp = QmpServer.start(daemon.graph(), monitorSpecs, stop::countDown);
+        } catch (IllegalArgumentException ex) {
+            spec.commandLine().getErr().println("vblk serve: " + ex.getMessage());
+            daemon.abortStart(Duration.ofSeconds(shutdownTimeout));
+            return 2;
+        }
+        // werror/rerror=stop: QMP's cont resumes stopped devices, and so does SIGUSR2 (no monitor needed).
+        qmp.addResumeHook(daemon::resumeStoppedDevices);
+        qmp.setResizer((node, size) -> node.resize(size).thenApply(newSize -> null));
+        daemon.events().listen(e -> qmp.event("BLOCK_IO_ERROR", QmpEvents.blockIoError(e)));
+        Signals.onResume(daemon::resumeStoppedDevices);
         if (cfg.pidfile() != null) {
             try {
                 writePidfile(Path.of(cfg.pidfile()));
@@ -233,6 +257,7 @@ public final class ServeCommand implements Callable<Integer> {
                 + (cfg.exports().size() == 1 ? "" : "s") + ")");
         spec.commandLine().getOut().flush();
         stop.await();
+        qmp.close();
         boolean clean = daemon.shutdown(Duration.ofSeconds(shutdownTimeout));
         if (cfg.pidfile() != null) {
             Files.deleteIfExists(Path.of(cfg.pidfile()));

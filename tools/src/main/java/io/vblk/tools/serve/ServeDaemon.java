@@ -14,6 +14,7 @@ import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
 import io.vblk.tools.serve.ServeConfig.BlkdebugNode;
+import io.vblk.tools.qmp.DaemonGraph;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
 import io.vblk.tools.serve.ServeConfig.FileNode;
@@ -66,6 +67,8 @@ public final class ServeDaemon {
     private final Map<String, BlockNode> nodes = new LinkedHashMap<>();
     private final List<BlkDevice> devices = new ArrayList<>();
     private final List<VhostUserExport> exports = new ArrayList<>();
+    /** Every device's BLOCK_IO_ERROR: logged, and handed to the monitor once one listens. */
+    private final DaemonEvents events = new DaemonEvents();
     private final MetricsOptions metricsOptions;
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
@@ -136,7 +139,7 @@ public final class ServeDaemon {
         for (ExportSpec e : config.exports()) {
             BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(e.numQueues()).queueSize(QUEUE_SIZE)
                     .logicalBlockSize(e.logicalBlockSize()).readOnly(!e.writable()).serial(serial(e.id()))
-                    .werror(e.werror()).rerror(e.rerror())
+                    .werror(e.werror()).rerror(e.rerror()).events(events)
                     .ioThreads(e.iothreads().isEmpty() ? IoThreadMapping.single(main)
                             : IoThreadMapping.roundRobin(e.iothreads().stream().map(id -> iothreads.get(id).ctx()).toList()));
             BlockNode node = nodes.get(e.nodeName());
@@ -256,6 +259,33 @@ public final class ServeDaemon {
 
     public ServeConfig config() {
         return config;
+    }
+
+    /** The live graph the QMP monitor changes at run time; its collections are this daemon's own. */
+    /** The daemon's block events (error policies), for a monitor to listen to. Any thread. */
+    public DaemonEvents events() {
+        return events;
+    }
+
+    public DaemonGraph graph() {
+        Map<String, DaemonGraph.NodeInfo> info = new LinkedHashMap<>();
+        for (Blockdev b : config.blockdevs()) {
+            info.put(b.nodeName(), switch (b) {
+                case FileNode f -> new DaemonGraph.NodeInfo("file", f.filename(), f.cacheDirect(), f.readOnly());
+                case NullNode n -> new DaemonGraph.NodeInfo(n.aio() ? "null-aio" : "null-co", "json:{\"driver\": \""
+                        + (n.aio() ? "null-aio" : "null-co") + "\", \"size\": " + n.size() + "}", false, n.readOnly());
+                case BlkdebugNode d -> new DaemonGraph.NodeInfo("blkdebug", "blkdebug::" + d.image().nodeName(), false,
+                        d.readOnly());
+            });
+        }
+        Map<String, String> exportNodes = new LinkedHashMap<>();
+        Map<String, List<String>> exportThreads = new LinkedHashMap<>();
+        for (ExportSpec e : config.exports()) {
+            exportNodes.put(e.id(), e.nodeName());
+            exportThreads.put(e.id(), e.iothreads());
+        }
+        return new DaemonGraph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics, info, exportNodes, exportThreads,
+                events);
     }
 
     /**

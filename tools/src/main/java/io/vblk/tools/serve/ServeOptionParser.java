@@ -54,6 +54,12 @@ public final class ServeOptionParser {
 
     public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile)
             throws ServeOptionException {
+        return parse(blockdevs, objects, exports, pidfile, false);
+    }
+
+    /** As above; with {@code monitor} (a QMP monitor will add exports at run time) no --export is needed. */
+    public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile,
+                                    boolean monitor) throws ServeOptionException {
         Map<String, Blockdev> nodes = new HashMap<>();
         Map<String, String> rawAliases = new HashMap<>();
         List<Blockdev> nodeList = new ArrayList<>();
@@ -225,7 +231,7 @@ public final class ServeOptionParser {
             o.finish();
             exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios, werror, rerror));
         }
-        if (exportList.isEmpty()) {
+        if (exportList.isEmpty() && !monitor) {
             throw new ServeOptionException("no --export given; accepts --export type=vhost-user-blk,id=E,node-name=N,"
                     + "addr.type=unix,addr.path=PATH (or the short form: vblk serve IMAGE --socket PATH)");
         }

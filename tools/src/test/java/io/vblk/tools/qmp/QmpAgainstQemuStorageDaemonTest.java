@@ -1,0 +1,52 @@
+package io.vblk.tools.qmp;
+
+import io.vblk.virtio.vhost.QemuStorageDaemon;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Any thread (test code).
+ *
+ * <p>The same scripted QMP session ({@link QmpScript}) against qemu-storage-daemon, the reference
+ * server, and against vblk: every reply's shape (keys and JSON types, error classes) must match,
+ * so compatibility is measured against QEMU, not against our reading of its documentation.
+ */
+@Tag("real")
+class QmpAgainstQemuStorageDaemonTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void everyReplyHasTheReferenceServersShape() throws Exception {
+        QemuStorageDaemon.ensureInstalled();
+        Path qd = Files.createDirectory(dir.resolve("qsd"));
+        Path vd = Files.createDirectory(dir.resolve("vblk"));
+        for (Path d : List.of(qd, vd)) {
+            try (var f = new java.io.RandomAccessFile(d.resolve("img.raw").toFile(), "rw")) {
+                f.setLength(1 << 20);
+            }
+        }
+        List<String> reference;
+        try (QemuStorageDaemon qsd = QemuStorageDaemon.start(qd, "--blockdev", "driver=null-co,node-name=n0,size=67108864",
+                "--object", "iothread,id=io0", "--chardev", "socket,id=m0,path=" + qd.resolve("qmp.sock") + ",server=on,wait=off",
+                "--monitor", "chardev=m0")) {
+            reference = QmpScript.run(qd.resolve("qmp.sock"), qd);
+        }
+        List<String> ours;
+        try (VblkWithMonitor v = new VblkWithMonitor(List.of("driver=null-co,node-name=n0,size=67108864"), List.of("iothread,id=io0"),
+                List.of(), vd.resolve("qmp.sock"))) {
+            ours = QmpScript.run(vd.resolve("qmp.sock"), vd);
+        }
+        assertThat(ours).hasSameSizeAs(reference);
+        for (int i = 0; i < ours.size(); i++) {
+            assertThat(ours.get(i)).as("step %d", i).isEqualTo(reference.get(i));
+        }
+    }
+}

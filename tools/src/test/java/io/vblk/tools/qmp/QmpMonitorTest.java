@@ -1,0 +1,198 @@
+package io.vblk.tools.qmp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
+import io.vblk.guest.vhost.VhostUserTransport;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * Any thread (test code).
+ *
+ * <p>vblk's QMP monitors over their real sockets: bad input of every kind answered as QEMU answers
+ * it (or, for an oversize line, the connection closed) with the daemon and the other monitor
+ * unharmed; an export added at run time, used, and removed while another export keeps serving its
+ * own load without an error or a stall over 1 s; a node in use refused; stop/cont; and the
+ * README's worked example.
+ */
+class QmpMonitorTest {
+    private static final Duration T = Duration.ofSeconds(30);
+
+    @TempDir
+    Path dir;
+    VblkWithMonitor vblk;
+    Path m0;
+    Path m1;
+
+    @BeforeEach
+    void start() throws Exception {
+        m0 = dir.resolve("qmp0.sock");
+        m1 = dir.resolve("qmp1.sock");
+        vblk = new VblkWithMonitor(List.of("driver=null-aio,node-name=n0,size=64M"), List.of("iothread,id=io0"),
+                List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=" + dir.resolve("e0.sock")
+                        + ",writable=on,iothread=io0"), m0, m1);
+    }
+
+    @AfterEach
+    void stop() {
+        vblk.close();
+    }
+
+    private static String errorClass(JsonNode r) {
+        return r.path("error").path("class").asText("(no error: " + r + ")");
+    }
+
+    private static String desc(JsonNode r) {
+        return r.path("error").path("desc").asText("(no error: " + r + ")");
+    }
+
+    @Test
+    void badInputIsAnsweredAndHarmsNeitherTheDaemonNorTheOtherMonitor() throws Exception {
+        try (QmpClient a = QmpClient.connect(m0); QmpClient b = QmpClient.connect(m1).negotiate()) {
+            assertThat(errorClass(a.raw("{\"execute\": \"query-version\"}"))).isEqualTo("CommandNotFound");
+            a.negotiate();
+            assertThat(errorClass(a.raw("{\"execute\": \"qmp_capabilities\"}"))).isEqualTo("CommandNotFound");
+            assertThat(desc(a.raw("{\"execute\": \"query-version\""))).startsWith("JSON parse error");
+            assertThat(desc(a.raw("not json at all"))).startsWith("JSON parse error");
+            JsonNode unknown = a.raw("{\"execute\": \"frobnicate\", \"id\": {\"n\": 7}}");
+            assertThat(errorClass(unknown)).isEqualTo("CommandNotFound");
+            assertThat(unknown.get("id").get("n").asInt()).isEqualTo(7);
+            assertThat(desc(a.raw("{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"n0\", \"size\": \"2G\"}}")))
+                    .isEqualTo("Invalid parameter type for 'size', expected: integer");
+            assertThat(desc(a.raw("{\"execute\": \"blockdev-del\"}"))).isEqualTo("Parameter 'node-name' is missing");
+            assertThat(desc(a.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"null-co\", \"node-name\": \"n0\"}}")))
+                    .isEqualTo("Duplicate nodes with node-name='n0'");
+            assertThat(desc(a.raw("{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"vhost-user-blk\", \"id\": \"e0\","
+                    + " \"node-name\": \"n0\", \"addr\": {\"type\": \"unix\", \"path\": \"" + dir.resolve("x.sock") + "\"}}}")))
+                    .isEqualTo("Block export id 'e0' is already in use");
+            assertThat(desc(a.raw("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"iothread\", \"id\": \"io0\"}}")))
+                    .isEqualTo("attempt to add duplicate property 'io0' to object (type 'container')");
+
+            // A client that leaves in the middle of a command that completes later, off the loop.
+            try (QmpClient c = QmpClient.connect(m0).negotiate()) {
+                c.send("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"iothread\", \"id\": \"io9\"}}\n"
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            long deadline = System.nanoTime() + T.toNanos();
+            while (!b.execute("query-iothreads", null).get("return").toString().contains("\"io9\"")) {
+                assertThat(System.nanoTime()).as("io9 added after its client left").isLessThan(deadline);
+            }
+
+            // A line over 1 MiB closes that connection only.
+            byte[] big = new byte[QmpConnection.MAX_LINE + 4096];
+            Arrays.fill(big, (byte) ' ');
+            assertThatThrownBy(() -> {
+                a.send(big);
+                a.readMessage();
+            }).isInstanceOf(IOException.class);
+
+            assertThat(b.execute("query-version", null).get("return").get("package").asText()).startsWith("vblk");
+            try (QmpClient again = QmpClient.connect(m0).negotiate()) {
+                assertThat(again.execute("query-block-exports", null).get("return").get(0).get("id").asText()).isEqualTo("e0");
+            }
+        }
+    }
+
+    @Test
+    void anExportIsAddedUsedAndRemovedWhileAnotherKeepsServing() throws Exception {
+        try (QmpClient q = QmpClient.connect(m0).negotiate();
+             VhostUserTransport t0 = VhostUserTransport.connect(dir.resolve("e0.sock").toString(), T);
+             GuestBlkDriver g0 = GuestBlkDriver.attach(t0, GuestBlkDriver.Options.defaults())) {
+            WorkloadRun load = WorkloadRun.start(g0, Workload.of(Workload.Pattern.RANDRW).withQueueDepth(8)
+                    .withDuration(Duration.ofSeconds(3).toNanos()).withStallNanos(Duration.ofSeconds(1).toNanos()));
+
+            assertThat(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"null-aio\", \"node-name\": \"n1\","
+                    + " \"size\": 16777216}}").has("return")).isTrue();
+            String e1 = dir.resolve("e1.sock").toString();
+            assertThat(q.raw("{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"vhost-user-blk\", \"id\": \"e1\","
+                    + " \"node-name\": \"n1\", \"addr\": {\"type\": \"unix\", \"path\": \"" + e1 + "\"}, \"writable\": true}}")
+                    .has("return")).isTrue();
+            try (VhostUserTransport t1 = VhostUserTransport.connect(e1, T);
+                 GuestBlkDriver g1 = GuestBlkDriver.attach(t1, GuestBlkDriver.Options.defaults())) {
+                WorkloadResult r = WorkloadRun.start(g1, Workload.of(Workload.Pattern.RANDREAD).withRequests(2000)
+                        .withQueueDepth(8)).await(T);
+                assertThat(r.error()).isNull();
+                JsonNode busy = q.raw("{\"execute\": \"block-export-del\", \"arguments\": {\"id\": \"e1\"}}");
+                assertThat(desc(busy)).isEqualTo("export 'e1' still in use");
+            }
+            JsonNode inUse = q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}");
+            assertThat(errorClass(inUse)).isEqualTo("GenericError");
+            assertThat(desc(inUse)).isEqualTo("Node n1 is in use");
+            JsonNode del = q.raw("{\"execute\": \"block-export-del\", \"arguments\": {\"id\": \"e1\", \"mode\": \"hard\"}}");
+            assertThat(del.has("return")).as(del.toString()).isTrue();
+            JsonNode ev = q.awaitEvent("BLOCK_EXPORT_DELETED");
+            assertThat(ev.get("data").get("id").asText()).isEqualTo("e1");
+            assertThat(ev.get("timestamp").get("seconds").asLong()).isPositive();
+            assertThat(q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}").has("return")).isTrue();
+
+            WorkloadResult r0 = load.await(T);
+            assertThat(r0.error()).as("the other export's load").isNull();
+            assertThat(load.completed()).isPositive();
+        }
+    }
+
+    @Test
+    void stopDrainsEveryNodeAndContRunsTheResumeHooks() throws Exception {
+        List<String> resumed = new ArrayList<>();
+        vblk.qmp.addResumeHook(() -> resumed.add("hook"));
+        try (QmpClient q = QmpClient.connect(m0).negotiate()) {
+            assertThat(q.execute("stop", null).has("return")).isTrue();
+            assertThat(q.awaitEvent("STOP").get("event").asText()).isEqualTo("STOP");
+            assertThat(q.execute("query-status", null).get("return").get("status").asText()).isEqualTo("paused");
+            assertThat(q.execute("cont", null).has("return")).isTrue();
+            q.awaitEvent("RESUME");
+            assertThat(q.execute("query-status", null).get("return").get("running").asBoolean()).isTrue();
+            assertThat(vblk.daemon.mainLoop().callOn(() -> List.copyOf(resumed)).get()).containsExactly("hook");
+        }
+    }
+
+    /** Every "$ vblk monitor --compact SOCK ..." line of the README's worked example, and the reply shown under it. */
+    @Test
+    void theReadmesWorkedExampleGivesTheRepliesItShows() throws Exception {
+        List<String> lines = Files.readAllLines(Path.of(System.getProperty("user.dir")).resolveSibling("README.md"));
+        int checked = 0;
+        for (int i = 0; i < lines.size() - 1; i++) {
+            String l = lines.get(i).strip();
+            if (!l.startsWith("$ vblk monitor --compact /run/vblk-qmp.sock ")) {
+                continue;
+            }
+            String cmd = l.substring("$ vblk monitor --compact /run/vblk-qmp.sock ".length()).replace("/run/vblk-e1.sock",
+                    dir.resolve("e1.sock").toString());
+            StringWriter out = new StringWriter();
+            var cl = new picocli.CommandLine(new MonitorCommand());
+            cl.setOut(new PrintWriter(out));
+            List<String> args = new ArrayList<>(List.of("--compact", m0.toString()));
+            args.addAll(Arrays.asList(cmd.split(" ")));
+            cl.execute(args.toArray(new String[0]));
+            String shown = lines.get(i + 1).strip();
+            String got = out.toString().strip();
+            if (shown.contains("\"event\"")) {
+                // An event line: compare without its timestamp.
+                got = got.replaceAll("\"timestamp\":\\{[^}]*},?", "");
+                shown = shown.replaceAll("\"timestamp\":\\{[^}]*},?", "");
+            }
+            assertThat(got).as(l).isEqualTo(shown);
+            checked++;
+        }
+        assertThat(checked).as("worked-example commands in README.md").isGreaterThanOrEqualTo(5);
+    }
+}
