@@ -8,6 +8,7 @@ import io.vblk.aio.Guard;
 import io.vblk.aio.PollHandler;
 import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
+import io.vblk.virtio.memory.GuestMemoryFault;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
@@ -61,6 +62,7 @@ final class BlkQueue implements IoCompletion {
     final BlkQueueStats stats = new BlkQueueStats();
     private final DescriptorChain chain = new DescriptorChain();
     private final Bh resumeBh;
+    private BlkRequest dispatching; // in parse/dispatch: dropped if guest memory faults there
     /** Finishes a stop that waited for requests in flight, after the last one's completion section. */
     private final Bh stopBh;
     private final FdHandler.Callback kickCallback = this::onKick;
@@ -103,7 +105,7 @@ final class BlkQueue implements IoCompletion {
         this.channelHolder = channelHolder;
         this.vq = new SplitQueue(name);
         this.notifier = new IrqfdNotifier(ctx, name, -1, vq::needsNotify);
-        this.resumeBh = ctx.bh(name + ".resume", this::process);
+        this.resumeBh = ctx.bh(name + ".resume", this::processGuarded);
         this.stopBh = ctx.bh(name + ".stop", this::finishStop);
         this.merge = cfg.merge;
         this.maxMergeBytes = cfg.maxMergeBytes;
@@ -270,7 +272,21 @@ final class BlkQueue implements IoCompletion {
     private void onKick(int fd) {
         stats.kicks++;
         EventFds.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-check
-        process();
+        processGuarded();
+    }
+
+    /** A pass; a guest memory fault in it drops the chain in hand and puts the device in NEEDS_RESET. */
+    private void processGuarded() {
+        try {
+            process();
+        } catch (InternalError e) {
+            dev.queueBroken(this, GuestMemoryFault.reason("queue " + name, GuestMemoryFault.check(e)));
+            if (dispatching != null) {
+                release(dispatching);
+            }
+            dispatching = null;
+            flushBatch(); // already popped: they complete, unpublished
+        }
     }
 
     private boolean onPoll() {
@@ -278,7 +294,7 @@ final class BlkQueue implements IoCompletion {
             reportIfBroken();
             return false;
         }
-        process();
+        processGuarded();
         return true;
     }
 
@@ -341,7 +357,9 @@ final class BlkQueue implements IoCompletion {
             if (++stats.inFlight > stats.maxInFlight) {
                 stats.maxInFlight = stats.inFlight;
             }
+            dispatching = r;
             dispatch(r);
+            dispatching = null;
             if (!running) {
                 flushBatch();
                 return;
@@ -371,8 +389,7 @@ final class BlkQueue implements IoCompletion {
                 notifier.notifyGuest();
             }
             default -> {
-                // No status byte to write or no header to read: give the chain back empty and stop.
-                vq.push(r.head, 0);
+                // No status byte or no header: NEEDS_RESET, the chain is not given back (virtio_error).
                 release(r);
                 BlkRequestParser.BlkRequestViolation v = parser.violation;
                 dev.queueBroken(this, "queue " + name + ": " + v.kind + " (virtio 1.2 " + v.kind.section() + "): "
@@ -459,8 +476,14 @@ final class BlkQueue implements IoCompletion {
     private void finish(BlkRequest r, int status, boolean fromDriver) {
         long used = status == BlkStatus.OK && r.type == BlkRequestType.IN
                 ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
-        r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
-        vq.push(r.head, used);
+        if (!dev.needsReset()) { // QEMU virtqueue_flush: a broken device publishes nothing more
+            try {
+                r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
+                vq.push(r.head, used);
+            } catch (InternalError e) {
+                dev.queueBroken(this, GuestMemoryFault.reason("queue " + name, GuestMemoryFault.check(e)));
+            }
+        }
         count(r, status, fromDriver);
         noteDone(r);
         release(r);

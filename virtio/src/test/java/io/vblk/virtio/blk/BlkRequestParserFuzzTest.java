@@ -49,7 +49,7 @@ class BlkRequestParserFuzzTest {
                 (io, result) -> { });
     }
 
-    @FuzzTest(maxDuration = "10m")
+    @FuzzTest(maxDuration = "3h", maxExecutions = 10_000_000)
     void parse(FuzzedDataProvider d) {
         HOST.fill((byte) 0);
         // The header area: 16-byte header, then discard/write-zeroes segments or data.

@@ -39,7 +39,7 @@ class SplitQueueFuzzTest {
             new MemoryRegion(R0, R0_SIZE, 0x7f00_0000_0000L, HOST0),
             new MemoryRegion(R1, R1_SIZE, 0x7f10_0000_0000L, HOST1)));
 
-    @FuzzTest(maxDuration = "10m")
+    @FuzzTest(maxDuration = "3h", maxExecutions = 10_000_000)
     void walkChains(FuzzedDataProvider d) {
         HOST0.fill((byte) 0);
         HOST1.fill((byte) 0);

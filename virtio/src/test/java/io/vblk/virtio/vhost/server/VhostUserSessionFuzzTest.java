@@ -20,6 +20,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -72,12 +76,12 @@ class VhostUserSessionFuzzTest {
         }
     }
 
-    @FuzzTest(maxDuration = "10m")
+    @FuzzTest(maxDuration = "3h", maxExecutions = 10_000_000)
     void messages(FuzzedDataProvider d) {
         run(d, () -> message(d));
     }
 
-    @FuzzTest(maxDuration = "10m")
+    @FuzzTest(maxDuration = "3h", maxExecutions = 10_000_000)
     void memoryTable(FuzzedDataProvider d) {
         run(d, () -> memoryMessage(d));
     }
@@ -86,7 +90,35 @@ class VhostUserSessionFuzzTest {
         VhostUserMessage next();
     }
 
+    /**
+     * The session's control context is homed on this thread, not on the test runner's (a home
+     * binding lasts for the thread's life and would refuse the blocking waits of later tests).
+     */
+    private static final ExecutorService HOME = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "fuzz-session");
+        t.setDaemon(true);
+        return t;
+    });
+
     private static void run(FuzzedDataProvider d, Source source) {
+        Future<?> f = HOME.submit(() -> runOnHome(d, source));
+        try {
+            f.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new AssertionError(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
+    private static void runOnHome(FuzzedDataProvider d, Source source) {
         Rig rig = RIG.get();
         int before = openFds();
         Channel ch = new Channel();

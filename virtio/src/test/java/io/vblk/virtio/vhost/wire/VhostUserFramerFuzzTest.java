@@ -26,7 +26,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 class VhostUserFramerFuzzTest {
     private static final int FIRST_FAKE_FD = 100_000;
 
-    @FuzzTest(maxDuration = "10m")
+    @FuzzTest(maxDuration = "3h", maxExecutions = 10_000_000)
     void frames(FuzzedDataProvider d) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(VhostUserFramer.BUFFER_BYTES, 8);
