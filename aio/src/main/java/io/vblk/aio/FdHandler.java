@@ -162,6 +162,9 @@ public final class FdHandler implements EpollIoHandle {
         } catch (RuntimeException e) {
             // Netty's dispatcher must not unwind; the context rethrows it from poll().
             ctx.callbackFailed(e, this);
+        } catch (InternalError e) {
+            // A fault on mapped memory the handler did not catch: reported like any failure.
+            ctx.callbackFailed(new IllegalStateException(name + ": " + e.getMessage(), e), this);
         }
     }
 

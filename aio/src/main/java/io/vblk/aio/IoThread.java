@@ -108,14 +108,17 @@ public final class IoThread implements AutoCloseable {
             while (!stopRequested) {
                 try {
                     ctx.poll(true);
-                } catch (RuntimeException e) {
-                    // A failed callback is a bug in that component; the loop keeps serving the others.
+                } catch (RuntimeException | InternalError e) {
+                    // A failed callback is a bug in that component (InternalError: a fault on mapped
+                    // memory one handler did not catch); the loop keeps serving the others.
                     LOG.log(System.Logger.Level.ERROR, "IoThread " + thread.getName() + ": callback failed", e);
                 }
             }
             ctx.close();
             terminated.complete(null);
         } catch (Throwable t) {
+            // Never silently: every handler of this loop stops with it.
+            LOG.log(System.Logger.Level.ERROR, "IoThread " + thread.getName() + " died; its handlers stop", t);
             terminated.completeExceptionally(t);
         }
     }

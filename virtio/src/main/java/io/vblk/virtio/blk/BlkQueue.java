@@ -8,6 +8,7 @@ import io.vblk.aio.Guard;
 import io.vblk.aio.PollHandler;
 import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
+import io.vblk.virtio.memory.GuestMemoryFault;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
@@ -62,6 +63,7 @@ final class BlkQueue implements IoCompletion {
     final QueueErrors errors;
     private final DescriptorChain chain = new DescriptorChain();
     private final Bh resumeBh;
+    private BlkRequest dispatching; // in parse/dispatch: dropped if guest memory faults there
     /** Finishes a stop that waited for requests in flight, after the last one's completion section. */
     private final Bh stopBh;
     private final FdHandler.Callback kickCallback = this::onKick;
@@ -109,7 +111,7 @@ final class BlkQueue implements IoCompletion {
         this.vq = new SplitQueue(name);
         this.done = new DoneLatencies(ctx, stats);
         this.notifier = new IrqfdNotifier(ctx, name, -1, vq::needsNotify);
-        this.resumeBh = ctx.bh(name + ".resume", this::process);
+        this.resumeBh = ctx.bh(name + ".resume", this::processGuarded);
         this.stopBh = ctx.bh(name + ".stop", this::finishStop);
         this.merge = cfg.merge;
         this.maxMergeBytes = cfg.maxMergeBytes;
@@ -288,7 +290,21 @@ final class BlkQueue implements IoCompletion {
     private void onKick(int fd) {
         stats.kicks++;
         EventFds.eventfdRead(fd); // drain (level-triggered); -EAGAIN after a drained-section re-check
-        process();
+        processGuarded();
+    }
+
+    /** A pass; a guest memory fault in it drops the chain in hand and puts the device in NEEDS_RESET. */
+    private void processGuarded() {
+        try {
+            process();
+        } catch (InternalError e) {
+            dev.queueBroken(this, GuestMemoryFault.reason("queue " + name, GuestMemoryFault.check(e)));
+            if (dispatching != null) {
+                release(dispatching);
+            }
+            dispatching = null;
+            flushBatch(); // already popped: they complete, unpublished
+        }
     }
 
     /** The loop starts busy-polling (QEMU's ..._aio_poll_begin): no kicks wanted meanwhile. */
@@ -315,7 +331,7 @@ final class BlkQueue implements IoCompletion {
             reportIfBroken();
             return false;
         }
-        process();
+        processGuarded();
         return true;
     }
 
@@ -387,7 +403,9 @@ final class BlkQueue implements IoCompletion {
             if (++stats.inFlight > stats.maxInFlight) {
                 stats.maxInFlight = stats.inFlight;
             }
+            dispatching = r;
             dispatch(r);
+            dispatching = null;
             if (!running || errors.stopped()) {
                 flushBatch();
                 return;
@@ -405,7 +423,7 @@ final class BlkQueue implements IoCompletion {
         switch (parser.parse(chain, r, dev.writeThrough())) {
             case BlkRequestParser.SUBMIT_RW -> {
                 batch[batchCount] = r;
-                batchKeys[batchCount] = sortKey(r);
+                batchKeys[batchCount] = r.sortKey();
                 batchCount++;
             }
             case BlkRequestParser.SUBMIT_OTHER -> {
@@ -417,19 +435,13 @@ final class BlkQueue implements IoCompletion {
                 notifier.notifyGuest();
             }
             default -> {
-                // No status byte to write or no header to read: give the chain back empty and stop.
-                vq.push(r.head, 0);
+                // No status byte or no header: NEEDS_RESET, the chain is not given back (virtio_error).
                 release(r);
                 BlkRequestParser.BlkRequestViolation v = parser.violation;
                 dev.queueBroken(this, "queue " + name + ": " + v.kind + " (virtio 1.2 " + v.kind.section() + "): "
                         + v.kind.description() + ": head " + v.head);
             }
         }
-    }
-
-    /** Sort key: op (bit 62), sector (bits 10..61; capacity < 2^52 sectors), slot (bits 0..9). */
-    private static long sortKey(BlkRequest r) {
-        return ((long) r.io.op << 62) | (r.sector << 10) | r.slot;
     }
 
     /** Submits the batched READs and WRITEs, merging neighbours (QEMU virtio_blk_submit_multireq). */
@@ -453,7 +465,7 @@ final class BlkQueue implements IoCompletion {
         for (int i = 0; i < n; i++) {
             BlkRequest r = slots[(int) (batchKeys[i] & 0x3ff)];
             batch[i] = null;
-            if (leader != null && mergeable(leader, r)) {
+            if (leader != null && leader.mergeableWith(r, maxMergeBytes)) {
                 leader.io.iov.addAll(r.io.iov);
                 leader.mergeTail.mergeNext = r;
                 leader.mergeTail = r;
@@ -466,15 +478,6 @@ final class BlkQueue implements IoCompletion {
             leader = r;
         }
         submit(leader);
-    }
-
-    private boolean mergeable(BlkRequest a, BlkRequest b) {
-        BlockIo x = a.io;
-        BlockIo y = b.io;
-        return x.op == y.op && x.flags == y.flags
-                && x.offset + x.iov.totalLength() == y.offset
-                && x.iov.count() + y.iov.count() <= x.iov.capacity()
-                && x.iov.totalLength() + y.iov.totalLength() <= maxMergeBytes;
     }
 
     /** The device resumed after an I/O error stop (handed over by the device). */
@@ -521,8 +524,14 @@ final class BlkQueue implements IoCompletion {
     private void finish(BlkRequest r, int status, boolean fromDriver) {
         long used = status == BlkStatus.OK && r.type == BlkRequestType.IN
                 ? r.dataBytes + BlkRequestHeaderLayout.STATUS_BYTES : r.usedLen;
-        r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
-        vq.push(r.head, used);
+        if (!dev.needsReset()) { // QEMU virtqueue_flush: a broken device publishes nothing more
+            try {
+                r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
+                vq.push(r.head, used);
+            } catch (InternalError e) {
+                dev.queueBroken(this, GuestMemoryFault.reason("queue " + name, GuestMemoryFault.check(e)));
+            }
+        }
         stats.count(r.type, status, fromDriver, r.dataBytes);
         noteDone(r);
         release(r);

@@ -58,6 +58,21 @@ final class BlkRequest {
         return segTable;
     }
 
+    /** Batch sort key: op (bit 62), sector (bits 10..61; capacity < 2^52 sectors), slot (bits 0..9). */
+    long sortKey() {
+        return ((long) io.op << 62) | (sector << 10) | slot;
+    }
+
+    /** True when {@code b} continues this request on disk and both fit one merged request. */
+    boolean mergeableWith(BlkRequest b, int maxMergeBytes) {
+        BlockIo x = io;
+        BlockIo y = b.io;
+        return x.op == y.op && x.flags == y.flags
+                && x.offset + x.iov.totalLength() == y.offset
+                && x.iov.count() + y.iov.count() <= x.iov.capacity()
+                && x.iov.totalLength() + y.iov.totalLength() <= maxMergeBytes;
+    }
+
     @Override
     public String toString() {
         return "BlkRequest[slot=" + slot + " head=" + head + " " + BlkRequestType.name(type) + " sector=" + sector

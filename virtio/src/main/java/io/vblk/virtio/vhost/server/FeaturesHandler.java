@@ -1,6 +1,7 @@
 package io.vblk.virtio.vhost.server;
 
 import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.queue.VirtioFeatures;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
@@ -22,7 +23,8 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  * Home thread: the session's control context. No locking.
  *
  * <p>Feature negotiation: GET/SET_FEATURES (the device's virtio features plus
- * VHOST_USER_F_PROTOCOL_FEATURES), GET/SET_PROTOCOL_FEATURES, SET_OWNER and GET_QUEUE_NUM.
+ * VHOST_USER_F_PROTOCOL_FEATURES), GET/SET_PROTOCOL_FEATURES, SET_OWNER and GET_QUEUE_NUM. A
+ * feature set without VIRTIO_F_VERSION_1 is refused as a protocol error (the connection closes).
  */
 final class FeaturesHandler {
     /**
@@ -62,6 +64,13 @@ final class FeaturesHandler {
         if ((f & ~offered) != 0) {
             throw new VhostUserProtocolException(m.describe() + ": feature bits 0x" + Long.toHexString(f & ~offered)
                     + " were not offered (offered 0x" + Long.toHexString(offered) + ")");
+        }
+        if ((f & bit(VirtioFeatures.VERSION_1)) == 0) {
+            // A legacy driver (virtio 1.2 section 7: guest-endian rings, no VERSION_1) would be served
+            // with the modern layout vblk implements. libvhost-user refuses this feature set
+            // ("virtio legacy devices aren't supported", vu_panic: the connection ends); so does vblk.
+            throw new VhostUserProtocolException(m.describe() + ": features 0x" + Long.toHexString(f)
+                    + " lack VIRTIO_F_VERSION_1 (bit 32): legacy drivers are not supported");
         }
         if (f == ackedFeatures && (f & ~bit(F_PROTOCOL_FEATURES)) == device.driverFeatures()) {
             // QEMU sends the features again at every device start; nothing changes.

@@ -41,13 +41,26 @@ public final class MappedRegion {
 
     /**
      * Checks {@code d} and maps it from {@code fd}. The fd is closed in every case (mapped or not).
-     * A region of size 0, or one whose ends overflow, is a protocol error; a failed mmap too (the
+     * A region of size 0, or one whose ends overflow, is a protocol error; so is one that reaches
+     * past the end of the fd (fstat: the first access there would fault), and a failed mmap (the
      * front-end passed an fd that cannot back the region).
      */
     public static MappedRegion map(MemRegion d, int fd) throws VhostUserProtocolException {
         try {
             check(d);
             long len = d.mmapOffset() + d.size();
+            // A mapping past the end of its file maps, but the first access there raises SIGBUS
+            // (mmap(2): "Use of a mapped region can result in these signals: SIGBUS ... a portion
+            // of the buffer that does not correspond to the file"), so the fd's size is checked.
+            long fdSize = FileIo.fileSize(fd);
+            if (fdSize < 0) {
+                throw new VhostUserProtocolException("memory region " + d.describe() + ": fstat of fd " + fd
+                        + " failed: " + Errno.name((int) -fdSize));
+            }
+            if (fdSize < len) {
+                throw new VhostUserProtocolException("memory region " + d.describe() + ": mmap_offset + size = " + len
+                        + " bytes lies beyond the end of its fd (" + fdSize + " bytes)");
+            }
             long addr = Mmap.mmap(0, len, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED | MAP_NORESERVE, fd, 0);
             if (addr < 0 && addr > -4096) {
                 throw new VhostUserProtocolException("memory region " + d.describe() + ": mmap of fd " + fd + " for "
@@ -61,10 +74,19 @@ public final class MappedRegion {
 
     /** Structural checks that need no mapping (sizes, overflow). */
     public static void check(MemRegion d) throws VhostUserProtocolException {
-        if (d.size() <= 0) {
-            throw new VhostUserProtocolException("memory region " + d.describe() + ": size must be positive");
+        // The wire fields are u64: a value with bit 63 set is a size of 2^63 or more, not a negative one.
+        if (d.size() == 0) {
+            throw new VhostUserProtocolException("memory region " + d.describe() + ": size must not be 0");
         }
-        if (d.mmapOffset() < 0 || d.mmapOffset() + d.size() < d.size()) {
+        if (d.size() < 0) {
+            throw new VhostUserProtocolException("memory region " + d.describe() + ": size " + Long.toUnsignedString(d.size())
+                    + " is 2^63 bytes or more, beyond any mappable region");
+        }
+        if (d.mmapOffset() < 0) {
+            throw new VhostUserProtocolException("memory region " + d.describe() + ": mmap_offset "
+                    + Long.toUnsignedString(d.mmapOffset()) + " is 2^63 bytes or more, beyond any mappable file");
+        }
+        if (d.mmapOffset() + d.size() < d.size()) {
             throw new VhostUserProtocolException("memory region " + d.describe() + ": mmap_offset + size overflows");
         }
         if (d.gpa() < 0 || d.gpa() + d.size() < d.gpa()) {

@@ -4,6 +4,7 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.FdHandler;
 import io.vblk.aio.sys.Errno;
 import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.memory.GuestMemoryFault;
 import io.vblk.virtio.vhost.server.VhostUserSession;
 import io.vblk.virtio.vhost.wire.VhostUserFramer;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
@@ -113,6 +114,10 @@ public final class VhostUserConnection {
                 // A device or host failure, not the front-end's fault: this session ends, the daemon goes on.
                 LOG.log(System.Logger.Level.ERROR, name + ": handling " + m.describe() + " failed", e);
                 close("internal error handling " + m.describe() + ": " + e);
+                return;
+            } catch (InternalError e) {
+                // A ring in front-end memory that faults (a memfd truncated after mapping).
+                close(GuestMemoryFault.reason("handling " + m.describe(), GuestMemoryFault.check(e)));
                 return;
             }
             if (!done && !closing) {

@@ -6,6 +6,7 @@ import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.UnixSockets;
 import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.memory.GuestMemoryFault;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -201,6 +202,12 @@ public final class VhostUserExport implements AutoCloseable {
     private void deviceNeedsReset() {
         LOG.log(System.Logger.Level.WARNING, () -> "export " + id + ": device needs reset: " + device.needsResetReason());
         if (connection != null && !connection.closing()) {
+            String reason = device.needsResetReason();
+            if (reason != null && reason.startsWith(GuestMemoryFault.REASON)) {
+                // The front-end's memory is gone under us: nothing more can be served on it.
+                connection.fail(reason);
+                return;
+            }
             connection.session().deviceNeedsReset();
         }
     }

@@ -56,6 +56,11 @@ public enum PayloadRule {
             if (size == 0) {
                 return null; // only reachable by a reply: a request's row needs at least the 12-byte header
             }
+            if (size < CONFIG_HEADER_BYTES) {
+                // A reply's row allows any size; a non-empty one still starts with the header.
+                return what + ": payload of " + size + " bytes is shorter than the " + CONFIG_HEADER_BYTES
+                        + "-byte config header";
+            }
             int n = getInt(payload, CONFIG_SIZE);
             if (n < 0 || n > MAX_CONFIG_BYTES) {
                 return what + ": config size " + Integer.toUnsignedString(n) + ", at most " + MAX_CONFIG_BYTES;

@@ -151,4 +151,14 @@ class VhostUserFramerTest {
         assertThatThrownBy(() -> feed(g, ack, 12, 8)).hasMessage("SET_MEM_TABLE (5): unexpected fds: 1 attached, 0 expected");
         assertThat(closed).contains(5);
     }
+
+    /** Fuzzer finding: a GET_CONFIG reply of 1..11 bytes made the config rule read past the payload. */
+    @Test
+    void aConfigReplyShorterThanItsHeaderIsRefusedNotReadPast() throws Exception {
+        VhostUserFramer replies = new VhostUserFramer(VhostUserFramer.Direction.REPLIES, buf, closed::add);
+        byte[] shortConfig = VhostUserCodec.encode(VhostUserMessage.reply(VhostUserRequest.GET_CONFIG.id, new byte[4]));
+        assertThat(feed(replies, shortConfig, 0, 12)).isNull();
+        assertThatThrownBy(() -> feed(replies, shortConfig, 12, 4))
+                .hasMessage("GET_CONFIG (24): payload of 4 bytes is shorter than the 12-byte config header");
+    }
 }
