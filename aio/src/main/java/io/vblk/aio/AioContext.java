@@ -42,7 +42,7 @@ public final class AioContext implements AutoCloseable {
     private final String name;
     private final Thread home;
     private final NanoClock clock;
-    private final AioOptions options;
+    private volatile AioOptions options; // written on the home thread; monitors read it anywhere
     private final boolean[] guards = new boolean[Guard.values().length];
     private final Loop loop;
 
@@ -146,6 +146,13 @@ public final class AioContext implements AutoCloseable {
 
     public AioOptions options() {
         return options;
+    }
+
+    /** Changes the polling and batching knobs at run time (QMP qom-set on an iothread). Home thread. */
+    public void setOptions(AioOptions o) {
+        assertLoopThread();
+        options = o;
+        poller.setOptions(o);
     }
 
     /** True when called on the home thread. Any thread. */
@@ -530,10 +537,7 @@ public final class AioContext implements AutoCloseable {
         return drainRechecks;
     }
 
-    /**
-     * Counts one completion attempt from a foreign thread that was handed over to this context
-     * (a bottom half or {@link #runOn}) instead of reaping here (seed 002). Any thread.
-     */
+    /** Counts a foreign thread's completion attempt handed over here, not reaped there (seed 002). Any thread. */
     public void countForeignCompletion() {
         foreignCompletions.incrementAndGet();
     }
@@ -545,10 +549,7 @@ public final class AioContext implements AutoCloseable {
 
     // ---------------------------------------------------------------- close
 
-    /**
-     * Closes the context. Fails, naming them, while bottom halves are still scheduled: work
-     * handed over to this context would be lost. Home thread.
-     */
+    /** Closes; fails, naming them, while bottom halves are scheduled (their work would be lost). Home thread. */
     @Override
     public void close() {
         assertLoopThread();
@@ -587,7 +588,6 @@ public final class AioContext implements AutoCloseable {
         return closed;
     }
 
-    /** Names of armed timers (diagnostics). */
     public String armedTimers() {
         return timers.names();
     }

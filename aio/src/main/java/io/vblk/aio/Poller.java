@@ -27,7 +27,7 @@ final class Poller {
     private static final PollHandler[] NONE = new PollHandler[0];
 
     private final AioContext ctx;
-    private final AioOptions options;
+    private AioOptions options;
     /** Copied on add and remove, so a callback may change the set while a pass walks it. */
     private PollHandler[] handlers = NONE;
     private long windowNs;
@@ -41,6 +41,12 @@ final class Poller {
     Poller(AioContext ctx, AioOptions options) {
         this.ctx = ctx;
         this.options = options;
+    }
+
+    /** New knobs: the window starts again from nothing, as QEMU's aio_context_set_poll_params. */
+    void setOptions(AioOptions o) {
+        options = o;
+        windowNs = 0;
     }
 
     void add(PollHandler p) {

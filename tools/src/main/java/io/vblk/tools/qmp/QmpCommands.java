@@ -64,6 +64,7 @@ final class QmpCommands {
         add("block_resize", this::blockResize);
         add("block-resize", this::blockResize);
         exports.register(this::add);
+        new QomCommands(this).register(this::add);
     }
 
     void add(String name, Handler h) {

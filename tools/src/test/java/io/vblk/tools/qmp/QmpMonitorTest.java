@@ -165,6 +165,33 @@ class QmpMonitorTest {
         }
     }
 
+    /** qom-set changes a running iothread's polling (QEMU's settable iothread properties); qom-get reads it back. */
+    @Test
+    void qomSetChangesARunningIothreadsPollParameters() throws Exception {
+        try (QmpClient q = QmpClient.connect(m0).negotiate()) {
+            JsonNode set = q.raw("{\"execute\": \"qom-set\", \"arguments\": {\"path\": \"/objects/io0\","
+                    + " \"property\": \"poll-max-ns\", \"value\": 50000}}");
+            assertThat(set.has("return")).as(set.toString()).isTrue();
+            assertThat(q.raw("{\"execute\": \"qom-set\", \"arguments\": {\"path\": \"io0\","
+                    + " \"property\": \"poll-grow\", \"value\": 4}}").has("return")).isTrue();
+            JsonNode io0 = q.execute("query-iothreads", null).get("return").get(0);
+            assertThat(io0.get("poll-max-ns").asLong()).isEqualTo(50000);
+            assertThat(io0.get("poll-grow").asLong()).isEqualTo(4);
+            assertThat(vblk.daemon.graph().iothreads().get("io0").ctx().options().pollMaxNs())
+                    .as("the IoThread's own context took it").isEqualTo(50000);
+            assertThat(q.raw("{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"/objects/io0\","
+                    + " \"property\": \"poll-max-ns\"}}").get("return").asLong()).isEqualTo(50000);
+            assertThat(errorClass(q.raw("{\"execute\": \"qom-set\", \"arguments\": {\"path\": \"/objects/nope\","
+                    + " \"property\": \"poll-max-ns\", \"value\": 1}}"))).isEqualTo("DeviceNotFound");
+            assertThat(errorClass(q.raw("{\"execute\": \"qom-set\", \"arguments\": {\"path\": \"io0\","
+                    + " \"property\": \"frob\", \"value\": 1}}"))).isEqualTo("GenericError");
+            assertThat(errorClass(q.raw("{\"execute\": \"qom-set\", \"arguments\": {\"path\": \"io0\","
+                    + " \"property\": \"poll-max-ns\", \"value\": -1}}"))).isEqualTo("GenericError");
+            assertThat(errorClass(q.raw("{\"execute\": \"qom-set\", \"arguments\": {\"path\": \"io0\","
+                    + " \"property\": \"poll-max-ns\", \"value\": \"x\"}}"))).isEqualTo("GenericError");
+        }
+    }
+
     /** Every "$ vblk monitor --compact SOCK ..." line of the README's worked example, and the reply shown under it. */
     @Test
     void theReadmesWorkedExampleGivesTheRepliesItShows() throws Exception {
