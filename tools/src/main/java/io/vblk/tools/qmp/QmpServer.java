@@ -168,6 +168,11 @@ public final class QmpServer {
         ctx.runOn(() -> resizer = r);
     }
 
+    /** An error policy stopped a device: BLOCK_IO_ERROR went out; the run state turns io-error. Any thread. */
+    public void ioErrorStop() {
+        ctx.runOn(commands.runState::ioErrorStop);
+    }
+
     /** Emits an event from outside the monitor (an error policy's BLOCK_IO_ERROR, say). Any thread. */
     public void event(String name, JsonNode data) {
         ctx.runOn(() -> emit(name, data));

@@ -26,6 +26,8 @@ final class RunState {
     /** The nodes this state drained, so cont ends exactly those sections. */
     private final List<BlockNode> drained = new ArrayList<>();
     private boolean running = true;
+    /** Why it is not running: "paused" (stop) or "io-error" (an error policy stopped a device). */
+    private String stoppedStatus = "paused";
 
     RunState(DaemonGraph graph, QmpServer server) {
         this.graph = graph;
@@ -42,10 +44,23 @@ final class RunState {
 
     CompletableFuture<JsonNode> query(Args a) {
         ObjectNode o = Qmp.JSON.createObjectNode();
-        o.put("status", running ? "running" : "paused");
+        o.put("status", running ? "running" : stoppedStatus);
         o.put("singlestep", false);
         o.put("running", running);
         return QmpCommands.done(a, o);
+    }
+
+    /**
+     * An error policy stopped a device (werror / rerror = stop): as QEMU's vm_stop(RUN_STATE_IO_ERROR),
+     * the run state becomes io-error and STOP follows the BLOCK_IO_ERROR event; {@code cont} resumes.
+     */
+    void ioErrorStop() {
+        if (!running) {
+            return;
+        }
+        running = false;
+        stoppedStatus = "io-error";
+        server.emit("STOP", null);
     }
 
     CompletableFuture<JsonNode> stop(Args a) {
@@ -54,6 +69,7 @@ final class RunState {
             return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
         }
         running = false;
+        stoppedStatus = "paused";
         List<CompletableFuture<Void>> quiet = new ArrayList<>();
         for (BlockNode n : graph.nodes().values()) {
             drained.add(n);

@@ -4,7 +4,6 @@ import io.vblk.tools.version.VblkVersion;
 import io.vblk.tools.metrics.MetricsOptionException;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.qmp.MonitorSpec;
-import io.vblk.tools.qmp.QmpEvents;
 import io.vblk.tools.qmp.QmpServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -239,11 +238,8 @@ public final class ServeCommand implements Callable<Integer> {
             daemon.abortStart(Duration.ofSeconds(shutdownTimeout));
             return 2;
         }
-        // werror/rerror=stop: QMP's cont resumes stopped devices, and so does SIGUSR2 (no monitor needed).
-        qmp.addResumeHook(daemon::resumeStoppedDevices);
-        qmp.setResizer((node, size) -> node.resize(size).thenApply(newSize -> null));
-        daemon.events().listen(e -> qmp.event("BLOCK_IO_ERROR", QmpEvents.blockIoError(e)));
-        Signals.onResume(daemon::resumeStoppedDevices);
+        daemon.attachMonitor(qmp);
+        Signals.onResume(daemon::resumeStoppedDevices); // werror/rerror=stop without a monitor
         if (cfg.pidfile() != null) {
             try {
                 writePidfile(Path.of(cfg.pidfile()));

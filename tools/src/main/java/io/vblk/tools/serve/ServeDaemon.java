@@ -15,6 +15,9 @@ import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
 import io.vblk.tools.serve.ServeConfig.BlkdebugNode;
 import io.vblk.tools.qmp.DaemonGraph;
+import io.vblk.tools.qmp.QmpEvents;
+import io.vblk.tools.qmp.QmpServer;
+import io.vblk.virtio.blk.BlockErrorAction;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
 import io.vblk.tools.serve.ServeConfig.FileNode;
@@ -262,6 +265,22 @@ public final class ServeDaemon {
     }
 
     /** The live graph the QMP monitor changes at run time; its collections are this daemon's own. */
+    /**
+     * Connects a QMP monitor to the daemon: {@code cont} resumes every device an error policy
+     * stopped, {@code block_resize} resizes the node (and tells the front ends), and each device's
+     * BLOCK_IO_ERROR goes to the monitor's clients. Any thread.
+     */
+    public void attachMonitor(QmpServer qmp) {
+        qmp.addResumeHook(this::resumeStoppedDevices);
+        qmp.setResizer((node, size) -> node.resize(size).thenApply(newSize -> null));
+        events.listen(e -> {
+            qmp.event("BLOCK_IO_ERROR", QmpEvents.blockIoError(e));
+            if (e.action() == BlockErrorAction.STOP) {
+                qmp.ioErrorStop();
+            }
+        });
+    }
+
     /** The daemon's block events (error policies), for a monitor to listen to. Any thread. */
     public DaemonEvents events() {
         return events;

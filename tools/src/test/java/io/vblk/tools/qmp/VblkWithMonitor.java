@@ -36,6 +36,7 @@ final class VblkWithMonitor implements AutoCloseable {
             throw e;
         }
         qmp = q;
+        daemon.attachMonitor(q);
     }
 
     @Override
