@@ -1,6 +1,10 @@
 package io.vblk.tools.vm;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.aio.testing.Components;
+import io.vblk.tools.qmp.MonitorSpec;
+import io.vblk.tools.qmp.QmpClient;
+import io.vblk.tools.qmp.QmpServer;
 import io.vblk.tools.serve.ServeConfig;
 import io.vblk.tools.serve.ServeDaemon;
 import io.vblk.tools.serve.ServeOptionParser;
@@ -26,7 +30,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Online resize seen by a real guest: a daemon started in this test serves a 64 MiB image to a
  * Debian guest under qemu-system-x86_64 (TCG, vhost-user-blk-pci, scripts/vm/run-guest.sh with the
  * guest job {@code grow}). When the guest says it is ready, the test resizes the node to 96 MiB
- * through {@link ServeDaemon#resize} (what QMP {@code block_resize} calls); the guest must see
+ * with QMP {@code block_resize} over the daemon's monitor socket; the guest must see
  * {@code /sys/block/vda/size} change without a reboot (QEMU re-reads the config space on
  * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG and raises a config interrupt) and write and read back 1 MiB
  * past the old end.
@@ -51,6 +55,9 @@ class RealVmResizeTest {
                 List.of(), List.of("type=vhost-user-blk,id=vda,node-name=disk0,writable=on,addr.type=unix,addr.path=" + sock),
                 null);
         ServeDaemon daemon = ServeDaemon.start(cfg);
+        Path qmpSock = dir.resolve("qmp.sock");
+        QmpServer qmp = QmpServer.start(daemon.graph(), List.of(new MonitorSpec("m0", qmpSock.toString(), -1)), () -> { });
+        daemon.attachMonitor(qmp);
         Path log = dir.resolve("guest.log");
         CompletableFuture<Long> resized = new CompletableFuture<>();
         StringBuilder out = new StringBuilder();
@@ -65,13 +72,16 @@ class RealVmResizeTest {
                 while ((line = r.readLine()) != null) {
                     out.append(line).append('\n');
                     if (line.contains("VBLK-VM grow-ready") && !resized.isDone()) {
-                        daemon.resize("disk0", 96L << 20, (size, e) -> {
-                            if (e != null) {
-                                resized.completeExceptionally(e);
+                        // What a management layer does: QMP block_resize on the running daemon.
+                        try (QmpClient c = QmpClient.connect(qmpSock).negotiate()) {
+                            JsonNode reply = c.raw("{\"execute\": \"block_resize\", \"arguments\":"
+                                    + " {\"node-name\": \"disk0\", \"size\": " + (96L << 20) + "}}");
+                            if (reply.has("return")) {
+                                resized.complete(Files.size(img));
                             } else {
-                                resized.complete(size);
+                                resized.completeExceptionally(new AssertionError("block_resize: " + reply));
                             }
-                        });
+                        }
                     }
                 }
             }
@@ -86,6 +96,7 @@ class RealVmResizeTest {
                 p.descendants().forEach(ProcessHandle::destroyForcibly);
                 p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
             }
+            qmp.close();
             assertThat(daemon.shutdown(Duration.ofSeconds(30))).isTrue();
         }
     }
