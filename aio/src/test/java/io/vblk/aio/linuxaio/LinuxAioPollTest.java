@@ -107,16 +107,26 @@ class LinuxAioPollTest {
             LinuxAio la = LinuxAio.backendOf(aio);
             assertThat(la.completionMode()).isEqualTo(LinuxAio.CompletionMode.RING);
             MemorySegment iov = writeBlock0(aio);
-            openPollWindow();
-            CountingCompletion done = new CountingCompletion();
-            submitRead(aio, iov, done);
-            // Bounded generously: an O_DIRECT read on a shared virtual disk under other load can be slow.
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (!la.completionsReady() && System.nanoTime() - deadline < 0) {
-                Thread.onSpinWait();
+            CountingCompletion done = null;
+            // A read that is no longer in flight right after its submit section (completed or failed
+            // at once, seen on a loaded machine) cannot show the peek: try again, a bounded number of times.
+            StringBuilder attempts = new StringBuilder();
+            for (int attempt = 0; attempt < 5 && !la.completionsReady(); attempt++) {
+                openPollWindow();
+                done = new CountingCompletion();
+                submitRead(aio, iov, done);
+                if (aio.inFlight() == 0) {
+                    attempts.append(" attempt ").append(attempt).append(": done ").append(done.count)
+                            .append(" result ").append(done.lastResult);
+                    continue;
+                }
+                // Bounded generously: an O_DIRECT read on a shared virtual disk under other load can be slow.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (!la.completionsReady() && System.nanoTime() - deadline < 0) {
+                    Thread.onSpinWait();
+                }
             }
-            assertThat(la.completionsReady()).as("the kernel published the completion in the ring (in flight %d,"
-                    + " queued %d, blocked %s)", aio.inFlight(), aio.queued(), aio.blocked()).isTrue();
+            assertThat(la.completionsReady()).as("the kernel published the completion in the ring;%s", attempts).isTrue();
             assertThat(la.completionsReady()).as("peeking consumes nothing").isTrue();
             assertThat(done.count).isZero();
             long ringEvents = la.ringEvents();
