@@ -49,7 +49,8 @@ final class QmpScript {
             "{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}",
             "{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"zz\"}}",
             "{\"execute\": \"blockdev-del\"}",
-            "{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"n1\", \"size\": 2097152}}",
+            // A file node both servers resize (vblk's null node takes resizes too; QEMU's null-co refuses them).
+            "{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"f0\", \"size\": 2097152}}",
             "{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"n1\", \"size\": -1}}",
             "{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"zz\", \"size\": 1}}",
             "{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"n1\", \"size\": \"1G\"}}",
