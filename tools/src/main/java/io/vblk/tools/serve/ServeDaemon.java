@@ -80,6 +80,7 @@ public final class ServeDaemon {
     /** Start-up finished: the exports served, so shutdown reports what each one did. */
     private boolean serving;
     private boolean shutDown;
+    private final List<String> shutdownProblems = new ArrayList<>();
 
     private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions, int socketMode) {
         this.config = config;
@@ -329,6 +330,7 @@ public final class ServeDaemon {
         }
         AioContext main = mainLoop.ctx();
         List<CompletableFuture<Void>> idle = new ArrayList<>();
+        String step = "draining the nodes";
         try {
             // The sections stay open: the devices are closed inside them (closing detaches them).
             List<CompletableFuture<Void>> quiet = AioContext.await(main.callOn(() -> {
@@ -342,6 +344,7 @@ public final class ServeDaemon {
                 return l;
             }), left(deadline));
             AioContext.await(CompletableFuture.allOf(quiet.toArray(new CompletableFuture<?>[0])), left(deadline));
+            step = "closing the exports";
             AioContext.await(main.callOn(() -> {
                 for (VhostUserExport x : exports) {
                     CompletableFuture<Void> f = new CompletableFuture<>();
@@ -352,6 +355,7 @@ public final class ServeDaemon {
             }), left(deadline));
             AioContext.await(CompletableFuture.allOf(idle.toArray(new CompletableFuture<?>[0])), left(deadline));
             List<CompletableFuture<Void>> closed = new ArrayList<>();
+            step = "closing the devices";
             AioContext.await(main.callOn(() -> {
                 for (BlkDevice d : devices) {
                     CompletableFuture<Void> f = new CompletableFuture<>();
@@ -363,8 +367,7 @@ public final class ServeDaemon {
             AioContext.await(CompletableFuture.allOf(closed.toArray(new CompletableFuture<?>[0])), left(deadline));
         } catch (CompletionException e) {
             clean = false;
-            LOG.log(System.Logger.Level.ERROR, "vblk serve: nodes did not drain or exports did not stop within " + bound
-                    + ": " + e.getCause());
+            problem("vblk serve: shutdown did not finish " + step + " within " + bound + ": " + e.getCause());
         }
         if (serving) {
             for (BlkDevice d : devices) {
@@ -376,7 +379,7 @@ public final class ServeDaemon {
                 e.getValue().close();
             } catch (RuntimeException ex) {
                 clean = false;
-                LOG.log(System.Logger.Level.ERROR, "vblk serve: closing node " + e.getKey() + ": " + ex.getMessage());
+                problem("vblk serve: closing node " + e.getKey() + ": " + ex.getMessage());
             }
         }
         for (Blockdev b : config.blockdevs()) {
@@ -423,29 +426,40 @@ public final class ServeDaemon {
     }
 
     /** fsync(2) flushes the file's dirty pages whichever descriptor it is called on. */
-    private static boolean flush(String path) {
+    private boolean flush(String path) {
         int fd = FileIo.open(path, FileIo.O_RDONLY | FileIo.O_CLOEXEC, 0);
         if (fd < 0) {
-            LOG.log(System.Logger.Level.ERROR, "vblk serve: cannot open " + path + " to flush it: " + Errno.name(-fd));
+            problem("vblk serve: cannot open " + path + " to flush it: " + Errno.name(-fd));
             return false;
         }
         int r = FileIo.fsync(fd);
         FileIo.close(fd);
         if (r < 0) {
-            LOG.log(System.Logger.Level.ERROR, "vblk serve: fsync of " + path + " failed: " + Errno.name(-r));
+            problem("vblk serve: fsync of " + path + " failed: " + Errno.name(-r));
             return false;
         }
         return true;
     }
 
-    private static boolean closeThread(IoThread t) {
+    private boolean closeThread(IoThread t) {
         try {
             t.close();
             return true;
         } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "vblk serve: stopping " + t.name() + ": " + e.getMessage());
+            problem("vblk serve: stopping " + t.name() + ": " + e.getMessage());
             return false;
         }
+    }
+
+    /** Logs why shutdown was not clean and keeps the line for {@link #shutdownProblems}. */
+    private void problem(String line) {
+        shutdownProblems.add(line);
+        LOG.log(System.Logger.Level.ERROR, line);
+    }
+
+    /** What made {@link #shutdown} report an unclean stop, one log line each (empty after a clean one). */
+    public synchronized List<String> shutdownProblems() {
+        return List.copyOf(shutdownProblems);
     }
 
     private static Duration left(long deadline) {

@@ -84,7 +84,9 @@ class ShutdownNotificationTest {
                     return null;
                 }), Duration.ofSeconds(10));
             } else {
-                assertThat(d.shutdown(Duration.ofSeconds(20))).isTrue();
+                assertThat(d.shutdown(Duration.ofSeconds(20)))
+                        .as(() -> engine + " round " + round + ": shutdown not clean: " + d.shutdownProblems())
+                        .isTrue();
             }
             stop.set(true);
             // Each vCPU reaps only on a notification; with every one delivered, each catches up with its used ring.
