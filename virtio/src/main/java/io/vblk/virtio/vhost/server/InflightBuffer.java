@@ -91,6 +91,14 @@ final class InflightBuffer implements AutoCloseable {
             throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap_size " + mmapSize + " at offset " + mmapOffset
                     + " cannot hold " + numQueues + " queues of " + queueSize + " (" + need + " bytes)");
         }
+        // As for memory regions: a mapping past the end of its file maps, but the first access there raises SIGBUS.
+        long fdSize = FileIo.fileSize(fd);
+        if (fdSize < mmapOffset + mmapSize) {
+            FileIo.close(fd);
+            throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap_offset + mmap_size = " + (mmapOffset + mmapSize)
+                    + " bytes lies beyond the end of its fd ("
+                    + (fdSize < 0 ? "fstat failed: " + Errno.name((int) -fdSize) : fdSize + " bytes") + ")");
+        }
         long addr = Mmap.mmap(0, mmapOffset + mmapSize, Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, fd, 0);
         if (addr < 0 && addr > -4096) {
             FileIo.close(fd);

@@ -252,6 +252,23 @@ class VhostUserSessionTest {
         assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("malformed message: GET_INFLIGHT_FD (31): num_queues 3, the device has 2");
     }
 
+    /** Found by fuzzing: the record was read through a mapping past the fd's end (SIGBUS, an InternalError). */
+    @Test
+    void anInflightFdShorterThanItsMmapSizeIsRefusedNotMapped() throws Exception {
+        int shortFd = memfd(4096);
+        try (RawClient c = new RawClient(sock)) {
+            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserCodec.u64(
+                    VhostUserProtocolFeature.bit(VhostUserProtocolFeature.INFLIGHT_SHMFD)));
+            c.send(VhostUserRequest.SET_INFLIGHT_FD, false,
+                    VhostUserCodec.inflight(new Inflight(2 * InflightLayout.queueRegionBytes(128), 0, 2, 128)), shortFd);
+            c.awaitClosedByServer(5000);
+        } finally {
+            FileIo.close(shortFd);
+        }
+        assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("malformed message: SET_INFLIGHT_FD: mmap_offset + mmap_size = "
+                + 2 * InflightLayout.queueRegionBytes(128) + " bytes lies beyond the end of its fd (4096 bytes)");
+    }
+
     @Test
     void twoExportsServeSideBySideEachOnItsOwnSocket() throws Exception {
         String sockB = dir.resolve("b.sock").toString();
