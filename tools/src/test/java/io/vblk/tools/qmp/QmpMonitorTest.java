@@ -137,9 +137,15 @@ class QmpMonitorTest {
             JsonNode inUse = q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}");
             assertThat(errorClass(inUse)).isEqualTo("GenericError");
             assertThat(desc(inUse)).isEqualTo("Node n1 is in use");
+            io.vblk.aio.AioContext main = vblk.daemon.graph().mainLoop().ctx();
+            io.vblk.drivers.node.BlockNode n1 = vblk.daemon.graph().nodes().get("n1");
+            long sections = io.vblk.aio.AioContext.await(main.callOn(n1::sections), T);
             JsonNode del = q.raw("{\"execute\": \"block-export-del\", \"arguments\": {\"id\": \"e1\", \"mode\": \"hard\"}}");
             assertThat(del.has("return")).as(del.toString()).isTrue();
             JsonNode ev = q.awaitEvent("BLOCK_EXPORT_DELETED");
+            // Seed 003: the removal drained the node (QEMU's blk_remove_bs → blk_drain) and ended the section.
+            assertThat(io.vblk.aio.AioContext.await(main.callOn(n1::sections), T)).isEqualTo(sections + 1);
+            assertThat(io.vblk.aio.AioContext.await(main.callOn(n1::isDrained), T)).isFalse();
             assertThat(ev.get("data").get("id").asText()).isEqualTo("e1");
             assertThat(ev.get("timestamp").get("seconds").asLong()).isPositive();
             assertThat(q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}").has("return")).isTrue();
