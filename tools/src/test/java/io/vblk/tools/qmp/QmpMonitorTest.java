@@ -156,6 +156,43 @@ class QmpMonitorTest {
         }
     }
 
+    /**
+     * Seed 004 on the daemon itself: a nested wait on the main loop (AioContext.waitWhile, QEMU's
+     * AIO_WAIT_WHILE) needs the export's and the monitor's listeners to accept; both are on the
+     * AioContext, so the wait ends — the repro's open against the real export, and a QMP greeting.
+     */
+    @Test
+    void aNestedWaitOnTheMainLoopAcceptsTheExportsAndTheMonitorsClients() throws Exception {
+        io.vblk.aio.AioContext main = vblk.daemon.graph().mainLoop().ctx();
+        String e0 = dir.resolve("e0.sock").toString();
+        long timeouts = io.vblk.aio.AioContext.await(main.callOn(main::nestedWaitTimeouts), T);
+        String failure = io.vblk.aio.AioContext.await(main.callOn(
+                () -> io.vblk.tools.repro.NestedWaitDeadlockRepro.open(main, e0, Duration.ofSeconds(10))), T);
+        assertThat(failure).isNull();
+        Integer greeting = io.vblk.aio.AioContext.await(main.callOn(() -> {
+            int fd = io.vblk.aio.sys.UnixSockets.unixConnect(m0.toString(), true);
+            assertThat(fd).isNotNegative();
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                java.lang.foreign.MemorySegment buf = a.allocate(256);
+                int[] got = {0};
+                io.vblk.aio.FdHandler h = main.addFdHandler("test qmp client", fd, f -> {
+                    long n = io.vblk.aio.sys.FileIo.read(f, buf.address(), 256);
+                    got[0] = n > 0 ? got[0] + (int) n : n == -io.vblk.aio.sys.Errno.EAGAIN ? got[0] : -1;
+                });
+                try {
+                    main.waitWhile(() -> got[0] == 0, Duration.ofSeconds(10));
+                    return got[0];
+                } finally {
+                    h.remove();
+                }
+            } finally {
+                io.vblk.aio.sys.FileIo.close(fd);
+            }
+        }), T);
+        assertThat(greeting).as("bytes of the QMP greeting read inside the nested wait").isPositive();
+        assertThat(io.vblk.aio.AioContext.await(main.callOn(main::nestedWaitTimeouts), T)).isEqualTo(timeouts);
+    }
+
     @Test
     void stopDrainsEveryNodeAndContRunsTheResumeHooks() throws Exception {
         List<String> resumed = new ArrayList<>();
