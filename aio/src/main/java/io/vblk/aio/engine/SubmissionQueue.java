@@ -325,6 +325,11 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
             completionEvent();
             return;
         }
+        if (released) {
+            // Nothing left to reap. Read without ordering: a caller racing the release is refused by
+            // the deleted bottom half's schedule (IllegalStateException) instead.
+            return;
+        }
         ctx.countForeignCompletion();
         completionBh.schedule();
     }
