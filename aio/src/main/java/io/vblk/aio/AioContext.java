@@ -263,7 +263,6 @@ public final class AioContext implements AutoCloseable {
         return h;
     }
 
-    /** Registers a busy-poll hook without window hooks. Home thread. */
     /** A listening socket's accept handler: guard off, a main-loop source (see {@link NestedWait}). */
     public FdHandler addListener(String handlerName, int fd, FdHandler.Callback callback) {
         FdHandler h = addFdHandler(handlerName, fd, callback);
@@ -271,6 +270,7 @@ public final class AioContext implements AutoCloseable {
         return h;
     }
 
+    /** Registers a busy-poll hook without window hooks. Home thread. */
     public PollHandler addPollHandler(String handlerName, BooleanSupplier poll) {
         return addPollHandler(handlerName, poll, null, null);
     }

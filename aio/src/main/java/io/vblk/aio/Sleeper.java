@@ -58,6 +58,16 @@ public final class Sleeper {
         }
     }
 
+    /**
+     * Releases the timer and bottom half; the sleeper must not be sleeping. A later {@link #wake()}
+     * finds it awake and kicks nothing. Home thread.
+     */
+    public void close() {
+        ctx.assertHome();
+        timer.cancel();
+        wakeBh.delete();
+    }
+
     public boolean sleeping() {
         return state.sleeping();
     }

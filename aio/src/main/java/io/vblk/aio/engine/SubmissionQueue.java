@@ -310,6 +310,30 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
         }
     }
 
+    /**
+     * A completion pass asked for from any thread: seed 002's guard. On the home thread it is
+     * {@link #completionEvent()}. Another thread (a drain polling from the main loop, a library's
+     * callback thread) never touches the engine: it counts the attempt
+     * ({@link AioContext#countForeignCompletion()}, meter {@code vblk.guard.foreign.completions})
+     * and schedules the completion bottom half, which reaps on the home thread; the caller waits
+     * on its own terms to be kicked by what completes. With {@link io.vblk.aio.Guard#HOME_THREAD}
+     * off (reproducers only) it calls {@link #completionEvent()} from the foreign thread, as
+     * QEMU's main loop did before the fix: two threads then walk one completion ring. Any thread.
+     */
+    public void requestCompletions() {
+        if (ctx.inHomeThread() || !ctx.guard(io.vblk.aio.Guard.HOME_THREAD)) {
+            completionEvent();
+            return;
+        }
+        if (released) {
+            // Nothing left to reap. Read without ordering: a caller racing the release is refused by
+            // the deleted bottom half's schedule (IllegalStateException) instead.
+            return;
+        }
+        ctx.countForeignCompletion();
+        completionBh.schedule();
+    }
+
     private void completionBh() {
         completionBhRuns++;
         resumeByBh = false;

@@ -165,6 +165,15 @@ public enum Meter {
     GUARD_DRAIN_RECHECKS("vblk.guard.drain.rechecks", Kind.COUNTER, null,
             "Paused guest kick handlers re-run at the end of their drained section, so no kick is lost (seed 003)",
             Tag.IOTHREAD),
+    GUARD_DRAINED_REQUESTS_STARTED("vblk.guard.drained.requests.started", Kind.COUNTER, null,
+            "Guest requests a device queue took while its block node was drained: each one is seed 003's leak; stays 0 with the guard on",
+            Tag.EXPORT, Tag.QUEUE, Tag.IOTHREAD),
+    GUARD_NESTED_WAITS("vblk.guard.nested.waits", Kind.COUNTER, null,
+            "Nested polls of the context (AioContext.waitWhile, QEMU's AIO_WAIT_WHILE) (seed 004)",
+            Tag.IOTHREAD),
+    GUARD_NESTED_WAIT_TIMEOUTS("vblk.guard.nested.wait.timeouts", Kind.COUNTER, null,
+            "Nested polls that reached their bound with the condition still true: the wait needed a handler the nested poll does not dispatch (seed 004)",
+            Tag.IOTHREAD),
 
     // ------------------------------------------------------------ event loops
     LOOP_ITERATIONS("vblk.loop.iterations", Kind.COUNTER, null,

@@ -21,7 +21,6 @@ import io.vblk.aio.linuxaio.LinuxAio;
 import io.vblk.aio.metrics.LatencyHistogram;
 import io.vblk.aio.metrics.Meter;
 import io.vblk.aio.uring.UringBackend;
-import io.vblk.aio.uring.UringCounters;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.ChannelBase;
 import io.vblk.drivers.node.BlockNode;
@@ -109,7 +108,8 @@ public final class VblkMetrics implements AutoCloseable {
 
     /**
      * An event loop (IoThread or main loop): iterations, blocked and busy-poll time, poll hits and
-     * window, bottom halves, timers, and the drained-section guard (seed 003).
+     * window, bottom halves, timers, and the guards counted per loop: drained sections (003),
+     * foreign completions handed over (002), nested waits and their timeouts (004).
      */
     public synchronized Binding bindLoop(AioContext ctx) {
         Binding b = open("loop " + ctx.name());
@@ -125,6 +125,8 @@ public final class VblkMetrics implements AutoCloseable {
         counter(b, Meter.GUARD_DRAINED_SECTIONS, ctx, AioContext::drainedSections, t);
         counter(b, Meter.GUARD_DRAIN_RECHECKS, ctx, AioContext::drainRechecks, t);
         counter(b, Meter.GUARD_FOREIGN_COMPLETIONS, ctx, AioContext::foreignCompletions, t);
+        counter(b, Meter.GUARD_NESTED_WAITS, ctx, AioContext::nestedWaits, t);
+        counter(b, Meter.GUARD_NESTED_WAIT_TIMEOUTS, ctx, AioContext::nestedWaitTimeouts, t);
         return done(b);
     }
 
@@ -143,7 +145,7 @@ public final class VblkMetrics implements AutoCloseable {
         Binding thin = open("linux-aio " + t);
         SharedEngine shared = engines.get(aio);
         if (shared == null) {
-            shared = new SharedEngine(bindEngineMeters(aio, backend, t));
+            shared = new SharedEngine(EngineMeters.linuxAio(this, aio, backend, t));
             engines.put(aio, shared);
         }
         shared.refs++;
@@ -166,19 +168,7 @@ public final class VblkMetrics implements AutoCloseable {
         Binding thin = open("io_uring " + t);
         SharedEngine shared = engines.get(engine);
         if (shared == null) {
-            Binding b = open("io_uring meters " + t);
-            UringCounters c = backend.counters();
-            counter(b, Meter.URING_ENTER_CALLS, c, UringCounters::enterCalls, t);
-            histogram(b, Meter.URING_SUBMIT_BATCH, engine.batchSizes(), t);
-            counter(b, Meter.URING_SUBMITTED, engine, SubmissionQueue::submittedRequests, t);
-            counter(b, Meter.URING_COMPLETED, engine, SubmissionQueue::completedRequests, t);
-            counter(b, Meter.URING_EAGAIN, engine, SubmissionQueue::eagainCount, t);
-            gauge(b, Meter.URING_IN_FLIGHT, engine, SubmissionQueue::inFlight, t);
-            counter(b, Meter.URING_RESUBMITS, c, UringCounters::shortReadResubmits, t, "short_read");
-            counter(b, Meter.URING_RESUBMITS, c, UringCounters::cqeEagains, t, "eagain");
-            counter(b, Meter.GUARD_SUBMIT_CAP_HITS, engine, SubmissionQueue::submitCapHits, t, "io_uring");
-            gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, engine, SubmissionQueue::maxSubmitDepth, t, "io_uring");
-            shared = new SharedEngine(b);
+            shared = new SharedEngine(EngineMeters.ioUring(this, engine, backend, t));
             engines.put(engine, shared);
         }
         shared.refs++;
@@ -202,26 +192,6 @@ public final class VblkMetrics implements AutoCloseable {
             engines.remove(aio);
             unbind(s.meters);
         }
-    }
-
-    /** The queue's counters and the Linux AIO backend's ring/getevents counters. */
-    private Binding bindEngineMeters(SubmissionQueue aio, LinuxAio backend, String t) {
-        Binding b = open("linux-aio meters " + t);
-        counter(b, Meter.AIO_IO_SUBMIT_CALLS, aio, SubmissionQueue::submitCalls, t);
-        histogram(b, Meter.AIO_SUBMIT_BATCH, aio.batchSizes(), t);
-        counter(b, Meter.AIO_SUBMITTED, aio, SubmissionQueue::submittedRequests, t);
-        counter(b, Meter.AIO_COMPLETED, aio, SubmissionQueue::completedRequests, t);
-        counter(b, Meter.AIO_SUBMIT_ERRORS, aio, SubmissionQueue::submitErrors, t);
-        counter(b, Meter.AIO_EAGAIN, aio, SubmissionQueue::eagainCount, t);
-        gauge(b, Meter.AIO_IN_FLIGHT, aio, SubmissionQueue::inFlight, t);
-        gauge(b, Meter.AIO_QUEUED, aio, SubmissionQueue::queued, t);
-        counter(b, Meter.AIO_RING_EVENTS, backend, LinuxAio::ringEvents, t);
-        counter(b, Meter.AIO_GETEVENTS_CALLS, backend, LinuxAio::geteventsCalls, t);
-        counter(b, Meter.AIO_COMPLETION_PASSES, aio, SubmissionQueue::completionPasses, t);
-        counter(b, Meter.AIO_COMPLETION_BH_RUNS, aio, SubmissionQueue::completionBhRuns, t);
-        counter(b, Meter.GUARD_SUBMIT_CAP_HITS, aio, SubmissionQueue::submitCapHits, t, "linux-aio");
-        gauge(b, Meter.GUARD_SUBMIT_MAX_DEPTH, aio, SubmissionQueue::maxSubmitDepth, t, "linux-aio");
-        return b;
     }
 
     /**
@@ -315,6 +285,7 @@ public final class VblkMetrics implements AutoCloseable {
             counter(b, Meter.DRIVER_SUBMITS, st, BlkQueueStats::driverSubmits, export, q, t);
             counter(b, Meter.QUEUE_KICKS, st, BlkQueueStats::kicks, export, q, t);
             counter(b, Meter.QUEUE_PASSES, st, BlkQueueStats::passes, export, q, t);
+            counter(b, Meter.GUARD_DRAINED_REQUESTS_STARTED, st, BlkQueueStats::startedDrained, export, q, t);
             IrqfdNotifier n = dev.notifier(i);
             counter(b, Meter.NOTIFY_REQUESTED, n, IrqfdNotifier::requested, export, q, t);
             counter(b, Meter.NOTIFY_COALESCED, n, IrqfdNotifier::coalesced, export, q, t);

@@ -175,7 +175,13 @@ final class ExportCommands {
             b.close();
         }
         bindings.remove(id);
-        x.close(() -> dev.close(() -> {
+        // QEMU's blk_exp_delete ends in blk_remove_bs → blk_drain: the node is drained first (seed
+        // 003: this device and every other one attached stop taking guest requests, and what is in
+        // flight finishes), the export and device close inside the section, and it ends once the
+        // device has detached, so the node's other devices re-check their queues.
+        BlockNode node = dev.node();
+        node.drainedBegin().whenComplete((quiet, drainError) -> x.close(() -> dev.close(() -> {
+            node.drainedEnd();
             int j = indexOf(id);
             if (j >= 0) {
                 cmds.graph.exports().remove(j);
@@ -188,7 +194,7 @@ final class ExportCommands {
             ObjectNode d = Qmp.JSON.createObjectNode();
             d.put("id", id);
             cmds.server.emit("BLOCK_EXPORT_DELETED", d);
-        }));
+        })));
         return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
     }
 

@@ -88,7 +88,8 @@ public final class QmpServer {
             }
         }
         int lfd = fd;
-        FdHandler h = ctx.addFdHandler("monitor " + m.chardev() + " listener", fd, ignored -> accept(m, lfd));
+        // A listener: on the AioContext, so a nested wait on this loop accepts (seed 004).
+        FdHandler h = ctx.addListener("monitor " + m.chardev() + " listener", fd, ignored -> accept(m, lfd));
         listeners.add(new Listener(m, fd, h));
         LOG.log(System.Logger.Level.INFO, () -> "monitor " + m.chardev() + ": QMP on " + m.describe());
     }

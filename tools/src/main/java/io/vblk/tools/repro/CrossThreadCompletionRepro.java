@@ -37,14 +37,17 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code bdrv_drain} polling the IoThread's context:
  * <ul>
  *   <li>guard off ({@link Guard#HOME_THREAD} off on this context, so {@code assertHome} checks
- *       nothing): it calls the engine's own completion entry {@code completionEvent()} itself, in a
- *       loop, while the home thread reaps too. Both walk the kernel ring's head and the engine's
+ *       nothing): it calls the engine's any-thread entry {@link SubmissionQueue#requestCompletions()}
+ *       in a loop, which then runs {@code completionEvent()} on this thread while the home thread
+ *       reaps too. Both walk the kernel ring's head and the engine's
  *       plain counters; the repro's completion callback sees requests completed twice, completions
  *       on the wrong thread, and the engine's in-flight count going negative;</li>
- *   <li>guard on: it never touches the engine. Each round it schedules a bottom half on the home
- *       context (counted by {@link AioContext#countForeignCompletion()}, the meter
- *       {@code vblk.guard.foreign.completions}) and waits to be kicked by it; both threads stay
- *       active the whole run, and every request completes exactly once on its home thread.</li>
+ *   <li>guard on: the same call, {@link SubmissionQueue#requestCompletions()}, never touches the
+ *       engine from this thread: it counts the attempt ({@link AioContext#countForeignCompletion()},
+ *       the meter {@code vblk.guard.foreign.completions}) and schedules the engine's completion
+ *       bottom half on the home context; the thread then waits to be kicked by a completion. Both
+ *       threads stay active the whole run, and every request completes exactly once on its home
+ *       thread.</li>
  * </ul>
  *
  * <p>The detection is the repro's completion callback (a per-request in-flight flag flipped with a
@@ -173,26 +176,26 @@ public final class CrossThreadCompletionRepro implements Repro {
                 failure = "no request completed for " + options.hangAfter();
                 break;
             }
-            if (!guardOn) {
-                // Polls the IoThread's completions itself, as bdrv_drain's aio_poll did.
-                try {
-                    w.queue.completionEvent();
-                } catch (RuntimeException e) {
-                    w.engineErrors.incrementAndGet();
-                    w.firstEngineError = w.firstEngineError == null ? e.getMessage() : w.firstEngineError;
-                }
-                continue;
+            // The product's any-thread entry, SubmissionQueue.requestCompletions: with the guard
+            // off it reaps from this thread, as bdrv_drain's aio_poll did; with it on it counts
+            // the attempt and schedules the engine's completion bottom half on the home context.
+            w.kick.drainPermits();
+            w.waiting = guardOn;
+            try {
+                w.queue.requestCompletions();
+            } catch (RuntimeException e) {
+                w.engineErrors.incrementAndGet();
+                w.firstEngineError = w.firstEngineError == null ? e.getMessage() : w.firstEngineError;
             }
-            // Hands over to the home context and waits to be kicked; never touches its state.
-            w.ctx.countForeignCompletion();
-            w.handOver.schedule();
-            // Pairs with kick.release() in handedOver: what the home thread reaped is published by the kick.
-            if (!w.kick.tryAcquire(options.hangAfter().toNanos(), TimeUnit.NANOSECONDS)) {
-                failure = "the home context did not run the handed-over completion within " + options.hangAfter();
+            // Guard on: wait to be kicked by a completion on the home thread (QEMU's aio_wait_kick).
+            // Pairs with kick.release() in aioCompleted: what the home thread reaped is published by it.
+            if (guardOn && !w.kick.tryAcquire(options.hangAfter().toNanos(), TimeUnit.NANOSECONDS)) {
+                failure = "no completion kicked the waiting thread within " + options.hangAfter();
                 break;
             }
         }
         w.running = false;
+        w.waiting = false;
         long done = w.completions.get();
         ReproResult r;
         if (w.hazardSeen()) {
@@ -247,7 +250,8 @@ public final class CrossThreadCompletionRepro implements Repro {
         final AtomicLong minInFlight = new AtomicLong();
         final Semaphore kick = new Semaphore(0);
         final Bh refillBh;
-        final Bh handOver;
+        /** The foreign thread waits for a kick (guard on); the home thread's completions give it. */
+        volatile boolean waiting;
         final long seed;
         SubmissionQueue queue;
         volatile boolean running = true;
@@ -264,7 +268,6 @@ public final class CrossThreadCompletionRepro implements Repro {
             this.arena = arena;
             this.seed = seed;
             this.refillBh = ctx.bh("repro-refill", this::refill);
-            this.handOver = ctx.bh("repro-foreign-completion", this::handedOver);
         }
 
         /** Home thread. */
@@ -304,16 +307,6 @@ public final class CrossThreadCompletionRepro implements Repro {
             }
         }
 
-        /** Home thread: the bottom half a foreign thread schedules instead of reaping itself. */
-        void handedOver() {
-            try {
-                queue.completionEvent();
-                refill();
-            } finally {
-                kick.release();
-            }
-        }
-
         /** The detection: any thread the engine calls it on. */
         @Override
         public void aioCompleted(IoRequest req, long result) {
@@ -333,6 +326,9 @@ public final class CrossThreadCompletionRepro implements Repro {
             completions.incrementAndGet();
             if (running) {
                 refillBh.schedule();
+            }
+            if (waiting) {
+                kick.release();
             }
         }
 
@@ -387,7 +383,6 @@ public final class CrossThreadCompletionRepro implements Repro {
             }
             releasedCleanly = AioContext.await(ctx.callOn(() -> {
                 refillBh.delete();
-                handOver.delete();
                 if (queue.inFlight() != 0 || queue.queued() != 0) {
                     return false;
                 }

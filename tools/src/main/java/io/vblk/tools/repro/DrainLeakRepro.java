@@ -105,7 +105,6 @@ public final class DrainLeakRepro implements Repro {
             }
             long lost = result.total().posted - result.total().completed;
             boolean leaked = job.startedInside > 0;
-            boolean hazard = leaked || lost > 0 || !result.ok();
             String detail;
             if (leaked) {
                 detail = job.startedInside + " guest requests reached the driver inside " + job.leakySections
@@ -118,10 +117,16 @@ public final class DrainLeakRepro implements Repro {
                         + " the ring during " + job.pressured + " of them and all " + result.total().completed
                         + " requests completed";
             }
-            return ReproResult.of(hazard(), guardOn, hazard, job.sections, detail)
-                    .with("sections", job.sections)
+            // Only a request inside a section is the hazard; a lost request or a failed workload
+            // without one shows neither outcome.
+            ReproResult r = leaked || (result.ok() && lost == 0)
+                    ? ReproResult.of(hazard(), guardOn, leaked, job.sections, detail)
+                    : ReproResult.inconclusive(hazard(), guardOn, job.sections, detail);
+            return r.with("sections", job.sections)
                     .with("sections_with_guest_waiting", job.pressured)
                     .with("started_inside", job.startedInside)
+                    // The product's own count (vblk.guard.drained.requests.started): requests the queue took while drained.
+                    .with("started_inside_meter", dev.device().queueStats(0).startedDrained())
                     .with("requests", result.total().completed)
                     .with("lost", lost)
                     .with("seed", options.seed());

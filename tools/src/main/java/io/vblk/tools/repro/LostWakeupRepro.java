@@ -4,31 +4,32 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.Guard;
 import io.vblk.aio.IoThread;
-import io.vblk.aio.Sleeper;
+import io.vblk.aio.Periodic;
+import io.vblk.tools.soak.ProcessSample;
 
 import java.time.Duration;
 import java.util.SplittableRandom;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Home thread: the caller's (no context's home thread); owns its IoThread and busy threads.
  *
- * <p>Seed 001: a closer waits for a periodic task to finish while the task sleeps. The task wakes
- * on kicks (as QEMU's block-copy and cache-clean tasks do), checks whether it should stop, does its
- * work and goes back to sleep for a long time. The closer kicks it a few times, then asks it to
- * stop and wakes it once more — landing, sometimes, while the task has checked the stop flag but
- * not yet gone to sleep. With the guard off the wake reads the task's stale state, sees it awake,
- * skips the kick, and the task sleeps its full (hour-long) time: the closer hangs, which a watchdog
- * catches after {@link ReproOptions#hangAfter()}. Busy threads supply the CPU contention that makes
- * the window wide, as in the seed's {@code stress-ng --cpu $(nproc)}.
- *
- * <p>Runs on the caller's thread (no context's home thread); owns its IoThread and busy threads.
+ * <p>Seed 001 on the product's own periodic work: {@link Periodic}, which {@code vblk bench --soak}
+ * runs as its footprint sampler ({@code SoakRun}: read {@code /proc}, sleep the interval, and at
+ * the end of the run stop the sampler with an early wake). Here the task does that sampler's work —
+ * a {@link ProcessSample} of this process — widened by a spin, and sleeps an hour between runs, so
+ * a lost wake-up is a hang. The closer kicks it a few times ({@link Periodic#kick()}, QEMU's
+ * {@code block_copy_kick}), then stops it ({@link Periodic#stop}: set the flag, wake, wait) —
+ * landing, sometimes, after the task has checked its stop flag but before it has gone to sleep.
+ * With the guard off the wake reads the sleeper's stale state, sees it awake, skips the kick, and
+ * the task sleeps its full hour: {@code stop} times out after {@link ReproOptions#hangAfter()}, and
+ * the run checks that the task is indeed asleep (else the verdict is {@code inconclusive}). Busy
+ * threads supply the CPU contention that makes the window wide, as in the seed's
+ * {@code stress-ng --cpu $(nproc)}; with the guard on every stop under that load ends within the
+ * bound ({@code max_stop_ms}).
  */
 public final class LostWakeupRepro implements Repro {
-    /** How long the task sleeps between kicks: far longer than any bound, so a lost wake is a hang. */
-    private static final long TASK_SLEEP_NS = TimeUnit.HOURS.toNanos(1);
+    /** How long the task sleeps between runs: far longer than any bound, so a lost wake is a hang. */
+    private static final Duration TASK_PERIOD = Duration.ofHours(1);
     /** The task's work between its stop check and its next sleep. */
     private static final int WORK_NS = 1_000_000;
 
@@ -39,63 +40,76 @@ public final class LostWakeupRepro implements Repro {
 
     @Override
     public String description() {
-        return "seed 001: a wake that races the sleeper's arming is lost and close() hangs";
+        return "seed 001: a stop wake that races the periodic task's sleep is lost and stop() hangs";
     }
 
     @Override
     public ReproResult run(boolean guardOn, ReproOptions options) throws Exception {
         long deadline = System.nanoTime() + options.timeLimit().toNanos();
         SplittableRandom rnd = new SplittableRandom(options.seed());
+        long self = ProcessHandle.current().pid();
         // One core fewer than the machine has: contention that preempts the task inside its window,
         // while leaving the closer a core to aim with.
         Thread[] busy = startBusyThreads(Math.max(1, Runtime.getRuntime().availableProcessors() - 1));
         long wakesBeforeSleep = 0;
+        long maxStopNanos = 0;
         try (IoThread io = IoThread.start("repro-iothread", AioOptions.DEFAULT)) {
             AioContext ctx = io.ctx();
             ctx.setGuard(Guard.WAKE_ORDER, guardOn);
             int i = 0;
             for (; i < options.iterations() && System.nanoTime() - deadline < 0; i++) {
-                Task task = new Task(ctx, rnd.split());
-                ctx.runOn(task::start);
-                task.started.get(options.hangAfter().toMillis(), TimeUnit.MILLISECONDS);
+                SplittableRandom taskRnd = rnd.split();
+                Periodic task = Periodic.start(ctx, "sampler", TASK_PERIOD, () -> {
+                    try {
+                        ProcessSample.of(self); // the soak sampler's reading
+                    } catch (java.io.IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                    spin(WORK_NS / 2 + taskRnd.nextInt(WORK_NS)); // widens the window
+                });
+                if (!waitForRuns(task, 1, options)) {
+                    task.stop(options.hangAfter());
+                    return inconclusive(guardOn, i, "the task did not run its first sample within " + options.hangAfter());
+                }
                 int kicks = 1 + rnd.nextInt(4);
                 for (int k = 0; k < kicks; k++) {
-                    int seen = task.checks;
-                    task.sleeper.wake();
+                    long seen = task.runs();
+                    task.kick();
                     if (k == kicks - 1) {
                         // Arrive while the task works between its stop check and its sleep: wait to
                         // see it pass the check, then land somewhere in (or just after) its work.
-                        long until = System.nanoTime() + options.hangAfter().toNanos();
-                        while (task.checks == seen && System.nanoTime() - until < 0) {
-                            Thread.onSpinWait();
-                        }
+                        waitForRuns(task, seen + 1, options);
                         spin(rnd.nextInt(WORK_NS));
                     } else {
                         spin(rnd.nextInt(40_000));
                     }
                 }
-                task.stop = true;
-                task.sleeper.wake();
-                try {
-                    task.done.get(options.hangAfter().toMillis(), TimeUnit.MILLISECONDS);
-                } catch (TimeoutException hang) {
-                    boolean asleep = task.sleeper.sleeping();
+                long t0 = System.nanoTime();
+                if (!task.stop(options.hangAfter())) {
+                    boolean asleep = task.sleeper().sleeping();
                     // Recover without killing anything: a wake with the guard on ends the sleep.
                     ctx.setGuard(Guard.WAKE_ORDER, true);
-                    task.sleeper.wake();
-                    task.done.get(options.hangAfter().toMillis(), TimeUnit.MILLISECONDS);
+                    boolean recovered = task.stop(options.hangAfter());
+                    if (!asleep || !recovered) {
+                        return inconclusive(guardOn, i + 1, "stop() timed out but the task was "
+                                + (asleep ? "asleep and a guarded wake did not end it" : "not asleep (its work stalled)"));
+                    }
                     return ReproResult.of(hazard(), guardOn, true, i + 1,
-                                    "close() waited " + options.hangAfter().toMillis() + " ms for a task that "
-                                            + (asleep ? "slept through its stop wake-up" : "never woke"))
+                                    "stop() waited " + options.hangAfter().toMillis()
+                                            + " ms for a task that slept through its stop wake-up")
                             .with("hang_ms", options.hangAfter().toMillis())
+                            .with("task", "Periodic(soak-sampler work)")
                             .with("seed", options.seed());
                 }
-                wakesBeforeSleep += task.sleeper.wakesBeforeSleep();
+                maxStopNanos = Math.max(maxStopNanos, System.nanoTime() - t0);
+                wakesBeforeSleep += task.sleeper().wakesBeforeSleep();
             }
             return ReproResult.of(hazard(), guardOn, false, i,
-                            guardOn ? "every close finished; wakes that came before the sleeper armed were kept"
+                            guardOn ? "every stop finished under load; wakes that came before the sleeper armed were kept"
                                     : "no wake was lost within the bounds")
                     .with("wakes_before_sleep", wakesBeforeSleep)
+                    .with("max_stop_ms", String.format(java.util.Locale.ROOT, "%.1f", maxStopNanos / 1e6))
+                    .with("task", "Periodic(soak-sampler work)")
                     .with("seed", options.seed());
         } finally {
             for (Thread t : busy) {
@@ -107,36 +121,20 @@ public final class LostWakeupRepro implements Repro {
         }
     }
 
-    /** The periodic task; its fields are touched on the IoThread except the stop flag and the futures. */
-    private static final class Task {
-        final Sleeper sleeper;
-        final SplittableRandom rnd;
-        final CompletableFuture<Void> started = new CompletableFuture<>();
-        final CompletableFuture<Void> done = new CompletableFuture<>();
-        volatile boolean stop;
-        /** Times the task passed its stop check; lets the closer aim at the window. */
-        volatile int checks;
+    private ReproResult inconclusive(boolean guardOn, long iterations, String detail) {
+        return ReproResult.inconclusive(hazard(), guardOn, iterations, detail);
+    }
 
-        Task(AioContext ctx, SplittableRandom rnd) {
-            this.rnd = rnd;
-            this.sleeper = new Sleeper(ctx, "periodic", this::onWake);
-        }
-
-        void start() {
-            sleeper.sleep(TASK_SLEEP_NS);
-            started.complete(null);
-        }
-
-        void onWake() {
-            if (stop) {
-                done.complete(null);
-                return;
+    /** Spins until the task has run {@code n} times, at most {@code hangAfter}. */
+    private static boolean waitForRuns(Periodic task, long n, ReproOptions options) {
+        long until = System.nanoTime() + options.hangAfter().toNanos();
+        while (task.runs() < n) {
+            if (System.nanoTime() - until > 0) {
+                return false;
             }
-            checks++; // only this thread writes it
-            // The task's work, between checking the stop flag and sleeping again: the window.
-            spin(WORK_NS / 2 + rnd.nextInt(WORK_NS));
-            sleeper.sleep(TASK_SLEEP_NS);
+            Thread.onSpinWait();
         }
+        return true;
     }
 
     private static void spin(long nanos) {

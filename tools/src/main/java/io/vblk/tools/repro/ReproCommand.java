@@ -69,7 +69,13 @@ public final class ReproCommand implements Callable<Integer> {
         for (Repro r : chosen) {
             boolean[] guards = hazard.equals("all") ? new boolean[] {false, true} : new boolean[] {parseGuard()};
             for (boolean g : guards) {
-                ReproResult res = r.run(g, opts);
+                ReproResult res;
+                try {
+                    res = r.run(g, opts);
+                } catch (Exception e) {
+                    // Not the hazard's doing (a missing file system feature, a refused syscall...).
+                    res = ReproResult.inconclusive(r.hazard(), g, 0, "the run failed: " + e);
+                }
                 System.out.println(res.line());
                 allExpected &= res.expected();
             }

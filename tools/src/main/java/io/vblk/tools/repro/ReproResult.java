@@ -31,6 +31,11 @@ public record ReproResult(String hazard, boolean guardOn, Outcome outcome, long 
         return new ReproResult(hazard, guardOn, o, iterations, detail, Map.of());
     }
 
+    /** A run that failed for a reason that is not the hazard: it shows neither outcome. */
+    public static ReproResult inconclusive(String hazard, boolean guardOn, long iterations, String detail) {
+        return new ReproResult(hazard, guardOn, Outcome.INCONCLUSIVE, iterations, detail, Map.of());
+    }
+
     public ReproResult with(String key, Object value) {
         Map<String, String> m = new LinkedHashMap<>(extra);
         m.put(key, String.valueOf(value));

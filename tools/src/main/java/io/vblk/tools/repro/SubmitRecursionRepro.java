@@ -112,13 +112,14 @@ public final class SubmitRecursionRepro implements Repro {
             String broken = file.broken != null ? "file: " + file.broken : nul.broken != null ? "null: " + nul.broken : null;
             boolean recursed = file.maxDepth > SubmitGuard.DEFAULT_CAP || nul.maxDepth > SubmitGuard.DEFAULT_CAP;
             boolean overflowed = file.overflow != null || nul.overflow != null;
-            // Guard off, only the overflow counts; guard on, any depth past the cap is a failure.
-            boolean seen = broken != null || (guardOn ? recursed : overflowed);
+            // Guard off, only the overflow counts; guard on, any depth past the cap is a failure. A
+            // run that broke otherwise (an I/O error, a stall, bad data) without either is inconclusive.
+            boolean seen = guardOn ? recursed : overflowed;
             String detail;
-            if (broken != null) {
-                detail = broken;
-            } else if (guardOn && recursed) {
+            if (guardOn && recursed) {
                 detail = "submit recursed past the cap although the guard is on";
+            } else if (broken != null && !seen) {
+                detail = broken;
             } else if (overflowed) {
                 detail = "submit recursed until the " + (STACK_BYTES >> 10) + " KiB stack overflowed ("
                         + (file.overflow != null ? "file" : "") + (file.overflow != null && nul.overflow != null ? ", " : "")
@@ -131,8 +132,10 @@ public final class SubmitRecursionRepro implements Repro {
                         ? "depth stayed at the cap; every request completed once and read back intact"
                         : "no recursion seen";
             }
-            return ReproResult.of(hazard(), guardOn, seen, file.completed + nul.completed, detail)
-                    .with("engine", aio.spelling())
+            ReproResult r = broken != null && !seen
+                    ? ReproResult.inconclusive(hazard(), guardOn, file.completed + nul.completed, detail)
+                    : ReproResult.of(hazard(), guardOn, seen, file.completed + nul.completed, detail);
+            return r.with("engine", aio.spelling())
                     .with("max_depth", maxDepth)
                     .with("file_max_depth", file.maxDepth)
                     .with("null_max_depth", nul.maxDepth)

@@ -1,5 +1,8 @@
 package io.vblk.tools.soak;
 
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.Periodic;
 import io.vblk.guest.BlkSlot;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkDriver;
@@ -27,8 +30,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Home thread: the CLI's main thread (no context's home thread) runs the client cycles; one
- * platform thread samples the server.
+ * Home thread: the CLI's main thread (no context's home thread) runs the client cycles; the
+ * sampler runs on its own IoThread as {@link Periodic} work.
  *
  * <p>{@code vblk bench --soak DURATION}: starts a {@code vblk serve} child process on a sparse image
  * and, until DURATION has passed, runs cycles of mixed verified load against it over vhost-user
@@ -45,6 +48,8 @@ public final class SoakRun {
                           long imageBytes, Path workDir) {
     }
 
+    /** Bound on stopping the sampler: an early wake ends its sleep at once, whatever the interval. */
+    static final Duration SAMPLER_STOP_BOUND = Duration.ofSeconds(10);
     /** The verified region ends this far before the image's end: the DISCARD goes there. */
     private static final long DISCARD_BYTES = 1 << 20;
 
@@ -77,7 +82,10 @@ public final class SoakRun {
         Path serverLog = o.workDir().resolve("serve.log");
         Process server = startServer(img, sock, serverLog);
         long t0 = System.nanoTime();
-        Thread sampler = Thread.ofPlatform().name("soak-sampler").daemon().start(() -> sample(server.pid(), t0));
+        // The sampler is periodic work on its own event loop, stopped with an early wake (seed 001's
+        // guarded Sleeper): the run's end does not wait out an interval.
+        IoThread samplerLoop = IoThread.start("soak-sampler", AioOptions.DEFAULT);
+        Periodic sampler = Periodic.start(samplerLoop.ctx(), "soak-sampler", o.interval(), () -> sample(server.pid(), t0));
         int exit;
         try {
             long deadline = t0 + o.duration().toNanos();
@@ -86,8 +94,10 @@ public final class SoakRun {
                 cyclesDone.incrementAndGet();
             }
         } finally {
-            sampler.interrupt();
-            sampler.join(10_000);
+            if (!sampler.stop(SAMPLER_STOP_BOUND)) {
+                failure = "the sampler did not stop within " + SAMPLER_STOP_BOUND;
+            }
+            samplerLoop.close();
             if (failure == null) {
                     try {
                     sampleOnce(server.pid(), t0); // the last reading: no client connected
@@ -197,14 +207,13 @@ public final class SoakRun {
         out.flush();
     }
 
+    /** One reading, on the sampler's loop; a failed one ends the run (the cycles see the failure). */
     private void sample(long pid, long t0) {
+        if (failure != null) {
+            return;
+        }
         try {
-            while (true) {
-                sampleOnce(pid, t0);
-                Thread.sleep(o.interval());
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            sampleOnce(pid, t0);
         } catch (IOException e) {
             failure = "the server went away: " + e.getMessage();
         }

@@ -107,6 +107,19 @@ class BenchCommandTest {
         assertThat(number(j, "blocks_read_back")).isPositive();
         double perRequest = number(j, "io_submit_per_request");
         assertThat(perRequest).isGreaterThan(0.0).isLessThanOrEqualTo(1.0);
+        // Every guard's meter is in the run's meters: the engine's (seed 000) from its first channel,
+        // the loops' (seeds 002, 003, 004) and the queues' drained starts, which stay 0.
+        assertThat(j).contains("vblk_aio_io_submit_calls_total", "vblk_guard_submit_depth_cap_hits_total{",
+                "vblk_guard_submit_depth_max{", "vblk_guard_foreign_completions_total{", "vblk_guard_drained_sections_total{",
+                "vblk_guard_nested_waits_total{", "vblk_guard_nested_wait_timeouts_total{");
+        java.util.regex.Matcher m = java.util.regex.Pattern
+                .compile("\"vblk_guard_drained_requests_started_total\\{[^}]*}\":(\\d+)").matcher(j);
+        int queues = 0;
+        while (m.find()) {
+            queues++;
+            assertThat(m.group(1)).isEqualTo("0");
+        }
+        assertThat(queues).isEqualTo(2);
     }
 
     /** aio=io_uring in bench, O_DIRECT and page cache: every block read back verified. */

@@ -285,4 +285,74 @@ class ComponentMetersTest {
         LoopSteps.pollUntil(ctx, () -> woke[0] == 1, "early wake");
         assertThat(v(Meter.GUARD_WAKES_BEFORE_SLEEP, "sleep-t", "scrubber")).isEqualTo(1);
     }
+
+    /**
+     * Seed 002: a completion pass asked for from a foreign thread never reaps there; it is handed
+     * over to the home context, counted, and the request completes on its home thread.
+     */
+    @Test
+    void foreignCompletionHandOverMeter() throws Exception {
+        ctx = AioContext.forCurrentThread("home-t");
+        metrics.bindLoop(ctx);
+        SubmissionQueue aio = LinuxAio.of(ctx);
+        try (AioFixture f = new AioFixture(dir.resolve("img"), true, 1 << 20)) {
+            Thread[] ranOn = new Thread[1];
+            IoRequest.Completion cb = (r, res) -> {
+                ranOn[0] = Thread.currentThread();
+                f.completed++;
+            };
+            DeferCall dc = ctx.deferCall();
+            dc.begin();
+            aio.submit(new IoRequest().writev(f.fd, f.iov(), 1, 0, cb), 0);
+            dc.end();
+            assertThat(v(Meter.GUARD_FOREIGN_COMPLETIONS, "home-t")).isZero();
+            Thread foreign = Thread.ofPlatform().name("foreign").start(aio::requestCompletions);
+            foreign.join(10_000);
+            assertThat(foreign.isAlive()).isFalse();
+            assertThat(v(Meter.GUARD_FOREIGN_COMPLETIONS, "home-t")).isEqualTo(1);
+            LoopSteps.pollUntil(ctx, () -> f.completed == 1, "the handed-over write");
+            assertThat(ranOn[0]).isSameAs(Thread.currentThread());
+            // On the home thread the same call reaps in place: nothing is handed over.
+            aio.requestCompletions();
+            assertThat(v(Meter.GUARD_FOREIGN_COMPLETIONS, "home-t")).isEqualTo(1);
+        } finally {
+            aio.release();
+        }
+    }
+
+    /**
+     * Seed 004: a nested wait on a listener that is a main-loop source (guard off) never sees it
+     * dispatched and times out, counted; a listener on the AioContext (guard on) is dispatched.
+     */
+    @Test
+    void nestedWaitMeters() throws Exception {
+        ctx = AioContext.forCurrentThread("wait-t");
+        metrics.bindLoop(ctx);
+        try (TestEventFd off = new TestEventFd(); TestEventFd on = new TestEventFd()) {
+            boolean[] accepted = {false, false};
+            ctx.setGuard(Guard.NO_BLOCKING_WAIT, false);
+            FdHandler l0 = ctx.addListener("t.listen-off", off.fd(), fd -> {
+                accepted[0] = true;
+                off.drain();
+            });
+            ctx.setGuard(Guard.NO_BLOCKING_WAIT, true);
+            FdHandler l1 = ctx.addListener("t.listen-on", on.fd(), fd -> {
+                accepted[1] = true;
+                on.drain();
+            });
+            off.signal();
+            on.signal();
+            assertThat(v(Meter.GUARD_NESTED_WAITS, "wait-t")).isZero();
+            assertThat(ctx.waitWhile(() -> !accepted[0], java.time.Duration.ofMillis(100))).isFalse();
+            assertThat(v(Meter.GUARD_NESTED_WAITS, "wait-t")).isEqualTo(1);
+            assertThat(v(Meter.GUARD_NESTED_WAIT_TIMEOUTS, "wait-t")).isEqualTo(1);
+            assertThat(ctx.waitWhile(() -> !accepted[1], java.time.Duration.ofSeconds(10))).isTrue();
+            assertThat(v(Meter.GUARD_NESTED_WAITS, "wait-t")).isEqualTo(2);
+            assertThat(v(Meter.GUARD_NESTED_WAIT_TIMEOUTS, "wait-t")).isEqualTo(1);
+            // The loop's own poll (not nested) dispatches the main-loop source.
+            LoopSteps.pollUntil(ctx, () -> accepted[0], "main-loop listener");
+            l0.remove();
+            l1.remove();
+        }
+    }
 }

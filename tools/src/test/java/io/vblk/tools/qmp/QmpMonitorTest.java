@@ -137,9 +137,15 @@ class QmpMonitorTest {
             JsonNode inUse = q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}");
             assertThat(errorClass(inUse)).isEqualTo("GenericError");
             assertThat(desc(inUse)).isEqualTo("Node n1 is in use");
+            io.vblk.aio.AioContext main = vblk.daemon.graph().mainLoop().ctx();
+            io.vblk.drivers.node.BlockNode n1 = vblk.daemon.graph().nodes().get("n1");
+            long sections = io.vblk.aio.AioContext.await(main.callOn(n1::sections), T);
             JsonNode del = q.raw("{\"execute\": \"block-export-del\", \"arguments\": {\"id\": \"e1\", \"mode\": \"hard\"}}");
             assertThat(del.has("return")).as(del.toString()).isTrue();
             JsonNode ev = q.awaitEvent("BLOCK_EXPORT_DELETED");
+            // Seed 003: the removal drained the node (QEMU's blk_remove_bs → blk_drain) and ended the section.
+            assertThat(io.vblk.aio.AioContext.await(main.callOn(n1::sections), T)).isEqualTo(sections + 1);
+            assertThat(io.vblk.aio.AioContext.await(main.callOn(n1::isDrained), T)).isFalse();
             assertThat(ev.get("data").get("id").asText()).isEqualTo("e1");
             assertThat(ev.get("timestamp").get("seconds").asLong()).isPositive();
             assertThat(q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n1\"}}").has("return")).isTrue();
@@ -148,6 +154,43 @@ class QmpMonitorTest {
             assertThat(r0.error()).as("the other export's load").isNull();
             assertThat(load.completed()).isPositive();
         }
+    }
+
+    /**
+     * Seed 004 on the daemon itself: a nested wait on the main loop (AioContext.waitWhile, QEMU's
+     * AIO_WAIT_WHILE) needs the export's and the monitor's listeners to accept; both are on the
+     * AioContext, so the wait ends — the repro's open against the real export, and a QMP greeting.
+     */
+    @Test
+    void aNestedWaitOnTheMainLoopAcceptsTheExportsAndTheMonitorsClients() throws Exception {
+        io.vblk.aio.AioContext main = vblk.daemon.graph().mainLoop().ctx();
+        String e0 = dir.resolve("e0.sock").toString();
+        long timeouts = io.vblk.aio.AioContext.await(main.callOn(main::nestedWaitTimeouts), T);
+        String failure = io.vblk.aio.AioContext.await(main.callOn(
+                () -> io.vblk.tools.repro.NestedWaitDeadlockRepro.open(main, e0, Duration.ofSeconds(10))), T);
+        assertThat(failure).isNull();
+        Integer greeting = io.vblk.aio.AioContext.await(main.callOn(() -> {
+            int fd = io.vblk.aio.sys.UnixSockets.unixConnect(m0.toString(), true);
+            assertThat(fd).isNotNegative();
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                java.lang.foreign.MemorySegment buf = a.allocate(256);
+                int[] got = {0};
+                io.vblk.aio.FdHandler h = main.addFdHandler("test qmp client", fd, f -> {
+                    long n = io.vblk.aio.sys.FileIo.read(f, buf.address(), 256);
+                    got[0] = n > 0 ? got[0] + (int) n : n == -io.vblk.aio.sys.Errno.EAGAIN ? got[0] : -1;
+                });
+                try {
+                    main.waitWhile(() -> got[0] == 0, Duration.ofSeconds(10));
+                    return got[0];
+                } finally {
+                    h.remove();
+                }
+            } finally {
+                io.vblk.aio.sys.FileIo.close(fd);
+            }
+        }), T);
+        assertThat(greeting).as("bytes of the QMP greeting read inside the nested wait").isPositive();
+        assertThat(io.vblk.aio.AioContext.await(main.callOn(main::nestedWaitTimeouts), T)).isEqualTo(timeouts);
     }
 
     @Test

@@ -17,6 +17,8 @@ class DrainLeakReproTest {
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.REPRODUCED);
         assertThat(r.expected()).isTrue();
         assertThat(Long.parseLong(r.extra().get("started_inside"))).isPositive();
+        // The product's meter (vblk.guard.drained.requests.started) saw the queue take them too.
+        assertThat(Long.parseLong(r.extra().get("started_inside_meter"))).isPositive();
         assertThat(r.detail()).contains("inside");
     }
 
@@ -26,6 +28,7 @@ class DrainLeakReproTest {
         assertThat(r.outcome()).isEqualTo(ReproResult.Outcome.HELD);
         assertThat(r.iterations()).isEqualTo(300);
         assertThat(r.extra().get("started_inside")).isEqualTo("0");
+        assertThat(r.extra().get("started_inside_meter")).isEqualTo("0");
         assertThat(r.extra().get("lost")).isEqualTo("0");
         // The guard was exercised: guest requests waited in the ring while the device was drained.
         assertThat(Long.parseLong(r.extra().get("sections_with_guest_waiting"))).isGreaterThan(240);

@@ -152,6 +152,75 @@ class ServeCommandTest {
         assertThat(Files.exists(Path.of(sock))).isFalse();
     }
 
+    /**
+     * Every guard's meter is on /metrics after a workload: seed 000's depth guard and the Linux AIO
+     * and io_uring engine counters from the first request on (bound when the queues open their
+     * engines), seed 002's hand-overs, seed 003's drained sections and requests started inside one
+     * (0: the guard is on), seed 004's nested waits.
+     */
+    @Test
+    void everyGuardMeterIsServedFromTheFirstRequest() throws Exception {
+        Path img = dir.resolve("disk.img");
+        Path img2 = dir.resolve("disk2.img");
+        for (Path p : List.of(img, img2)) {
+            try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+                f.setLength(8L << 20);
+            }
+        }
+        String sock = dir.resolve("vblk.sock").toString();
+        ServeCommand cmd = new ServeCommand();
+        new CommandLine(cmd).parseArgs("--object", "iothread,id=io0", "--object", "iothread,id=io1",
+                "--blockdev", "driver=file,node-name=d0,aio=native,cache.direct=on,filename=" + img,
+                "--blockdev", "driver=file,node-name=d1,aio=io_uring,filename=" + img2,
+                "--export", "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=" + sock
+                        + ",writable=on,iothread=io0",
+                "--export", "type=vhost-user-blk,id=e1,node-name=d1,addr.type=unix,addr.path=" + sock + "2"
+                        + ",writable=on,iothread=io1",
+                "--object", "metrics,id=m0,addr=127.0.0.1:0");
+        ServeDaemon d = ServeDaemon.start(cmd.config(), cmd.metricsOptions());
+        try {
+            for (String s : List.of(sock, sock + "2")) {
+                try (VhostUserTransport t = VhostUserTransport.connect(s, Duration.ofSeconds(10));
+                     GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults())) {
+                    WorkloadResult first = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDREAD).withQueueDepth(1)
+                            .withRequests(1)).await(Duration.ofSeconds(60));
+                    assertThat(first.error()).isNull();
+                    String engine = s.equals(sock) ? "vblk_aio_io_submit_calls_total\\{iothread=\"io0\"}"
+                            : "vblk_uring_enter_calls_total\\{iothread=\"io1\"}";
+                    assertThat(scrape(d)).as("the engine's meters after the first request")
+                            .containsPattern(engine + " [1-9]");
+                    WorkloadResult r = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDRW).withQueueDepth(8)
+                            .withRequests(1000).withVerify(true)).await(Duration.ofSeconds(60));
+                    assertThat(r.error()).isNull();
+                }
+            }
+            String body = scrape(d);
+            for (String engine : List.of("linux-aio\",iothread=\"io0", "io_uring\",iothread=\"io1")) {
+                assertThat(body).containsPattern("vblk_guard_submit_depth_cap_hits_total\\{engine=\"" + engine + "\"} ")
+                        .containsPattern("vblk_guard_submit_depth_max\\{engine=\"" + engine + "\"} [1-9]");
+            }
+            for (String loop : List.of("io0", "io1")) {
+                for (String m : List.of("vblk_guard_foreign_completions_total", "vblk_guard_drained_sections_total",
+                        "vblk_guard_drain_rechecks_total", "vblk_guard_nested_waits_total",
+                        "vblk_guard_nested_wait_timeouts_total")) {
+                    assertThat(body).containsPattern(m + "\\{iothread=\"" + loop + "\"} \\d");
+                }
+            }
+            assertThat(body).contains("vblk_guard_drained_requests_started_total{export=\"e0\",iothread=\"io0\",queue=\"0\"} 0.0")
+                    .contains("vblk_guard_drained_requests_started_total{export=\"e1\",iothread=\"io1\",queue=\"0\"} 0.0")
+                    .containsPattern("vblk_aio_completed_total\\{iothread=\"io0\"} [1-9]")
+                    .containsPattern("vblk_uring_completed_total\\{iothread=\"io1\"} [1-9]");
+        } finally {
+            assertThat(d.shutdown(Duration.ofSeconds(20))).isTrue();
+        }
+    }
+
+    private static String scrape(ServeDaemon d) throws Exception {
+        return java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create(d.metricsUrl())).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    }
+
     @Test
     void sigtermWhileAGuestRunsStopsAcceptingFinishesAndExitsZero() throws Exception {
         Path img = dir.resolve("disk.img");

@@ -31,6 +31,8 @@ public final class BlkQueueStats {
     long driverSubmits;
     long kicks;
     long passes;
+    /** Requests popped while the node's drained section was open (seed 003; 0 with the guard on). */
+    long startedDrained;
     int inFlight;
     /** Requests held after an I/O error (werror / rerror = stop), counted in {@link #inFlight}. */
     int held;
@@ -228,6 +230,11 @@ public final class BlkQueueStats {
     /** Processing passes over the avail ring. */
     public long passes() {
         return passes;
+    }
+
+    /** Requests taken while the device's node was drained: seed 003's leak, 0 with the guard on. */
+    public long startedDrained() {
+        return startedDrained;
     }
 
     /** Requests popped and not yet completed. */
