@@ -33,12 +33,16 @@ public final class GuestFeatures {
 
     /**
      * What this driver can use when offered: every block feature it implements, indirect
-     * descriptors, event index and VERSION_1. Not RING_PACKED (split rings only), not IN_ORDER
+     * descriptors, event index and VERSION_1. Not RING_PACKED: the driver can drive a packed ring
+     * ({@link GuestPackedVring}) but takes it only when asked ({@link #WITH_PACKED}); not IN_ORDER
      * (the driver frees chains by id), not ACCESS_PLATFORM (no IOMMU here).
      */
     public static final long SUPPORTED = bits(BLK_F_SIZE_MAX, BLK_F_SEG_MAX, BLK_F_GEOMETRY, BLK_F_RO,
             BLK_F_BLK_SIZE, BLK_F_FLUSH, BLK_F_TOPOLOGY, BLK_F_CONFIG_WCE, BLK_F_MQ, BLK_F_DISCARD,
             BLK_F_WRITE_ZEROES, F_INDIRECT_DESC, F_EVENT_IDX, F_VERSION_1);
+
+    /** {@link #SUPPORTED} plus RING_PACKED: a guest that runs its queues on packed rings. */
+    public static final long WITH_PACKED = SUPPORTED | (1L << F_RING_PACKED);
 
     public static long bit(int feature) {
         return 1L << feature;
