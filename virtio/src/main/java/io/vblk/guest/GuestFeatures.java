@@ -22,6 +22,7 @@ public final class GuestFeatures {
     public static final int BLK_F_MQ = 12;
     public static final int BLK_F_DISCARD = 13;
     public static final int BLK_F_WRITE_ZEROES = 14;
+    public static final int BLK_F_LIFETIME = 15;
 
     // -- reserved / transport, 6 --
     public static final int F_INDIRECT_DESC = 28;
@@ -73,6 +74,7 @@ public final class GuestFeatures {
             case BLK_F_MQ -> "MQ";
             case BLK_F_DISCARD -> "DISCARD";
             case BLK_F_WRITE_ZEROES -> "WRITE_ZEROES";
+            case BLK_F_LIFETIME -> "LIFETIME";
             case F_INDIRECT_DESC -> "INDIRECT_DESC";
             case F_EVENT_IDX -> "EVENT_IDX";
             case F_VERSION_1 -> "VERSION_1";

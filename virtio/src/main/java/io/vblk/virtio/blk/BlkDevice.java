@@ -154,8 +154,8 @@ public final class BlkDevice implements VirtioDevice {
                 | bit(BlkFeatures.SEG_MAX) | bit(BlkFeatures.BLK_SIZE) | bit(BlkFeatures.TOPOLOGY)
                 // 5.2.5.2: "Devices SHOULD always offer VIRTIO_BLK_F_FLUSH, and MUST offer it if
                 // they offer VIRTIO_BLK_F_CONFIG_WCE."
-                | bit(BlkFeatures.FLUSH) | bit(BlkFeatures.CONFIG_WCE)
-                | bit(BlkFeatures.MQ);
+                | bit(BlkFeatures.FLUSH) | bit(BlkFeatures.CONFIG_WCE) | bit(BlkFeatures.MQ)
+                | bit(BlkFeatures.LIFETIME); // 5.2.6: read from sysfs at queue start, "undefined" when unknown
         if (readOnly) {
             f |= bit(BlkFeatures.RO);
         } else {
@@ -401,7 +401,8 @@ public final class BlkDevice implements VirtioDevice {
         long f = driverFeatures;
         BlkRequestParser parser = new BlkRequestParser(capacitySectors, blkSize, readOnly,
                 VirtioFeatures.has(f, BlkFeatures.DISCARD), VirtioFeatures.has(f, BlkFeatures.WRITE_ZEROES),
-                driver.supportsDiscard(), cfg, queues[index]);
+                driver.supportsDiscard(), VirtioFeatures.has(f, BlkFeatures.LIFETIME) ? driver.lifetime() : null, cfg,
+                queues[index]);
         BlkQueue.Start start = new BlkQueue.Start(q.layout, memory.retain(), f, q.kickFd, q.callFd, parser);
         BlkQueue bq = queues[index];
         bq.ctx.runOn(() -> {

@@ -184,6 +184,13 @@ final class GuestQueue implements AutoCloseable {
         return published(s);
     }
 
+    /** GET_LIFETIME with {@code room} bytes for the reply (5.2.6: 6 bytes). */
+    BlkSlot getLifetime(int room) {
+        BlkSlot s = acquire();
+        q.post(s, BlkWireLayout.T_GET_LIFETIME, 0, s.dataGpa(), room, 1, true);
+        return published(s);
+    }
+
     BlkSlot discard(long sector, long sectors, int flags) {
         return segments(BlkWireLayout.T_DISCARD, new long[] {sector, sectors, flags});
     }
