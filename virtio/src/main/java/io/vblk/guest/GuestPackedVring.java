@@ -339,6 +339,7 @@ public final class GuestPackedVring implements GuestRing {
         if (flags != EVENT_DESC || !eventIdx) {
             return true;
         }
+        VarHandle.loadLoadFence(); // flags, then off_wrap: pairs with PackedQueue.enableNotification's store-store fence
         int offWrap = Short.toUnsignedInt(deviceEvent.get(LE16, E_OFF_WRAP));
         return crossed(offWrap, old, now, nextAvail, availWrap);
     }
@@ -397,6 +398,7 @@ public final class GuestPackedVring implements GuestRing {
     public boolean enableInterrupts() {
         if (eventIdx) {
             driverEvent.set(LE16, E_OFF_WRAP, (short) usedState());
+            VarHandle.storeStoreFence(); // off_wrap before flags: pairs with PackedQueue.needsNotify's load-load fence
             driverEvent.set(LE16, E_FLAGS, (short) EVENT_DESC);
         } else {
             driverEvent.set(LE16, E_FLAGS, (short) EVENT_ENABLE);

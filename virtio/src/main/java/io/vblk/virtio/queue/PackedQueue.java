@@ -354,6 +354,9 @@ public final class PackedQueue implements VirtQueue {
         if (flags != EVENT_DESC || !eventIdx) {
             return true; // ENABLE (or the reserved value 3): "MUST send" as the split ring's flags 0
         }
+        // flags before off_wrap: pairs with the store-store fence between the driver's stores of
+        // off_wrap and flags (GuestPackedVring.enableInterrupts; Linux virtqueue_enable_cb_prepare_packed).
+        VarHandle.loadLoadFence();
         int offWrap = Short.toUnsignedInt(driverEvent.get(U16, EVENT_OFF_WRAP));
         return !valid || PackedRingLayout.needEvent(offWrap, old, usedCount, usedIdx, usedWrap, size);
     }
@@ -393,6 +396,9 @@ public final class PackedQueue implements VirtQueue {
         kicksOff = false;
         if (eventIdx) {
             deviceEvent.set(U16, EVENT_OFF_WRAP, (short) (availIdx | (availWrap ? WRAP_BIT : 0)));
+            // off_wrap before the flags that make the driver read it: pairs with the load-load
+            // fence between the driver's reads of flags and off_wrap (GuestPackedVring.kickNeeded).
+            VarHandle.storeStoreFence();
             deviceEvent.set(U16, EVENT_FLAGS, (short) EVENT_DESC);
         } else {
             deviceEvent.set(U16, EVENT_FLAGS, (short) EVENT_ENABLE);
