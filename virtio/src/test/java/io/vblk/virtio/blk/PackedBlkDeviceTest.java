@@ -76,6 +76,30 @@ class PackedBlkDeviceTest extends BlkDeviceTest {
         }
     }
 
+    /**
+     * As on the split ring, whose used_event starts at 0 ("notify when the first used element is
+     * written"): the packed guest asks for the descriptor-specific event at its first used slot.
+     * A zeroed driver event structure would mean ENABLE, a notification for every batch (2.8.10).
+     */
+    @Override
+    @Test
+    void syncCompletionsInsideTheKickPassNotifyOnce() {
+        try (BlkFixture f = new BlkFixture(mem(MIB), c -> c.merge(false), -1)) {
+            GuestPackedVring v = ring(f);
+            v.setDriverEvent(v.usedState(), GuestPackedVring.EVENT_DESC);
+            f.guest.takeCalls();
+            for (int i = 0; i < 10; i++) {
+                f.guest.write(i * 16, pattern(512, i));
+            }
+            f.guest.getId(20);
+            f.guest.post(99, 0, 0);
+            List<GuestQueue.Done> done = f.kickAndReap();
+            assertThat(done).hasSize(12);
+            assertThat(f.guest.takeCalls()).isEqualTo(1);
+            assertThat(f.dev.notifier(0).writes()).isEqualTo(1);
+        }
+    }
+
     @Override
     @Test
     void noInterruptFlagSuppressesWithoutEventIdx() {
