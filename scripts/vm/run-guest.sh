@@ -6,7 +6,7 @@
 #                [--job check|fio-verify|randrw|flush|write-marker|read-marker|grow|all[,...]]
 #                [--timeout 300] [--marker TOKEN] [--marker-offset BYTES] [--expect-size BYTES]
 #                [--fio-size SIZE] [--secs N] [--reconnect S] [--log FILE] [--verbose]
-#                [--qemu-arg ARG]...
+#                [--packed] [--qemu-arg ARG]...
 #
 #   --socket PATH     the backend's vhost-user socket (it must already listen)
 #   --queues N        num-queues of the device; the guest checks it sees N queues (default 1)
@@ -22,6 +22,8 @@
 #                     reconnect=S), so the backend may be restarted while the guest runs
 #   --log FILE        keep the console output here too
 #   --verbose         kernel messages on the console (no "quiet")
+#   --packed          the device uses packed virtqueues (vhost-user-blk-pci packed=on: QEMU then
+#                     negotiates VIRTIO_F_RING_PACKED when the backend offers it)
 #   --qemu-arg ARG    extra argument for qemu-system-x86_64 (repeatable)
 #
 # Stdout: the guest console, then one host line:
@@ -34,7 +36,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 sock="" queues=1 mem=512M smp="" job=check timeout_s=300 marker="" marker_offset="" expect_size=""
-fio_size="" secs="" reconnect="" log="" verbose=0 extra=()
+fio_size="" secs="" reconnect="" log="" verbose=0 extra=() packed=
 usage() { vm_usage "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
     --log) log=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
     --qemu-arg) extra+=("$2"); shift 2 ;;
+    --packed) packed=",packed=on"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) vm_log "unknown option $1"; usage >&2; exit 2 ;;
   esac
@@ -87,7 +90,7 @@ qemu=(qemu-system-x86_64
   -accel tcg -cpu max -smp "$smp" -m "$mem"
   -object "memory-backend-memfd,id=mem,size=$mem,share=on" -numa node,memdev=mem
   -chardev "socket,id=vu,path=$sock${reconnect:+,reconnect=$reconnect}"
-  -device "vhost-user-blk-pci,chardev=vu,num-queues=$queues"
+  -device "vhost-user-blk-pci,chardev=vu,num-queues=$queues$packed"
   -kernel "$kernel" -initrd "$initrd" -append "$append"
   -nographic -nodefaults -no-user-config -serial stdio -no-reboot
   "${extra[@]}")

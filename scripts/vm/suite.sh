@@ -2,7 +2,7 @@
 # The real-VM test suite: boots the test guest on a vhost-user-blk backend and checks the disk.
 #
 #   suite.sh [--exec "COMMAND"] [--jobs JOBS] [--timeout S] [--workdir DIR] [--keep]
-#            [--only q1|q2|restart|live|crash[,...]]
+#            [--only q1|q2|restart|live|crash|packed[,...]]
 #
 #   --exec CMD    the backend, started by scripts/qsd/serve.sh with qemu-storage-daemon's options
 #                 (default qemu-storage-daemon; e.g. --exec "./vblk serve")
@@ -20,6 +20,8 @@
 #   live     (not in the default set) the backend is killed with SIGKILL while the guest runs
 #            random reads, and restarted; QEMU reconnects (chardev reconnect=1) and the guest's
 #            randrw and fio-verify jobs must still pass
+#   packed   (not in the default set) 2 queues with packed virtqueues (vhost-user-blk-pci
+#            packed=on): check + JOBS, as q2; the backend's log must say it runs packed rings
 #   crash    (not in the default set) crash recovery: while the guest runs fio verify jobs that
 #            write (sequential 1 MiB at QD4, then random 4-64 KiB at QD16), the backend is killed
 #            with SIGKILL and restarted on the same socket and image 10 times, about every 1.5 s;
@@ -108,6 +110,21 @@ run_queues_test() {   # run_queues_test NAME QUEUES
     rc=1
   fi
   record "$name" "$rc" "$t0"
+}
+
+run_packed_test() {
+  local t0 pid rc=0
+  t0=$(vm_now)
+  if pid=$(start_backend packed 2 "$workdir/packed.img"); then
+    pids=("$pid")
+    guest packed packed 2 --packed --job "$jobs" || rc=$?
+    stop_backends
+    # A backend that does not offer the feature would leave QEMU on split rings silently.
+    grep -q "packed rings" "$workdir/packed.backend.log" || { vm_log "backend log does not show packed rings"; rc=1; }
+  else
+    rc=1
+  fi
+  record packed "$rc" "$t0"
 }
 
 run_restart_test() {
@@ -206,6 +223,7 @@ for t in $(tr ',' ' ' <<<"$only"); do
     restart) run_restart_test ;;
     live) run_live_test ;;
     crash) run_crash_test ;;
+    packed) run_packed_test ;;
     *) vm_die "unknown test $t" ;;
   esac
 done

@@ -37,6 +37,14 @@ public interface BlockDriver extends AutoCloseable {
     /** True when WRITE_ZEROES is served natively or by fallback. */
     boolean supportsWriteZeroes();
 
+    /**
+     * The storage's wear estimate (virtio-blk GET_LIFETIME), read when called: a control-path call
+     * that may read files. {@link DeviceLifetime#UNDEFINED} unless the driver knows better.
+     */
+    default DeviceLifetime lifetime() {
+        return DeviceLifetime.UNDEFINED;
+    }
+
     /** Largest number of requests it prefers in one submission batch. */
     default int maxBatch() {
         return 32;

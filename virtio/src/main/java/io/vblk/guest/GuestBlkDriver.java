@@ -114,7 +114,8 @@ public final class GuestBlkDriver implements AutoCloseable {
             throw new IllegalStateException("device does not offer VIRTIO_F_VERSION_1 (offers "
                     + GuestFeatures.describe(offered) + ")");
         }
-        long accepted = offered & o.wantFeatures() & SUPPORTED | bit(F_VERSION_1);
+        // RING_PACKED is taken only when asked for ({@code --ring packed}): SUPPORTED keeps the split default.
+        long accepted = offered & o.wantFeatures() & (SUPPORTED | bit(F_RING_PACKED)) | bit(F_VERSION_1);
         t.setDriverFeatures(accepted);
 
         byte[] raw = new byte[BlkWireLayout.CFG_BYTES_READ];
@@ -145,9 +146,9 @@ public final class GuestBlkDriver implements AutoCloseable {
             t.setMemory(ram);
             for (int i = 0; i < o.queues(); i++) {
                 GuestBlkQueue q = new GuestBlkQueue(i, ram, qsize, o.slotsPerQueue(), o.maxDataBytes(), segments,
-                        eventIdx, indirect, o.interrupts());
+                        eventIdx, indirect, o.interrupts(), has(accepted, F_RING_PACKED));
                 qs.add(q);
-                t.configureQueue(i, q.vring().layout());
+                t.configureQueue(i, q.ring().layout());
                 t.setQueueFds(i, q.kickFd(), q.callFd());
             }
             for (int i = 0; i < o.queues(); i++) {

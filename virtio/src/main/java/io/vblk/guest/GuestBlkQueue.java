@@ -13,8 +13,8 @@ import static io.vblk.guest.BlkWireLayout.*;
  * Home thread: the vCPU thread that drives this queue (set-up runs before that thread starts).
  * No locking. Counters are plain fields read by the same thread, or by others after it stopped.
  *
- * <p>One request queue of the guest's virtio-blk driver: preallocated {@link BlkSlot}s, the split
- * ring they are posted on, and the queue's two eventfds (the guest writes the kick eventfd and
+ * <p>One request queue of the guest's virtio-blk driver: preallocated {@link BlkSlot}s, the ring
+ * (split or packed, {@link GuestRing}) they are posted on, and the queue's two eventfds (the guest writes the kick eventfd and
  * waits on the call eventfd). Posting, kicking and reaping allocate nothing.
  */
 public final class GuestBlkQueue implements AutoCloseable {
@@ -31,7 +31,7 @@ public final class GuestBlkQueue implements AutoCloseable {
 
     private final int index;
     private final GuestRam ram;
-    private final GuestVring vring;
+    private final GuestRing vring;
     private final BlkSlot[] slots;
     private final int[] freeSlots;
     private int freeCount;
@@ -41,7 +41,7 @@ public final class GuestBlkQueue implements AutoCloseable {
     private final boolean indirectNegotiated;
     private boolean indirect;
     private Completion completion;
-    private final GuestVring.UsedConsumer onUsed = this::onUsed;
+    private final GuestRing.UsedConsumer onUsed = this::onUsed;
 
     // Counters.
     private long posted;
@@ -53,6 +53,11 @@ public final class GuestBlkQueue implements AutoCloseable {
 
     GuestBlkQueue(int index, GuestRam ram, int queueSize, int slotCount, int dataCapacity, int maxSegments,
                   boolean eventIdx, boolean indirectNegotiated, boolean interrupts) {
+        this(index, ram, queueSize, slotCount, dataCapacity, maxSegments, eventIdx, indirectNegotiated, interrupts, false);
+    }
+
+    GuestBlkQueue(int index, GuestRam ram, int queueSize, int slotCount, int dataCapacity, int maxSegments,
+                  boolean eventIdx, boolean indirectNegotiated, boolean interrupts, boolean packed) {
         if (slotCount <= 0) {
             throw new IllegalArgumentException("a queue needs at least one request slot");
         }
@@ -69,7 +74,7 @@ public final class GuestBlkQueue implements AutoCloseable {
         }
         this.index = index;
         this.ram = ram;
-        this.vring = GuestVring.allocate(ram, queueSize);
+        this.vring = GuestRing.allocate(ram, queueSize, packed);
         this.vring.setEventIdx(eventIdx);
         this.maxSegments = maxSegments;
         this.indirectNegotiated = indirectNegotiated;
@@ -111,14 +116,24 @@ public final class GuestBlkQueue implements AutoCloseable {
                                        int maxSegments, long features, boolean interrupts) {
         return new GuestBlkQueue(index, ram, queueSize, slotCount, dataCapacity, maxSegments,
                 GuestFeatures.has(features, GuestFeatures.F_EVENT_IDX),
-                GuestFeatures.has(features, GuestFeatures.F_INDIRECT_DESC), interrupts);
+                GuestFeatures.has(features, GuestFeatures.F_INDIRECT_DESC), interrupts,
+                GuestFeatures.has(features, GuestFeatures.F_RING_PACKED));
     }
 
     public int index() {
         return index;
     }
 
+    /** The split ring (tests that forge split-ring entries); use {@link #ring()} for either layout. */
     public GuestVring vring() {
+        if (vring instanceof GuestVring v) {
+            return v;
+        }
+        throw new IllegalStateException("queue " + index + " runs on a packed ring; use ring()");
+    }
+
+    /** The ring requests are posted on, split or packed. */
+    public GuestRing ring() {
         return vring;
     }
 
@@ -405,7 +420,7 @@ public final class GuestBlkQueue implements AutoCloseable {
         return done;
     }
 
-    /** See {@link GuestVring#enableInterrupts()}: false when used entries are already waiting. */
+    /** See {@link GuestRing#enableInterrupts()}: false when used entries are already waiting. */
     public boolean enableInterrupts() {
         return vring.enableInterrupts();
     }

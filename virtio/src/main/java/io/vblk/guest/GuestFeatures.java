@@ -22,6 +22,7 @@ public final class GuestFeatures {
     public static final int BLK_F_MQ = 12;
     public static final int BLK_F_DISCARD = 13;
     public static final int BLK_F_WRITE_ZEROES = 14;
+    public static final int BLK_F_LIFETIME = 15;
 
     // -- reserved / transport, 6 --
     public static final int F_INDIRECT_DESC = 28;
@@ -33,12 +34,16 @@ public final class GuestFeatures {
 
     /**
      * What this driver can use when offered: every block feature it implements, indirect
-     * descriptors, event index and VERSION_1. Not RING_PACKED (split rings only), not IN_ORDER
+     * descriptors, event index and VERSION_1. Not RING_PACKED: the driver can drive a packed ring
+     * ({@link GuestPackedVring}) but takes it only when asked ({@link #WITH_PACKED}); not IN_ORDER
      * (the driver frees chains by id), not ACCESS_PLATFORM (no IOMMU here).
      */
     public static final long SUPPORTED = bits(BLK_F_SIZE_MAX, BLK_F_SEG_MAX, BLK_F_GEOMETRY, BLK_F_RO,
             BLK_F_BLK_SIZE, BLK_F_FLUSH, BLK_F_TOPOLOGY, BLK_F_CONFIG_WCE, BLK_F_MQ, BLK_F_DISCARD,
             BLK_F_WRITE_ZEROES, F_INDIRECT_DESC, F_EVENT_IDX, F_VERSION_1);
+
+    /** {@link #SUPPORTED} plus RING_PACKED: a guest that runs its queues on packed rings. */
+    public static final long WITH_PACKED = SUPPORTED | (1L << F_RING_PACKED);
 
     public static long bit(int feature) {
         return 1L << feature;
@@ -69,6 +74,7 @@ public final class GuestFeatures {
             case BLK_F_MQ -> "MQ";
             case BLK_F_DISCARD -> "DISCARD";
             case BLK_F_WRITE_ZEROES -> "WRITE_ZEROES";
+            case BLK_F_LIFETIME -> "LIFETIME";
             case F_INDIRECT_DESC -> "INDIRECT_DESC";
             case F_EVENT_IDX -> "EVENT_IDX";
             case F_VERSION_1 -> "VERSION_1";

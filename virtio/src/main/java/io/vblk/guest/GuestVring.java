@@ -19,7 +19,7 @@ import static io.vblk.guest.VringLayout.*;
  * belongs to which request) lives in Java arrays, as a real driver keeps it: the guest never trusts
  * the device to leave the descriptor table alone, and frees chains from its own records.
  */
-public final class GuestVring {
+public final class GuestVring implements GuestRing {
     // Plain accesses use the unaligned layouts: every offset here is naturally aligned by
     // construction (2.7's part alignments), and skipping the per-access alignment check is
     // measurably cheaper on the request path. Ordered accesses need the aligned layout.
@@ -342,14 +342,14 @@ public final class GuestVring {
 
     // ---------------------------------------------------------------- used ring
 
-    /** Who hears about each returned chain. */
+    /** Who hears about each returned chain (2.7.8: len is what the device wrote). */
     @FunctionalInterface
-    public interface UsedConsumer {
-        /**
-         * @param token the token given to {@link #commitChain}
-         * @param len   bytes the device says it wrote into the chain's writable buffers (2.7.8)
-         */
-        void used(int token, int len);
+    public interface UsedConsumer extends GuestRing.UsedConsumer {
+    }
+
+    @Override
+    public boolean packed() {
+        return false;
     }
 
     /**
@@ -371,7 +371,7 @@ public final class GuestVring {
      * A used element that names no in-flight head, or a used idx that runs ahead of what is in
      * flight, is a device bug: {@link GuestRingException}.
      */
-    public int reap(UsedConsumer consumer) {
+    public int reap(GuestRing.UsedConsumer consumer) {
         int end = usedIdx();
         int pending = (end - lastUsed) & 0xffff;
         if (pending > inFlight) {

@@ -86,8 +86,20 @@ class RequestPathAllocationTest {
     @ParameterizedTest
     @EnumSource(NullDriver.Completion.class)
     void steadyStateRequestsAllocateNothing(NullDriver.Completion mode) {
-        try (GuestRig rig = GuestRig.nullDevice(mode, new BlkDeviceConfig(), 1,
-                GuestBlkDriver.Options.defaults().withSlots(32).withMaxDataBytes(4096))) {
+        steadyState(mode, GuestBlkDriver.Options.defaults().withSlots(32).withMaxDataBytes(4096));
+    }
+
+    /** The same on a packed ring (virtio 1.2 section 2.8): the device's PackedQueue and the guest's ring. */
+    @Test
+    void packedRingRequestsAllocateNothing() {
+        steadyState(NullDriver.Completion.ASYNC, GuestBlkDriver.Options.defaults().withSlots(32).withMaxDataBytes(4096)
+                .withFeatures(GuestFeatures.WITH_PACKED));
+    }
+
+    private void steadyState(NullDriver.Completion mode, GuestBlkDriver.Options options) {
+        try (GuestRig rig = GuestRig.nullDevice(mode, new BlkDeviceConfig(), 1, options)) {
+            assertThat(rig.q(0).ring().packed()).isEqualTo(GuestFeatures.has(options.wantFeatures(),
+                    GuestFeatures.F_RING_PACKED));
             Loop loop = new Loop(rig.q(0), 32);
             long ioThread = rig.dev.ioThreads().get(0).thread().threadId();
             long guestThread = Thread.currentThread().threadId();

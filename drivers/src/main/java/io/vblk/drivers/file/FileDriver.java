@@ -138,6 +138,20 @@ public final class FileDriver implements BlockDriver {
         return blockDevice;
     }
 
+    /** A block device's eMMC / UFS estimate from sysfs; a regular file has none (every field undefined). */
+    @Override
+    public io.vblk.drivers.DeviceLifetime lifetime() {
+        if (!blockDevice) {
+            return io.vblk.drivers.DeviceLifetime.UNDEFINED;
+        }
+        try {
+            String dev = java.nio.file.Path.of(path).toRealPath().getFileName().toString();
+            return io.vblk.drivers.DeviceLifetime.fromSysfs(java.nio.file.Path.of("/sys/class/block", dev));
+        } catch (java.io.IOException e) {
+            return io.vblk.drivers.DeviceLifetime.UNDEFINED;
+        }
+    }
+
     @Override
     public long length() {
         return length;

@@ -119,6 +119,11 @@ public final class BenchCommand implements Callable<Integer> {
                     + "(the device gets no call eventfd).")
     boolean guestPoll;
 
+    @Option(names = "--ring", defaultValue = "split", paramLabel = "LAYOUT",
+            description = "Virtqueue layout: split or packed (VIRTIO_F_RING_PACKED, virtio 1.2 section 2.8; "
+                    + "default: ${DEFAULT-VALUE}).")
+    String ring;
+
     @Option(names = "--no-event-idx", description = "Do not negotiate VIRTIO_F_EVENT_IDX.")
     boolean noEventIdx;
 
@@ -178,6 +183,11 @@ public final class BenchCommand implements Callable<Integer> {
         if (pollMaxNs != null && pollMaxNs < 0) {
             throw bad("--poll-max-ns", pollMaxNs, "0 (off) or a positive number of nanoseconds");
         }
+        boolean packed = switch (ring) {
+            case "split" -> false;
+            case "packed" -> true;
+            default -> throw bad("--ring", ring, "split or packed");
+        };
         AioOptions io = pollMaxNs == null ? AioOptions.DEFAULT : AioOptions.polling(pollMaxNs);
         int slots = qd;
         int perRequest = noIndirect ? segments + 2 : 1;
@@ -187,7 +197,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
 
         try (BenchTarget t = openTarget(io)) {
-            long want = GuestFeatures.SUPPORTED;
+            long want = packed ? GuestFeatures.WITH_PACKED : GuestFeatures.SUPPORTED;
             if (noEventIdx) {
                 want &= ~GuestFeatures.bit(GuestFeatures.F_EVENT_IDX);
             }

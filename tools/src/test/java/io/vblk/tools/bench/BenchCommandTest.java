@@ -122,6 +122,27 @@ class BenchCommandTest {
         assertThat(queues).isEqualTo(2);
     }
 
+    /** --ring packed: the guest and the device negotiate VIRTIO_F_RING_PACKED; multi-segment requests verified. */
+    @Test
+    void packedRingWithVerifyAndMultiSegmentChains(@TempDir Path dir) throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(8L << 20);
+        }
+        Run r = bench("--driver", "file:" + img + ",aio=threads", "--ring", "packed", "--rw", "randrw", "--qd", "8",
+                "--queue-size", "64", "--no-indirect", "--segments", "3", "--queues", "2", "--requests", "4000",
+                "--verify", "--progress", "off");
+        assertThat(r.exit()).as(r.out() + r.err()).isZero();
+        assertThat(r.out()).contains("RING_PACKED", "result        ok").containsPattern("verify +[1-9][0-9]* sectors checked")
+                .contains(" 0 failures");
+        Run split = bench("--driver", "null:size=16M", "--requests", "200", "--progress", "off");
+        assertThat(split.exit()).as(split.err()).isZero();
+        assertThat(split.out()).doesNotContain("RING_PACKED");
+        Run bad = bench("--ring", "ring", "--requests", "10", "--progress", "off");
+        assertThat(bad.exit()).isNotZero();
+        assertThat(bad.err()).contains("--ring", "split or packed");
+    }
+
     /** aio=io_uring in bench, O_DIRECT and page cache: every block read back verified. */
     @ParameterizedTest
     @ValueSource(strings = {"none", "writeback"})

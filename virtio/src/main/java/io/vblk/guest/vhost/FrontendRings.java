@@ -113,7 +113,7 @@ final class FrontendRings implements AutoCloseable {
      * back-end; {@code memory} translates its addresses, {@code enable} says whether
      * SET_VRING_ENABLE is spoken (VHOST_USER_F_PROTOCOL_FEATURES negotiated).
      */
-    Supplier<CompletableFuture<Void>> start(int index, FrontendMemory memory, boolean enable) {
+    Supplier<CompletableFuture<Void>> start(int index, FrontendMemory memory, boolean enable, boolean packed) {
         Ring q = rings[index];
         QueueLayout l = q.layout;
         if (l == null) {
@@ -123,9 +123,11 @@ final class FrontendRings implements AutoCloseable {
             throw new IllegalStateException("queue " + index + " has no kick eventfd; call setQueueFds first");
         }
         int n = l.size();
+        // Packed rings (virtio 1.2 2.8.10.1): the three addresses are the descriptor ring and the
+        // device and driver event suppression structures, 4 bytes each.
         VringAddr a = new VringAddr(index, 0, memory.uaddr(index, "descriptor table", l.descAddr(), 16L * n),
-                memory.uaddr(index, "used ring", l.usedAddr(), 6L + 8L * n),
-                memory.uaddr(index, "available ring", l.availAddr(), 6L + 2L * n), 0);
+                memory.uaddr(index, "used ring", l.usedAddr(), packed ? 4 : 6L + 8L * n),
+                memory.uaddr(index, "available ring", l.availAddr(), packed ? 4 : 6L + 2L * n), 0);
         int kick = q.kickFd;
         int call = q.callFd;
         q.started = true;

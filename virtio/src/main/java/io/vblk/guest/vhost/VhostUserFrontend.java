@@ -2,6 +2,7 @@ package io.vblk.guest.vhost;
 
 import io.vblk.aio.AioContext;
 import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.queue.VirtioFeatures;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.vhost.socket.VhostUserSocket;
@@ -335,7 +336,8 @@ public final class VhostUserFrontend implements VirtioDevice {
     @Override
     public void startQueue(int index, Runnable onStarted) {
         ctx.assertHome();
-        var start = rings.start(index, memory, has(negotiated.backendFeatures, F_PROTOCOL_FEATURES));
+        var start = rings.start(index, memory, has(negotiated.backendFeatures, F_PROTOCOL_FEATURES),
+                VirtioFeatures.has(driverFeatures, VirtioFeatures.RING_PACKED));
         channel.background("start queue " + index, () -> start.get().thenCompose(v -> {
             if (!has(negotiated.protocolFeatures, STATUS) || (status & S_DRIVER_OK) != 0) {
                 return CompletableFuture.<Void>completedFuture(null);

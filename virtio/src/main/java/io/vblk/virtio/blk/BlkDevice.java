@@ -26,7 +26,7 @@ import static io.vblk.virtio.queue.VirtioFeatures.bit;
  * reach a queue hand over with {@code ctx.runOn} and report back on the control context. The
  * NEEDS_RESET state and the cache mode are volatile: queue threads read them per request.
  *
- * <p>The virtio-blk device model (virtio 1.2 section 5.2) on split virtqueues, driving one
+ * <p>The virtio-blk device model (virtio 1.2 section 5.2) on split or packed virtqueues, driving one
  * {@link BlockNode}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
  * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}. The
  * device is a parent of its node: the node's drained sections stop its queues ({@link DeviceDrain}).
@@ -150,12 +150,12 @@ public final class BlkDevice implements VirtioDevice {
 
     private long offeredFeatures() {
         long f = bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.RING_INDIRECT_DESC)
-                | bit(VirtioFeatures.RING_EVENT_IDX)
+                | bit(VirtioFeatures.RING_EVENT_IDX) | bit(VirtioFeatures.RING_PACKED)
                 | bit(BlkFeatures.SEG_MAX) | bit(BlkFeatures.BLK_SIZE) | bit(BlkFeatures.TOPOLOGY)
                 // 5.2.5.2: "Devices SHOULD always offer VIRTIO_BLK_F_FLUSH, and MUST offer it if
                 // they offer VIRTIO_BLK_F_CONFIG_WCE."
-                | bit(BlkFeatures.FLUSH) | bit(BlkFeatures.CONFIG_WCE)
-                | bit(BlkFeatures.MQ);
+                | bit(BlkFeatures.FLUSH) | bit(BlkFeatures.CONFIG_WCE) | bit(BlkFeatures.MQ)
+                | bit(BlkFeatures.LIFETIME); // 5.2.6: read from sysfs at queue start, "undefined" when unknown
         if (readOnly) {
             f |= bit(BlkFeatures.RO);
         } else {
@@ -401,7 +401,8 @@ public final class BlkDevice implements VirtioDevice {
         long f = driverFeatures;
         BlkRequestParser parser = new BlkRequestParser(capacitySectors, blkSize, readOnly,
                 VirtioFeatures.has(f, BlkFeatures.DISCARD), VirtioFeatures.has(f, BlkFeatures.WRITE_ZEROES),
-                driver.supportsDiscard(), cfg, queues[index]);
+                driver.supportsDiscard(), VirtioFeatures.has(f, BlkFeatures.LIFETIME) ? driver.lifetime() : null, cfg,
+                queues[index]);
         BlkQueue.Start start = new BlkQueue.Start(q.layout, memory.retain(), f, q.kickFd, q.callFd, parser);
         BlkQueue bq = queues[index];
         bq.ctx.runOn(() -> {

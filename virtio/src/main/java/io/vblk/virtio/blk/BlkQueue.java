@@ -17,7 +17,9 @@ import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.queue.DescriptorChain;
 import io.vblk.virtio.queue.LittleEndian;
+import io.vblk.virtio.queue.PackedQueue;
 import io.vblk.virtio.queue.SplitQueue;
+import io.vblk.virtio.queue.VirtQueue;
 
 import java.lang.foreign.Arena;
 import java.util.Arrays;
@@ -29,7 +31,7 @@ import java.util.function.IntConsumer;
  * The device's control methods reach it only through {@code ctx.runOn}.
  *
  * <p>One request queue of a virtio-blk device: kick handling, the pop → parse → submit pass,
- * merging, completion, and guest notification.
+ * merging, completion, and guest notification, on a split or packed ring alike ({@code VirtQueue}).
  *
  * <p>Request path: kick eventfd (paused while the device's node is drained) →
  * defer-call section begins → pop every available chain into a free slot → parse → READ/WRITE go
@@ -54,7 +56,10 @@ final class BlkQueue implements IoCompletion {
     final AioContext ctx;
     private final String name;
     private final ContextChannel channelHolder;
-    final SplitQueue vq;
+    private final SplitQueue split;
+    private final PackedQueue packed;
+    /** The ring the negotiated features chose at start (split or packed); the pass does not know which. */
+    VirtQueue vq;
     final IrqfdNotifier notifier;
     final BlkQueueStats stats = new BlkQueueStats();
     /** werror / rerror: decides about failed requests, holds them while the device is stopped. */
@@ -107,9 +112,11 @@ final class BlkQueue implements IoCompletion {
         this.ctx = ctx;
         this.name = dev.name() + ".q" + index;
         this.channelHolder = channelHolder;
-        this.vq = new SplitQueue(name);
+        this.split = new SplitQueue(name);
+        this.packed = new PackedQueue(name);
+        this.vq = split;
         this.done = new DoneLatencies(ctx, stats);
-        this.notifier = new IrqfdNotifier(ctx, name, -1, vq::needsNotify);
+        this.notifier = new IrqfdNotifier(ctx, name, -1, () -> vq.needsNotify());
         this.resumeBh = ctx.bh(name + ".resume", this::processGuarded);
         this.stopBh = ctx.bh(name + ".stop", this::finishStop);
         this.merge = cfg.merge;
@@ -134,7 +141,8 @@ final class BlkQueue implements IoCompletion {
         ensureSlots(s.layout().size());
         this.memory = s.memory();
         this.parser = s.parser();
-        this.startAvailIdx = s.layout().nextAvailIdx() & 0xffff;
+        this.startAvailIdx = s.layout().nextAvailIdx();
+        this.vq = VirtQueue.forFeatures(s.features(), split, packed);
         this.stopReport = null;
         errors.onStart(dev.ioErrorStopped());
         notifier.setCallFd(s.callFd());
@@ -533,17 +541,10 @@ final class BlkQueue implements IoCompletion {
             }
         }
         stats.count(r.type, status, fromDriver, r.dataBytes);
-        noteDone(r);
-        release(r);
-    }
-
-    /**
-     * Queues {@code r}'s latency to be recorded at the end of the current defer-call section: the
-     * used elements pushed in one section reach the guest together, with the section's one
-     * notification, and one clock read serves them all. Outside a section it is recorded at once.
-     */
-    private void noteDone(BlkRequest r) {
+        // Latency recorded at the end of the current defer-call section: the used elements pushed
+        // in one section reach the guest together, and one clock read serves them all.
         done.note(BlkQueueStats.opIndex(r.type), r.popNanos);
+        release(r);
     }
 
     private void release(BlkRequest r) {

@@ -41,6 +41,8 @@ final class BlkRequestParser {
     /** The node allows discard: WRITE_ZEROES with the unmap flag may punch a hole. */
     private final boolean mayUnmap;
     private final byte[] id = new byte[BlkRequestType.ID_BYTES];
+    /** The GET_LIFETIME reply ({@code struct virtio_blk_lifetime}), or null when VIRTIO_BLK_F_LIFETIME is not negotiated. */
+    private final byte[] lifetime;
     private final IoCompletion completion;
 
     BlkRequestViolation violation = new BlkRequestViolation();
@@ -52,7 +54,11 @@ final class BlkRequestParser {
     }
 
     BlkRequestParser(long capacitySectors, int blkSize, boolean readOnly, boolean discard, boolean writeZeroes,
-                     boolean mayUnmap, BlkDeviceConfig cfg, IoCompletion completion) {
+                     boolean mayUnmap, io.vblk.drivers.DeviceLifetime lifetime, BlkDeviceConfig cfg,
+                     IoCompletion completion) {
+        // 5.2.6: le16 pre_eol_info, le16 device_lifetime_est_typ_a, le16 device_lifetime_est_typ_b.
+        this.lifetime = lifetime == null ? null : new byte[]{(byte) lifetime.preEolInfo(), 0, (byte) lifetime.typA(), 0,
+                (byte) lifetime.typB(), 0};
         this.capacitySectors = capacitySectors;
         this.blkSize = blkSize;
         this.readOnly = readOnly;
@@ -108,10 +114,11 @@ final class BlkRequestParser {
                 yield SUBMIT_OTHER;
             }
             case BlkRequestType.GET_ID -> getId(c, r);
+            case BlkRequestType.GET_LIFETIME -> getLifetime(c, r);
             case BlkRequestType.DISCARD -> parseDiscardWriteZeroes(c, r, false, writeThrough);
             case BlkRequestType.WRITE_ZEROES -> parseDiscardWriteZeroes(c, r, true, writeThrough);
-            // 5.2.6: GET_LIFETIME and SECURE_ERASE need features vblk does not offer; anything else
-            // is unknown. Both answer UNSUPP ("for a request unsupported by device").
+            // 5.2.6: SECURE_ERASE needs a feature vblk does not offer; anything else is unknown.
+            // Both answer UNSUPP ("for a request unsupported by device").
             default -> done(r, BlkStatus.UNSUPP);
         };
     }
@@ -155,6 +162,24 @@ final class BlkRequestParser {
         c.writeBytes(0, id, 0, n);
         r.dataBytes = n;
         r.usedLen = n + BlkRequestHeaderLayout.STATUS_BYTES;
+        return done(r, BlkStatus.OK);
+    }
+
+    /**
+     * 5.2.6 GET_LIFETIME: the 6-byte {@code struct virtio_blk_lifetime} into the data part. UNSUPP
+     * without VIRTIO_BLK_F_LIFETIME; IOERR when the guest gave less room than the struct (the
+     * driver "MUST NOT" send that, 5.2.6.1, and a partial struct would be misread).
+     */
+    private int getLifetime(DescriptorChain c, BlkRequest r) {
+        if (lifetime == null) {
+            return done(r, BlkStatus.UNSUPP);
+        }
+        if (c.writableBytes() - BlkRequestHeaderLayout.STATUS_BYTES < lifetime.length) {
+            return done(r, BlkStatus.IOERR);
+        }
+        c.writeBytes(0, lifetime, 0, lifetime.length);
+        r.dataBytes = lifetime.length;
+        r.usedLen = lifetime.length + BlkRequestHeaderLayout.STATUS_BYTES;
         return done(r, BlkStatus.OK);
     }
 

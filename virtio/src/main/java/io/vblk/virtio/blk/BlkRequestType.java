@@ -14,7 +14,7 @@ public final class BlkRequestType {
     public static final int FLUSH = 4;
     /** 5.2.6: fetch the 20-byte device ID string. */
     public static final int GET_ID = 8;
-    /** 5.2.6: storage lifetime (needs VIRTIO_BLK_F_LIFETIME; vblk answers UNSUPP). */
+    /** 5.2.6: storage lifetime (needs VIRTIO_BLK_F_LIFETIME). */
     public static final int GET_LIFETIME = 10;
     /** 5.2.6: discard ranges. */
     public static final int DISCARD = 11;

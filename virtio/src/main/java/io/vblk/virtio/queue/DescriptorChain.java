@@ -12,7 +12,7 @@ import static io.vblk.virtio.queue.LittleEndian.U8;
  * <p>One popped descriptor chain, flattened into host buffers: first every device-readable buffer,
  * then every device-writable one (2.7.4.2 guarantees that order; the queue enforces it). A buffer
  * that crosses from one guest memory region into an adjacent one becomes two segments. The object
- * is reused for every pop: {@link SplitQueue#pop} overwrites it and nothing is allocated.
+ * is reused for every pop: {@link VirtQueue#pop} overwrites it and nothing is allocated.
  *
  * <p>Offsets passed to the read and write helpers count bytes of the device-readable part (for
  * {@code read*}) or of the device-writable part (for {@code write*}), whatever the descriptor
@@ -34,7 +34,7 @@ public final class DescriptorChain {
     private long readableBytes;
     private long writableBytes;
 
-    /** Head descriptor index: the id to push to the used ring. */
+    /** The id to push back: the split ring's head descriptor index, the packed ring's buffer id. */
     public int head() {
         return head;
     }
@@ -139,7 +139,12 @@ public final class DescriptorChain {
                 + (count - readable) + "/" + writableBytes + "B]";
     }
 
-    // ---- filled by SplitQueue ----
+    // ---- filled by SplitQueue and PackedQueue ----
+
+    /** The id to push back (a packed ring learns it from the chain's last descriptor, 2.8.6). */
+    void setHead(int head) {
+        this.head = head;
+    }
 
     void reset(GuestMemory memory, int head) {
         this.memory = memory;

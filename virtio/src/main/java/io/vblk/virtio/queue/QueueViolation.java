@@ -39,7 +39,11 @@ public enum QueueViolation {
     /** 2.7.5.3: the table holds len / 16 descriptors, so len is a non-zero multiple of 16. */
     BAD_INDIRECT_LENGTH("2.7.5.3", "indirect table length is zero, not a multiple of 16 or too large"),
     /** vhost-user.rst "Inflight I/O tracking": the record names heads outside the queue or more than it holds. */
-    INFLIGHT_RECORD_INVALID("2.7", "inflight record does not fit the rings");
+    INFLIGHT_RECORD_INVALID("2.7", "inflight record does not fit the rings"),
+    /** 2.8.6: each in-flight buffer has its own id (the device skips forward by that buffer's descriptor count). */
+    BUFFER_ID_IN_USE("2.8.6", "buffer id made available again while still in flight"),
+    /** vhost-user.rst SET_VRING_BASE: the resume index lies inside the ring. */
+    BAD_RESUME_INDEX("2.8.1", "resume index outside the ring");
 
     private final String section;
     private final String description;
@@ -47,6 +51,22 @@ public enum QueueViolation {
     QueueViolation(String section, String description) {
         this.section = section;
         this.description = description;
+    }
+
+    /**
+     * The section of the packed-ring chapter (2.8) holding the same rule, for a violation seen
+     * on a packed ring; the split-ring section where the packed chapter has no counterpart.
+     */
+    public String packedSection() {
+        return switch (this) {
+            case BAD_QUEUE_SIZE -> "2.8";
+            case RING_MISALIGNED, RING_OUTSIDE_MEMORY -> "2.8.10.1";
+            case HEAD_OUT_OF_RANGE, NEXT_OUT_OF_RANGE, CHAIN_LOOP, BUFFER_ID_IN_USE -> "2.8.6";
+            case CHAIN_TOO_LARGE, TOO_MANY_SEGMENTS, ADDRESS_OUT_OF_RANGE -> "2.8.4";
+            case READABLE_AFTER_WRITABLE -> "2.8";
+            case INDIRECT_NOT_NEGOTIATED, NESTED_INDIRECT, INDIRECT_WITH_NEXT, BAD_INDIRECT_LENGTH -> "2.8.7";
+            default -> section;
+        };
     }
 
     /** The virtio 1.2 section whose rule was broken. */

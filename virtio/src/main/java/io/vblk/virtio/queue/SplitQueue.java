@@ -25,7 +25,7 @@ import static io.vblk.virtio.queue.LittleEndian.U32;
  * <p>Shared-memory ordering with the driver (another CPU in the guest) uses explicit fences;
  * each one names the driver-side barrier it pairs with.
  */
-public final class SplitQueue {
+public final class SplitQueue implements VirtQueue {
     /** Largest queue size vblk accepts (QEMU's VIRTQUEUE_MAX_SIZE; 2.6 allows up to 32768). */
     public static final int MAX_SIZE = 1024;
 

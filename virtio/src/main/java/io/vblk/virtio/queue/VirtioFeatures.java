@@ -20,7 +20,7 @@ public final class VirtioFeatures {
     public static final int VERSION_1 = 32;
     /** 6: device access to memory is limited or translated (IOMMU). Not offered by vblk. */
     public static final int ACCESS_PLATFORM = 33;
-    /** 6: packed virtqueue layout (2.8). Not offered by vblk yet. */
+    /** 6: packed virtqueue layout (2.8), {@link PackedQueue}. */
     public static final int RING_PACKED = 34;
     /** 6: buffers are used in the order they were made available (2.7.9). Not offered by vblk. */
     public static final int IN_ORDER = 35;

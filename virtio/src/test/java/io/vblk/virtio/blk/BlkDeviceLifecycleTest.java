@@ -99,7 +99,7 @@ class BlkDeviceLifecycleTest {
         try {
             BlkDevice dev = new BlkDevice("mq", drv, new BlkDeviceConfig().numQueues(2).queueSize(16)
                     .ioThreads(IoThreadMapping.single(ctx)), ctx);
-            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.setDriverFeatures(GuestQueue.ringFeatures(dev.deviceFeatures()));
             GuestQueue.giveMemory(dev, mem);
             GuestQueue[] gs = {g0, g1};
             for (int q = 0; q < 2; q++) {
@@ -122,7 +122,7 @@ class BlkDeviceLifecycleTest {
             assertThat(next).containsExactly(1, 0);
             dev.reset();
             // After reset the driver renegotiates and the device serves again.
-            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.setDriverFeatures(GuestQueue.ringFeatures(dev.deviceFeatures()));
             dev.configureQueue(1, g1.layout());
             dev.setQueueFds(1, EventFds.eventfd(0, EventFds.EFD_NONBLOCK), EventFds.eventfd(0, EventFds.EFD_NONBLOCK));
             dev.startQueue(1, () -> { });
@@ -187,7 +187,7 @@ class BlkDeviceLifecycleTest {
                                     int queues) {
         BlkDevice d = new BlkDevice(name, drv, new BlkDeviceConfig().numQueues(queues).queueSize(16)
                 .ioThreads(IoThreadMapping.single(ctx)), ctx);
-        d.setDriverFeatures(d.deviceFeatures());
+        d.setDriverFeatures(GuestQueue.ringFeatures(d.deviceFeatures()));
         GuestQueue.giveMemory(d, ram);
         g.attach(d);
         d.startQueue(0, () -> { });

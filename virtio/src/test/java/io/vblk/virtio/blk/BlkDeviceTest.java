@@ -43,6 +43,14 @@ class BlkDeviceTest {
         return d;
     }
 
+    /**
+     * What a stopped queue reports after {@code chains} chains of {@code descs} descriptors were
+     * taken and completed: the split ring's avail index (the packed variant overrides it).
+     */
+    int resumePoint(int chains, int descs) {
+        return chains;
+    }
+
     static byte[] pattern(int len, int seed) {
         byte[] b = new byte[len];
         for (int i = 0; i < len; i++) {
@@ -139,14 +147,15 @@ class BlkDeviceTest {
     @Test
     void unknownAndUnofferedTypesAreUnsupported() {
         try (BlkFixture f = new BlkFixture(mem(MIB))) {
-            for (int type : new int[] {2, 3, BlkRequestType.GET_LIFETIME, BlkRequestType.SECURE_ERASE, 0x7fff_ffff}) {
+            // GET_LIFETIME is offered now (LifetimeTest); SECURE_ERASE is not.
+            for (int type : new int[] {2, 3, BlkRequestType.SECURE_ERASE, 0x7fff_ffff}) {
                 f.guest.post(type, 0, 0);
                 GuestQueue.Done d = f.one();
                 assertThat(d.status()).as("type %d", type).isEqualTo(BlkStatus.UNSUPP);
                 assertThat(d.len()).isEqualTo(1);
             }
-            assertThat(f.stats().unsupported()).isEqualTo(5);
-            assertThat(f.stats().unsupportedTypes()).isEqualTo(5);
+            assertThat(f.stats().unsupported()).isEqualTo(4);
+            assertThat(f.stats().unsupportedTypes()).isEqualTo(4);
         }
     }
 
@@ -543,8 +552,10 @@ class BlkDeviceTest {
     void offeredFeaturesFollowTheSpecNumbers() {
         try (BlkFixture f = new BlkFixture(mem(MIB))) {
             long feat = f.dev.deviceFeatures();
-            assertThat(feat).isEqualTo(bit(32) | bit(28) | bit(29) | bit(2) | bit(6) | bit(10) | bit(9) | bit(11)
-                    | bit(12) | bit(13) | bit(14));
+            // 34: VIRTIO_F_RING_PACKED (virtio 1.2 chapter 6); the driver decides which ring it uses.
+            // 15: VIRTIO_BLK_F_LIFETIME (5.2.3).
+            assertThat(feat).isEqualTo(bit(32) | bit(28) | bit(29) | bit(34) | bit(2) | bit(6) | bit(10) | bit(9)
+                    | bit(11) | bit(12) | bit(13) | bit(14) | bit(15));
         }
     }
 
@@ -699,7 +710,7 @@ class BlkDeviceTest {
             // The driver completes them on a later pass, after the stop was asked for.
             drv.channels.get(0).releaseHeld();
             f.settle();
-            assertThat(next[0]).isEqualTo(2);
+            assertThat(next[0]).isEqualTo(resumePoint(2, 3));
             assertThat(f.dev.queueStarted(0)).isFalse();
             assertThat(f.guest.reap()).hasSize(2).allMatch(d -> d.status() == BlkStatus.OK);
             // QEMU drains with notifications on before a data plane stops: the guest hears of them.

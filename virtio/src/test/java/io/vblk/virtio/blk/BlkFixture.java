@@ -33,7 +33,7 @@ final class BlkFixture implements AutoCloseable {
         tweak.accept(cfg);
         this.dev = new BlkDevice("vda", driver, cfg, ctx);
         this.ram = GuestRam.ofArena("blk-test", Arena.ofShared(), GuestRam.DEFAULT_GPA_BASE, 4 << 20);
-        long accepted = features == -1 ? dev.deviceFeatures() : features;
+        long accepted = GuestQueue.ringFeatures(features == -1 ? dev.deviceFeatures() : features);
         this.guest = new GuestQueue(ram, 0, 64, 32, accepted);
         dev.setDriverFeatures(accepted);
         GuestQueue.giveMemory(dev, ram);

@@ -115,11 +115,11 @@ class DeviceDrainTest {
         try {
             BlkDevice dev = new BlkDevice("vdb", drv, new BlkDeviceConfig().numQueues(2).queueSize(64)
                     .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), control);
-            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.setDriverFeatures(GuestQueue.ringFeatures(dev.deviceFeatures()));
             GuestQueue.giveMemory(dev, ram);
             int[] started = {0};
             for (int q = 0; q < 2; q++) {
-                GuestQueue gq = new GuestQueue(ram, q, 64, 8, dev.deviceFeatures());
+                GuestQueue gq = new GuestQueue(ram, q, 64, 8, GuestQueue.ringFeatures(dev.deviceFeatures()));
                 g.add(gq);
                 gq.attach(dev);
                 dev.startQueue(q, () -> started[0]++);

@@ -6,7 +6,9 @@ import io.vblk.guest.BlkSlot;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.GuestRam;
+import io.vblk.guest.GuestRing;
 import io.vblk.guest.GuestVring;
+import io.vblk.virtio.queue.VirtioFeatures;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
@@ -36,8 +38,16 @@ final class GuestQueue implements AutoCloseable {
     record Done(BlkSlot slot, int len, int status) {
     }
 
+    /**
+     * Whether fixtures built on this thread run their queues on packed rings (set by the packed
+     * variants of the device tests around each test).
+     */
+    static final ThreadLocal<Boolean> PACKED = ThreadLocal.withInitial(() -> false);
+
     final GuestBlkQueue q;
+    /** The split ring (null on a packed ring): what the split-only forging helpers use. */
     final GuestVring vring;
+    final GuestRing ring;
     final GuestRam ram;
     private final List<Done> reaped = new ArrayList<>();
     private final ArrayDeque<BlkSlot> completed = new ArrayDeque<>();
@@ -50,7 +60,8 @@ final class GuestQueue implements AutoCloseable {
     GuestQueue(GuestRam ram, int index, int size, int slots, long features) {
         this.ram = ram;
         this.q = GuestBlkQueue.create(index, ram, size, slots, DATA_BYTES, MAX_SEGMENTS, features, true);
-        this.vring = q.vring();
+        this.ring = q.ring();
+        this.vring = ring instanceof GuestVring v ? v : null;
         q.setIndirect(false);
         q.onCompletion((s, status, len) -> {
             reaped.add(new Done(s, len, status));
@@ -84,12 +95,21 @@ final class GuestQueue implements AutoCloseable {
         return d;
     }
 
+    /**
+     * The features a test guest accepts from {@code offered}: RING_PACKED only on a thread that
+     * runs the packed variants ({@link #PACKED}), so device and guest always agree on the ring.
+     */
+    static long ringFeatures(long offered) {
+        long packed = 1L << VirtioFeatures.RING_PACKED;
+        return PACKED.get() ? offered | packed : offered & ~packed;
+    }
+
     QueueLayout layout() {
-        return vring.layout();
+        return ring.layout();
     }
 
     int size() {
-        return vring.size();
+        return ring.size();
     }
 
     /** The device's copy of the call eventfd (it closes it when it gets a new one). */
@@ -164,6 +184,13 @@ final class GuestQueue implements AutoCloseable {
         return published(s);
     }
 
+    /** GET_LIFETIME with {@code room} bytes for the reply (5.2.6: 6 bytes). */
+    BlkSlot getLifetime(int room) {
+        BlkSlot s = acquire();
+        q.post(s, BlkWireLayout.T_GET_LIFETIME, 0, s.dataGpa(), room, 1, true);
+        return published(s);
+    }
+
     BlkSlot discard(long sector, long sectors, int flags) {
         return segments(BlkWireLayout.T_DISCARD, new long[] {sector, sectors, flags});
     }
@@ -207,7 +234,7 @@ final class GuestQueue implements AutoCloseable {
     }
 
     private BlkSlot published(BlkSlot s) {
-        vring.publish();
+        ring.publish();
         return s;
     }
 

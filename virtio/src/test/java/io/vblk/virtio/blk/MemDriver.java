@@ -98,6 +98,14 @@ final class MemDriver implements BlockDriver {
     }
 
     @Override
+    public io.vblk.drivers.DeviceLifetime lifetime() {
+        return lifetime;
+    }
+
+    /** What {@link #lifetime()} reports (tests of GET_LIFETIME). */
+    io.vblk.drivers.DeviceLifetime lifetime = io.vblk.drivers.DeviceLifetime.UNDEFINED;
+
+    @Override
     public boolean supportsDiscard() {
         return discard;
     }

@@ -44,10 +44,10 @@ class MultiQueueErrorStopTest {
         try {
             BlkDevice dev = new BlkDevice("vdc", drv, new BlkDeviceConfig().numQueues(2).queueSize(64)
                     .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), control);
-            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.setDriverFeatures(GuestQueue.ringFeatures(dev.deviceFeatures()));
             GuestQueue.giveMemory(dev, ram);
-            g0 = new GuestQueue(ram, 0, 64, 8, dev.deviceFeatures());
-            g1 = new GuestQueue(ram, 1, 64, 8, dev.deviceFeatures());
+            g0 = new GuestQueue(ram, 0, 64, 8, GuestQueue.ringFeatures(dev.deviceFeatures()));
+            g1 = new GuestQueue(ram, 1, 64, 8, GuestQueue.ringFeatures(dev.deviceFeatures()));
             int[] started = {0};
             for (GuestQueue g : List.of(g0, g1)) {
                 g.attach(dev);

@@ -82,11 +82,11 @@ class MultiQueueTest {
             IoThreadMapping m = mapping.apply(List.of(io0.ctx(), io1.ctx()));
             BlkDevice dev = new BlkDevice("vdb", drv, new BlkDeviceConfig().numQueues(queues).queueSize(128)
                     .ioThreads(m), control);
-            dev.setDriverFeatures(dev.deviceFeatures());
+            dev.setDriverFeatures(GuestQueue.ringFeatures(dev.deviceFeatures()));
             GuestQueue.giveMemory(dev, ram);
             int[] started = {0};
             for (int q = 0; q < queues; q++) {
-                g[q] = new GuestQueue(ram, q, 128, BATCH, dev.deviceFeatures());
+                g[q] = new GuestQueue(ram, q, 128, BATCH, GuestQueue.ringFeatures(dev.deviceFeatures()));
                 g[q].rearm = true;
                 g[q].attach(dev);
                 dev.startQueue(q, () -> started[0]++);

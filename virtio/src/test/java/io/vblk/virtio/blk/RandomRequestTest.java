@@ -181,7 +181,7 @@ class RandomRequestTest {
                 return new Expect(q, BlkStatus.OK, 0, 0, q.type());
             }
             default -> {
-                int type = new int[] {2, 3, 5, BlkRequestType.GET_LIFETIME, 12, BlkRequestType.SECURE_ERASE, 77}[
+                int type = new int[] {2, 3, 5, 6, 12, BlkRequestType.SECURE_ERASE, 77}[ // GET_LIFETIME: LifetimeTest
                         rnd.nextInt(7)];
                 BlkSlot q = chain(rnd, g, type, 0, null, 0, false);
                 return new Expect(q, BlkStatus.UNSUPP, 0, 0, type);

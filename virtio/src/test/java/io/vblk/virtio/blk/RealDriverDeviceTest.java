@@ -47,7 +47,7 @@ class RealDriverDeviceTest {
                     f.guest.getId(20),
                     f.guest.discard(0, 8, 0),
                     f.guest.writeZeroes(32, 8, DiscardWriteZeroesLayout.FLAG_UNMAP),
-                    f.guest.post(BlkRequestType.GET_LIFETIME, 0, 0),
+                    f.guest.post(BlkRequestType.SECURE_ERASE, 0, 0),
                     f.guest.read(4096, 512), // past capacity
                     f.guest.discard(0, 8, DiscardWriteZeroesLayout.FLAG_UNMAP));
             BlkSlot r = posted.get(0);

@@ -109,6 +109,34 @@ class VblkServerEndToEndTest {
     }
 
     @Test
+    void packedRingGuestWithVerifyOverVhostUser() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(16L << 20);
+        }
+        serve("file:" + img + ",aio=threads,cache=writeback", 2);
+        // Rings of 64 entries: 3000 requests of up to 6 descriptors wrap them many times.
+        try (VhostUserTransport t = VhostUserTransport.connect(sock, T);
+             GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2).withSlots(16)
+                     .withMaxDataBytes(16384).withQueueSize(64).withFeatures(io.vblk.guest.GuestFeatures.WITH_PACKED))) {
+            assertThat(g.negotiated(io.vblk.guest.GuestFeatures.F_RING_PACKED)).isTrue();
+            assertThat(g.queue(0).ring().packed()).isTrue();
+            WorkloadResult r = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDRW).withBlockSize(16384).withQueueDepth(16)
+                    .withRequests(3000).withVerify(true).withSegments(4).withSeed(11)).await(Duration.ofSeconds(60));
+            assertThat(r.error()).isNull();
+            assertThat(r.total().verifyFailures).isZero();
+            assertThat(r.total().verifiedSectors).isPositive();
+            assertThat(r.perQueue()).allSatisfy(s -> assertThat(s.completed).isPositive());
+            // GET_VRING_BASE on a packed ring: both halves are index | wrap << 15 and, with nothing in flight, equal.
+            int base = t.stopQueue(0);
+            assertThat(base & 0xffff).isEqualTo(base >>> 16);
+            assertThat(base & 0x7fff).isLessThan(64);
+        }
+        assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
+        assertThat(AioContext.await(control.ctx().callOn(device::needsReset), T)).isFalse();
+    }
+
+    @Test
     void nullDriverRandomReadsThenTheSameExportServesASecondGuest() throws Exception {
         serve("null:size=64M", 2);
         for (int round = 0; round < 2; round++) {

@@ -27,6 +27,8 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  * feature set without VIRTIO_F_VERSION_1 is refused as a protocol error (the connection closes).
  */
 final class FeaturesHandler {
+    private static final System.Logger LOG = System.getLogger(FeaturesHandler.class.getName());
+
     /**
      * Protocol features offered: MQ, REPLY_ACK, BACKEND_REQ, CONFIG, INFLIGHT_SHMFD, RESET_DEVICE,
      * CONFIGURE_MEM_SLOTS, STATUS (bits 0, 3, 5, 9, 12, 13, 15, 16).
@@ -85,6 +87,8 @@ final class FeaturesHandler {
             }
             ackedFeatures = f;
             vrings.protocolFeaturesAcked = (f & bit(F_PROTOCOL_FEATURES)) != 0;
+            LOG.log(System.Logger.Level.INFO, () -> session.name() + ": features 0x" + Long.toHexString(f)
+                    + " acked, " + (VirtioFeatures.has(f, VirtioFeatures.RING_PACKED) ? "packed" : "split") + " rings");
             vrings.startReady();
             return null;
         }, null);

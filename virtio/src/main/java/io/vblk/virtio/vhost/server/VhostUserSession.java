@@ -82,6 +82,10 @@ public final class VhostUserSession {
      * @param name the connection's name, for log lines
      * @param ctx  the control context the device lives on
      */
+    String name() {
+        return name;
+    }
+
     public VhostUserSession(String name, AioContext ctx, VirtioDevice device, Channel channel) {
         this.name = name;
         this.ctx = ctx;

@@ -1,6 +1,7 @@
 package io.vblk.virtio.vhost.server;
 
 import io.vblk.virtio.device.VirtioDevice;
+import io.vblk.virtio.queue.VirtQueue;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.VringAddr;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
@@ -49,8 +50,11 @@ final class VringHandler {
     boolean setVringBase(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
         VhostUserCodec.VringState s = VhostUserCodec.decodeVringState(m);
         int q = vrings.queueIndex(m, Integer.toUnsignedLong(s.index()));
-        // A split ring's avail index is 16 bits; larger values would carry packed-ring wrap counters.
-        if (s.num() < 0 || s.num() > 0xffff) {
+        // A split ring's avail index is 16 bits. A packed ring's value is two 16-bit halves, each an
+        // index with its wrap counter in bit 15 (vhost-user.rst "Vring descriptor indices for
+        // packed virtqueues"); the queue checks the index against the ring size when it starts.
+        boolean packed = VirtQueue.packed(device.driverFeatures());
+        if (!packed && (s.num() < 0 || s.num() > 0xffff)) {
             throw new VhostUserProtocolException(m.describe() + ": queue " + q + " base " + Integer.toUnsignedString(s.num())
                     + " is not a 16-bit split-ring index");
         }

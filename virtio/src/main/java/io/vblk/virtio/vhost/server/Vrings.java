@@ -6,6 +6,7 @@ import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.queue.InflightLog;
 import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.queue.VirtQueue;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
@@ -116,6 +117,14 @@ final class Vrings {
     /** Translates the ring's front-end addresses into guest-physical ones, checking size and alignment. */
     private QueueLayout layout(VringState r) throws VhostUserProtocolException {
         int n = r.size;
+        if (VirtQueue.packed(device.driverFeatures())) {
+            // Virtio 1.2 2.8.10.1: descriptor ring 16*n bytes, 16-aligned; driver and device event
+            // suppression 4 bytes each, 4-aligned. No inflight record: its packed layout is not kept.
+            long ring = gpa(r.index, "descriptor ring", r.addr.desc(), 16L * n, 16);
+            long driver = gpa(r.index, "driver event suppression", r.addr.avail(), 4, 4);
+            long dev = gpa(r.index, "device event suppression", r.addr.used(), 4, 4);
+            return new QueueLayout(n, ring, driver, dev, r.base, InflightLog.NONE);
+        }
         // Virtio 1.x 2.7: descriptor table 16*n bytes, 16-aligned; driver area 6+2n, 2-aligned;
         // device area 6+8n, 4-aligned (with the event-index fields).
         long desc = gpa(r.index, "descriptor table", r.addr.desc(), 16L * n, 16);
@@ -189,7 +198,8 @@ final class Vrings {
         ctx.assertHome();
         VringState r = rings[q];
         r.run = VringState.Run.IDLE;
-        r.base = next & 0xffff;
+        // A split ring reports a 16-bit avail index; a packed ring both halves (vhost-user.rst).
+        r.base = VirtQueue.packed(device.driverFeatures()) ? next : next & 0xffff;
         List<IntConsumer> waiters = new ArrayList<>(r.stopWaiters);
         r.stopWaiters.clear();
         for (IntConsumer w : waiters) {
