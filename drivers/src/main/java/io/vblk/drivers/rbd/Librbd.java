@@ -101,6 +101,20 @@ public final class Librbd {
         Rados.rados_shutdown(cluster);
     }
 
+    /** {@code rados_getaddrs}: this client's messenger address(es), as {@code ceph osd blocklist} takes them; null on error. */
+    public static String radosGetaddrs(long cluster) {
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment out = a.allocate(java.lang.foreign.ValueLayout.JAVA_LONG);
+            if (Rados.rados_getaddrs(cluster, out.address()) < 0) {
+                return null;
+            }
+            long p = out.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
+            String s = new Pointer(p).getString(0);
+            Rados.rados_buffer_free(p);
+            return s;
+        }
+    }
+
     public static int radosIoctxCreate(long cluster, String pool, long out) {
         return Rados.rados_ioctx_create(cluster, pool, out);
     }
@@ -186,6 +200,10 @@ public final class Librbd {
         static native int rados_connect(long cluster);
 
         static native void rados_shutdown(long cluster);
+
+        static native int rados_getaddrs(long cluster, long addrs);
+
+        static native void rados_buffer_free(long buf);
 
         static native int rados_ioctx_create(long cluster, String poolName, long ioctx);
 

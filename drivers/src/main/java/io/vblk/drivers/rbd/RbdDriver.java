@@ -135,6 +135,11 @@ public final class RbdDriver implements BlockDriver {
         return options;
     }
 
+    /** This client's address as the cluster sees it ({@code ceph osd blocklist add ADDR} fences it); null if unknown. */
+    public String clientAddress() {
+        return Librbd.radosGetaddrs(cluster);
+    }
+
     long image() {
         return image;
     }
