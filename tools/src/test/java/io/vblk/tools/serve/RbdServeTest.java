@@ -6,6 +6,7 @@ import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.vhost.VhostUserTransport;
+import io.vblk.tools.Main;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -14,6 +15,9 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -32,7 +36,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  * ({@link CephCluster}, one per class): the in-process guest (io.vblk.guest over vhost-user)
  * writes and reads back with verification, and {@code rbd export} of the image equals what it
  * wrote; a resize reaches the image and a new guest connection; two daemons serve the same image
- * read-only at once.
+ * read-only at once; failover: a daemon in its own process serving the image writable is SIGKILLed with
+ * writes in flight, a second one opens the image, reads back every write acknowledged before the
+ * guest's last acknowledged flush, and takes the exclusive lock over from the dead one for a new write.
  */
 @Tag("real")
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
@@ -230,6 +236,98 @@ class RbdServeTest {
             for (ServeDaemon r : readers) {
                 assertThat(r.shutdown(Duration.ofSeconds(60))).isTrue();
             }
+        }
+    }
+
+    /** {@code vblk serve} in its own JVM (a second "host"), ready once it printed its ready line. */
+    private static Process serveProcess(String image, String sock) throws Exception {
+        Process p = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "serve", "--blockdev", "driver=rbd,node-name=n0,pool=" + CephCluster.POOL + ",image=" + image + ",conf="
+                + cluster.conf(), "--object", "iothread,id=io0", "--export",
+                "type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=" + sock + ",iothread=io0,writable=on")
+                .redirectErrorStream(true).start();
+        CompletableFuture<Void> ready = new CompletableFuture<>();
+        StringBuilder out = new StringBuilder();
+        Thread.ofPlatform().daemon().start(() -> {
+            try (BufferedReader br = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = br.readLine()) != null) {
+                    synchronized (out) {
+                        out.append(line).append('\n');
+                    }
+                    if (line.startsWith(ServeCommand.READY)) {
+                        ready.complete(null);
+                    }
+                }
+            } catch (Exception e) {
+                ready.completeExceptionally(e);
+            }
+            synchronized (out) {
+                ready.completeExceptionally(new IllegalStateException("vblk serve exited before it was ready:\n" + out));
+            }
+        });
+        ready.get(120, TimeUnit.SECONDS);
+        return p;
+    }
+
+    @Test
+    void failoverAfterTheWriterIsKilledReadsBackEveryAcknowledgedWrite() throws Exception {
+        String image = newImage("failover");
+        int[] acked = spread(128, 23);
+        int[] inFlight = new int[32];
+        for (int i = 0; i < inFlight.length; i++) {
+            inFlight[i] = (int) (SIZE / BLOCK) - 1 - i * 5; // blocks apart from the acknowledged ones
+        }
+        String sockA = socket();
+        Process a = serveProcess(image, sockA);
+        VhostUserTransport t = VhostUserTransport.connect(sockA, Duration.ofSeconds(10));
+        GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults());
+        try {
+            GuestBlkQueue q = g.queue(0);
+            io(q, acked, 4, true);
+            BlkSlot f = q.acquire();
+            int[] flushStatus = {-1};
+            q.onCompletion((slot, status, len) -> flushStatus[0] = status);
+            q.postFlush(f);
+            q.kick();
+            assertThat(q.awaitCompletions(1, WAIT_MS)).isEqualTo(1);
+            assertThat(flushStatus[0]).as("flush status").isEqualTo(BlkWireLayout.S_OK);
+            q.release(f);
+            q.onCompletion((slot, status, len) -> { });
+            for (int b : inFlight) { // posted, kicked, never waited for: the daemon dies under them
+                BlkSlot s = q.acquire();
+                s.dataBuffer().put(0, content(b, 4));
+                q.postWrite(s, (long) b * BLOCK / 512, BLOCK, 1);
+            }
+            q.kick();
+            a.destroyForcibly(); // SIGKILL: the exclusive lock's owner dies holding it
+            assertThat(a.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        } finally {
+            a.destroyForcibly();
+            // The guest's back-end is gone: stopping its queue fails ("needs reset"), as it should.
+            try {
+                g.close();
+            } catch (IllegalStateException gone) {
+                assertThat(gone).hasMessageContaining("needs reset");
+            }
+            try {
+                t.close();
+            } catch (RuntimeException gone) {
+                // already closed with the driver
+            }
+        }
+        String sockB = socket();
+        ServeDaemon b = serve(image, false, sockB);
+        try (VhostUserTransport tb = VhostUserTransport.connect(sockB, Duration.ofSeconds(10));
+             GuestBlkDriver gb = GuestBlkDriver.attach(tb, GuestBlkDriver.Options.defaults())) {
+            verify(gb.queue(0), acked, 4);
+            // A write needs the exclusive lock: librbd finds its owner dead and breaks it (blocklisting it).
+            int[] fresh = {acked[0]};
+            io(gb.queue(0), fresh, 5, true);
+            verify(gb.queue(0), fresh, 5);
+        } finally {
+            assertThat(b.shutdown(Duration.ofSeconds(60))).isTrue();
         }
     }
 }
