@@ -48,6 +48,18 @@ public final class Components {
     public static final Component DEPMOD = new Component("depmod", "kmod");
     public static final Component MODPROBE = new Component("modprobe", "kmod");
 
+    /** The single-node Ceph cluster of the RBD tests: one monitor, one OSD, and the admin tools. */
+    public static final Component CEPH_MON = new Component("ceph-mon", "ceph-mon");
+    public static final Component CEPH_OSD = new Component("ceph-osd", "ceph-osd");
+    public static final Component CEPH = new Component("ceph", "ceph-common");
+    public static final Component RBD = new Component("rbd", "ceph-common");
+    public static final Component CEPH_AUTHTOOL = new Component("ceph-authtool", "ceph-common");
+    /** Pulled in by ceph-mon (ceph-base). */
+    public static final Component MONMAPTOOL = new Component("monmaptool", "ceph-base");
+
+    /** Everything {@code CephCluster} runs. */
+    public static final List<Component> CEPH_CLUSTER = List.of(CEPH_MON, CEPH_OSD, CEPH, RBD, CEPH_AUTHTOOL, MONMAPTOOL);
+
     /** What scripts/vm/setup.sh and the real-VM suite run on the host. */
     public static final List<Component> REAL_VM = List.of(QEMU_SYSTEM_X86_64, QEMU_STORAGE_DAEMON, FIO, BUSYBOX,
             CPIO, GZIP, XZ, DEPMOD, MODPROBE);

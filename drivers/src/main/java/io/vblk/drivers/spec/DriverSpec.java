@@ -9,6 +9,7 @@ import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.drivers.rbd.RbdDriver;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -56,6 +57,13 @@ import java.util.Map;
  *           delay:DURATION        hold the request DURATION before passing it on (ns, us, ms, s)
  *       inner=SPEC                the wrapped driver; must come last (it may contain ';')
  *
+ *   rbd:pool=P,image=I[,KEY=VALUE,...]   a Ceph RBD image through librbd (Debian's librbd1)
+ *       namespace=NS              the pool's RADOS namespace
+ *       snapshot=SNAP             serve the snapshot (read-only)
+ *       conf=PATH                 ceph.conf (default: librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ...)
+ *       user=NAME                 connect as client.NAME (default admin)
+ *       ro=off|on                 read-only: rbd_open_read_only, no exclusive lock
+ *
  *   SIZE: a byte count with an optional K, M, G or T suffix (powers of 1024), e.g. 4096, 64M, 1G.
  * </pre>
  * Example: {@code fault:seed=7;rule=op:write,range:0-1M,error:ENOSPC;rule=op:read,nth:3,short:512;inner=null:size=64M}
@@ -99,6 +107,13 @@ public sealed interface DriverSpec {
         }
     }
 
+    record Rbd(RbdDriver.Options options) implements DriverSpec {
+        @Override
+        public BlockDriver open() {
+            return RbdDriver.open(options);
+        }
+    }
+
     /** Parses {@code spec}; see the class comment for the syntax. */
     static DriverSpec parse(String spec) {
         return Parser.parse(spec, spec);
@@ -125,7 +140,8 @@ public sealed interface DriverSpec {
                 case "null" -> parseNull(rest, whole);
                 case "file" -> parseFile(rest, whole);
                 case "fault" -> parseFault(rest, whole);
-                default -> throw bad(whole, "unknown driver '" + kind + "'; accepted: null, file, fault");
+                case "rbd" -> parseRbd(rest, whole);
+                default -> throw bad(whole, "unknown driver '" + kind + "'; accepted: null, file, fault, rbd");
             };
         }
 
@@ -194,6 +210,28 @@ public sealed interface DriverSpec {
                 throw bad(whole, "file needs a path: file:PATH[,aio=...,cache=...,ro=...]");
             }
             return new File(path, aio, cache, ro);
+        }
+
+        private static DriverSpec parseRbd(String rest, String whole) {
+            Map<String, String> kv = keyValues(rest, whole, "rbd");
+            boolean ro = false;
+            for (Map.Entry<String, String> e : kv.entrySet()) {
+                switch (e.getKey()) {
+                    case "pool", "image", "namespace", "snapshot", "conf", "user" -> {
+                        if (e.getValue().isEmpty()) {
+                            throw bad(whole, e.getKey() + " must not be empty");
+                        }
+                    }
+                    case "ro" -> ro = onOff(e.getValue(), whole, "ro");
+                    default -> throw bad(whole, "unknown key '" + e.getKey()
+                            + "' for driver rbd; accepted: pool, image, namespace, snapshot, conf, user, ro");
+                }
+            }
+            if (!kv.containsKey("pool") || !kv.containsKey("image")) {
+                throw bad(whole, "rbd needs pool and image: rbd:pool=P,image=I[,namespace=...,snapshot=...,conf=...,user=...]");
+            }
+            return new Rbd(new RbdDriver.Options(kv.get("pool"), kv.get("image"), kv.get("namespace"), kv.get("snapshot"),
+                    kv.get("conf"), kv.get("user"), null, ro));
         }
 
         private static DriverSpec parseFault(String rest, String whole) {

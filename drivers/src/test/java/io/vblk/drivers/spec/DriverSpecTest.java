@@ -103,4 +103,16 @@ class DriverSpecTest {
         assertThatThrownBy(() -> DriverSpec.open("file:/nonexistent/dir/x.img"))
                 .hasMessageContaining("/nonexistent/dir/x.img").hasMessageContaining("ENOENT");
     }
+
+    @Test
+    void rbdForms() {
+        assertThat(DriverSpec.parse("rbd:pool=p,image=i")).isEqualTo(
+                new DriverSpec.Rbd(new io.vblk.drivers.rbd.RbdDriver.Options("p", "i", null, null, null, null, null, false)));
+        assertThat(DriverSpec.parse("rbd:pool=p,image=i,namespace=n,snapshot=s,conf=/c,user=u,ro=on")).isEqualTo(
+                new DriverSpec.Rbd(new io.vblk.drivers.rbd.RbdDriver.Options("p", "i", "n", "s", "/c", "u", null, true)));
+        assertThatThrownBy(() -> DriverSpec.parse("rbd:pool=p")).hasMessageContaining("rbd needs pool and image");
+        assertThatThrownBy(() -> DriverSpec.parse("rbd:pool=p,image=i,colour=red"))
+                .hasMessageContaining("unknown key 'colour' for driver rbd");
+        assertThatThrownBy(() -> DriverSpec.parse("rbd:pool=,image=i")).hasMessageContaining("pool must not be empty");
+    }
 }

@@ -11,6 +11,7 @@ import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.drivers.rbd.RbdDriver;
 import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.tools.qmp.Qmp.Args;
 import io.vblk.tools.qmp.DaemonGraph.NodeInfo;
@@ -166,6 +167,23 @@ final class QmpCommands {
                 }
                 spec = new DriverSpec.Null(s, driver.equals("null-aio") ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC, 32, ro, false);
                 info = new NodeInfo(driver, "json:{\"driver\": \"" + driver + "\", \"size\": " + s + "}", false, ro);
+            }
+            case "rbd" -> {
+                String pool = a.string("pool");
+                String image = a.string("image");
+                String namespace = a.optString("namespace");
+                String snapshot = a.optString("snapshot");
+                String conf = a.optString("conf");
+                String user = a.optString("user");
+                if (a.optString("key-secret") != null) {
+                    throw QmpError.generic("Parameter 'key-secret' is not supported: name a keyring in 'conf'");
+                }
+                if (snapshot != null && !ro) {
+                    throw QmpError.generic("rbd snapshots are read-only");
+                }
+                spec = new DriverSpec.Rbd(new RbdDriver.Options(pool, image, namespace, snapshot, conf, user, null, ro));
+                info = new NodeInfo(driver, "rbd:" + pool + "/" + (namespace == null ? "" : namespace + "/") + image
+                        + (snapshot == null ? "" : "@" + snapshot), false, ro);
             }
             default -> throw QmpError.generic("Parameter 'driver' does not accept value '" + driver + "'");
         }

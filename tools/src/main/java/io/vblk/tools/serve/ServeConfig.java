@@ -15,7 +15,7 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
                           String pidfile) {
 
     /** A block node ({@code --blockdev}). */
-    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode {
+    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode, RbdNode {
         String nodeName();
 
         boolean readOnly();
@@ -34,6 +34,18 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
     /** {@code driver=null-co} (completes at once) or {@code null-aio} (completes from a bottom half). */
     public record NullNode(String nodeName, boolean aio, long size, boolean readOnly)
             implements Blockdev {
+    }
+
+    /**
+     * {@code driver=rbd}: a Ceph RBD image through librbd, with qemu-storage-daemon's option names
+     * ({@code namespace}, {@code snapshot}, {@code conf}, {@code user} may be null).
+     */
+    public record RbdNode(String nodeName, String pool, String image, String namespace, String snapshot, String conf,
+                          String user, boolean readOnly) implements Blockdev {
+        /** The image as {@code rbd} names it. */
+        public String describe() {
+            return pool + "/" + (namespace == null ? "" : namespace + "/") + image + (snapshot == null ? "" : "@" + snapshot);
+        }
     }
 
     /**

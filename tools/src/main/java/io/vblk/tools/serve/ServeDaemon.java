@@ -10,6 +10,7 @@ import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.drivers.rbd.RbdDriver;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
@@ -24,6 +25,7 @@ import io.vblk.tools.serve.ServeConfig.FileNode;
 import io.vblk.tools.serve.ServeConfig.InheritedFd;
 import io.vblk.tools.serve.ServeConfig.IoThreadSpec;
 import io.vblk.tools.serve.ServeConfig.NullNode;
+import io.vblk.tools.serve.ServeConfig.RbdNode;
 import io.vblk.tools.serve.ServeConfig.UnixPath;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkDeviceConfig;
@@ -203,6 +205,8 @@ public final class ServeDaemon {
             case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
                     32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
             case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
+            case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
+                    r.conf(), r.user(), null, r.readOnly()));
         };
     }
 
@@ -296,6 +300,7 @@ public final class ServeDaemon {
                         + (n.aio() ? "null-aio" : "null-co") + "\", \"size\": " + n.size() + "}", false, n.readOnly());
                 case BlkdebugNode d -> new DaemonGraph.NodeInfo("blkdebug", "blkdebug::" + d.image().nodeName(), false,
                         d.readOnly());
+                case RbdNode r -> new DaemonGraph.NodeInfo("rbd", "rbd:" + r.describe(), false, r.readOnly());
             });
         }
         Map<String, String> exportNodes = new LinkedHashMap<>();

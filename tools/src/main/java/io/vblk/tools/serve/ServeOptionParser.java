@@ -9,6 +9,7 @@ import io.vblk.tools.serve.ServeConfig.FileNode;
 import io.vblk.tools.serve.ServeConfig.InheritedFd;
 import io.vblk.tools.serve.ServeConfig.IoThreadSpec;
 import io.vblk.tools.serve.ServeConfig.NullNode;
+import io.vblk.tools.serve.ServeConfig.RbdNode;
 import io.vblk.tools.serve.ServeConfig.UnixPath;
 
 import java.util.ArrayList;
@@ -28,6 +29,8 @@ import java.util.Set;
  * --blockdev driver=file,node-name=N,filename=F[,aio=threads|native|io_uring][,cache.direct=on|off]
  *            [,cache.no-flush=off][,read-only=on|off]
  * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
+ * --blockdev driver=rbd,node-name=N,pool=P,image=I[,namespace=NS][,snapshot=S][,conf=PATH][,user=U][,read-only=on|off]
+ *            (a Ceph RBD image through librbd; a snapshot needs read-only=on, as QEMU's rbd driver)
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
  * --blockdev driver=blkdebug,node-name=N,image=NODE | image.driver=file,image.filename=F
  *            [,inject-error.I.event=E,...][,set-state.I.event=E,...]   (see {@link BlkdebugOptions})
@@ -52,6 +55,33 @@ public final class ServeOptionParser {
     private ServeOptionParser() {
     }
 
+    /** {@code driver=rbd}: QEMU's option names; {@code key-secret} needs secret objects, which vblk does not have. */
+    static RbdNode rbd(KeyValueOptions o, String nodeName) throws ServeOptionException {
+        String pool = o.require("pool", "the Ceph pool that holds the image");
+        String image = o.require("image", "the RBD image name");
+        String namespace = o.take("namespace");
+        String snapshot = o.take("snapshot");
+        String conf = o.take("conf");
+        String user = o.take("user");
+        if (o.take("key-secret") != null) {
+            throw new ServeOptionException(o.where() + ": key-secret is not supported (vblk has no secret objects);"
+                    + " name a keyring in the conf file (conf=PATH) and the user (user=NAME)");
+        }
+        boolean ro = o.takeBool("read-only", false);
+        if (snapshot != null && !ro) {
+            // QEMU: bdrv_apply_auto_read_only(bs, "rbd snapshots are read-only", errp).
+            throw new ServeOptionException(o.where() + ": rbd snapshots are read-only; add read-only=on");
+        }
+        for (String[] kv : new String[][] {{"pool", pool}, {"image", image}, {"namespace", namespace},
+                {"snapshot", snapshot}, {"conf", conf}, {"user", user}}) {
+            if (kv[1] != null && kv[1].isEmpty()) {
+                throw new ServeOptionException(o.where() + ": " + kv[0] + " must not be empty");
+            }
+        }
+        o.finish();
+        return new RbdNode(nodeName, pool, image, namespace, snapshot, conf, user, ro);
+    }
+
     public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile)
             throws ServeOptionException {
         return parse(blockdevs, objects, exports, pidfile, false);
@@ -65,7 +95,7 @@ public final class ServeOptionParser {
         List<Blockdev> nodeList = new ArrayList<>();
         for (String text : blockdevs) {
             KeyValueOptions o = KeyValueOptions.parse("--blockdev", text, null);
-            String driver = o.require("driver", "file, null-co, null-aio, raw or blkdebug");
+            String driver = o.require("driver", "file, null-co, null-aio, rbd, raw or blkdebug");
             String nodeName = o.require("node-name", "a name for this node, used by --export node-name=");
             checkId(o, "node-name", nodeName);
             if (nodes.containsKey(nodeName) || rawAliases.containsKey(nodeName)) {
@@ -103,6 +133,11 @@ public final class ServeOptionParser {
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }
+                case "rbd" -> {
+                    RbdNode n = rbd(o, nodeName);
+                    nodes.put(nodeName, n);
+                    nodeList.add(n);
+                }
                 case "raw" -> {
                     String file = o.require("file", "the node-name of the file node underneath");
                     o.takeBool("read-only", false);
@@ -115,7 +150,7 @@ public final class ServeOptionParser {
                     nodeList.add(n);
                 }
                 default -> throw new ServeOptionException(o.where() + ": driver=" + driver
-                        + " is not supported; accepts file, host_device, null-co, null-aio, raw, blkdebug");
+                        + " is not supported; accepts file, host_device, null-co, null-aio, rbd, raw, blkdebug");
             }
         }
         for (Map.Entry<String, String> e : rawAliases.entrySet()) {

@@ -122,6 +122,22 @@ class ServeOptionParserTest {
     }
 
     @Test
+    void rbdNodesTakeQemusOptionNames() throws Exception {
+        ServeConfig c = parse(List.of("driver=rbd,node-name=r0,pool=p,image=i,namespace=ns,snapshot=s1,conf=/etc/ceph/x.conf,"
+                + "user=vblk,read-only=on"), List.of(), List.of("type=vhost-user-blk,id=e0,node-name=r0,addr.type=unix,addr.path=/tmp/x"));
+        assertThat(c.blockdevs()).containsExactly(new ServeConfig.RbdNode("r0", "p", "i", "ns", "s1", "/etc/ceph/x.conf", "vblk", true));
+        assertThat(((ServeConfig.RbdNode) c.blockdevs().get(0)).describe()).isEqualTo("p/ns/i@s1");
+        fails(List.of("driver=rbd,node-name=r0,image=i"), List.of(), export(""), "pool is required");
+        fails(List.of("driver=rbd,node-name=r0,pool=p"), List.of(), export(""), "image is required");
+        fails(List.of("driver=rbd,node-name=r0,pool=p,image=i,snapshot=s"), List.of(), export(""),
+                "rbd snapshots are read-only", "read-only=on");
+        fails(List.of("driver=rbd,node-name=r0,pool=p,image=i,key-secret=sec0"), List.of(), export(""),
+                "key-secret is not supported", "conf=PATH");
+        fails(List.of("driver=rbd,node-name=r0,pool=p,image=i,user="), List.of(), export(""), "user must not be empty");
+        fails(List.of("driver=rbd,node-name=r0,pool=p,image=i,server.0.host=h"), List.of(), export(""), "server.0.host");
+    }
+
+    @Test
     void badObjectOptions() {
         fails(NODE, List.of("memory-backend-ram,id=m"), export(""), "--object", "accepts iothread");
         fails(NODE, List.of("iothread"), export(""), "id is required");

@@ -1,0 +1,78 @@
+package io.vblk.tools.qmp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vblk.drivers.rbd.CephCluster;
+import io.vblk.guest.GuestBlkDriver;
+import io.vblk.guest.Workload;
+import io.vblk.guest.WorkloadResult;
+import io.vblk.guest.WorkloadRun;
+import io.vblk.guest.vhost.VhostUserTransport;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Any thread (test code). QMP {@code blockdev-add driver=rbd} on a real single-node cluster
+ * ({@link CephCluster}): the node opens, an export over it serves a verifying guest workload,
+ * {@code block_resize} reaches the image, and a missing image is a QMP error naming ENOENT while
+ * the daemon keeps serving.
+ */
+@Tag("real")
+@Timeout(value = 300, unit = TimeUnit.SECONDS)
+class QmpRbdTest {
+    private static final Duration T = Duration.ofSeconds(60);
+    @TempDir
+    static Path dir;
+    static CephCluster cluster;
+
+    @BeforeAll
+    static void startCluster() throws Exception {
+        cluster = CephCluster.start(dir.resolve("ceph"));
+    }
+
+    @AfterAll
+    static void stopCluster() throws Exception {
+        if (cluster != null) {
+            cluster.close();
+        }
+    }
+
+    @Test
+    void blockdevAddOpensAnRbdImageThatServesAGuestAndResizes() throws Exception {
+        cluster.rbd("create", "--size", "32M", CephCluster.POOL + "/qmp0");
+        Path m0 = dir.resolve("m0.sock");
+        try (VblkWithMonitor v = new VblkWithMonitor(List.of(), List.of("iothread,id=io0"), List.of(), m0);
+             QmpClient q = QmpClient.connect(m0).negotiate()) {
+            JsonNode missing = q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"rbd\", \"node-name\": \"x\","
+                    + " \"pool\": \"rbd\", \"image\": \"nope\", \"conf\": \"" + cluster.conf() + "\"}}");
+            assertThat(missing.path("error").path("desc").asText()).contains("ENOENT").contains("nope");
+            assertThat(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"rbd\", \"node-name\": \"r0\","
+                    + " \"pool\": \"rbd\", \"image\": \"qmp0\", \"conf\": \"" + cluster.conf() + "\"}}").has("return")).isTrue();
+            JsonNode nodes = q.raw("{\"execute\": \"query-named-block-nodes\"}").get("return");
+            assertThat(nodes.toString()).contains("\"drv\":\"rbd\"").contains("rbd:rbd/qmp0");
+            String e0 = dir.resolve("e0.sock").toString();
+            assertThat(q.raw("{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"vhost-user-blk\", \"id\": \"e0\","
+                    + " \"node-name\": \"r0\", \"iothread\": \"io0\", \"addr\": {\"type\": \"unix\", \"path\": \"" + e0 + "\"},"
+                    + " \"writable\": true}}").has("return")).isTrue();
+            try (VhostUserTransport t = VhostUserTransport.connect(e0, T);
+                 GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults())) {
+                WorkloadResult r = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDRW).withRequests(2000)
+                        .withQueueDepth(16).withVerify(true)).await(T);
+                assertThat(r.error()).isNull();
+            }
+            assertThat(q.raw("{\"execute\": \"block_resize\", \"arguments\": {\"node-name\": \"r0\", \"size\": 67108864}}")
+                    .has("return")).isTrue();
+            assertThat(cluster.rbd("info", "--format", "json", CephCluster.POOL + "/qmp0")).contains("\"size\":67108864");
+        }
+    }
+}
