@@ -21,8 +21,10 @@ import static io.vblk.guest.vhost.FrontendChannel.rootMessage;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.BACKEND_REQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIG;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_LOG_ALL;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_PROTOCOL_FEATURES;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.INFLIGHT_SHMFD;
+import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.LOG_SHMFD;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.MQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.REPLY_ACK;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.RESET_DEVICE;
@@ -59,7 +61,7 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 public final class VhostUserFrontend implements VirtioDevice {
     /** Protocol features the front-end asks for when offered (CONFIGURE_MEM_SLOTS only to ask GET_MAX_MEM_SLOTS). */
     public static final long WANTED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
-            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ);
+            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ) | bit(LOG_SHMFD);
     /** virtio-blk's device ID (virtio 1.x section 5). */
     public static final int VIRTIO_ID_BLOCK = 2;
     /** Bytes of struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.x 5.2.4), what every back-end serves. */
@@ -105,6 +107,8 @@ public final class VhostUserFrontend implements VirtioDevice {
     private final FrontendConfig config;
     private FrontendRings rings;
     private long driverFeatures;
+    /** VHOST_F_LOG_ALL is on (between {@link #startDirtyLog} and {@link #stopDirtyLog}). */
+    private boolean logAll;
     private int status;
     private boolean closed;
 
@@ -226,7 +230,7 @@ public final class VhostUserFrontend implements VirtioDevice {
 
     @Override
     public long deviceFeatures() {
-        return negotiated.backendFeatures & ~bit(F_PROTOCOL_FEATURES);
+        return negotiated.backendFeatures & ~(bit(F_PROTOCOL_FEATURES) | bit(F_LOG_ALL));
     }
 
     @Override
@@ -237,7 +241,7 @@ public final class VhostUserFrontend implements VirtioDevice {
             throw new IllegalArgumentException("feature bits 0x" + Long.toHexString(unknown) + " were not offered by " + name);
         }
         driverFeatures = features;
-        long wire = features | (negotiated.backendFeatures & bit(F_PROTOCOL_FEATURES));
+        long wire = wireFeatures();
         channel.background("SET_FEATURES", () -> {
             CompletableFuture<Void> f = channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire));
             if (!has(negotiated.protocolFeatures, STATUS)) {
@@ -246,6 +250,45 @@ public final class VhostUserFrontend implements VirtioDevice {
             status |= S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK;
             return f.thenCompose(v -> channel.callAck(VhostUserRequest.SET_STATUS, VhostUserCodec.u64(status)));
         });
+    }
+
+    private long wireFeatures() {
+        return driverFeatures | (negotiated.backendFeatures & bit(F_PROTOCOL_FEATURES)) | (logAll ? bit(F_LOG_ALL) : 0);
+    }
+
+    /**
+     * Starts dirty logging as QEMU does when a migration begins ({@code vhost_migration_log}):
+     * SET_LOG_BASE with a copy of {@code logFd} and {@code bytes} at offset 0, waiting for its reply;
+     * SET_FEATURES with VHOST_F_LOG_ALL; SET_VRING_ADDR with VHOST_VRING_F_LOG for every started ring.
+     * The caller keeps {@code logFd} and reads the bitmap through its own mapping. Needs LOG_SHMFD.
+     */
+    public CompletableFuture<Void> startDirtyLog(int logFd, long bytes) {
+        ctx.assertHome();
+        if (!has(negotiated.protocolFeatures, LOG_SHMFD)) {
+            throw new IllegalStateException(name + ": the back-end did not offer LOG_SHMFD");
+        }
+        logAll = true;
+        long wire = wireFeatures();
+        var rings = this.rings.setLogging(memory, true);
+        byte[] base = VhostUserCodec.logBase(new VhostUserCodec.LogBase(bytes, 0));
+        int copy = io.vblk.aio.sys.FileIo.dup(logFd);
+        if (copy < 0) {
+            throw new IllegalStateException(name + ": dup of the log fd failed: " + copy);
+        }
+        return channel.serial(() -> channel.call(VhostUserRequest.SET_LOG_BASE, base, copy)
+                .whenComplete((r, e) -> io.vblk.aio.sys.FileIo.close(copy))
+                .thenCompose(r -> channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire)))
+                .thenCompose(v -> rings.get()));
+    }
+
+    /** Stops dirty logging (QEMU at the end or cancel of a migration): SET_FEATURES without LOG_ALL, rings without F_LOG. */
+    public CompletableFuture<Void> stopDirtyLog() {
+        ctx.assertHome();
+        logAll = false;
+        long wire = wireFeatures();
+        var rings = this.rings.setLogging(memory, false);
+        return channel.serial(() -> channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire))
+                .thenCompose(v -> rings.get()));
     }
 
     @Override

@@ -14,6 +14,7 @@ import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.memory.DirtyLog;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.queue.DescriptorChain;
 import io.vblk.virtio.queue.LittleEndian;
@@ -49,8 +50,6 @@ import java.util.function.IntConsumer;
  * re-reads the avail ring, so a kick that came meanwhile is not lost.
  */
 final class BlkQueue implements IoCompletion {
-    /** Records the latencies of a completion section at its end; one stable object per queue. */
-
     private final BlkDevice dev;
     final int index;
     final AioContext ctx;
@@ -86,6 +85,8 @@ final class BlkQueue implements IoCompletion {
     private BlockChannel channel;
     private BlkRequestParser parser;
     private GuestMemory memory;
+    /** Set while the front-end migrates the guest: pages the queue writes are marked (vhost-user LOG_ALL). */
+    private DirtyLog dirty;
     private FdHandler kick;
     private PollHandler poller;
     private int startAvailIdx;
@@ -136,6 +137,7 @@ final class BlkQueue implements IoCompletion {
         this.memory = s.memory();
         this.parser = s.parser();
         this.startAvailIdx = s.layout().nextAvailIdx() & 0xffff;
+        this.dirty = s.layout().dirty();
         this.stopReport = null;
         errors.onStart(dev.ioErrorStopped());
         notifier.setCallFd(s.callFd());
@@ -527,23 +529,18 @@ final class BlkQueue implements IoCompletion {
         if (!dev.needsReset()) { // QEMU virtqueue_flush: a broken device publishes nothing more
             try {
                 r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
+                if (dirty != null) {
+                    r.logWrites(dirty); // after the writes, before the used element (which the ring logs)
+                }
                 vq.push(r.head, used);
             } catch (InternalError e) {
                 dev.queueBroken(this, GuestMemoryFault.reason("queue " + name, GuestMemoryFault.check(e)));
             }
         }
         stats.count(r.type, status, fromDriver, r.dataBytes);
-        noteDone(r);
-        release(r);
-    }
-
-    /**
-     * Queues {@code r}'s latency to be recorded at the end of the current defer-call section: the
-     * used elements pushed in one section reach the guest together, with the section's one
-     * notification, and one clock read serves them all. Outside a section it is recorded at once.
-     */
-    private void noteDone(BlkRequest r) {
+        // Latency recorded at the section's end, one clock read for the section (DoneLatencies).
         done.note(BlkQueueStats.opIndex(r.type), r.popNanos);
+        release(r);
     }
 
     private void release(BlkRequest r) {
