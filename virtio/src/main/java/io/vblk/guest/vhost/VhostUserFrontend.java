@@ -394,6 +394,44 @@ public final class VhostUserFrontend implements VirtioDevice {
         channel.background("stop queue " + index, rings.stop(index, onStopped));
     }
 
+    /**
+     * Stops the whole device the way QEMU 7.2's {@code vhost_dev_stop} does at a VM stop or at the end of a
+     * migration: SET_STATUS 0 first (with STATUS), then SET_VRING_ENABLE 0 (with VHOST_USER_F_PROTOCOL_FEATURES) and
+     * GET_VRING_BASE for every started ring. {@code onStopped} gets each ring's answer (-1 for a ring not started).
+     */
+    public void stopDevice(java.util.function.Consumer<int[]> onStopped) {
+        ctx.assertHome();
+        int[] bases = new int[rings.count()];
+        java.util.Arrays.fill(bases, -1);
+        List<Integer> started = new ArrayList<>();
+        for (int q = 0; q < rings.count(); q++) {
+            if (rings.started(q)) {
+                started.add(q);
+            }
+        }
+        List<java.util.function.Supplier<CompletableFuture<Void>>> stops = new ArrayList<>();
+        for (int q : started) {
+            int i = q;
+            stops.add(rings.stop(q, base -> bases[i] = base));
+        }
+        boolean status0 = has(negotiated.protocolFeatures, STATUS);
+        boolean enable = has(negotiated.backendFeatures, F_PROTOCOL_FEATURES);
+        this.status = 0;
+        channel.background("stop device", () -> {
+            CompletableFuture<Void> f = status0 ? channel.callAck(VhostUserRequest.SET_STATUS, VhostUserCodec.u64(0))
+                    : CompletableFuture.completedFuture(null);
+            for (int k = 0; k < started.size(); k++) {
+                int q = started.get(k);
+                var stop = stops.get(k);
+                if (enable) {
+                    f = f.thenCompose(v -> channel.callAck(VhostUserRequest.SET_VRING_ENABLE, VhostUserCodec.vringState(q, 0)));
+                }
+                f = f.thenCompose(v -> stop.get());
+            }
+            return f.thenRun(() -> onStopped.accept(bases));
+        });
+    }
+
     @Override
     public boolean queueStarted(int index) {
         return rings.started(index);

@@ -140,7 +140,10 @@ final class FeaturesHandler {
     void reset() {
         ackedFeatures = 0;
         vrings.protocolFeaturesAcked = false;
-        setLogAll(false);
+        if (vrings.logAll) {
+            vrings.logAll = false;
+            LOG.log(System.Logger.Level.INFO, () -> vrings.name() + ": dirty logging off (device reset)");
+        }
     }
 
     /** VHOST_F_LOG_ALL on or off; the queues pick it up at their next start. */

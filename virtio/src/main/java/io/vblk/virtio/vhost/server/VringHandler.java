@@ -57,6 +57,11 @@ final class VringHandler {
         }
         vrings.requireStopped(m, q);
         vrings.get(q).base = s.num();
+        if (s.num() != 0) {
+            // A ring taken over mid-stream (a migration's destination, a reconnection): say where.
+            LOG.log(System.Logger.Level.INFO, () -> vrings.name() + ": queue " + q + " resumes at avail index " + s.num()
+                    + " (SET_VRING_BASE)");
+        }
         return session.ack(m, true);
     }
 
@@ -83,7 +88,7 @@ final class VringHandler {
             r.stopped();
             // The hand-over point (a VM stop, or the end of a migration): nothing is in flight any
             // more, every completion is in the used ring (and, while logging, in the dirty log).
-            LOG.log(vrings.logAll ? System.Logger.Level.INFO : System.Logger.Level.DEBUG, () -> vrings.name() + ": queue " + q
+            LOG.log(System.Logger.Level.INFO, () -> vrings.name() + ": queue " + q
                     + " handed over: GET_VRING_BASE = " + r.base + ", no request in flight"
                     + (vrings.logAll ? " (dirty logging on: the migration's last sync follows)" : ""));
             return VhostUserMessage.reply(m.request(), VhostUserCodec.vringState(q, r.base));

@@ -243,10 +243,14 @@ final class Vrings {
         }
     }
 
-    /** Every ring back to a new session's state (device reset). */
-    void resetAll() {
+    /** Every ring back to a new session's state (device reset), keeping each next avail index when {@code keepBases}. */
+    void resetAll(boolean keepBases) {
         for (VringState r : rings) {
+            int base = r.base;
             r.reset();
+            if (keepBases) {
+                r.base = base;
+            }
         }
     }
 
