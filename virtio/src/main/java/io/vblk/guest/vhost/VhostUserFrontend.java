@@ -8,6 +8,7 @@ import io.vblk.virtio.vhost.socket.VhostUserSocket;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
+import io.vblk.virtio.vhost.wire.VhostUserProtocolFeature;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
 import java.time.Duration;
@@ -21,10 +22,7 @@ import static io.vblk.guest.vhost.FrontendChannel.rootMessage;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.BACKEND_REQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIG;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS;
-import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_LOG_ALL;
-import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_PROTOCOL_FEATURES;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.INFLIGHT_SHMFD;
-import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.LOG_SHMFD;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.MQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.REPLY_ACK;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.RESET_DEVICE;
@@ -61,7 +59,7 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 public final class VhostUserFrontend implements VirtioDevice {
     /** Protocol features the front-end asks for when offered (CONFIGURE_MEM_SLOTS only to ask GET_MAX_MEM_SLOTS). */
     public static final long WANTED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
-            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ) | bit(LOG_SHMFD);
+            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ) | FrontendMigration.WANTED;
     /** virtio-blk's device ID (virtio 1.x section 5). */
     public static final int VIRTIO_ID_BLOCK = 2;
     /** Bytes of struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.x 5.2.4), what every back-end serves. */
@@ -98,17 +96,15 @@ public final class VhostUserFrontend implements VirtioDevice {
         }
     }
 
-    private final String name;
-    private final AioContext ctx;
-    private final FrontendChannel channel;
-    private final FrontendNegotiation negotiated = new FrontendNegotiation();
-    private final FrontendMemory memory = new FrontendMemory();
+    final String name;
+    final AioContext ctx;
+    final FrontendChannel channel;
+    final FrontendNegotiation negotiated = new FrontendNegotiation();
+    final FrontendMemory memory = new FrontendMemory();
     private final List<Runnable> needsResetListeners = new ArrayList<>();
     private final FrontendConfig config;
-    private FrontendRings rings;
+    FrontendRings rings;
     private long driverFeatures;
-    /** VHOST_F_LOG_ALL is on (between {@link #startDirtyLog} and {@link #stopDirtyLog}). */
-    private boolean logAll;
     private int status;
     private boolean closed;
 
@@ -230,7 +226,7 @@ public final class VhostUserFrontend implements VirtioDevice {
 
     @Override
     public long deviceFeatures() {
-        return negotiated.backendFeatures & ~(bit(F_PROTOCOL_FEATURES) | bit(F_LOG_ALL));
+        return negotiated.backendFeatures & ~FrontendMigration.NOT_DEVICE_BITS;
     }
 
     @Override
@@ -241,7 +237,7 @@ public final class VhostUserFrontend implements VirtioDevice {
             throw new IllegalArgumentException("feature bits 0x" + Long.toHexString(unknown) + " were not offered by " + name);
         }
         driverFeatures = features;
-        long wire = wireFeatures();
+        long wire = FrontendMigration.wire(negotiated, features);
         channel.background("SET_FEATURES", () -> {
             CompletableFuture<Void> f = channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire));
             if (!has(negotiated.protocolFeatures, STATUS)) {
@@ -252,48 +248,14 @@ public final class VhostUserFrontend implements VirtioDevice {
         });
     }
 
-    private long wireFeatures() {
-        return driverFeatures | (negotiated.backendFeatures & bit(F_PROTOCOL_FEATURES)) | (logAll ? bit(F_LOG_ALL) : 0);
-    }
-
-    /**
-     * Starts dirty logging as QEMU does when a migration begins ({@code vhost_migration_log}):
-     * SET_LOG_BASE with a copy of {@code logFd} and {@code bytes} at offset 0, waiting for its reply;
-     * SET_FEATURES with VHOST_F_LOG_ALL; SET_VRING_ADDR with VHOST_VRING_F_LOG for every started ring.
-     * The caller keeps {@code logFd} and reads the bitmap through its own mapping. Needs LOG_SHMFD.
-     */
-    public CompletableFuture<Void> startDirtyLog(int logFd, long bytes) {
-        ctx.assertHome();
-        if (!has(negotiated.protocolFeatures, LOG_SHMFD)) {
-            throw new IllegalStateException(name + ": the back-end did not offer LOG_SHMFD");
-        }
-        logAll = true;
-        long wire = wireFeatures();
-        var rings = this.rings.setLogging(memory, true);
-        byte[] base = VhostUserCodec.logBase(new VhostUserCodec.LogBase(bytes, 0));
-        int copy = io.vblk.aio.sys.FileIo.dup(logFd);
-        if (copy < 0) {
-            throw new IllegalStateException(name + ": dup of the log fd failed: " + copy);
-        }
-        return channel.serial(() -> channel.call(VhostUserRequest.SET_LOG_BASE, base, copy)
-                .whenComplete((r, e) -> io.vblk.aio.sys.FileIo.close(copy))
-                .thenCompose(r -> channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire)))
-                .thenCompose(v -> rings.get()));
-    }
-
-    /** Stops dirty logging (QEMU at the end or cancel of a migration): SET_FEATURES without LOG_ALL, rings without F_LOG. */
-    public CompletableFuture<Void> stopDirtyLog() {
-        ctx.assertHome();
-        logAll = false;
-        long wire = wireFeatures();
-        var rings = this.rings.setLogging(memory, false);
-        return channel.serial(() -> channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire))
-                .thenCompose(v -> rings.get()));
-    }
-
     @Override
     public long driverFeatures() {
         return driverFeatures;
+    }
+
+    /** Live migration: dirty logging and QEMU 7.2's device stop. Home thread. */
+    public FrontendMigration migration() {
+        return new FrontendMigration(this);
     }
 
     @Override
@@ -378,7 +340,7 @@ public final class VhostUserFrontend implements VirtioDevice {
     @Override
     public void startQueue(int index, Runnable onStarted) {
         ctx.assertHome();
-        var start = rings.start(index, memory, has(negotiated.backendFeatures, F_PROTOCOL_FEATURES));
+        var start = rings.start(index, memory, has(negotiated.backendFeatures, VhostUserProtocolFeature.F_PROTOCOL_FEATURES));
         channel.background("start queue " + index, () -> start.get().thenCompose(v -> {
             if (!has(negotiated.protocolFeatures, STATUS) || (status & S_DRIVER_OK) != 0) {
                 return CompletableFuture.<Void>completedFuture(null);
@@ -392,44 +354,6 @@ public final class VhostUserFrontend implements VirtioDevice {
     public void stopQueue(int index, IntConsumer onStopped) {
         ctx.assertHome();
         channel.background("stop queue " + index, rings.stop(index, onStopped));
-    }
-
-    /**
-     * Stops the whole device the way QEMU 7.2's {@code vhost_dev_stop} does at a VM stop or at the end of a
-     * migration: SET_STATUS 0 first (with STATUS), then SET_VRING_ENABLE 0 (with VHOST_USER_F_PROTOCOL_FEATURES) and
-     * GET_VRING_BASE for every started ring. {@code onStopped} gets each ring's answer (-1 for a ring not started).
-     */
-    public void stopDevice(java.util.function.Consumer<int[]> onStopped) {
-        ctx.assertHome();
-        int[] bases = new int[rings.count()];
-        java.util.Arrays.fill(bases, -1);
-        List<Integer> started = new ArrayList<>();
-        for (int q = 0; q < rings.count(); q++) {
-            if (rings.started(q)) {
-                started.add(q);
-            }
-        }
-        List<java.util.function.Supplier<CompletableFuture<Void>>> stops = new ArrayList<>();
-        for (int q : started) {
-            int i = q;
-            stops.add(rings.stop(q, base -> bases[i] = base));
-        }
-        boolean status0 = has(negotiated.protocolFeatures, STATUS);
-        boolean enable = has(negotiated.backendFeatures, F_PROTOCOL_FEATURES);
-        this.status = 0;
-        channel.background("stop device", () -> {
-            CompletableFuture<Void> f = status0 ? channel.callAck(VhostUserRequest.SET_STATUS, VhostUserCodec.u64(0))
-                    : CompletableFuture.completedFuture(null);
-            for (int k = 0; k < started.size(); k++) {
-                int q = started.get(k);
-                var stop = stops.get(k);
-                if (enable) {
-                    f = f.thenCompose(v -> channel.callAck(VhostUserRequest.SET_VRING_ENABLE, VhostUserCodec.vringState(q, 0)));
-                }
-                f = f.thenCompose(v -> stop.get());
-            }
-            return f.thenRun(() -> onStopped.accept(bases));
-        });
     }
 
     @Override

@@ -137,7 +137,7 @@ class DirtyLogTest {
         complete(f, vring, before);
         assertThat(dirtyPages()).isEmpty();
 
-        onFe(() -> f.startDirtyLog(logFd, LOG_BYTES));
+        onFe(() -> f.migration().startDirtyLog(logFd, LOG_BYTES));
         clearLog(); // what QEMU does after its first sync; the queue's restart wrote to the used ring
         List<Req> during = postMixed(vring, 100);
         complete(f, vring, during);
@@ -165,7 +165,7 @@ class DirtyLogTest {
         assertThat(dirty).as("no page outside the requests' writes and the used ring").isSubsetOf(allowed);
 
         // Logging off: requests go on, nothing more is marked.
-        onFe(f::stopDirtyLog);
+        onFe(f.migration()::stopDirtyLog);
         clearLog();
         List<Req> after = postMixed(vring, 200);
         complete(f, vring, after);
@@ -246,7 +246,7 @@ class DirtyLogTest {
             if (done[0] / 200 != before / 200) {
                 if (!on) {
                     clearLog();
-                    onFe(() -> f.startDirtyLog(logFd, LOG_BYTES));
+                    onFe(() -> f.migration().startDirtyLog(logFd, LOG_BYTES));
                     onFrom[0] = reaped[0] + ((vring.usedIdx() - reaped[0]) & 0xffff);
                     on = true;
                 } else {
@@ -259,7 +259,7 @@ class DirtyLogTest {
                     }
                     completedWhileOn.clear();
                     onFrom[0] = -1;
-                    onFe(f::stopDirtyLog);
+                    onFe(f.migration()::stopDirtyLog);
                     on = false;
                 }
                 switches++;

@@ -121,7 +121,7 @@ class MigrationHandOverTest {
             }
             vring.publish();
             kick(src);
-            onFe(() -> src.startDirtyLog(logFd, 4096)); // logging switched on with requests in flight
+            onFe(() -> src.migration().startDirtyLog(logFd, 4096)); // logging switched on with requests in flight
             for (int k = 0; k < 4 && posted < BLOCKS; k++) {
                 postWrite(ram, vring, hdr, data, status, posted++);
             }
@@ -137,7 +137,7 @@ class MigrationHandOverTest {
             AioContext.await(fe.ctx().callOn(() -> {
                 if (qemu72) {
                     // QEMU 7.2's vhost_dev_stop: SET_STATUS 0 (a device reset) before GET_VRING_BASE.
-                    src.stopDevice(bases -> stopped.complete(bases[0]));
+                    src.migration().stopDevice(bases -> stopped.complete(bases[0]));
                 } else {
                     src.stopQueue(0, stopped::complete);
                 }
