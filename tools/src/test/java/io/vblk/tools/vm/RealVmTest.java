@@ -128,14 +128,19 @@ class RealVmTest {
         Files.delete(workdir);
     }
 
-    private static String serveCommand() throws Exception {
+    static String serveCommand() throws Exception {
+        return vblkCommand() + " serve";
+    }
+
+    /** The build under test as a {@code vblk} command (the scripts split it on spaces). */
+    static String vblkCommand() throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Path tools = ROOT.resolve("tools/target");
         String cp = tools.resolve("classes") + ":" + Files.readString(tools.resolve("test-classpath.txt")).trim();
-        return java + " --enable-native-access=ALL-UNNAMED -cp " + cp + " io.vblk.tools.Main serve";
+        return java + " --enable-native-access=ALL-UNNAMED -cp " + cp + " io.vblk.tools.Main";
     }
 
-    private static String run(List<String> cmd, int minutes, String what) throws Exception {
+    static String run(List<String> cmd, int minutes, String what) throws Exception {
         Path log = Files.createTempFile("vblk-vm-" + what, ".log");
         Process p = new ProcessBuilder(cmd).directory(ROOT.toFile()).redirectErrorStream(true)
                 .redirectOutput(log.toFile()).start();

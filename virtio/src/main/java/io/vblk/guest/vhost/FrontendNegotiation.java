@@ -30,6 +30,8 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 final class FrontendNegotiation {
     long backendFeatures;
     long protocolFeatures;
+    /** VHOST_F_LOG_ALL is on: dirty logging ({@link FrontendMigration}). */
+    boolean logAll;
     int backendQueues = 1;
     long maxMemSlots;
     byte[] config = new byte[0];

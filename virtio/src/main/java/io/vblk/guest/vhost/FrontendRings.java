@@ -8,6 +8,8 @@ import io.vblk.virtio.vhost.wire.VhostUserCodec.VringAddr;
 import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.function.IntConsumer;
@@ -30,6 +32,7 @@ final class FrontendRings implements AutoCloseable {
         int kickFd = -1;
         int callFd = -1;
         boolean started;
+        boolean packed;
     }
 
     private final FrontendChannel channel;
@@ -38,6 +41,8 @@ final class FrontendRings implements AutoCloseable {
     private int inflightFd = -1;
     private Inflight inflight;
     private boolean inflightDone;
+    /** Dirty logging on: rings get SET_VRING_ADDR with VHOST_VRING_F_LOG (live migration). */
+    private boolean logging;
 
     FrontendRings(FrontendChannel channel, int count, boolean inflightWanted) {
         this.channel = channel;
@@ -123,11 +128,8 @@ final class FrontendRings implements AutoCloseable {
             throw new IllegalStateException("queue " + index + " has no kick eventfd; call setQueueFds first");
         }
         int n = l.size();
-        // Packed rings (virtio 1.2 2.8.10.1): the three addresses are the descriptor ring and the
-        // device and driver event suppression structures, 4 bytes each.
-        VringAddr a = new VringAddr(index, 0, memory.uaddr(index, "descriptor table", l.descAddr(), 16L * n),
-                memory.uaddr(index, "used ring", l.usedAddr(), packed ? 4 : 6L + 8L * n),
-                memory.uaddr(index, "available ring", l.availAddr(), packed ? 4 : 6L + 2L * n), 0);
+        q.packed = packed;
+        VringAddr a = addr(index, memory);
         int kick = q.kickFd;
         int call = q.callFd;
         q.started = true;
@@ -147,6 +149,45 @@ final class FrontendRings implements AutoCloseable {
             }
             return channel.sync();
         });
+    }
+
+    /**
+     * Ring {@code index}'s SET_VRING_ADDR: front-end addresses, and while logging VHOST_VRING_F_LOG
+     * with the used ring's guest-physical address as {@code log_guest_addr} (QEMU's
+     * vhost_virtqueue_set_addr: {@code .log_guest_addr = vq->used_phys}).
+     */
+    private VringAddr addr(int index, FrontendMemory memory) {
+        QueueLayout l = rings[index].layout;
+        int n = l.size();
+        boolean packed = rings[index].packed;
+        // Packed rings (virtio 1.2 2.8.10.1): the three addresses are the descriptor ring and the
+        // device and driver event suppression structures, 4 bytes each.
+        return new VringAddr(index, logging ? VhostUserMessageLayout.VRING_F_LOG : 0,
+                memory.uaddr(index, "descriptor table", l.descAddr(), 16L * n),
+                memory.uaddr(index, "used ring", l.usedAddr(), packed ? 4 : 6L + 8L * n),
+                memory.uaddr(index, "available ring", l.availAddr(), packed ? 4 : 6L + 2L * n), logging ? l.usedAddr() : 0);
+    }
+
+    /**
+     * Switches used-ring logging of every started ring (QEMU's vhost_dev_set_log: after
+     * SET_FEATURES, SET_VRING_ADDR per ring with or without VHOST_VRING_F_LOG); rings started
+     * later follow. Returns the operation.
+     */
+    Supplier<CompletableFuture<Void>> setLogging(FrontendMemory memory, boolean on) {
+        logging = on;
+        List<VringAddr> addrs = new ArrayList<>();
+        for (int i = 0; i < rings.length; i++) {
+            if (rings[i].started) {
+                addrs.add(addr(i, memory));
+            }
+        }
+        return () -> {
+            CompletableFuture<Void> f = CompletableFuture.completedFuture(null);
+            for (VringAddr a : addrs) {
+                f = f.thenCompose(v -> channel.callAck(VhostUserRequest.SET_VRING_ADDR, VhostUserCodec.vringAddr(a)));
+            }
+            return f;
+        };
     }
 
     /**

@@ -9,6 +9,7 @@ import io.vblk.virtio.vhost.socket.VhostUserSocket;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
+import io.vblk.virtio.vhost.wire.VhostUserProtocolFeature;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
 
 import java.time.Duration;
@@ -22,7 +23,6 @@ import static io.vblk.guest.vhost.FrontendChannel.rootMessage;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.BACKEND_REQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIG;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS;
-import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.F_PROTOCOL_FEATURES;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.INFLIGHT_SHMFD;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.MQ;
 import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.REPLY_ACK;
@@ -47,12 +47,10 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
  *       GET_INFLIGHT_FD + SET_INFLIGHT_FD, or SET_INFLIGHT_FD alone after {@link #reuseInflight})
  *       SET_VRING_NUM, _BASE, _ADDR, _KICK, _CALL, _ENABLE, in QEMU's order;</li>
  *   <li>{@link #stopQueue} → GET_VRING_BASE (answered once the back-end's in-flight requests are done);</li>
- *   <li>{@link #readConfig} → the GET_CONFIG bytes read at connect, re-read when the back-end says they
- *       changed (a resize: {@link FrontendConfig}); {@link #reset} → RESET_DEVICE.</li>
+ *   <li>{@link #readConfig} → GET_CONFIG, re-read on a change ({@link FrontendConfig}); {@link #reset} → RESET_DEVICE.</li>
  * </ul>
- * The messages travel through a {@link FrontendChannel} over the shared {@link
- * io.vblk.virtio.vhost.socket.VhostUserSocket} (the frame reader/writer vblk's server uses): requests go out in call
- * order, an operation's messages are never interleaved with another's, and replies are matched in order. Nothing
+ * Messages travel through a {@link FrontendChannel} over the shared {@link VhostUserSocket}: in call order,
+ * never interleaved, replies matched in order. Nothing
  * blocks: a back-end that does not answer within the reply timeout, sends a malformed reply or hangs up puts this
  * device into NEEDS_RESET with the reason. {@link FrontendNegotiation} opens the session, {@link FrontendMemory} and
  * {@link FrontendRings} keep the memory table and the rings.
@@ -60,7 +58,7 @@ import static io.vblk.virtio.vhost.wire.VhostUserProtocolFeature.has;
 public final class VhostUserFrontend implements VirtioDevice {
     /** Protocol features the front-end asks for when offered (CONFIGURE_MEM_SLOTS only to ask GET_MAX_MEM_SLOTS). */
     public static final long WANTED_PROTOCOL_FEATURES = bit(MQ) | bit(REPLY_ACK) | bit(CONFIG) | bit(INFLIGHT_SHMFD)
-            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ);
+            | bit(RESET_DEVICE) | bit(CONFIGURE_MEM_SLOTS) | bit(STATUS) | bit(BACKEND_REQ) | FrontendMigration.WANTED;
     /** virtio-blk's device ID (virtio 1.x section 5). */
     public static final int VIRTIO_ID_BLOCK = 2;
     /** Bytes of struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.x 5.2.4), what every back-end serves. */
@@ -97,14 +95,14 @@ public final class VhostUserFrontend implements VirtioDevice {
         }
     }
 
-    private final String name;
-    private final AioContext ctx;
-    private final FrontendChannel channel;
-    private final FrontendNegotiation negotiated = new FrontendNegotiation();
-    private final FrontendMemory memory = new FrontendMemory();
+    final String name;
+    final AioContext ctx;
+    final FrontendChannel channel;
+    final FrontendNegotiation negotiated = new FrontendNegotiation();
+    final FrontendMemory memory = new FrontendMemory();
     private final List<Runnable> needsResetListeners = new ArrayList<>();
     private final FrontendConfig config;
-    private FrontendRings rings;
+    FrontendRings rings;
     private long driverFeatures;
     private int status;
     private boolean closed;
@@ -227,7 +225,7 @@ public final class VhostUserFrontend implements VirtioDevice {
 
     @Override
     public long deviceFeatures() {
-        return negotiated.backendFeatures & ~bit(F_PROTOCOL_FEATURES);
+        return negotiated.backendFeatures & ~FrontendMigration.NOT_DEVICE_BITS;
     }
 
     @Override
@@ -238,7 +236,7 @@ public final class VhostUserFrontend implements VirtioDevice {
             throw new IllegalArgumentException("feature bits 0x" + Long.toHexString(unknown) + " were not offered by " + name);
         }
         driverFeatures = features;
-        long wire = features | (negotiated.backendFeatures & bit(F_PROTOCOL_FEATURES));
+        long wire = FrontendMigration.wire(negotiated, features);
         channel.background("SET_FEATURES", () -> {
             CompletableFuture<Void> f = channel.callAck(VhostUserRequest.SET_FEATURES, VhostUserCodec.u64(wire));
             if (!has(negotiated.protocolFeatures, STATUS)) {
@@ -252,6 +250,11 @@ public final class VhostUserFrontend implements VirtioDevice {
     @Override
     public long driverFeatures() {
         return driverFeatures;
+    }
+
+    /** Live migration: dirty logging and QEMU 7.2's device stop. Home thread. */
+    public FrontendMigration migration() {
+        return new FrontendMigration(this);
     }
 
     @Override
@@ -336,7 +339,7 @@ public final class VhostUserFrontend implements VirtioDevice {
     @Override
     public void startQueue(int index, Runnable onStarted) {
         ctx.assertHome();
-        var start = rings.start(index, memory, has(negotiated.backendFeatures, F_PROTOCOL_FEATURES),
+        var start = rings.start(index, memory, has(negotiated.backendFeatures, VhostUserProtocolFeature.F_PROTOCOL_FEATURES),
                 VirtioFeatures.has(driverFeatures, VirtioFeatures.RING_PACKED));
         channel.background("start queue " + index, () -> start.get().thenCompose(v -> {
             if (!has(negotiated.protocolFeatures, STATUS) || (status & S_DRIVER_OK) != 0) {

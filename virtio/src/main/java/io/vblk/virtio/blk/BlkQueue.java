@@ -14,6 +14,7 @@ import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.IoCompletion;
 import io.vblk.irqfd.IrqfdNotifier;
 import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.memory.DirtyLog;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.queue.DescriptorChain;
 import io.vblk.virtio.queue.LittleEndian;
@@ -90,15 +91,14 @@ final class BlkQueue implements IoCompletion {
     private BlockChannel channel;
     private BlkRequestParser parser;
     private GuestMemory memory;
+    /** Set while the front-end migrates the guest: pages the queue writes are marked (vhost-user LOG_ALL). */
+    private DirtyLog dirty;
     private FdHandler kick;
     private PollHandler poller;
     private int startAvailIdx;
     private boolean running;
     private boolean starved;
-    /**
-     * The loop is busy-polling this queue (between pollBegin and pollEnd): guest kicks stay off
-     * after a pass, since the next poll looks at the ring anyway; pollEnd switches them back on.
-     */
+    /** Busy-polled (pollBegin..pollEnd): kicks stay off after a pass, the next poll looks anyway. */
     private boolean polling;
     private IntConsumer stopReport;
     /** Open drained sections of the device's node, as the device handed them over. */
@@ -143,6 +143,7 @@ final class BlkQueue implements IoCompletion {
         this.parser = s.parser();
         this.startAvailIdx = s.layout().nextAvailIdx();
         this.vq = VirtQueue.forFeatures(s.features(), split, packed);
+        this.dirty = s.layout().dirty();
         this.stopReport = null;
         errors.onStart(dev.ioErrorStopped());
         notifier.setCallFd(s.callFd());
@@ -283,10 +284,7 @@ final class BlkQueue implements IoCompletion {
         return running;
     }
 
-    /**
-     * After a protocol violation: take no more requests. The kick handler stays (it only drains
-     * the eventfd) until stop; requests in flight complete normally.
-     */
+    /** After a protocol violation: take no more requests (the kick handler stays until stop). */
     void stopTaking() {
         running = false;
         starved = false;
@@ -349,10 +347,7 @@ final class BlkQueue implements IoCompletion {
         }
     }
 
-    /**
-     * One pass: pop and dispatch every available chain with kicks off, then (unless the loop is
-     * polling) re-enable kicks and re-check.
-     */
+    /** One pass: pop and dispatch every available chain with kicks off, then (unless polling) re-check. */
     void process() {
         ctx.assertHome();
         if (!running || dev.needsReset()) {
@@ -535,14 +530,16 @@ final class BlkQueue implements IoCompletion {
         if (!dev.needsReset()) { // QEMU virtqueue_flush: a broken device publishes nothing more
             try {
                 r.statusMem.set(LittleEndian.U8, r.statusOff, (byte) status);
+                if (dirty != null) {
+                    r.logWrites(dirty); // after the writes, before the used element (which the ring logs)
+                }
                 vq.push(r.head, used);
             } catch (InternalError e) {
                 dev.queueBroken(this, GuestMemoryFault.reason("queue " + name, GuestMemoryFault.check(e)));
             }
         }
         stats.count(r.type, status, fromDriver, r.dataBytes);
-        // Latency recorded at the end of the current defer-call section: the used elements pushed
-        // in one section reach the guest together, and one clock read serves them all.
+        // Latency recorded at the section's end, one clock read for the section (DoneLatencies).
         done.note(BlkQueueStats.opIndex(r.type), r.popNanos);
         release(r);
     }
@@ -552,12 +549,10 @@ final class BlkQueue implements IoCompletion {
         free[freeTop++] = r.slot;
         stats.inFlight--;
         if (stopReport != null && stats.inFlight == 0) {
-            // The last request of a stopping queue: its completion arrived after the stop (never
-            // inside a submit, none happens once stopping), from the driver's completion
-            // handler. Finish on a bottom half, once that handler's section has ended: the
-            // notification it deferred must still see the started ring and its call eventfd
-            // (QEMU drains with notifications on before it stops a data plane), and the ring's
-            // memory is released only after the last read of it.
+            // The last request of a stopping queue, completed from the driver's handler after the
+            // stop. Finish on a bottom half once that handler's section ended: its deferred
+            // notification must still see the started ring and call eventfd (QEMU drains with
+            // notifications on before it stops), and the ring's memory goes only after its last read.
             stopBh.schedule();
         } else if (starved) {
             starved = false;

@@ -1,6 +1,8 @@
 package io.vblk.virtio.blk;
 
 import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.IoVec;
+import io.vblk.virtio.memory.DirtyLog;
 
 import java.lang.foreign.MemorySegment;
 
@@ -56,6 +58,21 @@ final class BlkRequest {
             segTable = new long[longs];
         }
         return segTable;
+    }
+
+    /**
+     * Marks in the migration dirty log the guest pages this request wrote: a read's data (the
+     * driver wrote it into the iovecs, which point into guest memory) and the status byte. Data
+     * written through the chain at parse time (GET_ID) was marked by the chain.
+     */
+    void logWrites(DirtyLog log) {
+        if (type == BlkRequestType.IN) {
+            IoVec v = io.iov;
+            for (int i = 0; i < v.count(); i++) {
+                log.markHost(v.base(i), v.length(i));
+            }
+        }
+        log.markHost(statusMem.address() + statusOff, 1);
     }
 
     /** Batch sort key: op (bit 62), sector (bits 10..61; capacity < 2^52 sectors), slot (bits 0..9). */

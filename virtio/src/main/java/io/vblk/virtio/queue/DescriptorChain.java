@@ -1,5 +1,6 @@
 package io.vblk.virtio.queue;
 
+import io.vblk.virtio.memory.DirtyLog;
 import io.vblk.virtio.memory.GuestMemory;
 
 import java.lang.foreign.MemorySegment;
@@ -28,6 +29,8 @@ public final class DescriptorChain {
     private final int[] region = new int[MAX_SEGMENTS];
     private final long[] regionOffset = new long[MAX_SEGMENTS];
     private GuestMemory memory;
+    /** The queue's migration dirty log: the device's writes through this chain are marked; or null. */
+    private DirtyLog dirty;
     private int head = -1;
     private int count;
     private int readable;
@@ -124,6 +127,9 @@ public final class DescriptorChain {
             i++;
         }
         seg(i).set(U8, regionOffset[i] + off, (byte) value);
+        if (dirty != null) {
+            dirty.markGpa(memory.region(region[i]).gpa() + regionOffset[i] + off, 1);
+        }
     }
 
     /** Writes {@code len} bytes of {@code src} at {@code offset} of the writable part. */
@@ -146,8 +152,9 @@ public final class DescriptorChain {
         this.head = head;
     }
 
-    void reset(GuestMemory memory, int head) {
+    void reset(GuestMemory memory, int head, DirtyLog dirty) {
         this.memory = memory;
+        this.dirty = dirty;
         this.head = head;
         this.count = 0;
         this.readable = 0;

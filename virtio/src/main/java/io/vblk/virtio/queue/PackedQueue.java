@@ -1,5 +1,6 @@
 package io.vblk.virtio.queue;
 
+import io.vblk.virtio.memory.DirtyLog;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.memory.MemoryRegion;
 
@@ -35,6 +36,8 @@ public final class PackedQueue implements VirtQueue {
     private final String name;
 
     private GuestMemory memory;
+    /** The migration dirty log (used descriptors, event structure and chain writes are marked), or null. */
+    private DirtyLog dirty;
     private MemorySegment ring;
     private MemorySegment driverEvent;
     private MemorySegment deviceEvent;
@@ -102,6 +105,7 @@ public final class PackedQueue implements VirtQueue {
             return fail(QueueViolation.BAD_RESUME_INDEX, "index " + (base & INDEX_MASK) + ", queue size " + n);
         }
         this.memory = memory;
+        this.dirty = layout.dirty();
         this.regions = memory.regions().toArray(new MemoryRegion[0]);
         this.lastRegion = 0;
         this.ring = r;
@@ -131,6 +135,7 @@ public final class PackedQueue implements VirtQueue {
     public void stop() {
         started = false;
         memory = null;
+        dirty = null;
         regions = null;
         ring = null;
         driverEvent = null;
@@ -210,7 +215,7 @@ public final class PackedQueue implements VirtQueue {
         if (!hasAvailable()) {
             return false;
         }
-        chain.reset(memory, -1);
+        chain.reset(memory, -1, dirty);
         int idx = availIdx;
         boolean wrap = availWrap;
         int descs = 0;
@@ -328,6 +333,9 @@ public final class PackedQueue implements VirtQueue {
         VarHandle.releaseFence();
         // 2.8.3: WRITE in a used descriptor says whether the device wrote into the buffer.
         ring.set(U16, PackedRingLayout.offset(slot) + FLAGS, (short) (usedFlags(w) | (len > 0 ? F_WRITE : 0)));
+        if (dirty != null) {
+            dirty.markHost(ring.address() + PackedRingLayout.offset(slot), PackedRingLayout.offset(1));
+        }
         inFlight--;
     }
 
@@ -372,6 +380,7 @@ public final class PackedQueue implements VirtQueue {
         }
         if (!kicksOff) {
             deviceEvent.set(U16, EVENT_FLAGS, (short) EVENT_DISABLE);
+            logDeviceEvent();
         }
         kicksOff = true;
     }
@@ -403,8 +412,15 @@ public final class PackedQueue implements VirtQueue {
         } else {
             deviceEvent.set(U16, EVENT_FLAGS, (short) EVENT_ENABLE);
         }
+        logDeviceEvent();
         VarHandle.fullFence();
         return hasAvailable();
+    }
+
+    private void logDeviceEvent() {
+        if (dirty != null) {
+            dirty.markHost(deviceEvent.address(), EVENT_BYTES);
+        }
     }
 
     /** Translates one buffer, splitting it where it crosses into an adjacent region. */

@@ -1,5 +1,7 @@
 package io.vblk.virtio.queue;
 
+import io.vblk.virtio.memory.DirtyLog;
+
 /**
  * Any thread: immutable.
  *
@@ -12,20 +14,27 @@ package io.vblk.virtio.queue;
  * @param usedAddr      device (used) ring, 4-byte aligned
  * @param nextAvailIdx  the avail index the device processes next (vhost-user SET_VRING_BASE)
  * @param inflight      the record of chains in flight the queue keeps ({@link InflightLog#NONE}: none)
+ * @param dirty         where the guest pages the queue writes are logged while the front-end
+ *                      migrates the guest (vhost-user LOG_ALL), or null: no logging
  */
-public record QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx, InflightLog inflight) {
+public record QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx, InflightLog inflight,
+                          DirtyLog dirty) {
     public QueueLayout {
         if (inflight == null) {
             throw new IllegalArgumentException("inflight log is null; use InflightLog.NONE");
         }
     }
 
-    public QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx) {
-        this(size, descAddr, availAddr, usedAddr, nextAvailIdx, InflightLog.NONE);
+    public QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx, InflightLog inflight) {
+        this(size, descAddr, availAddr, usedAddr, nextAvailIdx, inflight, null);
     }
 
-    /** The same rings and record, resuming at {@code next}. */
+    public QueueLayout(int size, long descAddr, long availAddr, long usedAddr, int nextAvailIdx) {
+        this(size, descAddr, availAddr, usedAddr, nextAvailIdx, InflightLog.NONE, null);
+    }
+
+    /** The same rings, record and log, resuming at {@code next}. */
     public QueueLayout withNextAvailIdx(int next) {
-        return new QueueLayout(size, descAddr, availAddr, usedAddr, next, inflight);
+        return new QueueLayout(size, descAddr, availAddr, usedAddr, next, inflight, dirty);
     }
 }

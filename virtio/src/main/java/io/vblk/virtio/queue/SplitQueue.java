@@ -1,5 +1,6 @@
 package io.vblk.virtio.queue;
 
+import io.vblk.virtio.memory.DirtyLog;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.memory.MemoryRegion;
 
@@ -21,6 +22,10 @@ import static io.vblk.virtio.queue.LittleEndian.U32;
  * driver that breaks a ring rule makes {@link #pop} return false and leaves the queue
  * {@link #broken() broken} with a named {@link QueueViolation}: the owner puts its device into
  * NEEDS_RESET and stops taking requests from this queue.
+ *
+ * <p>While the front-end migrates the guest, the layout carries a {@link DirtyLog}: every write to
+ * the used ring is marked there after it is made, and {@link DescriptorChain}'s writes too (the
+ * one hook; without a log it costs one null check).
  *
  * <p>Shared-memory ordering with the driver (another CPU in the guest) uses explicit fences;
  * each one names the driver-side barrier it pairs with.
@@ -47,6 +52,8 @@ public final class SplitQueue implements VirtQueue {
     private boolean indirect;
     private boolean notifyOnEmpty;
     private boolean started;
+    /** The migration dirty log (used-ring writes and chain writes are marked), or null. */
+    private DirtyLog dirty;
 
     // Ring cursors (16-bit arithmetic, kept in ints masked with 0xffff).
     private int lastAvailIdx;
@@ -137,6 +144,7 @@ public final class SplitQueue implements VirtQueue {
         this.shadowAvailIdx = next;
         this.resubmitting = log != InflightLog.NONE;
         this.kicksOff = false;
+        this.dirty = layout.dirty();
         this.started = true;
         return true;
     }
@@ -146,6 +154,7 @@ public final class SplitQueue implements VirtQueue {
         started = false;
         resubmitting = false;
         log = InflightLog.NONE;
+        dirty = null;
         memory = null;
         regions = null;
         descTable = null;
@@ -279,6 +288,11 @@ public final class SplitQueue implements VirtQueue {
         // it reads the element (2.7.14; Linux virtqueue_get_buf's virtio_rmb).
         VarHandle.releaseFence();
         used.set(U16, UsedRingLayout.IDX, (short) usedIdx);
+        if (dirty != null) {
+            // vhost-user.rst "Live migration": used-ring writes are logged (after the write).
+            dirty.markUsed(UsedRingLayout.elemOffset(slot), UsedRingLayout.ELEM_BYTES);
+            dirty.markUsed(UsedRingLayout.IDX, 2);
+        }
         log.published(head, usedIdx);
         inFlight--;
     }
@@ -339,9 +353,11 @@ public final class SplitQueue implements VirtQueue {
             if (!kicksOff || ((lastAvailIdx - parkedAvailEvent) & 0xffff) > 0x4000) {
                 parkedAvailEvent = (lastAvailIdx - 1) & 0xffff;
                 used.set(U16, availEventOffset, (short) parkedAvailEvent);
+                logUsed(availEventOffset);
             }
         } else if (!kicksOff) {
             used.set(U16, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+            logUsed(UsedRingLayout.FLAGS);
         }
         kicksOff = true;
     }
@@ -365,8 +381,10 @@ public final class SplitQueue implements VirtQueue {
         if (eventIdx) {
             // 2.7.10: with EVENT_IDX the driver kicks when avail idx passes avail_event.
             used.set(U16, availEventOffset, (short) lastAvailIdx);
+            logUsed(availEventOffset);
         } else {
             used.set(U16, UsedRingLayout.FLAGS, (short) 0);
+            logUsed(UsedRingLayout.FLAGS);
         }
         // Full fence, then a second read of avail idx: our store of avail_event / flags must be
         // visible before we look again (a store-load order, which only a full fence gives; QEMU's
@@ -388,6 +406,13 @@ public final class SplitQueue implements VirtQueue {
 
     // ---- internals ----
 
+    /** A 16-bit field of the used ring was written: mark it while migrating. */
+    private void logUsed(long offset) {
+        if (dirty != null) {
+            dirty.markUsed(offset, 2);
+        }
+    }
+
     /** Reads avail idx with acquire; false (and broken) when it jumped more than size ahead. */
     private boolean refreshAvailIdx() {
         int idx = AvailRingLayout.idx(avail);
@@ -406,7 +431,7 @@ public final class SplitQueue implements VirtQueue {
 
     /** Follows the chain at {@code head}, direct then at most one indirect table. */
     private boolean walk(DescriptorChain chain, int head) {
-        chain.reset(memory, head);
+        chain.reset(memory, head, dirty);
         MemorySegment table = descTable;
         long base = 0;
         int tableSize = size;

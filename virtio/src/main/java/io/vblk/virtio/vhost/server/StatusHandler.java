@@ -36,8 +36,17 @@ final class StatusHandler {
                     + " is not a virtio status byte");
         }
         if (s == 0) {
-            // Virtio 1.x 2.1: "Writing 0 into this field resets the device."
-            return resetDevice(m, fds);
+            // Virtio 1.x 2.1: "Writing 0 into this field resets the device." The rings keep their
+            // next avail index: QEMU 7.2's vhost_dev_stop sends SET_STATUS 0 before GET_VRING_BASE
+            // and takes that answer as the queue's last_avail_idx, which a migration carries to the
+            // destination (every start sends SET_VRING_BASE anyway).
+            return session.stopThen(m, vrings.all(), () -> {
+                device.reset();
+                vrings.resetAll(true);
+                features.reset();
+                status = 0;
+                return null;
+            }, null);
         }
         status = (int) s;
         return session.ack(m, true);
@@ -50,7 +59,7 @@ final class StatusHandler {
     boolean resetDevice(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
         return session.stopThen(m, vrings.all(), () -> {
             device.reset();
-            vrings.resetAll();
+            vrings.resetAll(false);
             features.reset();
             status = 0;
             return null;

@@ -74,6 +74,7 @@ public final class VhostUserSession {
     private final FeaturesHandler features;
     private final MemoryHandler memory;
     private final InflightHandler inflight;
+    private final LogHandler log;
     private final RequestHandler[] handlers = new RequestHandler[64];
     private boolean pending;
     private boolean closed;
@@ -95,6 +96,7 @@ public final class VhostUserSession {
         this.features = new FeaturesHandler(this, vrings, device);
         this.memory = new MemoryHandler(this, vrings, device);
         this.inflight = new InflightHandler(this, name, vrings);
+        this.log = new LogHandler(this, name, vrings, features::protocolFeatures);
         VringHandler vring = new VringHandler(this, vrings, device);
         ConfigHandler config = new ConfigHandler(this, name, device);
         StatusHandler status = new StatusHandler(this, vrings, device, features);
@@ -110,6 +112,8 @@ public final class VhostUserSession {
         on(ADD_MEM_REG, memory::addMemReg);
         on(REM_MEM_REG, memory::remMemReg);
         on(GET_MAX_MEM_SLOTS, memory::getMaxMemSlots);
+        on(SET_LOG_BASE, log::setLogBase);
+        on(SET_LOG_FD, log::setLogFd);
         on(SET_VRING_NUM, vring::setVringNum);
         on(SET_VRING_BASE, vring::setVringBase);
         on(SET_VRING_ADDR, vring::setVringAddr);
@@ -327,6 +331,7 @@ public final class VhostUserSession {
         memory.release();
         vrings.closeFds();
         inflight.close();
+        log.close();
         pending = false;
     }
 }

@@ -23,6 +23,7 @@ import java.nio.file.Path;
  * restarts it after.
  */
 final class VringHandler {
+    private static final System.Logger LOG = System.getLogger(VringHandler.class.getName());
     private final VhostUserSession session;
     private final Vrings vrings;
     private final VirtioDevice device;
@@ -60,15 +61,20 @@ final class VringHandler {
         }
         vrings.requireStopped(m, q);
         vrings.get(q).base = s.num();
+        if (s.num() != 0) {
+            // A ring taken over mid-stream (a migration's destination, a reconnection): say where.
+            LOG.log(System.Logger.Level.INFO, () -> vrings.name() + ": queue " + q + " resumes at avail index " + s.num()
+                    + " (SET_VRING_BASE)");
+        }
         return session.ack(m, true);
     }
 
     boolean setVringAddr(VhostUserMessage m, MessageFds fds) throws VhostUserProtocolException {
         VringAddr a = VhostUserCodec.decodeVringAddr(m);
         int q = vrings.queueIndex(m, Integer.toUnsignedLong(a.index()));
-        if ((a.flags() & VhostUserMessageLayout.VRING_F_LOG) != 0) {
-            throw new VhostUserProtocolException(m.describe() + ": queue " + q
-                    + " asks for dirty logging (VHOST_VRING_F_LOG), which was not offered");
+        if ((a.flags() & ~VhostUserMessageLayout.VRING_F_LOG) != 0) {
+            throw new VhostUserProtocolException(m.describe() + ": queue " + q + " flags 0x" + Integer.toHexString(a.flags())
+                    + ": only VHOST_VRING_F_LOG (bit 0) is defined");
         }
         VringState r = vrings.get(q);
         return whenStopped(m, r, () -> {
@@ -84,6 +90,11 @@ final class VringHandler {
         VringState r = vrings.get(q);
         return session.stopThen(m, new int[]{q}, () -> {
             r.stopped();
+            // The hand-over point (a VM stop, or the end of a migration): nothing is in flight any
+            // more, every completion is in the used ring (and, while logging, in the dirty log).
+            LOG.log(System.Logger.Level.INFO, () -> vrings.name() + ": queue " + q
+                    + " handed over: GET_VRING_BASE = " + r.base + ", no request in flight"
+                    + (vrings.logAll ? " (dirty logging on: the migration's last sync follows)" : ""));
             return VhostUserMessage.reply(m.request(), VhostUserCodec.vringState(q, r.base));
         }, null);
     }

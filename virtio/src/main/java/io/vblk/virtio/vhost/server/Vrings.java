@@ -4,12 +4,14 @@ import io.vblk.aio.AioContext;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
+import io.vblk.virtio.memory.DirtyLog;
 import io.vblk.virtio.queue.InflightLog;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.queue.VirtQueue;
 import io.vblk.virtio.device.VirtioDevice;
 import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
+import io.vblk.virtio.vhost.wire.VhostUserMessageLayout;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolException;
 
 import java.util.ArrayList;
@@ -39,6 +41,10 @@ final class Vrings {
     InflightBuffer inflight;
     /** VHOST_USER_F_PROTOCOL_FEATURES acked with SET_FEATURES (set by {@link FeaturesHandler}). */
     boolean protocolFeaturesAcked;
+    /** VHOST_F_LOG_ALL acked with SET_FEATURES: queues started now log what they write (set by {@link FeaturesHandler}). */
+    boolean logAll;
+    /** The dirty log SET_LOG_BASE mapped, or null (set by {@link LogHandler}; changes only while every ring is idle). */
+    LogHandler.Area log;
 
     Vrings(String name, AioContext ctx, VirtioDevice device) {
         this.name = name;
@@ -52,6 +58,11 @@ final class Vrings {
 
     int count() {
         return rings.length;
+    }
+
+    /** The connection's name, for log lines. */
+    String name() {
+        return name;
     }
 
     VringState get(int q) {
@@ -130,7 +141,33 @@ final class Vrings {
         long desc = gpa(r.index, "descriptor table", r.addr.desc(), 16L * n, 16);
         long avail = gpa(r.index, "available ring", r.addr.avail(), 6L + 2L * n, 2);
         long used = gpa(r.index, "used ring", r.addr.used(), 6L + 8L * n, 4);
-        return new QueueLayout(n, desc, avail, used, r.base, inflightLog(r));
+        return new QueueLayout(n, desc, avail, used, r.base, inflightLog(r), dirtyLog(r, used));
+    }
+
+    /**
+     * Ring {@code r}'s dirty log while VHOST_F_LOG_ALL is on and a log is set, else null. With
+     * VHOST_VRING_F_LOG its used-ring writes are logged at {@code log_guest_addr} ("the back-end
+     * should log used ring updates" there), which must lie in guest memory.
+     */
+    private DirtyLog dirtyLog(VringState r, long usedGpa) throws VhostUserProtocolException {
+        if (!logAll || log == null) {
+            return null;
+        }
+        DirtyLog d;
+        try {
+            d = DirtyLog.of(log.bitmap(), memory);
+        } catch (IllegalArgumentException e) {
+            throw new VhostUserProtocolException("queue " + r.index + ": " + e.getMessage());
+        }
+        if ((r.addr.flags() & VhostUserMessageLayout.VRING_F_LOG) == 0) {
+            return d;
+        }
+        long at = r.addr.log();
+        if (memory.regionIndex(at, 6L + 8L * r.size) < 0) {
+            throw new VhostUserProtocolException("queue " + r.index + ": used-ring log address 0x" + Long.toHexString(at)
+                    + " is not inside guest memory (the ring is at 0x" + Long.toHexString(usedGpa) + ")");
+        }
+        return d.forUsedRing(at);
     }
 
     /** Ring {@code r}'s region of the inflight buffer, when there is one that fits the ring. */
@@ -216,10 +253,14 @@ final class Vrings {
         }
     }
 
-    /** Every ring back to a new session's state (device reset). */
-    void resetAll() {
+    /** Every ring back to a new session's state (device reset), keeping each next avail index when {@code keepBases}. */
+    void resetAll(boolean keepBases) {
         for (VringState r : rings) {
+            int base = r.base;
             r.reset();
+            if (keepBases) {
+                r.base = base;
+            }
         }
     }
 

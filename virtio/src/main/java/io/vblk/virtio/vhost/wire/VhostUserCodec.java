@@ -39,6 +39,10 @@ public final class VhostUserCodec {
     public record ConfigSpace(int offset, int size, int flags, byte[] data) {
     }
 
+    /** Log description (SET_LOG_BASE): the shared log's size and offset in its fd. */
+    public record LogBase(long mmapSize, long mmapOffset) {
+    }
+
     /** Inflight description (GET_INFLIGHT_FD / SET_INFLIGHT_FD). */
     public record Inflight(long mmapSize, long mmapOffset, int numQueues, int queueSize) {
     }
@@ -204,6 +208,22 @@ public final class VhostUserCodec {
         MemorySegment s = m.payloadSegment();
         return new Inflight(getLong(s, INFLIGHT_MMAP_SIZE), getLong(s, INFLIGHT_MMAP_OFFSET),
                 getU16(s, INFLIGHT_NUM_QUEUES), getU16(s, INFLIGHT_QUEUE_SIZE));
+    }
+
+    // ---------------------------------------------------------------- log
+
+    public static byte[] logBase(LogBase l) {
+        byte[] b = new byte[LOG_BYTES];
+        MemorySegment s = MemorySegment.ofArray(b);
+        putLong(s, LOG_MMAP_SIZE, l.mmapSize());
+        putLong(s, LOG_MMAP_OFFSET, l.mmapOffset());
+        return b;
+    }
+
+    public static LogBase decodeLogBase(VhostUserMessage m) throws VhostUserProtocolException {
+        expectSize(m, LOG_BYTES);
+        MemorySegment s = m.payloadSegment();
+        return new LogBase(getLong(s, LOG_MMAP_SIZE), getLong(s, LOG_MMAP_OFFSET));
     }
 
     // ---------------------------------------------------------------- header

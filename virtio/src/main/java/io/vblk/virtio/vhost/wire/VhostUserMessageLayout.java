@@ -134,6 +134,11 @@ public final class VhostUserMessageLayout {
     public static final int CONFIG_FLAG_WRITABLE = 0;
     public static final int CONFIG_FLAG_MIGRATION = 1;
 
+    /** "log description" (SET_LOG_BASE with LOG_SHMFD): u64 mmap_size, u64 mmap_offset. */
+    public static final int LOG_BYTES = 16;
+    public static final long LOG_MMAP_SIZE = 0;
+    public static final long LOG_MMAP_OFFSET = 8;
+
     public static final int INFLIGHT_BYTES = 24;
     public static final long INFLIGHT_MMAP_SIZE = 0;
     public static final long INFLIGHT_MMAP_OFFSET = 8;

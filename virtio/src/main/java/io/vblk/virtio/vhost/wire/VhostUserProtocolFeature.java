@@ -16,6 +16,13 @@ public final class VhostUserProtocolFeature {
      */
     public static final int F_PROTOCOL_FEATURES = 30;
 
+    /**
+     * {@code VHOST_F_LOG_ALL}: bit 26 of GET/SET_FEATURES (linux/vhost.h), "log all write
+     * descriptors": set by the front-end while it migrates the guest; the back-end then marks
+     * every guest page it writes in the log given with SET_LOG_BASE.
+     */
+    public static final int F_LOG_ALL = 26;
+
     public static final int MQ = 0;
     public static final int LOG_SHMFD = 1;
     public static final int RARP = 2;

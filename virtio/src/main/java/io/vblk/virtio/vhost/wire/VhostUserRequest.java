@@ -2,6 +2,7 @@ package io.vblk.virtio.vhost.wire;
 
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.CONFIG_HEADER_BYTES;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.INFLIGHT_BYTES;
+import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.LOG_BYTES;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.MAX_PAYLOAD_BYTES;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.MEM_REG_BYTES;
 import static io.vblk.virtio.vhost.wire.VhostUserMessageLayout.MEM_TABLE_MAX_BYTES;
@@ -41,10 +42,12 @@ public enum VhostUserRequest {
     RESET_OWNER(4, exact(0), FdRule.NONE, null, true),
     // request payload: memory regions description (8 + 32 * nregions, at most 8 regions); one fd per region
     SET_MEM_TABLE(5, range(MEM_TABLE_MIN_BYTES, MEM_TABLE_MAX_BYTES), PayloadRule.MEM_TABLE, FdRule.PER_REGION, null, true),
-    // request payload: u64 + u64 (log size, offset); "an fd in the ancillary data" (LOG_SHMFD, not offered)
-    SET_LOG_BASE(6, exact(16), FdRule.ANY, null, false),
-    // request payload: N/A, an fd (not offered)
-    SET_LOG_FD(7, exact(0), FdRule.ANY, null, false),
+    // request payload: log description (u64 mmap_size, u64 mmap_offset), the log's fd in the ancillary data
+    // (LOG_SHMFD: "the log memory fd is provided in the ancillary data"); the front-end waits for a reply,
+    // which carries no payload (QEMU reads any; libvhost-user sends a u64, DPDK and vblk none)
+    SET_LOG_BASE(6, exact(LOG_BYTES), FdRule.ONE, range(0, U64_BYTES), true),
+    // request payload: N/A; "the logging file descriptor, which is passed as ancillary data"
+    SET_LOG_FD(7, exact(0), FdRule.ONE, null, true),
     // request payload: vring state description
     SET_VRING_NUM(8, exact(VRING_STATE_BYTES), FdRule.NONE, null, true),
     // request payload: vring address description

@@ -346,10 +346,32 @@ class VhostUserServerTest {
             c.send(VhostUserRequest.GET_FEATURES, false, new byte[0], a);
             FileIo.close(a);
         });
-        malformed("SET_LOG_BASE (6) is not supported",
+        malformed("SET_LOG_BASE (6): missing fds: 0 attached, 1 expected",
                 c -> c.send(VhostUserRequest.SET_LOG_BASE, false, new byte[16]));
-        malformed("protocol features LOG_SHMFD were not offered", c -> c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false,
-                VhostUserCodec.u64(VhostUserProtocolFeature.bit(VhostUserProtocolFeature.LOG_SHMFD))));
+        malformed("SET_LOG_BASE (6) without VHOST_USER_PROTOCOL_F_LOG_SHMFD negotiated", c -> {
+            int a = memfd(4096);
+            c.send(VhostUserRequest.SET_LOG_BASE, false, VhostUserCodec.logBase(new VhostUserCodec.LogBase(4096, 0)), a);
+            FileIo.close(a);
+        });
+        malformed("SET_LOG_BASE (6): log offset + size = 8192 bytes lies beyond the end of its fd (4096 bytes)", c -> {
+            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false,
+                    VhostUserCodec.u64(VhostUserProtocolFeature.bit(VhostUserProtocolFeature.LOG_SHMFD)));
+            int a = memfd(4096);
+            c.send(VhostUserRequest.SET_LOG_BASE, false, VhostUserCodec.logBase(new VhostUserCodec.LogBase(8192, 0)), a);
+            FileIo.close(a);
+        });
+        malformed("SET_LOG_BASE (6): log offset 4 is not 8-byte aligned", c -> {
+            c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false,
+                    VhostUserCodec.u64(VhostUserProtocolFeature.bit(VhostUserProtocolFeature.LOG_SHMFD)));
+            int a = memfd(4096);
+            c.send(VhostUserRequest.SET_LOG_BASE, false, VhostUserCodec.logBase(new VhostUserCodec.LogBase(64, 4)), a);
+            FileIo.close(a);
+        });
+        malformed("SET_VRING_ADDR (9): queue 0 flags 0x2: only VHOST_VRING_F_LOG (bit 0) is defined",
+                c -> c.send(VhostUserRequest.SET_VRING_ADDR, false, VhostUserCodec.vringAddr(
+                        new VhostUserCodec.VringAddr(0, 2, 0x100000, 0x12000, 0x11000, 0))));
+        malformed("protocol features RARP were not offered", c -> c.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false,
+                VhostUserCodec.u64(VhostUserProtocolFeature.bit(VhostUserProtocolFeature.RARP))));
         malformed("REPLY flag is set on a request", c -> c.send(VhostUserMessage.reply(1, new byte[0])));
         malformed("SET_FEATURES (2): feature bits 0x1 were not offered",
                 c -> c.send(VhostUserRequest.SET_FEATURES, false, VhostUserCodec.u64(1)));

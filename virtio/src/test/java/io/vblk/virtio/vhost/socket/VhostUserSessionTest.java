@@ -302,6 +302,6 @@ class VhostUserSessionTest {
     @Test
     void offeredProtocolFeaturesIncludeTheBackendChannel() {
         assertThat(VhostUserProtocolFeature.describe(VhostUserSession.OFFERED_PROTOCOL_FEATURES))
-                .isEqualTo("MQ|REPLY_ACK|BACKEND_REQ|CONFIG|INFLIGHT_SHMFD|RESET_DEVICE|CONFIGURE_MEM_SLOTS|STATUS");
+                .isEqualTo("MQ|LOG_SHMFD|REPLY_ACK|BACKEND_REQ|CONFIG|INFLIGHT_SHMFD|RESET_DEVICE|CONFIGURE_MEM_SLOTS|STATUS");
     }
 }

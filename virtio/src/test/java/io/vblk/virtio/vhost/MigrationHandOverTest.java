@@ -1,0 +1,261 @@
+package io.vblk.virtio.vhost;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.aio.sys.FileIo;
+import io.vblk.aio.sys.Mmap;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.spec.DriverSpec;
+import io.vblk.guest.BlkWireLayout;
+import io.vblk.guest.GuestRam;
+import io.vblk.guest.GuestVring;
+import io.vblk.guest.vhost.VhostUserFrontend;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.RandomAccessFile;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The hand-over of a live migration between two back-ends on the same image, as QEMU drives it:
+ * the source logs while requests run (slowed down by a delay rule, so some are in flight when the
+ * front-end stops the ring), GET_VRING_BASE on the source answers once those finished with the
+ * exact next avail index — every request it took is in the used ring, none is left in flight — and
+ * the destination, started with SET_VRING_BASE = that index on the same (migrated) guest memory
+ * and a fresh inflight buffer, takes exactly the requests the source never popped. Each request
+ * completes once, and every write is on the image. Every other round stops the source as QEMU 7.2
+ * does at the end of a migration: SET_STATUS 0 (which resets the device) before GET_VRING_BASE,
+ * whose answer must still be the resume point.
+ */
+@Timeout(value = 90, unit = TimeUnit.SECONDS)
+class MigrationHandOverTest {
+    private static final Duration T = Duration.ofSeconds(20);
+    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int BLOCKS = 128;
+
+    @TempDir
+    Path dir;
+    private final List<IoThread> threads = new ArrayList<>();
+    private final List<BlockDriver> drivers = new ArrayList<>();
+    private final List<BlkDevice> devices = new ArrayList<>();
+    private final List<VhostUserExport> exports = new ArrayList<>();
+    private IoThread control;
+    private IoThread fe;
+
+    @AfterEach
+    void tearDown() {
+        for (int i = 0; i < exports.size(); i++) {
+            VhostUserExport e = exports.get(i);
+            BlkDevice d = devices.get(i);
+            CompletableFuture<Void> idle = new CompletableFuture<>();
+            AioContext.await(control.ctx().callOn(() -> {
+                e.close(() -> d.close(() -> idle.complete(null)));
+                return null;
+            }), T);
+            AioContext.await(idle, T);
+        }
+        fe.close();
+        for (IoThread t : threads) {
+            t.close();
+        }
+        control.close();
+        drivers.forEach(BlockDriver::close);
+    }
+
+    @Test
+    void theDestinationResumesExactlyWhereTheSourceStoppedRepeatedly() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(4 << 20);
+        }
+        control = IoThread.start("main-loop", AioOptions.DEFAULT);
+        fe = IoThread.start("fe", AioOptions.DEFAULT);
+        GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 8 << 20);
+        GuestVring vring = GuestVring.allocate(ram, 256);
+        int logFd = Mmap.memfdCreate("dirty-log", Mmap.MFD_CLOEXEC);
+        assertThat(FileIo.ftruncate(logFd, 4096)).isZero();
+        long[] data = new long[BLOCKS];
+        long[] hdr = new long[BLOCKS];
+        long[] status = new long[BLOCKS];
+        for (int i = 0; i < BLOCKS; i++) {
+            hdr[i] = ram.allocate(16, 16);
+            data[i] = ram.allocate(4096, 4096);
+            status[i] = ram.allocate(1, 1);
+        }
+        int[] completions = new int[BLOCKS];
+        int posted = 0;
+        int base = 0;
+        int handOvers = 0;
+        int takenBySource = 0;
+        // Five migrations: A -> B -> A' -> ..., each back-end its own export on the same image.
+        for (int round = 0; round < 5; round++) {
+            String sock = dir.resolve("vblk" + round + ".sock").toString();
+            // Writes on the source are slow (the delay rule), so some are in flight at the stop.
+            export(sock, "fault:rule=op:write,delay:15ms;inner=file:" + img + ",aio=threads,cache=writeback");
+            VhostUserFrontend src = connect(sock);
+            start(src, ram, vring, base);
+            for (int k = 0; k < 12 && posted < BLOCKS; k++) {
+                postWrite(ram, vring, hdr, data, status, posted++);
+            }
+            vring.publish();
+            kick(src);
+            onFe(() -> src.migration().startDirtyLog(logFd, 4096)); // logging switched on with requests in flight
+            for (int k = 0; k < 4 && posted < BLOCKS; k++) {
+                postWrite(ram, vring, hdr, data, status, posted++);
+            }
+            vring.publish();
+            kick(src);
+            // Published, never kicked: the source may or may not poll them before the stop.
+            for (int k = 0; k < 3 && posted < BLOCKS; k++) {
+                postWrite(ram, vring, hdr, data, status, posted++);
+            }
+            vring.publish();
+            CompletableFuture<Integer> stopped = new CompletableFuture<>();
+            boolean qemu72 = round % 2 == 1;
+            AioContext.await(fe.ctx().callOn(() -> {
+                if (qemu72) {
+                    // QEMU 7.2's vhost_dev_stop: SET_STATUS 0 (a device reset) before GET_VRING_BASE.
+                    src.migration().stopDevice(bases -> stopped.complete(bases[0]));
+                } else {
+                    src.stopQueue(0, stopped::complete);
+                }
+                return null;
+            }), T);
+            int next = AioContext.await(stopped, T);
+            // The hand-over point: everything the source took is completed and in the used ring.
+            assertThat(vring.usedIdx()).as("round %d: used idx at GET_VRING_BASE", round).isEqualTo(next);
+            takenBySource += (next - base) & 0xffff;
+            reap(vring, completions);
+            onFe(() -> {
+                src.close();
+                return CompletableFuture.completedFuture(null);
+            });
+            base = next;
+            handOvers++;
+            // Requests added after the stop, while the guest "runs on the destination".
+            for (int k = 0; k < 2 && posted < BLOCKS; k++) {
+                postWrite(ram, vring, hdr, data, status, posted++);
+            }
+            vring.publish();
+        }
+        // The last destination takes whatever is left and the read-back.
+        String sock = dir.resolve("vblk-final.sock").toString();
+        export(sock, "file:" + img + ",aio=threads,cache=writeback");
+        VhostUserFrontend dst = connect(sock);
+        start(dst, ram, vring, base);
+        kick(dst);
+        awaitUsed(vring, posted);
+        reap(vring, completions);
+        for (int i = 0; i < posted; i++) {
+            assertThat(completions[i]).as("request %d completions", i).isEqualTo(1);
+            assertThat(ram.segment(status[i], 1).get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) BlkWireLayout.S_OK);
+        }
+        assertThat(handOvers).isEqualTo(5);
+        assertThat(takenBySource).as("requests the sources took").isPositive();
+        assertThat(takenBySource).as("requests the sources took: all but the final destination's").isEqualTo(base);
+        assertThat(posted - base).as("requests the final destination took").isPositive();
+        onFe(() -> {
+            dst.close();
+            return CompletableFuture.completedFuture(null);
+        });
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
+            for (int i = 0; i < posted; i++) {
+                f.seek(i * 4096L + 17);
+                assertThat(f.readByte()).as("block %d on the image", i).isEqualTo(fill(i));
+            }
+        }
+        ram.close();
+        FileIo.close(logFd);
+    }
+
+    private static byte fill(int i) {
+        return (byte) (0x40 + i);
+    }
+
+    private void export(String sock, String spec) {
+        IoThread io = IoThread.start("io" + threads.size(), AioOptions.DEFAULT);
+        threads.add(io);
+        BlockDriver d = DriverSpec.open(spec);
+        drivers.add(d);
+        AioContext c = control.ctx();
+        exports.add(AioContext.await(c.callOn(() -> {
+            BlkDevice dev = new BlkDevice("vda", d, new BlkDeviceConfig().numQueues(1)
+                    .ioThreads(IoThreadMapping.roundRobin(List.of(io.ctx()))), c);
+            devices.add(dev);
+            return VhostUserExport.listen("vda", c, dev, sock);
+        }), T));
+    }
+
+    private static void postWrite(GuestRam ram, GuestVring vring, long[] hdr, long[] data, long[] status, int i) {
+        MemorySegment h = ram.segment(hdr[i], 16);
+        h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
+        h.set(LE32, BlkWireLayout.HDR_RESERVED, 0);
+        h.set(LE64, BlkWireLayout.HDR_SECTOR, i * 8L);
+        ram.segment(data[i], 4096).fill(fill(i));
+        ram.segment(status[i], 1).set(ValueLayout.JAVA_BYTE, 0, (byte) 0x7f);
+        vring.beginChain();
+        vring.addBuffer(hdr[i], 16, false);
+        vring.addBuffer(data[i], 4096, false);
+        vring.addBuffer(status[i], 1, true);
+        vring.commitChain(i);
+    }
+
+    private static void reap(GuestVring vring, int[] completions) {
+        vring.reap((token, len) -> completions[token]++);
+    }
+
+    private VhostUserFrontend connect(String sock) {
+        return AioContext.await(VhostUserFrontend.connect(fe.ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+    }
+
+    private void start(VhostUserFrontend f, GuestRam ram, GuestVring vring, int base) {
+        QueueLayout l = vring.layout();
+        onFe(() -> {
+            f.setDriverFeatures(1L << 32);
+            f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
+            f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), base));
+            f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
+                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
+            f.startQueue(0, () -> { });
+            return f.settled();
+        });
+    }
+
+    private void onFe(Supplier<CompletableFuture<Void>> op) {
+        AioContext.await(fe.ctx().callOn(op::get).thenCompose(x -> x), T);
+    }
+
+    private void kick(VhostUserFrontend f) {
+        AioContext.await(fe.ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+    }
+
+    private static void awaitUsed(GuestVring vring, int idx) {
+        long end = System.nanoTime() + T.toNanos();
+        while (vring.usedIdx() != (idx & 0xffff)) {
+            assertThat(System.nanoTime()).as("used idx %d, waiting for %d", vring.usedIdx(), idx).isLessThan(end);
+            Thread.onSpinWait();
+        }
+    }
+}
