@@ -27,7 +27,11 @@ public final class NbdFixture implements AutoCloseable {
     public final String socket;
 
     public NbdFixture(Path dir, BlockDriver driver, String name, boolean writable) {
-        this.socket = dir.resolve("nbd.sock").toString();
+        this(dir.resolve("nbd.sock").toString(), driver, name, writable);
+    }
+
+    public NbdFixture(String socket, BlockDriver driver, String name, boolean writable) {
+        this.socket = socket;
         this.node = new BlockNode("disk", driver, main.ctx());
         this.server = onMain(() -> NbdServer.listenUnix(main.ctx(), socket, 0));
         this.export = onMain(() -> {
@@ -43,16 +47,32 @@ public final class NbdFixture implements AutoCloseable {
     }
 
     public <T> T onMain(Callable<T> c) {
-        return AioContext.await(main.ctx().callOn(c), BOUND);
+        return waitFor(main.ctx().callOn(c));
+    }
+
+    /**
+     * A plain bounded wait: the calling test thread may be the home of a context of its own (the
+     * conformance suite's), which {@link AioContext#await} refuses; nothing the server's loops do
+     * depends on that context, so the wait cannot deadlock.
+     */
+    private static <T> T waitFor(java.util.concurrent.CompletableFuture<T> f) {
+        try {
+            return f.get(BOUND.toSeconds(), java.util.concurrent.TimeUnit.SECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (InterruptedException | java.util.concurrent.TimeoutException e) {
+            throw new IllegalStateException("NBD test server: " + e, e);
+        }
     }
 
     @Override
     public void close() {
         java.util.concurrent.CompletableFuture<Void> closed = new java.util.concurrent.CompletableFuture<>();
         main.ctx().runOn(() -> server.close(() -> closed.complete(null)));
-        AioContext.await(closed, BOUND);
+        waitFor(closed);
         onMain(() -> {
             node.close();
+            node.driver().close();
             return null;
         });
         io.close();

@@ -11,14 +11,14 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /** Any thread (the test's). Runs a real program to its end within a bound and returns its output. */
-final class Programs {
-    record Result(int exit, String output) {
+public final class Programs {
+    public record Result(int exit, String output) {
     }
 
     private Programs() {
     }
 
-    static Result run(Components.Component c, String... args) {
+    public static Result run(Components.Component c, String... args) {
         List<String> cmd = new ArrayList<>();
         cmd.add(Components.require(c).toString());
         cmd.addAll(List.of(args));
@@ -40,7 +40,7 @@ final class Programs {
     }
 
     /** Runs and fails the test unless it exits 0; returns the output. */
-    static String ok(Components.Component c, String... args) {
+    public static String ok(Components.Component c, String... args) {
         Result r = run(c, args);
         if (r.exit() != 0) {
             fail(c.program() + " " + String.join(" ", args) + " exited " + r.exit() + ":\n" + r.output());
