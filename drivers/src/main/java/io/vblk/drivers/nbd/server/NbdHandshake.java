@@ -102,6 +102,7 @@ final class NbdHandshake {
                 if (skip == 0) {
                     reply(option, REP_ERR_TOO_BIG, 0);
                     expectOption();
+                    flush();
                 }
                 continue;
             }
