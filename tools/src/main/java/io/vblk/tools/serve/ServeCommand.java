@@ -254,8 +254,8 @@ public final class ServeCommand implements Callable<Integer> {
                 return 2;
             }
         }
-        spec.commandLine().getOut().println(READY + " (" + cfg.exports().size() + " export"
-                + (cfg.exports().size() == 1 ? "" : "s") + ")");
+        int served = cfg.exports().size() + cfg.nbdExports().size();
+        spec.commandLine().getOut().println(READY + " (" + served + " export" + (served == 1 ? "" : "s") + ")");
         spec.commandLine().getOut().flush();
         stop.await();
         qmp.close();
