@@ -111,6 +111,24 @@ class NbdExportRealPeerTest {
         }
     }
 
+    @Test
+    void tcpExportServesQemuIoAndVblksOwnClient() throws IOException {
+        Path img = image();
+        try (NbdFixture s = new NbdFixture((String) null, DriverSpec.open("file:" + img), "disk", true)) {
+            String uri = "nbd://127.0.0.1:" + s.port + "/disk";
+            assertThat(Programs.ok(Components.QEMU_IO, "-f", "raw", "-c", "write -P 0x42 64k 64k", "-c",
+                    "read -P 0x42 64k 64k", uri)).doesNotContain("Pattern verification failed");
+            assertThat(Programs.ok(Components.NBDINFO, "--size", uri).trim()).isEqualTo(Long.toString(SIZE));
+            // vblk's client over TCP (server.type=inet) sees the same size and data.
+            try (io.vblk.drivers.BlockDriver d = DriverSpec.open("nbd:server.type=inet,server.host=127.0.0.1,server.port="
+                    + s.port + ",export=disk")) {
+                assertThat(d.length()).isEqualTo(SIZE);
+                assertThat(d.readOnly()).isFalse();
+            }
+        }
+        assertThat(range(Files.readAllBytes(img), 64 << 10, 64 << 10)).containsOnly((byte) 0x42);
+    }
+
     private static byte[] range(byte[] b, int off, int len) {
         return Arrays.copyOfRange(b, off, off + len);
     }

@@ -25,6 +25,8 @@ public final class NbdFixture implements AutoCloseable {
     public final NbdServer server;
     public final NbdExport export;
     public final String socket;
+    /** The TCP port, or -1 when it listens on {@link #socket}. */
+    public final int port;
 
     public NbdFixture(Path dir, BlockDriver driver, String name, boolean writable) {
         this(dir.resolve("nbd.sock").toString(), driver, name, writable);
@@ -33,7 +35,9 @@ public final class NbdFixture implements AutoCloseable {
     public NbdFixture(String socket, BlockDriver driver, String name, boolean writable) {
         this.socket = socket;
         this.node = new BlockNode("disk", driver, main.ctx());
-        this.server = onMain(() -> NbdServer.listenUnix(main.ctx(), socket, 0));
+        this.server = onMain(() -> socket == null ? NbdServer.listenInet(main.ctx(), "127.0.0.1", 0, 0)
+                : NbdServer.listenUnix(main.ctx(), socket, 0));
+        this.port = server.port();
         this.export = onMain(() -> {
             NbdExport e = new NbdExport("e0", name, node, io.ctx(), writable);
             server.addExport(e);
