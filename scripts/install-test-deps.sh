@@ -6,7 +6,9 @@
 #     busybox-static, fio, cpio, kmod, gzip, xz-utils (the test VM's initramfs, built by
 #     scripts/vm/setup.sh), prometheus (the metrics integration test), ceph-mon ceph-osd ceph-common
 #     (the single-node Ceph cluster the RBD tests start), librbd1 (the rbd driver's library),
-#     qemu-block-extra (qemu-storage-daemon's rbd driver, the reference for the RBD tests).
+#     qemu-block-extra (qemu-storage-daemon's rbd driver, the reference for the RBD tests), nbdkit,
+#     libnbd-bin and qemu-utils (the NBD export's and client's real peers: nbdkit, nbdinfo, nbdcopy,
+#     qemu-img, qemu-io, qemu-nbd; qemu-img and qemu-io also check the qcow2 driver's images).
 #   - the test VM's guest kernel, fetched into the VM cache by scripts/vm/fetch-kernel.sh (Debian's
 #     linux-image package, downloaded and unpacked, never installed on the host).
 # Safe to run again: it installs only what is missing. VBLK_TEST_PACKAGES replaces the package list.
@@ -14,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-packages=${VBLK_TEST_PACKAGES:-qemu-system-x86 qemu-system-common busybox-static fio cpio kmod gzip xz-utils prometheus ceph-mon ceph-osd ceph-common librbd1 qemu-block-extra}
+packages=${VBLK_TEST_PACKAGES:-qemu-system-x86 qemu-system-common busybox-static fio cpio kmod gzip xz-utils prometheus ceph-mon ceph-osd ceph-common librbd1 qemu-block-extra nbdkit libnbd-bin qemu-utils}
 for p in $packages; do
   have "$p" || need+=("$p")
 done

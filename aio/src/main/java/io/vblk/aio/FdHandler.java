@@ -2,6 +2,7 @@ package io.vblk.aio;
 
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoRegistration;
+import io.netty.channel.epoll.EpollIoEvent;
 import io.netty.channel.epoll.EpollIoHandle;
 import io.netty.channel.epoll.EpollIoOps;
 import io.netty.channel.unix.FileDescriptor;
@@ -41,6 +42,12 @@ public final class FdHandler implements EpollIoHandle {
     /** Taken out of the epoll input set by the nested wait in progress ({@link AioContext#waitWhile}). */
     boolean hiddenByNestedWait;
     long dispatchCount;
+    /** Called when the fd is writable, while {@link #wantWritable} is on; null until set. */
+    private Callback writable;
+    private boolean wantWrite;
+    private int ops = -1;
+    /** The owner switched reading off ({@link #setReadInterest}); wins over every re-enable. */
+    private boolean readOff;
 
     FdHandler(AioContext ctx, String name, int fd, Callback callback) {
         this.ctx = ctx;
@@ -73,13 +80,57 @@ public final class FdHandler implements EpollIoHandle {
     }
 
     void enable(boolean on) {
+        on = on && !readOff;
         if (removed || on == enabled) {
             return;
         }
         enabled = on;
-        // EPOLLIN alone is level-triggered. "Off" keeps the fd in the epoll set with no input events
-        // (EPOLL_CTL_MOD to EPOLLET only): Netty's registration cannot be re-added after a DEL.
-        registration.submit(on ? EpollIoOps.EPOLLIN : EpollIoOps.EPOLLET);
+        submitOps();
+    }
+
+    /**
+     * Switches the read callback off (a protocol peer whose requests must wait: every request slot
+     * is busy, or output is pending) or back on. Independent of a drained section's pause and of a
+     * nested wait, which both still hold while it is on again. Home thread.
+     */
+    public void setReadInterest(boolean on) {
+        ctx.assertLoopThread();
+        readOff = !on;
+        enable(on && !paused && !hiddenByNestedWait);
+    }
+
+    /**
+     * Asks for (or stops asking for) {@code onWritable} when the fd can be written: a socket owner
+     * whose send returned EAGAIN turns it on and off again once its output is out. Level-triggered,
+     * independent of the read side's pause ({@link #drainedBegin}). Home thread.
+     */
+    public void wantWritable(boolean on, Callback onWritable) {
+        ctx.assertLoopThread();
+        if (onWritable != null) {
+            writable = onWritable;
+        }
+        if (removed || on == wantWrite) {
+            return;
+        }
+        wantWrite = on;
+        submitOps();
+    }
+
+    private void submitOps() {
+        // EPOLLIN / EPOLLOUT alone are level-triggered. With neither, the fd stays in the epoll set
+        // with no events (EPOLL_CTL_MOD to EPOLLET only): Netty's registration cannot be re-added
+        // after a DEL.
+        int want = (enabled ? 1 : 0) | (wantWrite ? 2 : 0);
+        if (want == ops) {
+            return;
+        }
+        ops = want;
+        registration.submit(switch (want) {
+            case 1 -> EpollIoOps.EPOLLIN;
+            case 2 -> EpollIoOps.EPOLLOUT;
+            case 3 -> EpollIoOps.EPOLLIN.with(EpollIoOps.EPOLLOUT);
+            default -> EpollIoOps.EPOLLET;
+        });
     }
 
     /** Unregisters; the fd itself stays open (its owner closes it). Home thread. */
@@ -152,13 +203,22 @@ public final class FdHandler implements EpollIoHandle {
 
     @Override
     public void handle(IoRegistration registration, IoEvent ioEvent) {
-        if (removed || !enabled) {
+        if (removed) {
+            return;
+        }
+        boolean out = wantWrite && ioEvent instanceof EpollIoEvent e && e.ops().contains(EpollIoOps.EPOLLOUT);
+        if (!enabled && !out) {
             return;
         }
         ctx.noteProgress();
         dispatchCount++;
         try {
-            callback.ready(fd);
+            if (out) {
+                writable.ready(fd);
+            }
+            if (enabled && !removed) {
+                callback.ready(fd);
+            }
         } catch (RuntimeException e) {
             // Netty's dispatcher must not unwind; the context rethrows it from poll().
             ctx.callbackFailed(e, this);

@@ -49,12 +49,18 @@ final class Downcalls {
     /** ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) */
     static final MethodHandle PWRITEV = handle("pwritev",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG));
+    /** ssize_t readv(int fd, const struct iovec *iov, int iovcnt) */
+    static final MethodHandle READV = handle("readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
+    /** ssize_t writev(int fd, const struct iovec *iov, int iovcnt) */
+    static final MethodHandle WRITEV = handle("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
     // The same request-path calls without errno capture: the capture argument is sliced per call
     // inside the JDK, which allocates wherever C2 does not inline the slice (a call site it sees
     // as infrequent, e.g. one io_submit per batch). The facade calls these first and repeats a failed
     // call through the capturing handle to learn errno: a failed call of these transferred
     // nothing, so repeating it is safe (if the repeat succeeds, its result is the result).
     static final MethodHandle READ_FAST = fast("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
+    static final MethodHandle READV_FAST = fast("readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
+    static final MethodHandle WRITEV_FAST = fast("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
     static final MethodHandle POLL_FAST = fast("poll", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     static final MethodHandle WRITE_FAST = fast("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
     static final MethodHandle PREAD_FAST = fast("pread",

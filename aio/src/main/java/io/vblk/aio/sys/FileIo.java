@@ -279,4 +279,38 @@ public final class FileIo {
             throw Scratch.linkFailure(t);
         }
     }
+
+    /** {@code readv(2)} (a socket or pipe): bytes read (0 at end of stream), -EAGAIN, or -errno. */
+    public static long readv(int fd, long iovAddr, int iovcnt) {
+        try {
+            long r = (long) Downcalls.READV_FAST.invokeExact(fd, iovAddr, iovcnt);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = Scratch.get();
+            do {
+                r = (long) Downcalls.READV.invokeExact(s.capture, fd, iovAddr, iovcnt);
+            } while (r < 0 && s.errno() == Errno.EINTR);
+            return r < 0 ? -s.errno() : r;
+        } catch (Throwable t) {
+            throw Scratch.linkFailure(t);
+        }
+    }
+
+    /** {@code writev(2)} (a socket or pipe): bytes written, -EAGAIN, or -errno (-EPIPE: the JVM ignores SIGPIPE). */
+    public static long writev(int fd, long iovAddr, int iovcnt) {
+        try {
+            long r = (long) Downcalls.WRITEV_FAST.invokeExact(fd, iovAddr, iovcnt);
+            if (r >= 0) {
+                return r;
+            }
+            Scratch s = Scratch.get();
+            do {
+                r = (long) Downcalls.WRITEV.invokeExact(s.capture, fd, iovAddr, iovcnt);
+            } while (r < 0 && s.errno() == Errno.EINTR);
+            return r < 0 ? -s.errno() : r;
+        } catch (Throwable t) {
+            throw Scratch.linkFailure(t);
+        }
+    }
 }

@@ -61,6 +61,10 @@ final class LibC {
 
     static native int connect(int fd, long addr, int addrlen);
 
+    static native int setsockopt(int fd, int level, int name, long value, int len);
+
+    static native int getsockname(int fd, long addr, long addrlenPtr);
+
     static native int socketpair(int domain, int type, int protocol, int[] sv);
 
     // fcntl(2) is variadic; an int third argument is passed as a fixed one would be.

@@ -8,6 +8,8 @@ import io.vblk.drivers.fault.BlkdebugRules;
 import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
+import io.vblk.drivers.nbd.NbdAddress;
+import io.vblk.drivers.nbd.client.NbdClientDriver;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.drivers.rbd.RbdDriver;
 
@@ -63,6 +65,9 @@ import java.util.Map;
  *       conf=PATH                 ceph.conf (default: librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ...)
  *       user=NAME                 connect as client.NAME (default admin)
  *       ro=off|on                 read-only: rbd_open_read_only, no exclusive lock
+ *   nbd:server.type=unix,server.path=P | server.type=inet,server.host=H[,server.port=N][,KEY=VALUE,...]
+ *       export=NAME               the export to open (default: the empty name)
+ *       reconnect-delay=S         seconds requests wait for a lost connection to come back (default 0)
  *
  *   SIZE: a byte count with an optional K, M, G or T suffix (powers of 1024), e.g. 4096, 64M, 1G.
  * </pre>
@@ -114,6 +119,14 @@ public sealed interface DriverSpec {
         }
     }
 
+    /** An NBD export, QEMU's {@code driver=nbd} (see {@link NbdClientDriver}). */
+    record Nbd(NbdAddress server, String export, int reconnectDelaySeconds) implements DriverSpec {
+        @Override
+        public BlockDriver open() {
+            return NbdClientDriver.open(server, export, reconnectDelaySeconds);
+        }
+    }
+
     /** Parses {@code spec}; see the class comment for the syntax. */
     static DriverSpec parse(String spec) {
         return Parser.parse(spec, spec);
@@ -141,7 +154,8 @@ public sealed interface DriverSpec {
                 case "file" -> parseFile(rest, whole);
                 case "fault" -> parseFault(rest, whole);
                 case "rbd" -> parseRbd(rest, whole);
-                default -> throw bad(whole, "unknown driver '" + kind + "'; accepted: null, file, fault, rbd");
+                case "nbd" -> parseNbd(rest, whole);
+                default -> throw bad(whole, "unknown driver '" + kind + "'; accepted: null, file, fault, rbd, nbd");
             };
         }
 
@@ -232,6 +246,44 @@ public sealed interface DriverSpec {
             }
             return new Rbd(new RbdDriver.Options(kv.get("pool"), kv.get("image"), kv.get("namespace"), kv.get("snapshot"),
                     kv.get("conf"), kv.get("user"), null, ro));
+        }
+
+        private static DriverSpec parseNbd(String rest, String whole) {
+            String type = null;
+            String path = null;
+            String host = null;
+            int port = NbdAddress.DEFAULT_PORT;
+            String export = "";
+            int delay = 0;
+            for (Map.Entry<String, String> e : keyValues(rest, whole, "nbd").entrySet()) {
+                String v = e.getValue();
+                switch (e.getKey()) {
+                    case "server.type" -> type = v;
+                    case "server.path" -> path = v;
+                    case "server.host" -> host = v;
+                    case "server.port" -> port = (int) number(v, whole, "server.port", 1, 65535);
+                    case "export" -> export = v;
+                    case "reconnect-delay" -> delay = (int) number(v, whole, "reconnect-delay", 0, 3600);
+                    default -> throw bad(whole, "unknown key '" + e.getKey() + "' for driver nbd; accepted: server.type,"
+                            + " server.path, server.host, server.port, export, reconnect-delay");
+                }
+            }
+            NbdAddress server;
+            if ("unix".equals(type)) {
+                if (path == null || path.isEmpty()) {
+                    throw bad(whole, "server.type=unix needs server.path=SOCKET");
+                }
+                server = new NbdAddress.Unix(path);
+            } else if ("inet".equals(type)) {
+                if (host == null || host.isEmpty()) {
+                    throw bad(whole, "server.type=inet needs server.host=HOST (and server.port=N, default 10809)");
+                }
+                server = new NbdAddress.Inet(host, port);
+            } else {
+                throw bad(whole, "server.type: " + (type == null ? "missing" : "'" + type + "' is not accepted")
+                        + "; use unix (with server.path) or inet (with server.host, server.port)");
+            }
+            return new Nbd(server, export, delay);
         }
 
         private static DriverSpec parseFault(String rest, String whole) {

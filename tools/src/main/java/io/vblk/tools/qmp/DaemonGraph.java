@@ -20,11 +20,13 @@ import java.util.Map;
  * what query commands report about each (how a node was opened, an export's node and IoThreads).
  *
  * @param metrics the metrics registry new exports and IoThreads are bound to, or null
+ * @param nbd     the NBD server and its exports
  */
 public record DaemonGraph(IoThread mainLoop, Map<String, IoThread> iothreads, Map<String, BlockDriver> drivers,
                           Map<String, BlockNode> nodes, List<BlkDevice> devices, List<VhostUserExport> exports,
                           VblkMetrics metrics, Map<String, NodeInfo> nodeInfo, Map<String, String> exportNodes,
-                          Map<String, List<String>> exportThreads, BlockEvents events) {
+                          Map<String, List<String>> exportThreads, BlockEvents events,
+                          io.vblk.drivers.nbd.server.NbdService nbd) {
 
     /** What a node was opened from, for query-named-block-nodes (QEMU's BlockDeviceInfo). */
     public record NodeInfo(String drv, String filename, boolean direct, boolean readOnly) {

@@ -47,8 +47,12 @@ final class ExportCommands {
     private final Set<String> deleting = new HashSet<>();
     private final Set<String> iothreadsPending = new HashSet<>();
 
+    /** The type=nbd exports and the NBD server commands. */
+    private final NbdCommands nbd;
+
     ExportCommands(QmpCommands cmds) {
         this.cmds = cmds;
+        this.nbd = new NbdCommands(cmds);
         this.exportNode = cmds.graph.exportNodes();
         this.exportThreads = cmds.graph.exportThreads();
     }
@@ -60,10 +64,11 @@ final class ExportCommands {
         add.accept("object-add", this::objectAdd);
         add.accept("object-del", this::objectDel);
         add.accept("query-iothreads", this::queryIothreads);
+        nbd.register(add);
     }
 
     boolean usesNode(String node) {
-        return exportNode.containsValue(node);
+        return exportNode.containsValue(node) || nbd.usesNode(node);
     }
 
     private int indexOf(String id) {
@@ -79,6 +84,12 @@ final class ExportCommands {
     private CompletableFuture<JsonNode> exportAdd(Args a) {
         String type = a.string("type");
         String id = a.string("id");
+        if (type.equals("nbd")) {
+            if (indexOf(id) >= 0 || exportNode.containsKey(id) || nbd.has(id)) {
+                throw QmpError.generic("Block export id '" + id + "' is already in use");
+            }
+            return nbd.exportAdd(a, id);
+        }
         String nodeName = a.string("node-name");
         Args addr = a.object("addr");
         boolean writable = a.bool("writable", false);
@@ -107,7 +118,7 @@ final class ExportCommands {
         }
         addr.finish();
         a.finish();
-        if (indexOf(id) >= 0 || exportNode.containsKey(id)) {
+        if (indexOf(id) >= 0 || exportNode.containsKey(id) || nbd.has(id)) {
             throw QmpError.generic("Block export id '" + id + "' is already in use");
         }
         BlockNode node = cmds.node(nodeName);
@@ -156,6 +167,9 @@ final class ExportCommands {
         a.finish();
         if (mode != null && !mode.equals("safe") && !mode.equals("hard")) {
             throw QmpError.generic("Parameter 'mode' does not accept value '" + mode + "'");
+        }
+        if (nbd.has(id)) {
+            return nbd.exportDel(id, mode);
         }
         int i = indexOf(id);
         if (i < 0) {
@@ -207,6 +221,7 @@ final class ExportCommands {
             o.put("type", "vhost-user-blk");
             o.put("id", x.id());
         }
+        nbd.query(l);
         return QmpCommands.done(a, l);
     }
 

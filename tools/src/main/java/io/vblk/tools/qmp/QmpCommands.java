@@ -185,6 +185,32 @@ final class QmpCommands {
                 info = new NodeInfo(driver, "rbd:" + pool + "/" + (namespace == null ? "" : namespace + "/") + image
                         + (snapshot == null ? "" : "@" + snapshot), false, ro);
             }
+            case "nbd" -> {
+                Args srv = a.object("server");
+                String type = srv.string("type");
+                io.vblk.drivers.nbd.NbdAddress addr = switch (type) {
+                    case "unix" -> new io.vblk.drivers.nbd.NbdAddress.Unix(srv.string("path"));
+                    case "inet" -> {
+                        String host = srv.string("host");
+                        JsonNode p = srv.optional("port"); // a string in QEMU's SocketAddress
+                        try {
+                            yield new io.vblk.drivers.nbd.NbdAddress.Inet(host, p == null
+                                    ? io.vblk.drivers.nbd.NbdAddress.DEFAULT_PORT : Integer.parseInt(p.asText()));
+                        } catch (IllegalArgumentException e) {
+                            throw QmpError.generic("Parameter 'server.port' does not accept value '" + p.asText() + "'");
+                        }
+                    }
+                    default -> throw QmpError.generic("Parameter 'server.type' does not accept value '" + type + "'");
+                };
+                srv.finish();
+                String export = a.optString("export");
+                Long delay = a.optInteger("reconnect-delay");
+                if (delay != null && (delay < 0 || delay > 3600)) {
+                    throw QmpError.generic("reconnect-delay must be 0..3600");
+                }
+                spec = new DriverSpec.Nbd(addr, export == null ? "" : export, delay == null ? 0 : delay.intValue());
+                info = new NodeInfo(driver, "nbd+" + addr.describe() + "/" + (export == null ? "" : export), false, ro);
+            }
             default -> throw QmpError.generic("Parameter 'driver' does not accept value '" + driver + "'");
         }
         a.finish();

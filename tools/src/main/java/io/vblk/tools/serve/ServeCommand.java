@@ -65,6 +65,11 @@ public final class ServeCommand implements Callable<Integer> {
             "(vblk: queue q runs on iothread.(q mod n))"})
     List<String> exports = new ArrayList<>();
 
+    @Option(names = "--nbd-server", paramLabel = "OPTIONS", description =
+            "addr.type=unix,addr.path=P | addr.type=inet,addr.host=H,addr.port=N: the NBD server"
+            + " that --export type=nbd,id=E,node-name=N[,name=NAME][,writable=on] exports are offered on")
+    String nbdServer;
+
     @Option(names = "--chardev", paramLabel = "OPTIONS", description =
             "socket,id=ID,path=P,server=on,wait=off | socket,id=ID,fd=N,server=on (a monitor's socket)")
     List<String> chardevs = new ArrayList<>();
@@ -130,7 +135,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (shutdownTimeout < 1 || shutdownTimeout > 3600) {
             throw new ServeOptionException("--shutdown-timeout=" + shutdownTimeout + " is out of range; accepts 1..3600 seconds");
         }
-        return ServeOptionParser.parse(b, o, e, pidfile, !monitors.isEmpty());
+        return ServeOptionParser.parse(b, o, e, pidfile, !monitors.isEmpty(), nbdServer);
     }
 
     /** {@code --socket-mode}: permission bits 0..0777, written in octal. */
@@ -249,8 +254,8 @@ public final class ServeCommand implements Callable<Integer> {
                 return 2;
             }
         }
-        spec.commandLine().getOut().println(READY + " (" + cfg.exports().size() + " export"
-                + (cfg.exports().size() == 1 ? "" : "s") + ")");
+        int served = cfg.exports().size() + cfg.nbdExports().size();
+        spec.commandLine().getOut().println(READY + " (" + served + " export" + (served == 1 ? "" : "s") + ")");
         spec.commandLine().getOut().flush();
         stop.await();
         qmp.close();

@@ -12,10 +12,30 @@ import java.util.List;
  * every cross-reference resolved (an export's node and IoThreads exist, ids are unique).
  */
 public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads, List<ExportSpec> exports,
-                          String pidfile) {
+                          String pidfile, io.vblk.drivers.nbd.NbdAddress nbdServer, List<NbdExportSpec> nbdExports) {
+
+    public ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads, List<ExportSpec> exports, String pidfile) {
+        this(blockdevs, iothreads, exports, pidfile, null, List.of());
+    }
+
+    /**
+     * {@code --export type=nbd,id=E,node-name=N[,name=NAME][,writable=on][,iothread=I]}: served by the
+     * {@code --nbd-server}; {@code name} defaults to the node-name, as in QEMU.
+     */
+    public record NbdExportSpec(String id, String nodeName, String name, boolean writable, String iothread) {
+    }
+
+    /** {@code driver=nbd}: an NBD export as a node (QEMU's BlockdevOptionsNbd). */
+    public record NbdNode(String nodeName, io.vblk.drivers.nbd.NbdAddress server, String export, int reconnectDelay)
+            implements Blockdev {
+        @Override
+        public boolean readOnly() {
+            return false;
+        }
+    }
 
     /** A block node ({@code --blockdev}). */
-    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode, RbdNode {
+    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode, RbdNode, NbdNode {
         String nodeName();
 
         boolean readOnly();

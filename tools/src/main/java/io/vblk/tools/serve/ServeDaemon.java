@@ -21,6 +21,9 @@ import io.vblk.tools.qmp.QmpServer;
 import io.vblk.virtio.blk.BlockErrorAction;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
 import io.vblk.tools.serve.ServeConfig.ExportSpec;
+import io.vblk.tools.serve.ServeConfig.NbdExportSpec;
+import io.vblk.tools.serve.ServeConfig.NbdNode;
+import io.vblk.drivers.nbd.server.NbdService;
 import io.vblk.tools.serve.ServeConfig.FileNode;
 import io.vblk.tools.serve.ServeConfig.InheritedFd;
 import io.vblk.tools.serve.ServeConfig.IoThreadSpec;
@@ -74,6 +77,8 @@ public final class ServeDaemon {
     private final List<VhostUserExport> exports = new ArrayList<>();
     /** Every device's BLOCK_IO_ERROR: logged, and handed to the monitor once one listens. */
     private final DaemonEvents events = new DaemonEvents();
+    /** The NBD server and its exports ({@code --nbd-server}, {@code --export type=nbd}). */
+    private final NbdService nbd;
     private final MetricsOptions metricsOptions;
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
@@ -89,6 +94,7 @@ public final class ServeDaemon {
         this.metricsOptions = metricsOptions;
         this.socketMode = socketMode;
         this.mainLoop = IoThread.start("main-loop", AioOptions.DEFAULT);
+        this.nbd = new NbdService(mainLoop.ctx());
     }
 
     /**
@@ -114,6 +120,7 @@ public final class ServeDaemon {
         ServeDaemon d = new ServeDaemon(config, metrics, socketMode);
         try {
             d.startAll();
+            d.startNbd();
             d.startMetrics();
             d.serving = true;
             return d;
@@ -171,6 +178,40 @@ public final class ServeDaemon {
         }
     }
 
+    /** The NBD server and its exports, after the nodes: each export's clients on its IoThread (or the main loop). */
+    private void startNbd() throws ServeOptionException {
+        if (config.nbdServer() == null) {
+            return;
+        }
+        AioContext main = mainLoop.ctx();
+        try {
+            AioContext.await(main.callOn(() -> {
+                nbd.start(config.nbdServer(), 0);
+                return null;
+            }), STEP);
+        } catch (CompletionException ce) {
+            throw new ServeOptionException("--nbd-server: " + (ce.getCause() != null ? ce.getCause() : ce).getMessage());
+        }
+        LOG.log(System.Logger.Level.INFO, () -> "nbd-server: listening on " + config.nbdServer().describe());
+        for (NbdExportSpec x : config.nbdExports()) {
+            AioContext io = x.iothread() == null ? main : iothreads.get(x.iothread()).ctx();
+            try {
+                AioContext.await(main.callOn(() -> nbd.addExport(x.id(), x.name(), nodes.get(x.nodeName()), io,
+                        x.writable())), STEP);
+            } catch (CompletionException ce) {
+                throw new ServeOptionException("--export id=" + x.id() + ": " + (ce.getCause() != null ? ce.getCause() : ce)
+                        .getMessage());
+            }
+            LOG.log(System.Logger.Level.INFO, () -> "export " + x.id() + ": nbd name '" + x.name() + "', node " + x.nodeName()
+                    + (x.writable() ? "" : ", read-only") + " on " + io.name());
+        }
+    }
+
+    /** The NBD server and exports (QMP's nbd-server-start and block-export-add type=nbd change them). */
+    public NbdService nbd() {
+        return nbd;
+    }
+
     private void startMetrics() throws ServeOptionException {
         if (metricsOptions == null) {
             return;
@@ -207,6 +248,7 @@ public final class ServeDaemon {
             case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
             case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
                     r.conf(), r.user(), null, r.readOnly()));
+            case NbdNode n -> new DriverSpec.Nbd(n.server(), n.export(), n.reconnectDelay());
         };
     }
 
@@ -301,6 +343,8 @@ public final class ServeDaemon {
                 case BlkdebugNode d -> new DaemonGraph.NodeInfo("blkdebug", "blkdebug::" + d.image().nodeName(), false,
                         d.readOnly());
                 case RbdNode r -> new DaemonGraph.NodeInfo("rbd", "rbd:" + r.describe(), false, r.readOnly());
+                case NbdNode n -> new DaemonGraph.NodeInfo("nbd", "nbd+" + n.server().describe() + "/" + n.export(), false,
+                        drivers.containsKey(n.nodeName()) && drivers.get(n.nodeName()).readOnly());
             });
         }
         Map<String, String> exportNodes = new LinkedHashMap<>();
@@ -310,7 +354,7 @@ public final class ServeDaemon {
             exportThreads.put(e.id(), e.iothreads());
         }
         return new DaemonGraph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics, info, exportNodes, exportThreads,
-                events);
+                events, nbd);
     }
 
     /**
@@ -337,6 +381,17 @@ public final class ServeDaemon {
         List<CompletableFuture<Void>> idle = new ArrayList<>();
         String step = "draining the nodes";
         try {
+            // NBD clients first: each finishes its requests in flight, then its connection closes.
+            CompletableFuture<Void> nbdStopped = AioContext.await(main.callOn(() -> {
+                CompletableFuture<Void> f = new CompletableFuture<>();
+                if (nbd.running()) {
+                    nbd.stop(() -> f.complete(null));
+                } else {
+                    f.complete(null);
+                }
+                return f;
+            }), left(deadline));
+            AioContext.await(nbdStopped, left(deadline));
             // The sections stay open: the devices are closed inside them (closing detaches them).
             List<CompletableFuture<Void>> quiet = AioContext.await(main.callOn(() -> {
                 for (VhostUserExport x : exports) {

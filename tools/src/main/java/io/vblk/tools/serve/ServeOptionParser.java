@@ -35,6 +35,10 @@ import java.util.Set;
  * --blockdev driver=blkdebug,node-name=N,image=NODE | image.driver=file,image.filename=F
  *            [,inject-error.I.event=E,...][,set-state.I.event=E,...]   (see {@link BlkdebugOptions})
  * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=LIST]
+ * --blockdev driver=nbd,node-name=N,server.type=unix,server.path=P | server.type=inet,server.host=H,server.port=N
+ *            [,export=NAME][,reconnect-delay=S]
+ * --nbd-server addr.type=unix,addr.path=P | addr.type=inet,addr.host=H,addr.port=N
+ * --export type=nbd,id=E,node-name=N[,name=NAME][,writable=on|off][,iothread=I]
  * --export type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P | addr.type=fd,addr.str=FD
  *          [,writable=on|off][,num-queues=Q][,logical-block-size=B]
  *          [,werror=enospc|stop|report|ignore][,rerror=report|stop|enospc|ignore]   (QEMU's device options)
@@ -90,6 +94,12 @@ public final class ServeOptionParser {
     /** As above; with {@code monitor} (a QMP monitor will add exports at run time) no --export is needed. */
     public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile,
                                     boolean monitor) throws ServeOptionException {
+        return parse(blockdevs, objects, exports, pidfile, monitor, null);
+    }
+
+    /** As above, with {@code nbdServer} the {@code --nbd-server} argument or null. */
+    public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile,
+                                    boolean monitor, String nbdServer) throws ServeOptionException {
         Map<String, Blockdev> nodes = new HashMap<>();
         Map<String, String> rawAliases = new HashMap<>();
         List<Blockdev> nodeList = new ArrayList<>();
@@ -144,13 +154,23 @@ public final class ServeOptionParser {
                     o.finish();
                     rawAliases.put(nodeName, file);
                 }
+                case "nbd" -> {
+                    io.vblk.drivers.nbd.NbdAddress server = nbdAddress(o, "server");
+                    String export = o.take("export");
+                    int delay = (int) o.takeLong("reconnect-delay", 0, 0, 3600);
+                    o.takeBool("read-only", false);
+                    o.finish();
+                    Blockdev n = new ServeConfig.NbdNode(nodeName, server, export == null ? "" : export, delay);
+                    nodes.put(nodeName, n);
+                    nodeList.add(n);
+                }
                 case "blkdebug" -> {
                     Blockdev n = BlkdebugOptions.parse(o, nodeName, nodes, rawAliases);
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }
                 default -> throw new ServeOptionException(o.where() + ": driver=" + driver
-                        + " is not supported; accepts file, host_device, null-co, null-aio, rbd, raw, blkdebug");
+                        + " is not supported; accepts file, host_device, null-co, null-aio, rbd, raw, blkdebug, nbd");
             }
         }
         for (Map.Entry<String, String> e : rawAliases.entrySet()) {
@@ -194,13 +214,59 @@ public final class ServeOptionParser {
         }
 
         List<ExportSpec> exportList = new ArrayList<>();
+        List<ServeConfig.NbdExportSpec> nbdList = new ArrayList<>();
+        Set<String> nbdNames = new HashSet<>();
+        io.vblk.drivers.nbd.NbdAddress nbdAddr = null;
+        if (nbdServer != null) {
+            KeyValueOptions o = KeyValueOptions.parse("--nbd-server", nbdServer, null);
+            nbdAddr = nbdAddress(o, "addr");
+            o.finish();
+        }
         Set<String> exportIds = new HashSet<>();
         Set<String> addresses = new HashSet<>();
         for (String text : exports) {
             KeyValueOptions o = KeyValueOptions.parse("--export", text, null);
-            String type = o.require("type", "vhost-user-blk");
+            String type = o.require("type", "vhost-user-blk or nbd");
+            if (type.equals("nbd")) {
+                String id = o.require("id", "a name for the export");
+                checkId(o, "id", id);
+                if (!exportIds.add(id)) {
+                    throw new ServeOptionException(o.where() + ": id " + id + " is used by another --export");
+                }
+                String nodeName = o.require("node-name", "the node-name of a --blockdev");
+                String resolved = rawAliases.getOrDefault(nodeName, nodeName);
+                Blockdev node = nodes.get(resolved);
+                if (node == null) {
+                    throw new ServeOptionException(o.where() + ": node-name=" + nodeName
+                            + " names no --blockdev; accepts one of " + String.join(", ", allNames(nodes, rawAliases)));
+                }
+                String name = o.take("name");
+                name = name == null ? nodeName : name;
+                if (!nbdNames.add(name)) {
+                    throw new ServeOptionException(o.where() + ": NBD export name '" + name + "' is used by another --export");
+                }
+                boolean writable = o.takeBool("writable", false);
+                if (writable && node.readOnly()) {
+                    throw new ServeOptionException(o.where() + ": writable=on but node " + nodeName
+                            + " is read-only; accepts writable=off, or drop read-only=on from the --blockdev");
+                }
+                String iothread = o.take("iothread");
+                if (iothread != null && !threads.containsKey(iothread)) {
+                    throw new ServeOptionException(o.where() + ": iothread " + iothread + " is not defined; accepts the id"
+                            + " of an --object iothread,id=...");
+                }
+                o.take("fixed-iothread");
+                o.take("description");
+                o.finish();
+                if (nbdAddr == null) {
+                    throw new ServeOptionException(o.where() + ": an NBD export needs --nbd-server addr.type=unix,addr.path=P"
+                            + " (or addr.type=inet,addr.host=H,addr.port=N)");
+                }
+                nbdList.add(new ServeConfig.NbdExportSpec(id, resolved, name, writable, iothread));
+                continue;
+            }
             if (!type.equals("vhost-user-blk")) {
-                throw new ServeOptionException(o.where() + ": type=" + type + " is not supported; accepts vhost-user-blk");
+                throw new ServeOptionException(o.where() + ": type=" + type + " is not supported; accepts vhost-user-blk or nbd");
             }
             String id = o.require("id", "a name for the export");
             checkId(o, "id", id);
@@ -266,11 +332,29 @@ public final class ServeOptionParser {
             o.finish();
             exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios, werror, rerror));
         }
-        if (exportList.isEmpty() && !monitor) {
+        if (exportList.isEmpty() && nbdList.isEmpty() && nbdAddr == null && !monitor) {
             throw new ServeOptionException("no --export given; accepts --export type=vhost-user-blk,id=E,node-name=N,"
                     + "addr.type=unix,addr.path=PATH (or the short form: vblk serve IMAGE --socket PATH)");
         }
-        return new ServeConfig(List.copyOf(nodeList), List.copyOf(threadList), List.copyOf(exportList), pidfile);
+        return new ServeConfig(List.copyOf(nodeList), List.copyOf(threadList), List.copyOf(exportList), pidfile, nbdAddr,
+                List.copyOf(nbdList));
+    }
+
+    /** {@code PREFIX.type=unix,PREFIX.path=P} or {@code PREFIX.type=inet,PREFIX.host=H,PREFIX.port=N} (QEMU's SocketAddress). */
+    static io.vblk.drivers.nbd.NbdAddress nbdAddress(KeyValueOptions o, String prefix) throws ServeOptionException {
+        String type = o.require(prefix + ".type", "unix or inet");
+        switch (type) {
+            case "unix" -> {
+                return new io.vblk.drivers.nbd.NbdAddress.Unix(o.require(prefix + ".path", "the socket path"));
+            }
+            case "inet" -> {
+                String host = o.require(prefix + ".host", "a host name or address");
+                long port = o.takeLong(prefix + ".port", io.vblk.drivers.nbd.NbdAddress.DEFAULT_PORT, 1, 65535);
+                return new io.vblk.drivers.nbd.NbdAddress.Inet(host, (int) port);
+            }
+            default -> throw new ServeOptionException(o.where() + ": " + prefix + ".type=" + type
+                    + " is not supported; accepts unix or inet");
+        }
     }
 
     private static ErrorPolicy policy(KeyValueOptions o, String key, ErrorPolicy dflt) throws ServeOptionException {

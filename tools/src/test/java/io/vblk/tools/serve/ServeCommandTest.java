@@ -76,9 +76,12 @@ class ServeCommandTest {
         r = run("--metrics", "nowhere:99999", "disk.img", "--socket", "/tmp/s");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).startsWith("vblk serve: --metrics");
-        r = run("--nbd-server", "addr.type=unix,addr.path=/x");
+        r = run("--vnc", "addr.type=unix,addr.path=/x");
         assertThat(r.code()).isEqualTo(2);
-        assertThat(r.err()).contains("Unknown option: '--nbd-server'");
+        assertThat(r.err()).contains("Unknown option: '--vnc'");
+        r = run("--nbd-server", "addr.type=tcp,addr.path=/x");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("addr.type=tcp is not supported; accepts unix or inet");
     }
 
     @Test

@@ -156,8 +156,29 @@ class ServeOptionParserTest {
     }
 
     @Test
+    void nbdServerExportsAndNodes() throws Exception {
+        ServeConfig c = ServeOptionParser.parse(List.of("driver=null-co,node-name=n0",
+                        "driver=nbd,node-name=r0,server.type=inet,server.host=localhost,export=x,reconnect-delay=5"),
+                List.of("iothread,id=io0"), List.of("type=nbd,id=e0,node-name=n0,writable=on,iothread=io0",
+                        "type=nbd,id=e1,node-name=r0,name=again"), null, false, "addr.type=unix,addr.path=/s");
+        assertThat(c.nbdServer()).isEqualTo(new io.vblk.drivers.nbd.NbdAddress.Unix("/s"));
+        assertThat(c.nbdExports()).containsExactly(new ServeConfig.NbdExportSpec("e0", "n0", "n0", true, "io0"),
+                new ServeConfig.NbdExportSpec("e1", "r0", "again", false, null));
+        assertThat(c.node("r0")).isEqualTo(new ServeConfig.NbdNode("r0",
+                new io.vblk.drivers.nbd.NbdAddress.Inet("localhost", 10809), "x", 5));
+        assertThatThrownBy(() -> ServeOptionParser.parse(NODE, List.of(), List.of(), null, false, "addr.type=tcp"))
+                .hasMessageContaining("addr.type=tcp is not supported; accepts unix or inet");
+        assertThatThrownBy(() -> ServeOptionParser.parse(List.of("driver=nbd,node-name=r0,server.type=unix"), List.of(),
+                List.of(), null, false, "addr.type=unix,addr.path=/s")).hasMessageContaining("server.path");
+        assertThatThrownBy(() -> ServeOptionParser.parse(NODE, List.of(), List.of("type=nbd,id=e0,node-name=n0",
+                "type=nbd,id=e1,node-name=n0"), null, false, "addr.type=unix,addr.path=/s"))
+                .hasMessageContaining("NBD export name 'n0' is used by another --export");
+    }
+
+    @Test
     void badExportOptions() {
-        fails(NODE, List.of(), List.of("type=nbd,id=e0,node-name=n0"), "type=nbd", "accepts vhost-user-blk");
+        fails(NODE, List.of(), List.of("type=nbd,id=e0,node-name=n0"), "type=nbd", "needs --nbd-server");
+        fails(NODE, List.of(), List.of("type=vhost-user-blk-pci,id=e0,node-name=n0"), "accepts vhost-user-blk or nbd");
         fails(NODE, List.of(), List.of("type=vhost-user-blk,id=e0,node-name=zz,addr.type=unix,addr.path=/s"),
                 "node-name=zz names no --blockdev", "accepts one of n0");
         fails(NODE, List.of(), List.of("type=vhost-user-blk,id=e0,node-name=n0,addr.type=inet,addr.host=x"),
