@@ -37,6 +37,10 @@ public final class Components {
     public static final Component QEMU_STORAGE_DAEMON = new Component("qemu-storage-daemon", "qemu-system-common");
     public static final Component QEMU_SYSTEM_X86_64 = new Component("qemu-system-x86_64", "qemu-system-x86");
     public static final Component PROMETHEUS = new Component("prometheus", "prometheus");
+    /** Makes, checks and compares qcow2 images (the qcow2 driver's real peer). */
+    public static final Component QEMU_IMG = new Component("qemu-img", "qemu-utils");
+    /** Writes patterns into images the way QEMU's block layer does. */
+    public static final Component QEMU_IO = new Component("qemu-io", "qemu-utils");
     /** The guest's workload, copied into the test VM's initramfs with its libraries. */
     public static final Component FIO = new Component("fio", "fio");
     /** The test VM's userland; the initramfs needs the static build. */
