@@ -407,8 +407,11 @@ final class Qcow2Req implements IoCompletion {
                 }
             }
             case BlockIo.DISCARD -> {
-                if (!full || host == 0) {
-                    pos += n; // a hint: partial clusters and unallocated ones are left as they are
+                // A hint: partial clusters are left as they are, and so are clusters that already read
+                // as zeroes; an unallocated cluster over a backing file gets the zero flag, so the
+                // backing's bytes do not show through (as QEMU's qcow2 discard does).
+                if (!full || (host == 0 && (zero || h.backing == null || pos >= h.backingLength))) {
+                    pos += n;
                     return true;
                 }
             }
