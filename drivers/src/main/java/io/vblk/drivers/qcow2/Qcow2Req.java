@@ -369,8 +369,9 @@ final class Qcow2Req implements IoCompletion {
         }
         long host = e & OFFSET_MASK;
         boolean zero = (e & d.zeroMask) != 0;
-        if ((host & (cs - 1)) != 0) {
-            return corrupt("L2 entry for guest offset " + pos + " points at unaligned offset " + host);
+        if ((host & (cs - 1)) != 0 || (host != 0 && !zero && host > d.file.length() - cs)) {
+            return corrupt("L2 entry for guest offset " + pos + " points at " + host + ", which is "
+                    + ((host & (cs - 1)) != 0 ? "not cluster-aligned" : "past the end of the file"));
         }
         boolean full = inC == 0 && n == cs;
         switch (op) {
