@@ -90,7 +90,13 @@ public final class Qcow2Driver implements BlockDriver {
      * {@link IllegalArgumentException} naming what is wrong.
      */
     public static Qcow2Driver open(BlockDriver file, BlockDriver backing, boolean imageBacking, AioContext ctx) {
-        return Qcow2Open.open(file, backing, imageBacking, ctx);
+        return Qcow2Open.open(file, backing, imageBacking, false, ctx);
+    }
+
+    /** As above; with {@code readOnly} the image is served read-only whatever its file allows. */
+    public static Qcow2Driver open(BlockDriver file, BlockDriver backing, boolean imageBacking, boolean readOnly,
+                                   AioContext ctx) {
+        return Qcow2Open.open(file, backing, imageBacking, readOnly, ctx);
     }
 
     public Qcow2Header header() {

@@ -35,12 +35,13 @@ final class Qcow2Open {
     private Qcow2Open() {
     }
 
-    static Qcow2Driver open(BlockDriver file, BlockDriver backing, boolean imageBacking, AioContext ctx) {
+    static Qcow2Driver open(BlockDriver file, BlockDriver backing, boolean imageBacking, boolean readOnly,
+                            AioContext ctx) {
         if (ctx.inHomeThread()) {
-            return openHere(file, backing, imageBacking, ctx, 0);
+            return openHere(file, backing, imageBacking, readOnly, ctx, 0);
         }
         try {
-            return AioContext.await(ctx.callOn(() -> openHere(file, backing, imageBacking, ctx, 0)),
+            return AioContext.await(ctx.callOn(() -> openHere(file, backing, imageBacking, readOnly, ctx, 0)),
                     READ_BOUND.multipliedBy(4));
         } catch (CompletionException e) {
             Throwable c = e.getCause() != null ? e.getCause() : e;
@@ -51,8 +52,8 @@ final class Qcow2Open {
         }
     }
 
-    private static Qcow2Driver openHere(BlockDriver file, BlockDriver backing, boolean imageBacking, AioContext ctx,
-                                        int depth) {
+    private static Qcow2Driver openHere(BlockDriver file, BlockDriver backing, boolean imageBacking, boolean readOnly,
+                                        AioContext ctx, int depth) {
         if (depth > MAX_CHAIN) {
             throw Qcow2Header.bad("backing chain longer than " + MAX_CHAIN + " images (a loop?)");
         }
@@ -66,7 +67,7 @@ final class Qcow2Open {
             MemorySegment buf = tmp.allocate(Qcow2Header.PROBE_BYTES, 4096);
             read(ctx, ch, tmp, 0, buf, probe, "the header");
             Qcow2Header h = Qcow2Header.parse(buf, probe, fileLength);
-            boolean ro = file.readOnly() || h.version() < 3;
+            boolean ro = readOnly || file.readOnly() || h.version() < 3;
 
             long l1Bytes = Integer.toUnsignedLong(h.l1Size()) * 8;
             long rtBytes = Integer.toUnsignedLong(h.refcountTableClusters()) << h.clusterBits();
@@ -158,7 +159,7 @@ final class Qcow2Open {
             return bf;
         }
         try {
-            Qcow2Driver q = openHere(bf, null, true, ctx, depth + 1);
+            Qcow2Driver q = openHere(bf, null, true, true, ctx, depth + 1);
             owned.add(0, q); // closed before the file under it
             return q;
         } catch (IllegalArgumentException e) {

@@ -15,7 +15,7 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
                           String pidfile) {
 
     /** A block node ({@code --blockdev}). */
-    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode {
+    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode, Qcow2Node {
         String nodeName();
 
         boolean readOnly();
@@ -45,6 +45,15 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
         public boolean readOnly() {
             return image.readOnly();
         }
+    }
+
+    /**
+     * {@code driver=qcow2}: a qcow2 image over the earlier node {@code file}, with its backing from
+     * the node {@code backing}, or (null) the backing file the image names; {@code noBacking}
+     * ({@code backing=null}) reads unallocated clusters as zeroes.
+     */
+    public record Qcow2Node(String nodeName, String file, String backing, boolean noBacking, boolean readOnly)
+            implements Blockdev {
     }
 
     /**
