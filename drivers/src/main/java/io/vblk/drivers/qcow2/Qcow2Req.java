@@ -13,8 +13,6 @@ import java.lang.foreign.MemorySegment;
 import static io.vblk.drivers.qcow2.Qcow2Driver.OFFSET_MASK;
 import static io.vblk.drivers.qcow2.Qcow2Driver.OFLAG_COMPRESSED;
 import static io.vblk.drivers.qcow2.Qcow2Driver.OFLAG_COPIED;
-import static io.vblk.drivers.qcow2.Qcow2Driver.OFLAG_ZERO;
-import static io.vblk.drivers.qcow2.Qcow2Driver.REFTABLE_MASK;
 import static io.vblk.drivers.qcow2.Qcow2Home.META_CHUNK;
 import static io.vblk.drivers.qcow2.Qcow2Home.U64;
 
@@ -36,13 +34,13 @@ import static io.vblk.drivers.qcow2.Qcow2Home.U64;
  * entry at it; lower the old cluster's refcount if there was one.
  */
 final class Qcow2Req implements IoCompletion {
-    private static final int RUN = 0;
+    static final int RUN = 0;
     private static final int ADVANCE = 1;
     private static final int BACKING_DONE = 2;
     private static final int ALLOC = 3;
-    private static final int REFBLOCK_WRITTEN = 4;
+    static final int REFBLOCK_WRITTEN = 4;
     private static final int REFTABLE_WRITTEN = 5;
-    private static final int REFCOUNT_WRITTEN = 6;
+    static final int REFCOUNT_WRITTEN = 6;
     private static final int L2NEW_GOT = 7;
     private static final int L2NEW_WRITTEN = 8;
     private static final int L1_WRITTEN = 9;
@@ -52,7 +50,7 @@ final class Qcow2Req implements IoCompletion {
     private static final int SET_L2 = 13;
     private static final int L2_WRITTEN = 14;
     private static final int DECREF = 15;
-    private static final int DECREF_WRITTEN = 16;
+    static final int DECREF_WRITTEN = 16;
     private static final int FLUSH_DONE = 17;
     private static final int FLUSH_START = 18;
     /** IOV_MAX (Linux UIO_MAXIOV). */
@@ -60,15 +58,15 @@ final class Qcow2Req implements IoCompletion {
 
     private static final System.Logger LOG = System.getLogger(Qcow2Req.class.getName());
 
-    private final Qcow2Home h;
-    private final Qcow2Driver d;
-    private final BlockIo sub;
+    final Qcow2Home h;
+    final Qcow2Driver d;
+    final BlockIo sub;
     private Qcow2Channel ch;
     private BlockIo outer;
     private int op;
-    private long pos;
+    long pos;
     private long end;
-    private int state;
+    int state;
     private boolean waiting;
     private boolean inSubmit;
     private long subResult;
@@ -79,18 +77,18 @@ final class Qcow2Req implements IoCompletion {
     Qcow2Req nextTurn;
     Qcow2Req nextFree;
     // the piece under way
-    private long pieceLen;
+    long pieceLen;
     private long backingPart;
     private int l1i;
     private long l2Off;
     private int l2i;
-    private long oldEntry;
+    long oldEntry;
     private long newEntry;
     private int inCluster;
-    private long allocated;
-    private int allocNext;
-    private long newRefblock;
-    private long newRefblockIndex;
+    long allocated;
+    int allocNext;
+    long newRefblock;
+    long newRefblockIndex;
     private long newHost;
     /** The L2 table at {@link #l2Off} is pinned by this request. */
     private boolean pinned;
@@ -134,7 +132,7 @@ final class Qcow2Req implements IoCompletion {
     }
 
     /** Starts {@link #sub} on {@code target}; true when it already completed (the loop goes on). */
-    private boolean submitTo(BlockChannel target) {
+    boolean submitTo(BlockChannel target) {
         waiting = true;
         inSubmit = true;
         target.submit(sub);
@@ -177,7 +175,7 @@ final class Qcow2Req implements IoCompletion {
         }
     }
 
-    private void finish(long result) {
+    void finish(long result) {
         unpinL2();
         if (holdsTurn) {
             holdsTurn = false;
@@ -207,7 +205,7 @@ final class Qcow2Req implements IoCompletion {
         return false;
     }
 
-    private boolean corrupt(String what) {
+    boolean corrupt(String what) {
         LOG.log(System.Logger.Level.ERROR, "qcow2: corrupt image: " + what);
         finish(-Errno.EIO);
         return false;
@@ -235,7 +233,7 @@ final class Qcow2Req implements IoCompletion {
                 state = RUN;
                 yield true;
             }
-            case ALLOC -> allocCluster();
+            case ALLOC -> RefcountSteps.alloc(this);
             case REFBLOCK_WRITTEN -> {
                 if (!ok(true)) {
                     yield false;
@@ -316,7 +314,7 @@ final class Qcow2Req implements IoCompletion {
                 }
                 yield true;
             }
-            case DECREF -> decref();
+            case DECREF -> RefcountSteps.decref(this);
             case DECREF_WRITTEN -> {
                 if (!ok(true)) {
                     yield false;
@@ -441,7 +439,7 @@ final class Qcow2Req implements IoCompletion {
         l2Off = l2o;
         pinL2();
         if (op == BlockIo.DISCARD || (op == BlockIo.WRITE_ZEROES && full && d.zeroMask != 0)) {
-            newEntry = op == BlockIo.WRITE_ZEROES || h.backing != null ? OFLAG_ZERO : 0;
+            newEntry = op == BlockIo.WRITE_ZEROES || h.backing != null ? Qcow2Driver.OFLAG_ZERO : 0;
             state = SET_L2;
             return true;
         }
@@ -465,57 +463,6 @@ final class Qcow2Req implements IoCompletion {
             expect += cs;
         }
         return n;
-    }
-
-    /** ALLOC: takes the next free cluster into {@link #allocated} (refcount 1, written), then goes to {@link #allocNext}. */
-    private boolean allocCluster() {
-        long cs = d.clusterSize;
-        long c = d.nextFree;
-        long rbi = c / d.refsPerBlock;
-        if (rbi >= d.reftableEntries) {
-            LOG.log(System.Logger.Level.ERROR, "qcow2: the refcount table is full (" + d.reftableEntries
-                    + " blocks); vblk does not grow it");
-            finish(-Errno.ENOSPC);
-            return false;
-        }
-        if (!h.growFile((c + 1) * cs)) {
-            finish(-Errno.ENOSPC);
-            return false;
-        }
-        long rbo = d.reftable.get(U64, rbi * 8) & REFTABLE_MASK;
-        if (rbo == 0) {
-            // A new refcount block at cluster c: it lies in the range it covers and counts itself.
-            MemorySegment b = h.refblocks.insertZeroed(c * cs);
-            if (b == null) {
-                return corrupt("no free refcount block cache slot");
-            }
-            h.setRefcount(b, c % d.refsPerBlock, 1);
-            h.refblocks.unpin(c * cs);
-            d.nextFree = c + 1;
-            newRefblock = c * cs;
-            newRefblockIndex = rbi;
-            state = REFBLOCK_WRITTEN;
-            sub.rw(BlockIo.WRITE, c * cs, this);
-            sub.iov.add(b.address(), cs);
-            return submitTo(h.child);
-        }
-        if ((rbo & (cs - 1)) != 0) {
-            return corrupt("refcount table entry " + rbi + " points at unaligned offset " + rbo);
-        }
-        MemorySegment b = h.refblocks.get(rbo);
-        if (b == null) {
-            h.refblocks.load(rbo, this);
-            return false;
-        }
-        long idx = c % d.refsPerBlock;
-        d.nextFree = c + 1;
-        if (h.refcount(b, idx) != 0) {
-            return true; // in use (past the end the image was opened with): try the next one
-        }
-        h.setRefcount(b, idx, 1);
-        allocated = c * cs;
-        state = REFCOUNT_WRITTEN;
-        return metaWrite(rbo, b, h.refcountByte(idx), cs);
     }
 
     /** DATA_GOT: the data cluster is allocated; write it whole, reading the uncovered part first if needed. */
@@ -582,38 +529,8 @@ final class Qcow2Req implements IoCompletion {
         return submitTo(h.child);
     }
 
-    /** DECREF: lowers the refcount of the cluster the old entry pointed at. */
-    private boolean decref() {
-        long cs = d.clusterSize;
-        long c = (oldEntry & OFFSET_MASK) / cs;
-        long rbi = c / d.refsPerBlock;
-        long rbo = rbi < d.reftableEntries ? d.reftable.get(U64, rbi * 8) & REFTABLE_MASK : 0;
-        if (rbo == 0 || (rbo & (cs - 1)) != 0) {
-            LOG.log(System.Logger.Level.WARNING, "qcow2: cluster " + c + " has no refcount block; left as is");
-            pos += pieceLen;
-            state = RUN;
-            return true;
-        }
-        MemorySegment b = h.refblocks.get(rbo);
-        if (b == null) {
-            h.refblocks.load(rbo, this);
-            return false;
-        }
-        long idx = c % d.refsPerBlock;
-        long rc = h.refcount(b, idx);
-        if (rc == 0) {
-            LOG.log(System.Logger.Level.WARNING, "qcow2: cluster " + c + " was referenced with refcount 0; left as is");
-            pos += pieceLen;
-            state = RUN;
-            return true;
-        }
-        h.setRefcount(b, idx, rc - 1);
-        state = DECREF_WRITTEN;
-        return metaWrite(rbo, b, h.refcountByte(idx), cs);
-    }
-
     /** Writes the {@link Qcow2Home#META_CHUNK}-byte piece of table {@code t} (at {@code tableOff}) that holds byte {@code at}. */
-    private boolean metaWrite(long tableOff, MemorySegment t, long at, long tableBytes) {
+    boolean metaWrite(long tableOff, MemorySegment t, long at, long tableBytes) {
         long from = at & ~(long) (META_CHUNK - 1);
         long len = Math.min(META_CHUNK, tableBytes - from);
         sub.rw(BlockIo.WRITE, tableOff + from, this);
