@@ -51,8 +51,13 @@ public final class Qcow2Driver implements BlockDriver {
     final long zeroMask;
     /** The L1 table, big-endian as on disk; home thread of the serving context. */
     final MemorySegment l1;
-    final MemorySegment reftable;
-    final long reftableEntries;
+    /** The refcount table, where it is and how many clusters it spans: replaced when it grows. */
+    MemorySegment reftable;
+    long reftableEntries;
+    long reftableOffset;
+    int reftableClusters;
+    /** The image's first 512 bytes as last written (the refcount table fields change when it grows). */
+    final MemorySegment headerSector;
     /** First cluster index the allocator tries next (clusters are taken from the end of the image). */
     long nextFree;
     /** File length when opened; the image is never truncated below it. */
@@ -63,7 +68,7 @@ public final class Qcow2Driver implements BlockDriver {
     private volatile boolean closed;
 
     Qcow2Driver(Qcow2Header header, BlockDriver file, BlockDriver backing, List<BlockDriver> owned, boolean readOnly,
-                MemorySegment l1, MemorySegment reftable, long openedFileLength) {
+                MemorySegment l1, MemorySegment reftable, MemorySegment headerSector, long openedFileLength) {
         this.header = header;
         this.file = file;
         this.backing = backing;
@@ -77,6 +82,9 @@ public final class Qcow2Driver implements BlockDriver {
         this.l1 = l1;
         this.reftable = reftable;
         this.reftableEntries = reftable.byteSize() / 8;
+        this.reftableOffset = header.refcountTableOffset();
+        this.reftableClusters = header.refcountTableClusters();
+        this.headerSector = headerSector;
         this.openedFileLength = openedFileLength;
         this.nextFree = (openedFileLength + clusterSize - 1) >>> clusterBits;
     }

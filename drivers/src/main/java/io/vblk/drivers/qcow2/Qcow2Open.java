@@ -85,13 +85,14 @@ final class Qcow2Open {
                 // bitmaps are then known stale to QEMU).
                 MemorySegment zero = tmp.allocate(8, 8);
                 write(ctx, ch, tmp, 88, zero, 8, "the autoclear bits");
+                buf.asSlice(88, 8).fill((byte) 0);
             }
 
             BlockDriver back = backing;
             if (back == null && imageBacking && h.backingFile() != null) {
                 back = openBacking(file, h, ctx, depth, owned);
             }
-            Qcow2Driver d = new Qcow2Driver(h, file, back, owned, ro, copy(l1), copy(rt), fileLength);
+            Qcow2Driver d = new Qcow2Driver(h, file, back, owned, ro, copy(l1), copy(rt), copy(buf.asSlice(0, 512)), fileLength);
             return d;
         } catch (RuntimeException e) {
             stuck = e instanceof StuckIo;

@@ -37,7 +37,7 @@ final class Qcow2Req implements IoCompletion {
     static final int RUN = 0;
     private static final int ADVANCE = 1;
     private static final int BACKING_DONE = 2;
-    private static final int ALLOC = 3;
+    static final int ALLOC = 3;
     static final int REFBLOCK_WRITTEN = 4;
     private static final int REFTABLE_WRITTEN = 5;
     static final int REFCOUNT_WRITTEN = 6;
@@ -52,7 +52,11 @@ final class Qcow2Req implements IoCompletion {
     private static final int DECREF = 15;
     static final int DECREF_WRITTEN = 16;
     private static final int FLUSH_DONE = 17;
-    private static final int FLUSH_START = 18;
+    static final int FLUSH_START = 18;
+    static final int GROW_RB_WRITTEN = 19;
+    static final int GROW_TABLE_WRITTEN = 20;
+    static final int GROW_HEADER_WRITTEN = 21;
+    static final int GROW_FREE = 22;
     /** IOV_MAX (Linux UIO_MAXIOV). */
     private static final int IoVec_MAX = 1024;
 
@@ -69,7 +73,7 @@ final class Qcow2Req implements IoCompletion {
     int state;
     private boolean waiting;
     private boolean inSubmit;
-    private long subResult;
+    long subResult;
     private boolean running;
     private boolean again;
     boolean holdsTurn;
@@ -90,6 +94,11 @@ final class Qcow2Req implements IoCompletion {
     long newRefblock;
     long newRefblockIndex;
     private long newHost;
+    /** Refcount table growth under way: the new table, the old one's place and size, the next old cluster to free. */
+    MemorySegment growTable;
+    long growOldOffset;
+    int growOldClusters;
+    int growFreed;
     /** The L2 table at {@link #l2Off} is pinned by this request. */
     private boolean pinned;
 
@@ -192,6 +201,11 @@ final class Qcow2Req implements IoCompletion {
     }
 
     /** A child request's result; false (request failed) for an error, marking the image broken for metadata. */
+    /** A metadata write's result: false (the request failed, the image marked broken) on error. */
+    boolean metaOk() {
+        return ok(true);
+    }
+
     private boolean ok(boolean metadata) {
         if (subResult >= 0) {
             return true;
@@ -240,7 +254,7 @@ final class Qcow2Req implements IoCompletion {
                 }
                 d.reftable.set(U64, newRefblockIndex * 8, newRefblock);
                 state = REFTABLE_WRITTEN;
-                yield metaWrite(d.header.refcountTableOffset(), d.reftable, newRefblockIndex * 8, d.reftable.byteSize());
+                yield metaWrite(d.reftableOffset, d.reftable, newRefblockIndex * 8, d.reftable.byteSize());
             }
             case REFTABLE_WRITTEN -> {
                 if (!ok(true)) {
@@ -315,6 +329,7 @@ final class Qcow2Req implements IoCompletion {
                 yield true;
             }
             case DECREF -> RefcountSteps.decref(this);
+            case GROW_RB_WRITTEN, GROW_TABLE_WRITTEN, GROW_HEADER_WRITTEN, GROW_FREE -> RefcountSteps.grow(this);
             case DECREF_WRITTEN -> {
                 if (!ok(true)) {
                     yield false;

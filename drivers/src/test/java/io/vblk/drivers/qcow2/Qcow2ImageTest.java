@@ -172,6 +172,19 @@ class Qcow2ImageTest {
         workload(false, 77L, 48 * MIB, 4096, "cluster_size=4096,refcount_bits=8");
     }
 
+    /**
+     * 512-byte clusters: the refcount table qemu-img made (one cluster: 64 blocks of 256 clusters, 8 MiB)
+     * fills up, so the driver grows it (new table and block, header switch, old table freed), more than once.
+     */
+    @Test
+    void aFullRefcountTableGrows() throws IOException {
+        workload(false, 31L, 16 * MIB, 512, "cluster_size=512");
+        try (RandomAccessFile f = new RandomAccessFile(dir.resolve("w.qcow2").toFile(), "r")) {
+            f.seek(56);
+            assertThat(f.readInt()).as("refcount_table_clusters").isGreaterThanOrEqualTo(4);
+        }
+    }
+
     /** 40 GiB virtual, writes spread over it: 80 L2 tables in use, more than the cache holds (64). */
     @Test
     void writesSpreadOverMoreL2TablesThanTheCacheHolds() throws IOException {
