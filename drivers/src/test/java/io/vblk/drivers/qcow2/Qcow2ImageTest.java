@@ -312,6 +312,52 @@ class Qcow2ImageTest {
         return false;
     }
 
+    /**
+     * Queue depth 32 kept full the way a device keeps it: each completion submits the next request
+     * from inside its callback (the pooled request objects are reused at once), reads and writes
+     * mixed; every request completes exactly once.
+     */
+    @Test
+    void resubmittingFromCompletionsLosesNoRequest() {
+        Path img = QemuImg.create(dir.resolve("r.qcow2"), 64 * MIB, null);
+        QemuImg.ioOk("-f", "qcow2", "-c", "write -P 0x21 0 32M", img.toString());
+        int depth = 32;
+        long total = 200_000;
+        SplittableRandom rnd = new SplittableRandom(5);
+        long[] started = {0};
+        long[] done = {0};
+        long[] failed = {0};
+        try (Image i = new Image(img, false)) {
+            BlockIo[] ios = new BlockIo[depth];
+            io.vblk.drivers.IoCompletion[] next = new io.vblk.drivers.IoCompletion[1];
+            next[0] = (io, r) -> {
+                done[0]++;
+                if (r < 0) {
+                    failed[0]++;
+                }
+                if (started[0] < total) {
+                    started[0]++;
+                    long off = 4096L * rnd.nextLong(64 * MIB / 4096);
+                    MemorySegment buf = (MemorySegment) io.owner;
+                    io.rw(rnd.nextInt(4) == 0 ? BlockIo.WRITE : BlockIo.READ, off, next[0]);
+                    io.iov.add(buf.address(), 4096);
+                    i.ch.submit(io);
+                }
+            };
+            for (int k = 0; k < depth; k++) {
+                ios[k] = new BlockIo(arena, 1);
+                ios[k].owner = arena.allocate(4096, 4096);
+                started[0]++;
+                ios[k].rw(BlockIo.READ, 4096L * k, next[0]);
+                ios[k].iov.add(((MemorySegment) ios[k].owner).address(), 4096);
+                i.ch.submit(ios[k]);
+            }
+            LoopSteps.pollUntil(ctx, () -> done[0] == total, java.time.Duration.ofSeconds(90), "all requests complete");
+            assertThat(failed[0]).isZero();
+        }
+        assertThat(QemuImg.imgOk("check", img.toString())).contains("No errors were found");
+    }
+
     @Test
     void writesBecomeVisibleToQemu() {
         Path img = QemuImg.create(dir.resolve("v.qcow2"), 16 * MIB, null);
