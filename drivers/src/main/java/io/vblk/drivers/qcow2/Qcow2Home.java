@@ -2,6 +2,7 @@ package io.vblk.drivers.qcow2;
 
 import io.vblk.aio.AioContext;
 import io.vblk.aio.Bh;
+import io.vblk.aio.DeferCall;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
 
@@ -129,8 +130,17 @@ final class Qcow2Home {
         Qcow2Req r = granted;
         granted = null;
         if (r != null) {
-            r.holdsTurn = true;
-            r.run();
+            // A bottom half runs outside any defer-call section: without one, what the request submits
+            // would wait in the engine for the next section to end, and with the guest idle that never
+            // comes (a lost request). The section's end submits it.
+            DeferCall dc = ctx.deferCall();
+            dc.begin();
+            try {
+                r.holdsTurn = true;
+                r.run();
+            } finally {
+                dc.end();
+            }
         }
     }
 

@@ -319,7 +319,7 @@ class Qcow2ImageTest {
      */
     @Test
     void resubmittingFromCompletionsLosesNoRequest() {
-        Path img = QemuImg.create(dir.resolve("r.qcow2"), 64 * MIB, null);
+        Path img = QemuImg.create(dir.resolve("r.qcow2"), 1024 * MIB, null);
         QemuImg.ioOk("-f", "qcow2", "-c", "write -P 0x21 0 32M", img.toString());
         int depth = 32;
         long total = 200_000;
@@ -337,9 +337,9 @@ class Qcow2ImageTest {
                 }
                 if (started[0] < total) {
                     started[0]++;
-                    long off = 4096L * rnd.nextLong(64 * MIB / 4096);
+                    long off = 4096L * rnd.nextLong(1024 * MIB / 4096);
                     MemorySegment buf = (MemorySegment) io.owner;
-                    io.rw(rnd.nextInt(4) == 0 ? BlockIo.WRITE : BlockIo.READ, off, next[0]);
+                    io.rw(rnd.nextInt(4) != 0 ? BlockIo.WRITE : BlockIo.READ, off, next[0]);
                     io.iov.add(buf.address(), 4096);
                     i.ch.submit(io);
                 }
