@@ -354,6 +354,11 @@ final class Qcow2Req implements IoCompletion {
     /** RUN: looks up the cluster at {@link #pos} and serves it, or starts what it needs. */
     private boolean piece() {
         if (pos >= end) {
+            if (op != BlockIo.READ && (outer.flags & BlockIo.FLAG_FUA) != 0) {
+                state = FLUSH_DONE; // forced unit access: durable (data and metadata) before it completes
+                sub.range(BlockIo.FLUSH, 0, 0, 0, this);
+                return submitTo(h.child);
+            }
             finish(0);
             return false;
         }
