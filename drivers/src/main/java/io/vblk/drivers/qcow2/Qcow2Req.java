@@ -167,11 +167,6 @@ final class Qcow2Req implements IoCompletion {
         }
     }
 
-    /** Fails the request (a table that could not be read). */
-    void fail(int errno) {
-        finish(errno);
-    }
-
     private void pinL2() {
         h.l2.pin(l2Off);
         pinned = true;
@@ -184,6 +179,7 @@ final class Qcow2Req implements IoCompletion {
         }
     }
 
+    /** The request's one end: gives back the turn and the pin, recycles, completes. Also for a table that could not be read. */
     void finish(long result) {
         unpinL2();
         if (holdsTurn) {

@@ -137,7 +137,7 @@ final class TableCache {
             if (ok) {
                 home.resume(w);
             } else {
-                w.fail(-Errno.EIO);
+                w.finish(-Errno.EIO);
             }
             w = next;
         }
