@@ -37,14 +37,16 @@ public final class Components {
     public static final Component QEMU_STORAGE_DAEMON = new Component("qemu-storage-daemon", "qemu-system-common");
     public static final Component QEMU_SYSTEM_X86_64 = new Component("qemu-system-x86_64", "qemu-system-x86");
     public static final Component PROMETHEUS = new Component("prometheus", "prometheus");
+    /** Makes, checks and compares qcow2 images (the qcow2 driver's real peer). */
+    public static final Component QEMU_IMG = new Component("qemu-img", "qemu-utils");
+    /** Writes patterns into images the way QEMU's block layer does. */
+    public static final Component QEMU_IO = new Component("qemu-io", "qemu-utils");
     /** The guest's workload, copied into the test VM's initramfs with its libraries. */
     public static final Component FIO = new Component("fio", "fio");
-    /** NBD peers: libnbd's tools, nbdkit, and QEMU's image utilities (qemu-utils). */
+    /** NBD peers: libnbd's tools, nbdkit, qemu-nbd. */
     public static final Component NBDINFO = new Component("nbdinfo", "libnbd-bin");
     public static final Component NBDCOPY = new Component("nbdcopy", "libnbd-bin");
     public static final Component NBDKIT = new Component("nbdkit", "nbdkit");
-    public static final Component QEMU_IMG = new Component("qemu-img", "qemu-utils");
-    public static final Component QEMU_IO = new Component("qemu-io", "qemu-utils");
     public static final Component QEMU_NBD = new Component("qemu-nbd", "qemu-utils");
     /** The test VM's userland; the initramfs needs the static build. */
     public static final Component BUSYBOX = new Component("busybox", "busybox-static");

@@ -67,6 +67,13 @@ public final class Qmp {
             return n == null || n.isNull() ? null : n;
         }
 
+        /** True when {@code key} is given as JSON null (QEMU's "no backing": {@code "backing": null}). */
+        public boolean isNull(String key) {
+            taken.add(key);
+            JsonNode n = o.get(key);
+            return n != null && n.isNull();
+        }
+
         public JsonNode require(String key) {
             JsonNode n = optional(key);
             if (n == null) {

@@ -11,6 +11,7 @@ import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.drivers.qcow2.Qcow2Driver;
 import io.vblk.drivers.rbd.RbdDriver;
 import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.tools.qmp.Qmp.Args;
@@ -130,6 +131,9 @@ final class QmpCommands {
         a.bool("auto-read-only", false);
         DriverSpec spec;
         NodeInfo info;
+        if (driver.equals("qcow2")) {
+            return blockdevAddQcow2(a, name, ro);
+        }
         switch (driver) {
             case "file", "host_device" -> {
                 String filename = a.string("filename");
@@ -232,6 +236,45 @@ final class QmpCommands {
         return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
     }
 
+    /**
+     * {@code driver=qcow2, file=NODE[, backing=NODE|null]}: opened here, on the main loop, in a
+     * nested wait (as QEMU's blockdev-add opens a qcow2 chain); the file node's driver is shared.
+     */
+    private CompletableFuture<JsonNode> blockdevAddQcow2(Args a, String name, boolean ro) {
+        String file = a.string("file");
+        boolean noBacking = a.isNull("backing");
+        String backing = noBacking ? null : a.optString("backing");
+        a.finish();
+        if (!name.matches("[A-Za-z][A-Za-z0-9._-]*")) {
+            throw QmpError.generic("Invalid node-name: '" + name + "'");
+        }
+        if (graph.nodes().containsKey(name)) {
+            throw QmpError.generic("Duplicate nodes with node-name='" + name + "'");
+        }
+        BlockDriver child = graph.drivers().get(file);
+        if (child == null) {
+            throw QmpError.generic("Cannot find device='' nor node-name='" + file + "'");
+        }
+        BlockDriver back = null;
+        if (backing != null) {
+            back = graph.drivers().get(backing);
+            if (back == null) {
+                throw QmpError.generic("Cannot find device='' nor node-name='" + backing + "'");
+            }
+        }
+        BlockDriver d;
+        try {
+            d = Qcow2Driver.open(child, back, !noBacking && back == null, ro, graph.mainLoop().ctx());
+        } catch (RuntimeException e) {
+            throw QmpError.generic("Could not open node '" + file + "': " + e.getMessage());
+        }
+        NodeInfo fi = nodeInfo.get(file);
+        graph.drivers().put(name, d);
+        graph.nodes().put(name, new BlockNode(name, d, graph.mainLoop().ctx()));
+        nodeInfo.put(name, new NodeInfo("qcow2", fi != null ? fi.filename() : file, false, d.readOnly()));
+        return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
+    }
+
     private CompletableFuture<JsonNode> blockdevDel(Args a) {
         String name = a.string("node-name");
         a.finish();
@@ -239,7 +282,9 @@ final class QmpCommands {
         if (n == null) {
             throw QmpError.generic("Failed to find node with node-name='" + name + "'");
         }
-        if (!n.parents().isEmpty() || exports.usesNode(name)) {
+        boolean child = graph.drivers().values().stream().anyMatch(d -> d instanceof Qcow2Driver q
+                && (q.file() == n.driver() || q.backing() == n.driver()));
+        if (!n.parents().isEmpty() || exports.usesNode(name) || child) {
             throw QmpError.generic("Node " + name + " is in use");
         }
         n.close();

@@ -35,7 +35,7 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
     }
 
     /** A block node ({@code --blockdev}). */
-    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode, RbdNode, NbdNode {
+    public sealed interface Blockdev permits FileNode, NullNode, BlkdebugNode, RbdNode, NbdNode, Qcow2Node {
         String nodeName();
 
         boolean readOnly();
@@ -77,6 +77,15 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
         public boolean readOnly() {
             return image.readOnly();
         }
+    }
+
+    /**
+     * {@code driver=qcow2}: a qcow2 image over the earlier node {@code file}, with its backing from
+     * the node {@code backing}, or (null) the backing file the image names; {@code noBacking}
+     * ({@code backing=null}) reads unallocated clusters as zeroes.
+     */
+    public record Qcow2Node(String nodeName, String file, String backing, boolean noBacking, boolean readOnly)
+            implements Blockdev {
     }
 
     /**

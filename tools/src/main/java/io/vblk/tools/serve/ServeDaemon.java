@@ -10,6 +10,7 @@ import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
+import io.vblk.drivers.qcow2.Qcow2Driver;
 import io.vblk.drivers.rbd.RbdDriver;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
@@ -29,6 +30,7 @@ import io.vblk.tools.serve.ServeConfig.InheritedFd;
 import io.vblk.tools.serve.ServeConfig.IoThreadSpec;
 import io.vblk.tools.serve.ServeConfig.NullNode;
 import io.vblk.tools.serve.ServeConfig.RbdNode;
+import io.vblk.tools.serve.ServeConfig.Qcow2Node;
 import io.vblk.tools.serve.ServeConfig.UnixPath;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkDeviceConfig;
@@ -141,7 +143,7 @@ public final class ServeDaemon {
         }
         for (Blockdev b : config.blockdevs()) {
             try {
-                BlockDriver d = driverSpec(b).open();
+                BlockDriver d = b instanceof Qcow2Node q ? openQcow2(q) : driverSpec(b).open();
                 drivers.put(b.nodeName(), d);
                 nodes.put(b.nodeName(), new BlockNode(b.nodeName(), d, mainLoop.ctx()));
             } catch (RuntimeException e) {
@@ -238,6 +240,16 @@ public final class ServeDaemon {
         return metricsServer == null ? null : metricsServer.url();
     }
 
+    /**
+     * A qcow2 node over the driver of its file node (shared, not reopened), opened on the main loop
+     * inside a nested wait, as QEMU's blockdev-add opens a qcow2 chain.
+     */
+    private BlockDriver openQcow2(Qcow2Node q) {
+        BlockDriver file = drivers.get(q.file());
+        BlockDriver back = q.backing() == null ? null : drivers.get(q.backing());
+        return Qcow2Driver.open(file, back, !q.noBacking() && back == null, q.readOnly(), mainLoop.ctx());
+    }
+
     /** The driver for a block node (DriverSpec is the drivers module's one description of a driver). */
     static DriverSpec driverSpec(Blockdev b) {
         return switch (b) {
@@ -249,6 +261,8 @@ public final class ServeDaemon {
             case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
                     r.conf(), r.user(), null, r.readOnly()));
             case NbdNode n -> new DriverSpec.Nbd(n.server(), n.export(), n.reconnectDelay());
+            case Qcow2Node q -> throw new IllegalArgumentException("qcow2 node " + q.nodeName()
+                    + " is opened over its file node's driver, not from a spec");
         };
     }
 
@@ -345,6 +359,8 @@ public final class ServeDaemon {
                 case RbdNode r -> new DaemonGraph.NodeInfo("rbd", "rbd:" + r.describe(), false, r.readOnly());
                 case NbdNode n -> new DaemonGraph.NodeInfo("nbd", "nbd+" + n.server().describe() + "/" + n.export(), false,
                         drivers.containsKey(n.nodeName()) && drivers.get(n.nodeName()).readOnly());
+                case Qcow2Node q -> new DaemonGraph.NodeInfo("qcow2", config.node(q.file()) instanceof FileNode f
+                        ? f.filename() : q.file(), false, q.readOnly());
             });
         }
         Map<String, String> exportNodes = new LinkedHashMap<>();
@@ -434,7 +450,8 @@ public final class ServeDaemon {
                 System.err.println(summary(d.name(), d));
             }
         }
-        for (Map.Entry<String, BlockDriver> e : drivers.entrySet()) {
+        // Newest first: a format node (qcow2) closes before the file node under it.
+        for (Map.Entry<String, BlockDriver> e : new ArrayList<>(drivers.entrySet()).reversed()) {
             try {
                 e.getValue().close();
             } catch (RuntimeException ex) {

@@ -32,6 +32,8 @@ import java.util.Set;
  * --blockdev driver=rbd,node-name=N,pool=P,image=I[,namespace=NS][,snapshot=S][,conf=PATH][,user=U][,read-only=on|off]
  *            (a Ceph RBD image through librbd; a snapshot needs read-only=on, as QEMU's rbd driver)
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
+ * --blockdev driver=qcow2,node-name=N,file=NODE[,backing=NODE|null][,read-only=on|off]
+ *            (a qcow2 image over an earlier node; without backing= the image's own backing file is opened)
  * --blockdev driver=blkdebug,node-name=N,image=NODE | image.driver=file,image.filename=F
  *            [,inject-error.I.event=E,...][,set-state.I.event=E,...]   (see {@link BlkdebugOptions})
  * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=LIST]
@@ -105,7 +107,7 @@ public final class ServeOptionParser {
         List<Blockdev> nodeList = new ArrayList<>();
         for (String text : blockdevs) {
             KeyValueOptions o = KeyValueOptions.parse("--blockdev", text, null);
-            String driver = o.require("driver", "file, null-co, null-aio, rbd, raw or blkdebug");
+            String driver = o.require("driver", "file, null-co, null-aio, rbd, nbd, raw, qcow2 or blkdebug");
             String nodeName = o.require("node-name", "a name for this node, used by --export node-name=");
             checkId(o, "node-name", nodeName);
             if (nodes.containsKey(nodeName) || rawAliases.containsKey(nodeName)) {
@@ -164,13 +166,18 @@ public final class ServeOptionParser {
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }
+                case "qcow2" -> {
+                    Blockdev n = qcow2(o, nodeName, nodes, rawAliases);
+                    nodes.put(nodeName, n);
+                    nodeList.add(n);
+                }
                 case "blkdebug" -> {
                     Blockdev n = BlkdebugOptions.parse(o, nodeName, nodes, rawAliases);
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }
                 default -> throw new ServeOptionException(o.where() + ": driver=" + driver
-                        + " is not supported; accepts file, host_device, null-co, null-aio, rbd, raw, blkdebug, nbd");
+                        + " is not supported; accepts file, host_device, null-co, null-aio, rbd, nbd, raw, qcow2, blkdebug");
             }
         }
         for (Map.Entry<String, String> e : rawAliases.entrySet()) {
@@ -326,6 +333,10 @@ public final class ServeOptionParser {
                             : " (defined: " + String.join(", ", threads.keySet()) + ")"));
                 }
             }
+            if (node instanceof ServeConfig.Qcow2Node && ios.size() > 1) {
+                throw new ServeOptionException(o.where() + ": node " + nodeName + " is qcow2, which vblk serves from one"
+                        + " IoThread; accepts iothread=I (one IoThread for every queue)");
+            }
             o.take("fixed-iothread"); // QEMU: whether the export may move between IoThreads; vblk never moves one.
             ErrorPolicy werror = policy(o, "werror", ErrorPolicy.DEFAULT_WRITE);
             ErrorPolicy rerror = policy(o, "rerror", ErrorPolicy.DEFAULT_READ);
@@ -355,6 +366,27 @@ public final class ServeOptionParser {
             default -> throw new ServeOptionException(o.where() + ": " + prefix + ".type=" + type
                     + " is not supported; accepts unix or inet");
         }
+    }
+
+    /** {@code driver=qcow2,file=NODE[,backing=NODE|null][,read-only=on|off]}. */
+    private static Blockdev qcow2(KeyValueOptions o, String nodeName, Map<String, Blockdev> nodes,
+                                  Map<String, String> rawAliases) throws ServeOptionException {
+        String file = o.require("file", "the node-name of the node holding the image (an earlier --blockdev driver=file)");
+        Blockdev child = nodes.get(rawAliases.getOrDefault(file, file));
+        if (child == null) {
+            throw new ServeOptionException(o.where() + ": file=" + file + " names no earlier --blockdev; accepts the"
+                    + " node-name of an earlier node, e.g. --blockdev driver=file,node-name=f,filename=IMG first");
+        }
+        String backing = o.take("backing");
+        boolean none = "null".equals(backing);
+        if (backing != null && !none && nodes.get(rawAliases.getOrDefault(backing, backing)) == null) {
+            throw new ServeOptionException(o.where() + ": backing=" + backing + " names no earlier --blockdev; accepts"
+                    + " the node-name of an earlier node, or null (no backing image)");
+        }
+        boolean ro = o.takeBool("read-only", false) || child.readOnly();
+        o.finish();
+        return new ServeConfig.Qcow2Node(nodeName, child.nodeName(), none || backing == null ? null
+                : rawAliases.getOrDefault(backing, backing), none, ro);
     }
 
     private static ErrorPolicy policy(KeyValueOptions o, String key, ErrorPolicy dflt) throws ServeOptionException {

@@ -100,7 +100,7 @@ class ServeOptionParserTest {
 
     @Test
     void badBlockdevOptionsNameTheOptionAndWhatItAccepts() {
-        fails(List.of("driver=qcow2,node-name=a"), List.of(), export(""), "--blockdev", "driver=qcow2", "accepts file");
+        fails(List.of("driver=vmdk,node-name=a"), List.of(), export(""), "--blockdev", "driver=vmdk", "accepts file");
         fails(List.of("driver=file,node-name=a"), List.of(), export(""), "filename is required");
         fails(List.of("driver=file,node-name=a,filename=/x,aio=posix"), List.of(), export(""), "aio=posix",
                 "accepts threads, native, io_uring");
