@@ -209,8 +209,9 @@ class VhostUserSessionFuzzTest {
             case SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG -> {
                 return memoryMessage(d);
             }
+            // The codec builds at most MAX_CONFIG_BYTES of data; longer config payloads come raw (below).
             case GET_CONFIG, SET_CONFIG -> payload = VhostUserCodec.config(d.consumeInt(0, 300), d.consumeInt(0, 2),
-                    d.consumeBytes(d.consumeInt(0, 300)));
+                    d.consumeBytes(d.consumeInt(0, VhostUserMessageLayout.MAX_CONFIG_BYTES)));
             case GET_INFLIGHT_FD, SET_INFLIGHT_FD -> {
                 payload = VhostUserCodec.inflight(new VhostUserCodec.Inflight(d.pickValue(SIZES), d.pickValue(SIZES),
                         d.consumeInt(0, 4), 1 << d.consumeInt(0, 11)));
