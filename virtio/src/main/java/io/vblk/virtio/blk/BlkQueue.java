@@ -49,8 +49,6 @@ import java.util.function.IntConsumer;
  * re-reads the avail ring, so a kick that came meanwhile is not lost.
  */
 final class BlkQueue implements IoCompletion {
-    /** Records the latencies of a completion section at its end; one stable object per queue. */
-
     private final BlkDevice dev;
     final int index;
     final AioContext ctx;
@@ -73,7 +71,6 @@ final class BlkQueue implements IoCompletion {
     private final boolean merge;
     private final int maxMergeBytes;
     private final int iovCapacity;
-
     private Arena arena;
     private BlkRequest[] slots = new BlkRequest[0];
     private int[] free = new int[0];
@@ -82,7 +79,7 @@ final class BlkQueue implements IoCompletion {
     private long[] batchKeys = new long[0];
     private int batchCount;
     private final DoneLatencies done;
-
+    /** The node's channel for this context; moved by a pivot ({@link #channelMoved}). */
     private BlockChannel channel;
     private BlkRequestParser parser;
     private GuestMemory memory;
@@ -91,10 +88,7 @@ final class BlkQueue implements IoCompletion {
     private int startAvailIdx;
     private boolean running;
     private boolean starved;
-    /**
-     * The loop is busy-polling this queue (between pollBegin and pollEnd): guest kicks stay off
-     * after a pass, since the next poll looks at the ring anyway; pollEnd switches them back on.
-     */
+    /** Busy-polled (pollBegin..pollEnd): kicks stay off after a pass, pollEnd switches them on. */
     private boolean polling;
     private IntConsumer stopReport;
     /** Open drained sections of the device's node, as the device handed them over. */
@@ -259,6 +253,12 @@ final class BlkQueue implements IoCompletion {
         } else {
             process();
         }
+    }
+
+    /** The device moved to another node: submit to {@code ch} (null: none opened yet) from now on. */
+    void channelMoved(BlockChannel ch) {
+        ctx.assertHome();
+        channel = ch != null ? ch : channel;
     }
 
     /** Releases what the queue holds on its thread (device close; the queue is stopped). */
