@@ -22,7 +22,8 @@ import java.util.function.Consumer;
  * source (every chunk dirty at the start, and every guest write marks it again) drives a copy loop
  * of at most {@link #MAX_IN_FLIGHT} chunk copies, each a read from the source whose completion
  * writes the target; the job is ready once nothing is dirty and nothing in flight, and keeps
- * copying what the guest dirties after that.
+ * copying what the guest dirties after that. Ready means: the first pass is done and what is
+ * left fits in one window of copies ({@link #nearlyConverged}).
  *
  * <p>The pivot ({@code job-complete}), where seed 003's data loss happened: (1) no new copy is
  * issued, and once none is in flight (2) the source begins a drained section: every parent (each
@@ -85,6 +86,9 @@ public final class MirrorJob extends Job {
     private long sliceBytes;
     private long bytesCopied;
     private long lateChunks = -1;
+    /** Every chunk has been looked at once (the bulk phase is over). */
+    private boolean firstPassDone;
+    private long lastReadyCheck = Long.MIN_VALUE / 2;
     /** The error a report policy ends the run with, once the copies in flight are back. */
     private String failure;
 
@@ -256,9 +260,11 @@ public final class MirrorJob extends Job {
         while (freeTop > 0) {
             long c = bitmap.nextDirty(cursor);
             if (c < 0 && cursor > 0) {
+                firstPassDone = true;
                 c = bitmap.nextDirty(0);
             }
             if (c < 0) {
+                firstPassDone = true;
                 break;
             }
             if (!rateAllows(bitmap.bytesOf(c))) {
@@ -269,18 +275,32 @@ public final class MirrorJob extends Job {
                 issue(c);
             }
         }
+        if (status() == JobStatus.RUNNING && firstPassDone && nearlyConverged()) {
+            transitionToReady();
+        }
         if (inFlight > 0 || bitmap.nextDirty(0) >= 0) {
             return; // a completion pumps again
-        }
-        // Converged: nothing dirty, nothing in flight.
-        if (status() == JobStatus.RUNNING) {
-            transitionToReady();
         }
         if (drainHeld) {
             endRun(null); // step (3) done: the last copy inside the drained section
         } else {
             timer.armIn(IDLE_SCAN_NANOS);
         }
+    }
+
+    /**
+     * Ready: what is left to copy fits in one window of copies (checked at most once a
+     * millisecond: it scans the bitmap). QEMU waits for nothing dirty at all, which a guest
+     * rewriting a small disk faster than the copy never allows; here the pivot copies the rest
+     * with the devices stopped, so a bounded remainder means a bounded pause.
+     */
+    private boolean nearlyConverged() {
+        long now = home.clock().nanoTime();
+        if (now - lastReadyCheck < 1_000_000L) {
+            return false;
+        }
+        lastReadyCheck = now;
+        return bitmap.dirtyBytes() + inFlightBytes <= (long) MAX_IN_FLIGHT * bitmap.granularity();
     }
 
     /** The rate limit (QEMU's ratelimit.c): {@code speed} bytes per second, accounted per 100 ms slice. */

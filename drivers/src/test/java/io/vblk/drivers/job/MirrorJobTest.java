@@ -75,6 +75,19 @@ class MirrorJobTest {
         }
     }
 
+    /** The events so far, read on the main loop where they are recorded. */
+    private List<String> events() {
+        return on(() -> List.copyOf(events));
+    }
+
+    /** The job list empties right after the end event (auto-dismiss). */
+    private void awaitNoJobs() {
+        long deadline = System.nanoTime() + T.toNanos();
+        while (!on(() -> jobs.all().isEmpty())) {
+            assertThat(System.nanoTime()).as("job dismissed").isLessThan(deadline);
+        }
+    }
+
     private BlockNode node(String name, BlockDriver d) {
         return on(() -> new BlockNode(name, d, main.ctx()));
     }
@@ -139,7 +152,8 @@ class MirrorJobTest {
             return null;
         });
         assertThat(AioContext.await(ended, T)).isEqualTo("completed");
-        assertThat(events).containsSubsequence("created", "running", "ready", "waiting", "pending", "concluded", "null");
+        awaitNoJobs();
+        assertThat(events()).containsSubsequence("created", "running", "ready", "waiting", "pending", "concluded", "null");
         assertThat(job.pivoted()).isTrue();
         assertThat(on(job::lateChunks)).as("chunks written on the source after the last copy").isZero();
         assertThat(on(() -> dst.parents())).containsExactly(w);
@@ -224,8 +238,8 @@ class MirrorJobTest {
             return null;
         });
         assertThat(AioContext.await(ended, T)).isEqualTo("cancelled");
-        assertThat(events).containsSubsequence("running", "aborting", "concluded", "null");
-        assertThat(on(() -> jobs.all())).isEmpty();
+        awaitNoJobs();
+        assertThat(events()).containsSubsequence("running", "aborting", "concluded", "null");
     }
 
     @Test
@@ -253,15 +267,19 @@ class MirrorJobTest {
         BlockNode dst = node("dst", file("dst.img", false));
         MirrorJob job = mirror(src, dst, 0, OnError.STOP);
         long deadline = System.nanoTime() + T.toNanos();
-        while (on(job::status) != JobStatus.PAUSED) {
+        while (!on(job::paused)) {
             assertThat(System.nanoTime()).as("stopped on the read error").isLessThan(deadline);
         }
-        assertThat(events).contains("error read stop");
+        assertThat(on(job::status)).isIn(JobStatus.PAUSED, JobStatus.STANDBY);
+        assertThat(events()).contains("error read stop");
         on(() -> {
             job.userResume(); // the rule fired once: the chunk copies now
             return null;
         });
         AioContext.await(ready, T);
+        while (on(job::status) != JobStatus.READY) {
+            assertThat(System.nanoTime()).as("ready again after the resume").isLessThan(deadline);
+        }
         on(() -> {
             job.userComplete();
             return null;
@@ -277,7 +295,8 @@ class MirrorJobTest {
         BlockNode dst = node("dst", file("dst.img", false));
         mirror(src, dst, 0, OnError.REPORT);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Source I/O error");
-        assertThat(events).contains("error read report").containsSubsequence("running", "aborting", "concluded", "null");
+        awaitNoJobs();
+        assertThat(events()).contains("error read report").containsSubsequence("running", "aborting", "concluded", "null");
         assertThat(on(src::dirtyBitmapCount)).isZero();
     }
 
