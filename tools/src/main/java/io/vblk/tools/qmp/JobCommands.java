@@ -12,6 +12,7 @@ import io.vblk.drivers.job.Jobs;
 import io.vblk.drivers.job.MirrorJob;
 import io.vblk.drivers.job.OnError;
 import io.vblk.drivers.node.BlockNode;
+import io.vblk.tools.metrics.JobMeters;
 import io.vblk.tools.qmp.Qmp.Args;
 
 import java.util.Map;
@@ -39,6 +40,9 @@ final class JobCommands implements JobListener {
         this.cmds = cmds;
         this.jobs = new Jobs(cmds.main());
         jobs.addListener(this);
+        if (cmds.graph.metrics() != null) {
+            jobs.addListener(new JobMeters(cmds.graph.metrics()));
+        }
     }
 
     Jobs jobs() {

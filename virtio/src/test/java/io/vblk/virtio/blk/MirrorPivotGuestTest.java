@@ -83,7 +83,8 @@ class MirrorPivotGuestTest {
         GuestWrites dst = new GuestWrites(FileDriver.open(dstPath.toString(), AioMode.THREADS, FileDriver.Cache.WRITEBACK, false));
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(2).queueSize(256);
         MirrorJob job;
-        WorkloadResult result;
+        WorkloadResult result = null;
+        WorkloadRun run = null;
         long afterPivot;
         try (InProcessBlk dev = InProcessBlk.start(src, cfg, 2, AioOptions.DEFAULT)) {
             AioContext main = dev.control().ctx();
@@ -94,7 +95,7 @@ class MirrorPivotGuestTest {
             GuestBlkDriver guest = GuestBlkDriver.attach(dev.transport(), GuestBlkDriver.Options.defaults().withQueues(2)
                     .withSlots(32).withMaxDataBytes(BLOCK));
             try {
-                WorkloadRun run = WorkloadRun.start(guest, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
+                run = WorkloadRun.start(guest, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
                         .withBlockSize(BLOCK).withVerify(true).withSeed(iteration).withDuration(T.toNanos())
                         .withStallNanos(Duration.ofSeconds(10).toNanos()));
                 long before = run.completed();
@@ -120,18 +121,20 @@ class MirrorPivotGuestTest {
                             MirrorJob.DEFAULT_GRANULARITY, OnError.REPORT, OnError.REPORT, true, true));
                 }), T);
                 AioContext.await(ready, T);
-                awaitProgress(run, run.completed() + 500); // the guest dirties the source after ready
+                awaitProgress(run, run.completed() + 500, "after ready"); // the guest dirties the source
                 AioContext.await(main.callOn(() -> {
                     job.userComplete();
                     return null;
                 }), T);
                 assertThat(AioContext.await(ended, T)).isEqualTo("completed");
                 afterPivot = run.completed();
-                awaitProgress(run, afterPivot + 500); // the guest goes on, on the target
-                run.stop();
-                result = run.await(T);
+                awaitProgress(run, afterPivot + 500, "after the pivot"); // the guest goes on, on the target
                 assertThat(run.completed() - before).isPositive();
             } finally {
+                if (run != null) {
+                    run.stop();
+                    result = run.await(T); // before the guest closes, so a failure above is the one reported
+                }
                 guest.close();
             }
             assertThat(job.pivoted()).isTrue();
@@ -157,10 +160,12 @@ class MirrorPivotGuestTest {
         assertThat(same).isPositive();
     }
 
-    private static void awaitProgress(WorkloadRun run, long n) {
+    private static void awaitProgress(WorkloadRun run, long n, String when) {
         long deadline = System.nanoTime() + T.toNanos();
         while (run.completed() < n) {
-            assertThat(run.isDone()).as("guest stopped early").isFalse();
+            if (run.isDone()) {
+                throw new AssertionError("guest stopped early (" + when + "): " + run.await(T).error());
+            }
             assertThat(System.nanoTime()).as("guest reached %d completions", n).isLessThan(deadline);
             Thread.onSpinWait();
         }
