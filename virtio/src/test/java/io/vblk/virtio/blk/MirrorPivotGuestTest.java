@@ -160,7 +160,7 @@ class MirrorPivotGuestTest {
         assertThat(same).isPositive();
     }
 
-    private static void awaitProgress(WorkloadRun run, long n, String when) {
+    private static void awaitProgress(WorkloadRun run, long n, String when) throws InterruptedException {
         long deadline = System.nanoTime() + T.toNanos();
         while (run.completed() < n) {
             if (run.isDone()) {
