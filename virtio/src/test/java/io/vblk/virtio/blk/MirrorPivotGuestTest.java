@@ -94,6 +94,7 @@ class MirrorPivotGuestTest {
             BlockNode target = AioContext.await(main.callOn(() -> new BlockNode("target", dst, main)), T);
             GuestBlkDriver guest = GuestBlkDriver.attach(dev.transport(), GuestBlkDriver.Options.defaults().withQueues(2)
                     .withSlots(32).withMaxDataBytes(BLOCK));
+            Throwable failed = null;
             try {
                 run = WorkloadRun.start(guest, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
                         .withBlockSize(BLOCK).withVerify(true).withSeed(iteration).withDuration(T.toNanos())
@@ -130,12 +131,23 @@ class MirrorPivotGuestTest {
                 afterPivot = run.completed();
                 awaitProgress(run, afterPivot + 500, "after the pivot"); // the guest goes on, on the target
                 assertThat(run.completed() - before).isPositive();
+            } catch (Throwable e) {
+                failed = e;
+                throw e;
             } finally {
                 if (run != null) {
                     run.stop();
-                    result = run.await(T); // before the guest closes, so a failure above is the one reported
+                    result = run.await(T);
                 }
-                guest.close();
+                try {
+                    guest.close();
+                } catch (RuntimeException e) {
+                    if (failed == null) {
+                        throw e;
+                    }
+                    // The failure above is the one to report; the device's state at close goes with it.
+                    failed.addSuppressed(e);
+                }
             }
             assertThat(job.pivoted()).isTrue();
             assertThat(AioContext.await(main.callOn(job::lateChunks), T)).as("chunks the guest wrote on the source after the last copy")
