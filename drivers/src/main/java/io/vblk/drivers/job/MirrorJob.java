@@ -507,4 +507,12 @@ public final class MirrorJob extends Job {
             dst = null;
         }
     }
+
+    /** The job and its copy loop's state, for a hang's report. Home thread. */
+    @Override
+    public String toString() {
+        return super.toString() + " copies in flight " + inFlight + ", dirty chunks " + bitmap.count()
+                + (completeRequested ? ", complete requested" : "") + (draining ? ", draining source" : "")
+                + (drainHeld ? ", source drained" : "") + (paused() ? ", paused" : "");
+    }
 }

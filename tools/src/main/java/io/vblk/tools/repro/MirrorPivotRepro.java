@@ -174,12 +174,12 @@ final class MirrorPivotRepro {
             return jobs.start(new MirrorJob(jobs, id, from, to, 0, GRANULARITY, OnError.REPORT, OnError.REPORT, true, true));
         }), options.hangAfter());
         try {
-            AioContext.await(ready, options.hangAfter().multipliedBy(5));
+            awaitJob(ready, main, job, "ready", options);
             AioContext.await(main.callOn(() -> {
                 job.userComplete();
                 return null;
             }), options.hangAfter());
-            String err = AioContext.await(ended, options.hangAfter().multipliedBy(5));
+            String err = awaitJob(ended, main, job, "ended", options);
             if (err != null) {
                 throw new IllegalStateException("mirror " + id + " failed: " + err);
             }
@@ -190,6 +190,18 @@ final class MirrorPivotRepro {
             }), options.hangAfter());
         }
         return job;
+    }
+
+    /** Waits for {@code f}; a hang is reported with the job's state, read on its loop. */
+    private static <T> T awaitJob(CompletableFuture<T> f, AioContext main, MirrorJob job, String what,
+                                  ReproOptions options) {
+        try {
+            return AioContext.await(f, options.hangAfter().multipliedBy(5));
+        } catch (java.util.concurrent.CompletionException e) {
+            String state = AioContext.await(main.callOn(job::toString), options.hangAfter());
+            throw new IllegalStateException("mirror not " + what + " within " + options.hangAfter().multipliedBy(5)
+                    + ": " + state, e);
+        }
     }
 
     /** Late chunks whose bytes differ between the old source and its target. */

@@ -121,13 +121,13 @@ class MirrorPivotGuestTest {
                     return jobs.start(new MirrorJob(jobs, "m" + iteration, dev.device().node(), target, 0,
                             MirrorJob.DEFAULT_GRANULARITY, OnError.REPORT, OnError.REPORT, true, true));
                 }), T);
-                AioContext.await(ready, T);
+                awaitJob(ready, main, job, "ready");
                 awaitProgress(run, run.completed() + 500, "after ready"); // the guest dirties the source
                 AioContext.await(main.callOn(() -> {
                     job.userComplete();
                     return null;
                 }), T);
-                assertThat(AioContext.await(ended, T)).isEqualTo("completed");
+                assertThat(awaitJob(ended, main, job, "ended")).isEqualTo("completed");
                 afterPivot = run.completed();
                 awaitProgress(run, afterPivot + 500, "after the pivot"); // the guest goes on, on the target
                 assertThat(run.completed() - before).isPositive();
@@ -170,6 +170,16 @@ class MirrorPivotGuestTest {
             }
         }
         assertThat(same).isPositive();
+    }
+
+    /** Waits for {@code f}; a hang is reported with the job's state, read on its loop. */
+    private static <X> X awaitJob(CompletableFuture<X> f, AioContext main, MirrorJob job, String what) {
+        try {
+            return AioContext.await(f, T);
+        } catch (java.util.concurrent.CompletionException e) {
+            throw new AssertionError("mirror not " + what + " within " + T + ": "
+                    + AioContext.await(main.callOn(job::toString), T), e);
+        }
     }
 
     private static void awaitProgress(WorkloadRun run, long n, String when) throws InterruptedException {
