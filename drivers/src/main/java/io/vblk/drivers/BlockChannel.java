@@ -21,6 +21,15 @@ public interface BlockChannel extends AutoCloseable {
     /** Runs {@code whenIdle} on the home thread once nothing is in flight (at once if idle). */
     void drain(Runnable whenIdle);
 
+    /**
+     * Reports every write-like request this channel completes to {@code o} (null: none), as
+     * {@link WriteObserver} describes; returns false when the channel cannot (then the node's
+     * dirty tracking does not cover it and a job that needs it refuses to start). Home thread.
+     */
+    default boolean observeWrites(WriteObserver o) {
+        return false;
+    }
+
     /** Releases the channel; it must be idle. */
     @Override
     void close();

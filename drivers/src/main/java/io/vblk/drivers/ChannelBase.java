@@ -22,6 +22,8 @@ public abstract class ChannelBase implements BlockChannel {
     private List<Runnable> drainWaiters;
     private boolean closed;
     private long completedCount;
+    /** The node's dirty tracking, or null; told of each write-like completion before its submitter. */
+    private WriteObserver writeObserver;
 
     protected ChannelBase(AioContext ctx, BlockDriver driver) {
         ctx.assertHome();
@@ -97,6 +99,10 @@ public abstract class ChannelBase implements BlockChannel {
     protected final void complete(BlockIo io, long result) {
         inFlight--;
         completedCount++;
+        if (writeObserver != null && io.op != BlockIo.READ && io.op != BlockIo.FLUSH) {
+            // Also on failure: a failed write may have changed part of its range.
+            writeObserver.written(io.offset, io.byteLength());
+        }
         io.completion.ioCompleted(io, result);
         if (inFlight == 0 && drainWaiters != null && !drainWaiters.isEmpty()) {
             List<Runnable> run = drainWaiters;
@@ -105,6 +111,13 @@ public abstract class ChannelBase implements BlockChannel {
                 r.run();
             }
         }
+    }
+
+    @Override
+    public final boolean observeWrites(WriteObserver o) {
+        ctx.assertHome();
+        writeObserver = o;
+        return true;
     }
 
     @Override

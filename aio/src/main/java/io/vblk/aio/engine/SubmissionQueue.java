@@ -484,6 +484,6 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
     @Override
     public String toString() {
         return "SubmissionQueue[" + backend.kind() + " " + ctx.name() + " inFlight=" + inFlight + " queued="
-                + inQueue + (blocked ? " blocked" : "") + "]";
+                + inQueue + (blocked ? " blocked" : "") + " " + backend + "]";
     }
 }

@@ -213,7 +213,15 @@ public enum Meter {
             Tag.EXPORT, Tag.TYPE),
     VHOST_PROTOCOL_ERRORS("vblk.vhost.protocol.errors", Kind.COUNTER, null,
             "Malformed or out-of-order vhost-user messages (each closes its connection)",
-            Tag.EXPORT);
+            Tag.EXPORT),
+
+    // ------------------------------------------------------------ block jobs
+    JOB_PROGRESS("vblk.job.progress", Kind.GAUGE, Unit.BYTES,
+            "Work a block job has done (QMP current-progress)", Tag.JOB, Tag.TYPE),
+    JOB_TOTAL("vblk.job.total", Kind.GAUGE, Unit.BYTES,
+            "Work a block job has done plus the work it knows is left (QMP total-progress)", Tag.JOB, Tag.TYPE),
+    JOB_COPIED("vblk.job.copied", Kind.COUNTER, Unit.BYTES,
+            "Bytes a block job wrote to its target", Tag.JOB, Tag.TYPE);
 
     /** How a meter is read. */
     public enum Kind {
@@ -236,6 +244,8 @@ public enum Meter {
 
     /** Tag keys. */
     public static final class Tag {
+        /** A block job's id (QMP job-id). */
+        public static final String JOB = "job";
         /** The export (device) name, as in {@code --export ...,id=NAME}. */
         public static final String EXPORT = "export";
         /** The queue index within the export. */

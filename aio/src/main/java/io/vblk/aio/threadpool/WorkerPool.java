@@ -11,6 +11,7 @@ import io.vblk.aio.sys.FileIo;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -40,6 +41,7 @@ public final class WorkerPool implements EngineBackend {
     private static final VarHandle HEAD;
     private static final VarHandle TAIL;
     private static final VarHandle PARKED;
+    private static final VarHandle SLOT = MethodHandles.arrayElementVarHandle(IoRequest[].class);
 
     static {
         try {
@@ -63,7 +65,7 @@ public final class WorkerPool implements EngineBackend {
     private final AioContext ctx;
     private final int capacity;
     private final Worker[] workers;
-    /** Hand-over ring; at least {@code capacity} entries, so the producer never laps a claimed one. */
+    /** Hand-over ring; at least {@code capacity} entries, so the producer never laps an unclaimed one (see take). */
     private final IoRequest[] ring;
     private final int mask;
     /** Next entry a worker claims; CAS by workers. */
@@ -80,6 +82,8 @@ public final class WorkerPool implements EngineBackend {
     /** Finished requests taken from the stack, oldest first, not yet handed to the queue. */
     private IoRequest reapHead;
     private EngineBackend.Queue queue;
+    /** A worker's call threw once already (logged once per pool). */
+    private final AtomicBoolean failureLogged = new AtomicBoolean();
     private int inWorkers;
     private long executed;
 
@@ -145,6 +149,23 @@ public final class WorkerPool implements EngineBackend {
         return executed;
     }
 
+    /** Worker threads still running (all of them until {@link #close}: a worker never dies of a request). */
+    public int liveWorkers() {
+        int n = 0;
+        for (Worker w : workers) {
+            n += w.thread.isAlive() ? 1 : 0;
+        }
+        return n;
+    }
+
+    /** The pool's state for a hang report: live workers, requests in them, ring positions. Home thread. */
+    @Override
+    public String toString() {
+        return "WorkerPool[" + ctx.name() + " workers " + liveWorkers() + "/" + workers.length + " alive, "
+                + inWorkers + " in workers, executed " + executed + ", ring head " + (long) HEAD.getVolatile(this)
+                + " tail " + (long) TAIL.getVolatile(this) + "]";
+    }
+
     /**
      * Publishes {@code req} to the workers and wakes one that is parked. Home thread.
      *
@@ -155,7 +176,7 @@ public final class WorkerPool implements EngineBackend {
     private void handOver(IoRequest req) {
         inWorkers++;
         long t = (long) TAIL.get(this); // only this thread writes it
-        ring[(int) t & mask] = req;
+        SLOT.setRelease(ring, (int) t & mask, req);
         TAIL.setVolatile(this, t + 1);
         for (Worker w : workers) {
             if ((boolean) PARKED.getVolatile(w) && PARKED.compareAndSet(w, true, false)) {
@@ -165,16 +186,29 @@ public final class WorkerPool implements EngineBackend {
         }
     }
 
-    /** Claims the next request, parking while there is none; null when the pool stops. Worker thread. */
+    /**
+     * Claims the next request, parking while there is none; null when the pool stops. Worker thread.
+     *
+     * <p>The entry is read before the claim, not after: a worker that wins the CAS on {@code head}
+     * may be descheduled before it reads its slot, while the other workers run and hand back the
+     * requests behind it and the home thread, seeing room (only {@code inWorkers} is bounded, not
+     * the distance from the oldest unread slot to {@code tail}), fills the ring a whole lap further
+     * into that very slot. Reading after the claim then took the newer request and lost the claimed
+     * one (a request that never completes: the pivot's drain waited for it forever), and the
+     * worker that later claimed the newer one found the slot cleared. Read before the claim, the
+     * value is the claimed one: while {@code head} is still {@code h}, request {@code h} and every
+     * one after it are unclaimed, so in flight, so {@code tail - h <= capacity <= ring.length} and
+     * slot {@code h} was not refilled. The slot is cleared only if it still holds that request.
+     */
     private IoRequest take(Worker me) {
         while (true) {
             long h = (long) HEAD.getVolatile(this);
             // Pairs with the volatile tail store in handOver(): the entry is written before tail moves.
             if (h < (long) TAIL.getVolatile(this)) {
+                int i = (int) h & mask;
+                IoRequest r = (IoRequest) SLOT.getVolatile(ring, i);
                 if (HEAD.compareAndSet(this, h, h + 1)) {
-                    int i = (int) h & mask;
-                    IoRequest r = ring[i];
-                    ring[i] = null;
+                    SLOT.compareAndSet(ring, i, r, (IoRequest) null); // unless already refilled
                     return r;
                 }
                 continue;
@@ -194,18 +228,41 @@ public final class WorkerPool implements EngineBackend {
     }
 
     private void workerLoop(Worker me) {
-        IoRequest r;
-        while ((r = take(me)) != null) {
-            r.backendResult(execute(r));
-            IoRequest top;
-            do {
-                top = (IoRequest) DONE_HEAD.getVolatile(this);
-                r.backendLink(top);
-            } while (!DONE_HEAD.compareAndSet(this, top, r));
-            // The push above happens-before the bottom half runs: Bh.schedule() is a volatile
-            // read-modify-write that the home thread's dispatch reads. Pairs with the getAndSet in
-            // reap().
-            doneBh.schedule();
+        try {
+            IoRequest r;
+            while ((r = take(me)) != null) {
+                r.backendResult(executeGuarded(r));
+                IoRequest top;
+                do {
+                    top = (IoRequest) DONE_HEAD.getVolatile(this);
+                    r.backendLink(top);
+                } while (!DONE_HEAD.compareAndSet(this, top, r));
+                // The push above happens-before the bottom half runs: Bh.schedule() is a volatile
+                // read-modify-write that the home thread's dispatch reads. Pairs with the getAndSet
+                // in reap().
+                doneBh.schedule();
+            }
+        } catch (Throwable t) {
+            // Never silent: a worker gone while the pool runs leaves fewer workers for its queue.
+            LOG.log(System.Logger.Level.ERROR, "worker " + Thread.currentThread().getName() + " stopped", t);
+            throw t;
+        }
+    }
+
+    /**
+     * {@link #execute} on a worker that survives whatever the call throws: the request completes
+     * with -EIO instead of being lost with its worker (a lost request hangs every drain that waits
+     * for it), and the first such failure of the pool is logged with its stack.
+     */
+    private long executeGuarded(IoRequest r) {
+        try {
+            return execute(r);
+        } catch (Throwable t) {
+            if (!failureLogged.getAndSet(true)) {
+                LOG.log(System.Logger.Level.ERROR, "worker " + Thread.currentThread().getName()
+                        + ": request " + r + " failed with an exception; completed with -EIO", t);
+            }
+            return -Errno.EIO;
         }
     }
 

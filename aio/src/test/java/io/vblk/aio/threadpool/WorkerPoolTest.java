@@ -128,4 +128,56 @@ class WorkerPoolTest {
             ctx.close();
         }
     }
+    /**
+     * The pool kept full for a few seconds, each completion resubmitting its request at once: the
+     * workers race for slots while the home thread refills the ring behind a worker descheduled
+     * between its claim and its read of the slot. Before the fix that worker ran a newer request
+     * and lost the one it had claimed (the drain waiting for it hung) and another worker found an
+     * empty slot and stopped. Every request must come back, once, and all workers stay alive.
+     */
+    @Test
+    void aRingKeptFullLosesNoRequestAndNoWorker(@TempDir Path dir) {
+        AioContext ctx = AioContext.forCurrentThread("pool-full");
+        int fd = FileIo.open(dir.resolve("f").toString(), FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_CLOEXEC, 0600);
+        try (Arena arena = Arena.ofConfined()) {
+            assertThat(FileIo.ftruncate(fd, 4096)).isZero();
+            MemorySegment buf = arena.allocate(8, 8);
+            MemorySegment iov = arena.allocate(16, 8);
+            iov.set(ValueLayout.JAVA_LONG, 0, buf.address());
+            iov.set(ValueLayout.JAVA_LONG, 8, 8);
+            SubmissionQueue pool = WorkerPool.of(ctx);
+            WorkerPool workers = (WorkerPool) pool.backend();
+            long[] done = {0};
+            long[] submitted = {0};
+            boolean[] stop = {false};
+            IoRequest[] reqs = new IoRequest[WorkerPool.DEFAULT_CAPACITY];
+            IoRequest.Completion[] c = new IoRequest.Completion[1];
+            c[0] = (q, res) -> {
+                assertThat(res).isEqualTo(8);
+                done[0]++;
+                if (!stop[0]) {
+                    submitted[0]++;
+                    pool.submit(q.readv(fd, iov.address(), 1, 0, c[0]), 0);
+                }
+            };
+            for (int i = 0; i < reqs.length; i++) {
+                reqs[i] = new IoRequest();
+                submitted[0]++;
+                pool.submit(reqs[i].readv(fd, iov.address(), 1, 0, c[0]), 0);
+            }
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(4);
+            LoopSteps.pollUntil(ctx, () -> System.nanoTime() > end || pool.inFlight() + pool.queued() == 0,
+                    java.time.Duration.ofSeconds(8), "the full pool's run");
+            stop[0] = true;
+            LoopSteps.pollUntil(ctx, () -> done[0] == submitted[0], "every request back: " + pool);
+            System.out.println("WorkerPoolTest: " + done[0] + " requests through a full pool; " + pool);
+            assertThat(done[0]).isGreaterThan(10L * WorkerPool.DEFAULT_CAPACITY);
+            assertThat(workers.executed()).isEqualTo(done[0]);
+            assertThat(workers.liveWorkers()).as("workers alive: " + pool).isEqualTo(WorkerPool.DEFAULT_WORKERS);
+            pool.release();
+        } finally {
+            FileIo.close(fd);
+            ctx.close();
+        }
+    }
 }

@@ -3,6 +3,7 @@ package io.vblk.drivers.node;
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.WriteObserver;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -48,6 +49,16 @@ public final class BlockNode implements AutoCloseable {
     private Section section;
     private long sections;
     private boolean closed;
+    /** Attached dirty bitmaps: copy-on-write, read per write completion on the channels' IoThreads. */
+    private volatile DirtyBitmap[] bitmaps = new DirtyBitmap[0];
+    /** Channels that could not take the write hook (a driver's own channel class): not tracked. */
+    private final Set<BlockChannel> untracked = ConcurrentHashMap.newKeySet();
+    /** Marks each write-like completion in every attached bitmap. Any thread, allocation-free. */
+    private final WriteObserver tracker = (offset, length) -> {
+        for (DirtyBitmap b : bitmaps) {
+            b.mark(offset, length);
+        }
+    };
 
     /** One outermost drained section: what its wait still waits for. Home thread: the node's. */
     private static final class Section {
@@ -86,6 +97,9 @@ public final class BlockNode implements AutoCloseable {
     public BlockChannel openChannel(AioContext ctx) {
         ctx.assertHome();
         BlockChannel ch = driver.openChannel(ctx);
+        if (!ch.observeWrites(tracker)) {
+            untracked.add(ch);
+        }
         channels.add(ch);
         for (ChannelListener l : channelListeners) {
             l.opened(ch);
@@ -118,6 +132,7 @@ public final class BlockNode implements AutoCloseable {
     public void closeChannel(BlockChannel ch) {
         ch.context().assertHome();
         channels.remove(ch);
+        untracked.remove(ch);
         for (ChannelListener l : channelListeners) {
             l.closing(ch);
         }
@@ -152,6 +167,39 @@ public final class BlockNode implements AutoCloseable {
         return f;
     }
 
+    // ---------------------------------------------------------------- dirty bitmaps
+
+    /**
+     * Attaches {@code b}: from now on every write, write-zeroes and discard that completes through
+     * any channel of the node marks it ({@link WriteObserver}). Throws when a channel of the node
+     * cannot report its writes. Home thread.
+     */
+    public void addDirtyBitmap(DirtyBitmap b) {
+        home.assertHome();
+        checkOpen();
+        if (!untracked.isEmpty()) {
+            throw new IllegalStateException("node " + name + " has a channel that cannot track writes ("
+                    + untracked.iterator().next() + ")");
+        }
+        DirtyBitmap[] old = bitmaps;
+        DirtyBitmap[] now = java.util.Arrays.copyOf(old, old.length + 1);
+        now[old.length] = b;
+        bitmaps = now; // volatile write: pairs with the read in tracker on each channel's IoThread
+    }
+
+    /** Detaches {@code b}; marks already under way may still land in it. Home thread. */
+    public void removeDirtyBitmap(DirtyBitmap b) {
+        home.assertHome();
+        List<DirtyBitmap> l = new ArrayList<>(List.of(bitmaps));
+        l.remove(b);
+        bitmaps = l.toArray(new DirtyBitmap[0]);
+    }
+
+    /** Attached dirty bitmaps. Home thread. */
+    public int dirtyBitmapCount() {
+        return bitmaps.length;
+    }
+
     // ---------------------------------------------------------------- parents
 
     /** Attaches a parent; if the node is drained, the parent is drained at once. Home thread. */
@@ -174,6 +222,42 @@ public final class BlockNode implements AutoCloseable {
         if (parents.remove(p) && quiesceCounter > 0) {
             p.drainedEnd();
         }
+    }
+
+    /**
+     * Moves every parent of this node to {@code target} (QEMU's {@code bdrv_replace_node}, as
+     * mirror's completion does): each parent is attached to the target, told to re-open what it
+     * submits on there ({@link DrainParent#replaceNode}, which may hand over to its IoThreads), then
+     * detached from this node; {@code done} runs on this home thread once every parent has moved.
+     * Both nodes must be drained, so no parent takes a request in between: attaching to the
+     * drained target nests the parent's drain, detaching from this node ends only the inner one,
+     * and the parents resume when the target's section ends. Home thread.
+     */
+    public void replaceParents(BlockNode target, Runnable done) {
+        home.assertHome();
+        if (quiesceCounter == 0 || target.quiesceCounter() == 0) {
+            throw new IllegalStateException("replacing node " + name + " by " + target.name + " needs both drained");
+        }
+        List<DrainParent> ps = List.copyOf(parents);
+        for (DrainParent p : ps) {
+            if (!p.canReplaceNode()) {
+                throw new IllegalStateException(p.drainName() + " cannot move from node " + name + " to another node");
+            }
+        }
+        int[] left = {ps.size() + 1};
+        Runnable oneMoved = () -> {
+            if (--left[0] == 0) {
+                for (DrainParent p : ps) {
+                    detach(p);
+                }
+                done.run();
+            }
+        };
+        for (DrainParent p : ps) {
+            target.attach(p);
+            p.replaceNode(this, target, () -> home.runOn(oneMoved));
+        }
+        oneMoved.run();
     }
 
     /** The attached parents, in attach order. Home thread. */

@@ -36,4 +36,19 @@ public interface DrainParent {
      */
     default void resized(long newLength) {
     }
+
+    /** Whether {@link #replaceNode} is implemented (a job that pivots checks before it starts). */
+    default boolean canReplaceNode() {
+        return false;
+    }
+
+    /**
+     * Move from node {@code from} to node {@code to} ({@link BlockNode#replaceParents}): re-open on
+     * {@code to} whatever was open on {@code from} (a device's channels, each on its IoThread) and
+     * submit only there from now on; run {@code done} (from any thread) once that is so. Both nodes
+     * are drained, the parent is attached to both, and nothing of it is in flight on {@code from}.
+     */
+    default void replaceNode(BlockNode from, BlockNode to, Runnable done) {
+        throw new UnsupportedOperationException(drainName() + " cannot move to another node");
+    }
 }

@@ -44,6 +44,7 @@ final class QmpCommands {
     final Map<String, NodeInfo> nodeInfo;
     final ExportCommands exports;
     final RunState runState;
+    final JobCommands jobs;
 
     QmpCommands(DaemonGraph graph, QmpServer server) {
         this.graph = graph;
@@ -51,6 +52,7 @@ final class QmpCommands {
         this.nodeInfo = graph.nodeInfo();
         this.exports = new ExportCommands(this);
         this.runState = new RunState(graph, server);
+        this.jobs = new JobCommands(this);
         add("qmp_capabilities", a -> { throw new IllegalStateException("handled by the connection"); });
         add("query-version", this::queryVersion);
         add("query-commands", this::queryCommands);
@@ -66,6 +68,7 @@ final class QmpCommands {
         add("block_resize", this::blockResize);
         add("block-resize", this::blockResize);
         exports.register(this::add);
+        jobs.register(this::add);
         new QomCommands(this).register(this::add);
     }
 
@@ -281,6 +284,9 @@ final class QmpCommands {
         BlockNode n = graph.nodes().get(name);
         if (n == null) {
             throw QmpError.generic("Failed to find node with node-name='" + name + "'");
+        }
+        if (jobs.uses(n)) {
+            throw QmpError.generic("Node '" + name + "' is busy: block device is in use by block job");
         }
         boolean child = graph.drivers().values().stream().anyMatch(d -> d instanceof Qcow2Driver q
                 && (q.file() == n.driver() || q.backing() == n.driver()));

@@ -185,6 +185,8 @@ public final class QmpServer {
             return;
         }
         try {
+            // Jobs first: a running mirror holds channels and perhaps a drained section.
+            AioContext.await(AioContext.await(ctx.callOn(commands.jobs::cancelAll), STEP), STEP);
             AioContext.await(ctx.callOn(() -> {
                 closeAll();
                 return null;

@@ -44,8 +44,23 @@ import java.util.function.LongSupplier;
  *       inside it, and ending the section re-checks the ring, so every request the guest posted
  *       meanwhile completes — none lost — {@code held}.</li>
  * </ul>
+ *
+ * <p>{@link Mode#MIRROR} runs the same hazard on the real mirror pivot ({@link MirrorPivotRepro}).
  */
 public final class DrainLeakRepro implements Repro {
+    /** Which scenario runs: a held drained section (the default), or the real mirror pivot. */
+    public enum Mode { SECTION, MIRROR }
+
+    private final Mode mode;
+
+    public DrainLeakRepro() {
+        this(Mode.SECTION);
+    }
+
+    public DrainLeakRepro(Mode mode) {
+        this.mode = mode;
+    }
+
     /** How often the job looks whether the device is quiet and the guest has posted. */
     private static final long STEP_NANOS = 50_000;
     /** Gap between sections, so the guest's loop runs between them. */
@@ -66,6 +81,9 @@ public final class DrainLeakRepro implements Repro {
 
     @Override
     public ReproResult run(boolean guardOn, ReproOptions options) throws Exception {
+        if (mode == Mode.MIRROR) {
+            return MirrorPivotRepro.run(hazard(), guardOn, options);
+        }
         long deadline = System.nanoTime() + options.timeLimit().toNanos();
         ObservedDriver driver = new ObservedDriver(new NullDriver(64L << 20, NullDriver.Completion.ASYNC));
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(1).queueSize(256);

@@ -46,6 +46,10 @@ public final class ReproCommand implements Callable<Integer> {
             description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
+    @Option(names = "--mode", paramLabel = "section|mirror",
+            description = "drain-leak's scenario: a held drained section, or the real mirror pivot (default: section)")
+    String mode = "section";
+
     @Override
     public Integer call() throws Exception {
         ReproOptions opts = new ReproOptions(positive("--iterations", iterations),
@@ -63,8 +67,10 @@ public final class ReproCommand implements Callable<Integer> {
         }
         SubmitRecursionRepro recursion = submitRecursion();
         CrossThreadCompletionRepro crossThread = new CrossThreadCompletionRepro(recursion.aio());
+        DrainLeakRepro drainLeak = new DrainLeakRepro(drainLeakMode());
         chosen = chosen.stream().map(r -> r instanceof SubmitRecursionRepro ? recursion
-                : r instanceof CrossThreadCompletionRepro ? crossThread : r).toList();
+                : r instanceof CrossThreadCompletionRepro ? crossThread
+                : r instanceof DrainLeakRepro ? drainLeak : r).toList();
         boolean allExpected = true;
         for (Repro r : chosen) {
             boolean[] guards = hazard.equals("all") ? new boolean[] {false, true} : new boolean[] {parseGuard()};
@@ -90,6 +96,15 @@ public final class ReproCommand implements Callable<Integer> {
             throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
                     "--aio accepts native or io_uring, got '" + aio + "'");
         }
+    }
+
+    private DrainLeakRepro.Mode drainLeakMode() {
+        return switch (mode) {
+            case "section" -> DrainLeakRepro.Mode.SECTION;
+            case "mirror" -> DrainLeakRepro.Mode.MIRROR;
+            default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode accepts section or mirror, got '" + mode + "'");
+        };
     }
 
     private boolean parseGuard() {

@@ -30,17 +30,8 @@ import static io.vblk.virtio.queue.VirtioFeatures.bit;
  * {@link BlockNode}. Each queue lives on the IoThread its {@code IoThreadMapping} names; the
  * transports (the in-process harness, vhost-user) drive it only through {@link VirtioDevice}. The
  * device is a parent of its node: the node's drained sections stop its queues ({@link DeviceDrain}).
- *
- * <pre>{@code
- * IoThread io0 = IoThread.start("io0", AioOptions.DEFAULT), io1 = IoThread.start("io1", AioOptions.DEFAULT);
- * BlkDevice dev = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(4)
- *         .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), mainLoopCtx);
- * dev.setDriverFeatures(dev.deviceFeatures());
- * dev.setMemory(memory);
- * dev.configureQueue(0, new QueueLayout(256, desc, avail, used, 0));
- * dev.setQueueFds(0, kickFd, callFd);
- * dev.startQueue(0, () -> log("q0 running"));
- * }</pre>
+ * A mirror's pivot moves it to another node ({@link DeviceDrain#replaceNode}). Use: see
+ * {@code InProcessBlk} (create, features, memory, configureQueue, setQueueFds, startQueue).
  */
 public final class BlkDevice implements VirtioDevice {
     private static final System.Logger LOG = System.getLogger(BlkDevice.class.getName());
@@ -58,9 +49,10 @@ public final class BlkDevice implements VirtioDevice {
     public static final int DEVICE_ID = 2;
 
     private final String name;
-    private final BlockNode node;
+    /** The node and its driver: changed by a pivot (control context), read from any thread. */
+    private volatile BlockNode node;
     private final DeviceDrain drain;
-    private final BlockDriver driver;
+    private volatile BlockDriver driver;
     private final AioContext control;
     private final BlkDeviceConfig cfg;
     private final long deviceFeatures;
@@ -131,7 +123,10 @@ public final class BlkDevice implements VirtioDevice {
             qc[i] = new QueueControl();
         }
         errors.queues(queues);
-        this.drain = new DeviceDrain(name, control, queues, this::resized);
+        this.drain = new DeviceDrain(name, control, queues, channels, this::resized, to -> {
+            this.node = to;
+            this.driver = to.driver();
+        });
         node.attach(drain);
     }
 

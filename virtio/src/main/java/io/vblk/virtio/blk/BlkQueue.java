@@ -77,7 +77,6 @@ final class BlkQueue implements IoCompletion {
     private final boolean merge;
     private final int maxMergeBytes;
     private final int iovCapacity;
-
     private Arena arena;
     private BlkRequest[] slots = new BlkRequest[0];
     private int[] free = new int[0];
@@ -87,12 +86,11 @@ final class BlkQueue implements IoCompletion {
     private int batchCount;
     /** Records the latencies of a completion section at its end; one stable object per queue. */
     private final DoneLatencies done;
-
+    /** The node's channel for this context; moved by a pivot ({@link #channelMoved}). */
     private BlockChannel channel;
     private BlkRequestParser parser;
     private GuestMemory memory;
-    /** Set while the front-end migrates the guest: pages the queue writes are marked (vhost-user LOG_ALL). */
-    private DirtyLog dirty;
+    private DirtyLog dirty; // set while the front-end migrates the guest (vhost-user LOG_ALL)
     private FdHandler kick;
     private PollHandler poller;
     private int startAvailIdx;
@@ -267,6 +265,12 @@ final class BlkQueue implements IoCompletion {
         } else {
             process();
         }
+    }
+
+    /** The device moved to another node: submit to {@code ch} (null: none opened yet) from now on. */
+    void channelMoved(BlockChannel ch) {
+        ctx.assertHome();
+        channel = ch != null ? ch : channel;
     }
 
     /** Releases what the queue holds on its thread (device close; the queue is stopped). */

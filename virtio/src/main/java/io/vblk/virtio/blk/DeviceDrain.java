@@ -1,8 +1,11 @@
 package io.vblk.virtio.blk;
 
 import io.vblk.aio.AioContext;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.node.DrainParent;
 
+import java.util.function.Consumer;
 import java.util.function.LongConsumer;
 
 /**
@@ -23,14 +26,59 @@ final class DeviceDrain implements DrainParent {
     private final String name;
     private final AioContext control;
     private final BlkQueue[] queues;
+    private final ContextChannel[] channels;
     private final LongConsumer onResized;
+    private final Consumer<BlockNode> onMoved;
 
-    /** {@code onResized} hears the node's new size in bytes, on the control context. */
-    DeviceDrain(String name, AioContext control, BlkQueue[] queues, LongConsumer onResized) {
+    /**
+     * {@code onResized} hears the node's new size in bytes, {@code onMoved} the node the device
+     * moved to, on the control context.
+     */
+    DeviceDrain(String name, AioContext control, BlkQueue[] queues, ContextChannel[] channels,
+                LongConsumer onResized, Consumer<BlockNode> onMoved) {
         this.name = name;
         this.control = control;
         this.queues = queues;
+        this.channels = channels;
         this.onResized = onResized;
+        this.onMoved = onMoved;
+    }
+
+    @Override
+    public boolean canReplaceNode() {
+        return true;
+    }
+
+    /**
+     * A mirror's pivot moves the device to {@code to} (both nodes drained, the queues stopped):
+     * each context re-opens its channel on {@code to} and its queues submit there from now on,
+     * each on its own IoThread; {@code done} runs once every context has moved.
+     */
+    @Override
+    public void replaceNode(BlockNode from, BlockNode to, Runnable done) {
+        control.assertHome();
+        onMoved.accept(to);
+        int[] left = {channels.length + 1};
+        Runnable oneMoved = () -> {
+            if (--left[0] == 0) {
+                done.run();
+            }
+        };
+        for (ContextChannel ch : channels) {
+            ch.ctx.runOn(() -> {
+                try {
+                    BlockChannel moved = ch.moveTo(to);
+                    for (BlkQueue q : queues) {
+                        if (q.ctx == ch.ctx) {
+                            q.channelMoved(moved);
+                        }
+                    }
+                } finally {
+                    control.runOn(oneMoved);
+                }
+            });
+        }
+        oneMoved.run();
     }
 
     /**

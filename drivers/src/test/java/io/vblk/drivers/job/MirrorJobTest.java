@@ -1,0 +1,466 @@
+package io.vblk.drivers.job;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.engine.AioMode;
+import io.vblk.drivers.BlockChannel;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.BlockIo;
+import io.vblk.drivers.TestImages;
+import io.vblk.drivers.fault.FaultDriver;
+import io.vblk.drivers.fault.FaultRule;
+import io.vblk.drivers.file.FileDriver;
+import io.vblk.drivers.node.BlockNode;
+import io.vblk.drivers.node.DrainParent;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Any thread (test code): the jobs on a main-loop IoThread, a writing parent on another IoThread.
+ *
+ * <p>The mirror job on real files: a full copy while a parent writes, the drained pivot (every
+ * acknowledged write in the target, the source frozen at the pivot, the parent writing on the
+ * target after it), cancel leaving the source in use, the error policies and the rate limit.
+ */
+@Timeout(120)
+class MirrorJobTest {
+    private static final long SIZE = 4L << 20;
+    private static final int BLOCK = 4096;
+    private static final Duration T = Duration.ofSeconds(30);
+
+    @TempDir
+    Path dir;
+    private final IoThread main = IoThread.start("main", AioOptions.DEFAULT);
+    private final IoThread io = IoThread.start("io", AioOptions.DEFAULT);
+    private final Jobs jobs = on(() -> new Jobs(main.ctx()));
+    private final List<String> events = new ArrayList<>();
+    private final CompletableFuture<Void> ready = new CompletableFuture<>();
+    private final CompletableFuture<String> ended = new CompletableFuture<>();
+    private byte[] original;
+
+    @AfterEach
+    void tearDown() {
+        io.close();
+        main.close();
+    }
+
+    private <T> T on(Callable<T> c) {
+        try {
+            return AioContext.await(main.ctx().callOn(c), T);
+        } catch (CompletionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            throw e;
+        }
+    }
+
+    /** The events so far, read on the main loop where they are recorded. */
+    private List<String> events() {
+        return on(() -> List.copyOf(events));
+    }
+
+    /** The job list empties right after the end event (auto-dismiss). */
+    private void awaitNoJobs() {
+        long deadline = System.nanoTime() + T.toNanos();
+        while (!on(() -> jobs.all().isEmpty())) {
+            assertThat(System.nanoTime()).as("job dismissed").isLessThan(deadline);
+        }
+    }
+
+    private BlockNode node(String name, BlockDriver d) {
+        return on(() -> new BlockNode(name, d, main.ctx()));
+    }
+
+    private BlockDriver file(String name, boolean random) throws Exception {
+        String p = TestImages.create(dir, name, SIZE);
+        if (random) {
+            original = new byte[(int) SIZE];
+            new Random(7).nextBytes(original);
+            Files.write(Path.of(p), original);
+        }
+        return FileDriver.open(p, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
+    }
+
+    private MirrorJob mirror(BlockNode s, BlockNode t, long speed, OnError onSource) {
+        return on(() -> {
+            jobs.addListener(new JobListener() {
+                @Override
+                public void statusChanged(Job job) {
+                    events.add(job.status().qapi());
+                }
+
+                @Override
+                public void ready(Job job) {
+                    ready.complete(null);
+                }
+
+                @Override
+                public void completed(Job job, String error) {
+                    ended.complete(error == null ? "completed" : "completed: " + error);
+                }
+
+                @Override
+                public void cancelled(Job job) {
+                    ended.complete("cancelled");
+                }
+
+                @Override
+                public void ioError(Job job, boolean read, OnError.Action action) {
+                    events.add("error " + (read ? "read " : "write ") + action.qapi());
+                }
+            });
+            return jobs.start(new MirrorJob(jobs, "m0", s, t, speed, 64 << 10, onSource, OnError.REPORT, true, true));
+        });
+    }
+
+    @Test
+    void copiesWhileAParentWritesAndPivotsInsideTheDrain() throws Exception {
+        BlockNode src = node("src", file("src.img", true));
+        BlockNode dst = node("dst", file("dst.img", false));
+        Writer w = new Writer(io.ctx(), src);
+        on(() -> {
+            src.attach(w);
+            return null;
+        });
+        w.start();
+        MirrorJob job = mirror(src, dst, 0, OnError.REPORT);
+        AioContext.await(ready, T);
+        w.awaitAcks(w.acks() + 200);
+        on(() -> {
+            job.userComplete();
+            return null;
+        });
+        assertThat(AioContext.await(ended, T)).isEqualTo("completed");
+        awaitNoJobs();
+        assertThat(events()).containsSubsequence("created", "running", "ready", "waiting", "pending", "concluded", "null");
+        assertThat(job.pivoted()).isTrue();
+        assertThat(on(job::lateChunks)).as("chunks written on the source after the last copy").isZero();
+        assertThat(on(() -> dst.parents())).containsExactly(w);
+        assertThat(on(() -> src.parents())).isEmpty();
+        assertThat(on(src::isDrained)).isFalse();
+        assertThat(on(dst::isDrained)).isFalse();
+        long movedAt = w.acks();
+        w.awaitAcks(movedAt + 200); // the parent goes on, on the target
+        w.stop();
+        assertThat(w.movedAcks()).isPositive();
+
+        byte[] s = Files.readAllBytes(dir.resolve("src.img"));
+        byte[] t = Files.readAllBytes(dir.resolve("dst.img"));
+        int checkedSame = 0;
+        for (int b = 0; b < SIZE / BLOCK; b++) {
+            long pre = w.lastBeforeMove[b];
+            long last = w.last[b];
+            assertBlock(s, b, pre, "source at the pivot");
+            assertBlock(t, b, last, "target");
+            if (pre == last) {
+                checkedSame++;
+                assertThat(ByteBuffer.wrap(t, b * BLOCK, BLOCK)).as("block %d: target equals the source", b)
+                        .isEqualTo(ByteBuffer.wrap(s, b * BLOCK, BLOCK));
+            }
+        }
+        assertThat(checkedSame).isPositive();
+        on(() -> {
+            dst.detach(w);
+            src.close();
+            dst.close();
+            return null;
+        });
+    }
+
+    private void assertBlock(byte[] img, int b, long gen, String what) {
+        if (gen == 0) {
+            assertThat(ByteBuffer.wrap(img, b * BLOCK, BLOCK)).as("%s block %d: never written", what, b)
+                    .isEqualTo(ByteBuffer.wrap(original, b * BLOCK, BLOCK));
+        } else {
+            long got = ByteBuffer.wrap(img, b * BLOCK, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+            assertThat(got).as("%s block %d: last acknowledged write", what, b).isEqualTo(gen);
+        }
+    }
+
+    @Test
+    void cancelAfterReadyLeavesTheSourceInUse() throws Exception {
+        BlockNode src = node("src", file("src.img", true));
+        BlockNode dst = node("dst", file("dst.img", false));
+        Writer w = new Writer(io.ctx(), src);
+        on(() -> {
+            src.attach(w);
+            return null;
+        });
+        w.start();
+        MirrorJob job = mirror(src, dst, 0, OnError.REPORT);
+        AioContext.await(ready, T);
+        on(() -> {
+            job.userCancel(false); // block-job-cancel: a ready mirror completes without the pivot
+            return null;
+        });
+        assertThat(AioContext.await(ended, T)).isEqualTo("completed");
+        assertThat(job.pivoted()).isFalse();
+        assertThat(on(() -> src.parents())).containsExactly(w);
+        assertThat(on(src::dirtyBitmapCount)).isZero();
+        long a = w.acks();
+        w.awaitAcks(a + 100);
+        w.stop();
+        assertThat(w.movedAcks()).isZero();
+        on(() -> {
+            src.detach(w);
+            return null;
+        });
+    }
+
+    @Test
+    void forceCancelBeforeReadyAborts() throws Exception {
+        BlockNode src = node("src", file("src.img", true));
+        BlockNode dst = node("dst", file("dst.img", false));
+        MirrorJob job = mirror(src, dst, 1 << 20, OnError.REPORT); // 1 MiB/s: far from ready
+        on(() -> {
+            job.userCancel(true);
+            return null;
+        });
+        assertThat(AioContext.await(ended, T)).isEqualTo("cancelled");
+        awaitNoJobs();
+        assertThat(events()).containsSubsequence("running", "aborting", "concluded", "null");
+    }
+
+    @Test
+    void theRateLimitHoldsTheCopyBack() throws Exception {
+        BlockNode src = node("src", file("src.img", true));
+        BlockNode dst = node("dst", file("dst.img", false));
+        long t0 = System.nanoTime();
+        MirrorJob job = mirror(src, dst, 16L << 20, OnError.REPORT); // 4 MiB at 16 MiB/s: >= 200 ms
+        AioContext.await(ready, T);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertThat(ms).as("time to copy 4 MiB at 16 MiB/s").isGreaterThanOrEqualTo(200);
+        assertThat(on(job::totalProgress)).isEqualTo(SIZE);
+        assertThat(on(job::currentProgress)).isEqualTo(SIZE);
+        on(() -> {
+            job.userCancel(true);
+            return null;
+        });
+        AioContext.await(ended, T);
+    }
+
+    @Test
+    void sourceErrorsFollowTheirPolicy() throws Exception {
+        FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 1, FaultRule.Action.ERROR, 5, 0, 0);
+        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
+        BlockNode dst = node("dst", file("dst.img", false));
+        MirrorJob job = mirror(src, dst, 0, OnError.STOP);
+        long deadline = System.nanoTime() + T.toNanos();
+        while (!on(job::paused)) {
+            assertThat(System.nanoTime()).as("stopped on the read error").isLessThan(deadline);
+        }
+        assertThat(on(job::status)).isIn(JobStatus.PAUSED, JobStatus.STANDBY);
+        assertThat(events()).contains("error read stop");
+        on(() -> {
+            job.userResume(); // the rule fired once: the chunk copies now
+            return null;
+        });
+        AioContext.await(ready, T);
+        while (on(job::status) != JobStatus.READY) {
+            assertThat(System.nanoTime()).as("ready again after the resume").isLessThan(deadline);
+        }
+        on(() -> {
+            job.userComplete();
+            return null;
+        });
+        assertThat(AioContext.await(ended, T)).isEqualTo("completed");
+        assertThat(Files.readAllBytes(dir.resolve("dst.img"))).isEqualTo(original);
+    }
+
+    @Test
+    void aReportedSourceErrorEndsTheJobWithIt() throws Exception {
+        FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 0, FaultRule.Action.ERROR, 5, 0, 0);
+        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
+        BlockNode dst = node("dst", file("dst.img", false));
+        mirror(src, dst, 0, OnError.REPORT);
+        assertThat(AioContext.await(ended, T)).startsWith("completed: Source I/O error");
+        awaitNoJobs();
+        assertThat(events()).contains("error read report").containsSubsequence("running", "aborting", "concluded", "null");
+        assertThat(on(src::dirtyBitmapCount)).isZero();
+    }
+
+    /**
+     * A parent that writes 4 KiB blocks at queue depth 4 on its IoThread, each slot to its own
+     * blocks (so a block's writes never overlap), each block stamped with a generation; it stops
+     * in drained sections and moves to another node when asked. Home thread: {@link #io}; the
+     * DrainParent methods on the node's main loop hand over to it.
+     */
+    static final class Writer implements DrainParent {
+        static final int QD = 4;
+        final AioContext io;
+        final long[] last = new long[(int) (SIZE / BLOCK)];
+        final long[] lastBeforeMove = new long[(int) (SIZE / BLOCK)];
+        private final Arena arena = Arena.ofShared();
+        private final BlockIo[] ios = new BlockIo[QD];
+        private final MemorySegment[] bufs = new MemorySegment[QD];
+        private final boolean[] idle = new boolean[QD];
+        private final Random rnd = new Random(3);
+        private BlockNode node;
+        private BlockChannel ch;
+        private int stopped;
+        private boolean running;
+        private boolean moved;
+        private long gen;
+        private int inFlight;
+        private volatile long acks;
+        private volatile long movedAcks;
+        private CompletableFuture<Void> idleFuture;
+
+        Writer(AioContext io, BlockNode node) {
+            this.io = io;
+            this.node = node;
+            for (int i = 0; i < QD; i++) {
+                ios[i] = new BlockIo(arena, 1);
+                ios[i].tag = i;
+                bufs[i] = arena.allocate(BLOCK, 4096);
+            }
+        }
+
+        long acks() {
+            return acks;
+        }
+
+        long movedAcks() {
+            return movedAcks;
+        }
+
+        void awaitAcks(long n) {
+            long deadline = System.nanoTime() + T.toNanos();
+            while (acks < n) {
+                assertThat(System.nanoTime()).as("writer reached %d acks (has %d)", n, acks).isLessThan(deadline);
+                Thread.onSpinWait();
+            }
+        }
+
+        void start() {
+            AioContext.await(io.callOn(() -> {
+                ch = node.openChannel(io);
+                running = true;
+                for (int i = 0; i < QD; i++) {
+                    issue(i);
+                }
+                return null;
+            }), T);
+        }
+
+        void stop() {
+            CompletableFuture<Void> f = AioContext.await(io.callOn(() -> {
+                running = false;
+                idleFuture = new CompletableFuture<>();
+                if (inFlight == 0) {
+                    idleFuture.complete(null);
+                }
+                return idleFuture;
+            }), T);
+            AioContext.await(f, T);
+            AioContext.await(io.callOn(() -> {
+                node.closeChannel(ch);
+                return null;
+            }), T);
+            arena.close();
+        }
+
+        private void issue(int i) {
+            if (!running || stopped > 0) {
+                idle[i] = true;
+                return;
+            }
+            idle[i] = false;
+            int blocks = (int) (SIZE / BLOCK);
+            int b = rnd.nextInt(blocks / QD) * QD + i;
+            long g = ++gen;
+            for (int off = 0; off < BLOCK; off += 8) {
+                bufs[i].set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), off, g);
+            }
+            BlockIo w = ios[i].rw(BlockIo.WRITE, (long) b * BLOCK, this::done);
+            w.owner = new long[]{b, g}; // test code: allocation is fine
+            w.iov.add(bufs[i].address(), BLOCK);
+            inFlight++;
+            ch.submit(w);
+        }
+
+        private void done(BlockIo w, long result) {
+            inFlight--;
+            long[] bg = (long[]) w.owner;
+            if (result != BLOCK) {
+                throw new AssertionError("write failed: " + result);
+            }
+            last[(int) bg[0]] = bg[1];
+            if (!moved) {
+                lastBeforeMove[(int) bg[0]] = bg[1];
+            } else {
+                movedAcks++;
+            }
+            acks++;
+            if (!running && inFlight == 0 && idleFuture != null) {
+                idleFuture.complete(null);
+            }
+            int i = w.tag;
+            io.runOn(() -> issue(i)); // not from inside the completion: bounded stack
+        }
+
+        @Override
+        public String drainName() {
+            return "writer";
+        }
+
+        @Override
+        public void drainedBegin(Runnable stoppedCb) {
+            io.runOn(() -> {
+                stopped++;
+                stoppedCb.run();
+            });
+        }
+
+        @Override
+        public void drainedEnd() {
+            io.runOn(() -> {
+                if (--stopped == 0) {
+                    for (int i = 0; i < QD; i++) {
+                        if (idle[i]) {
+                            issue(i);
+                        }
+                    }
+                }
+            });
+        }
+
+        @Override
+        public boolean canReplaceNode() {
+            return true;
+        }
+
+        @Override
+        public void replaceNode(BlockNode from, BlockNode to, Runnable done) {
+            io.runOn(() -> {
+                BlockChannel old = ch;
+                ch = to.openChannel(io);
+                node = to;
+                moved = true;
+                old.drain(() -> from.closeChannel(old));
+                done.run();
+            });
+        }
+    }
+}
