@@ -1,5 +1,6 @@
 package io.vblk.drivers.job;
 
+import io.vblk.aio.Guard;
 import io.vblk.aio.Timer;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockChannel;
@@ -40,7 +41,8 @@ import java.util.function.Consumer;
  * submit and {@link #writeDone} inside the write's; writeDone asks {@link #pump} for the next copy.
  * The cycle pump → submit → readDone → submit → writeDone → pump is cut at the {@code pumping}
  * flag: an inner pump only sets {@code again} and the outer loop goes on, so the stack stays
- * bounded whatever the drivers do.
+ * bounded whatever the drivers do. The cut is seed 000's guard ({@link Guard#SUBMIT_DEPTH} of the
+ * job's context, with the submission queue's depth cap).
  */
 public final class MirrorJob extends Job {
     private static final System.Logger LOG = System.getLogger(MirrorJob.class.getName());
@@ -223,10 +225,13 @@ public final class MirrorJob extends Job {
 
     /** Issues copies while slots, rate and state allow; re-entered only through {@code again}. */
     private void pump() {
-        if (pumping) {
+        boolean outer = !pumping;
+        if (!outer && home.guard(Guard.SUBMIT_DEPTH)) {
             again = true; // seed 000: the outer pump goes on; see the class comment
             return;
         }
+        // Guard off (only `vblk repro submit-recursion --mode mirror` turns it off): the inner pump
+        // steps itself, one level deeper per copy, as seed 000's submit recursion.
         pumping = true;
         try {
             do {
@@ -234,7 +239,9 @@ public final class MirrorJob extends Job {
                 step();
             } while (again);
         } finally {
-            pumping = false;
+            if (outer) {
+                pumping = false;
+            }
         }
     }
 

@@ -46,9 +46,11 @@ public final class ReproCommand implements Callable<Integer> {
             description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
-    @Option(names = "--mode", paramLabel = "section|mirror",
-            description = "drain-leak's scenario: a held drained section, or the real mirror pivot (default: section)")
-    String mode = "section";
+    @Option(names = "--mode", paramLabel = "loop|section|mirror",
+            description = "the scenario: submit-recursion's closed I/O loop (loop) or a mirror job (mirror);"
+                    + " drain-leak's held drained section (section) or the real mirror pivot (mirror)."
+                    + " Default: loop and section")
+    String mode = "";
 
     @Override
     public Integer call() throws Exception {
@@ -65,6 +67,7 @@ public final class ReproCommand implements Callable<Integer> {
             }
             chosen = List.of(r);
         }
+        checkMode();
         SubmitRecursionRepro recursion = submitRecursion();
         CrossThreadCompletionRepro crossThread = new CrossThreadCompletionRepro(recursion.aio());
         DrainLeakRepro drainLeak = new DrainLeakRepro(drainLeakMode());
@@ -91,20 +94,22 @@ public final class ReproCommand implements Callable<Integer> {
 
     private SubmitRecursionRepro submitRecursion() {
         try {
-            return new SubmitRecursionRepro(AioMode.parse(aio));
+            return new SubmitRecursionRepro(AioMode.parse(aio), mode.equals("mirror"));
         } catch (IllegalArgumentException e) {
             throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
                     "--aio accepts native or io_uring, got '" + aio + "'");
         }
     }
 
+    private void checkMode() {
+        if (!List.of("", "loop", "section", "mirror").contains(mode)) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode accepts loop, section or mirror, got '" + mode + "'");
+        }
+    }
+
     private DrainLeakRepro.Mode drainLeakMode() {
-        return switch (mode) {
-            case "section" -> DrainLeakRepro.Mode.SECTION;
-            case "mirror" -> DrainLeakRepro.Mode.MIRROR;
-            default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                    "--mode accepts section or mirror, got '" + mode + "'");
-        };
+        return mode.equals("mirror") ? DrainLeakRepro.Mode.MIRROR : DrainLeakRepro.Mode.SECTION;
     }
 
     private boolean parseGuard() {
