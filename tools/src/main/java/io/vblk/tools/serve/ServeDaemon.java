@@ -12,6 +12,7 @@ import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.drivers.qcow2.Qcow2Driver;
 import io.vblk.drivers.rbd.RbdDriver;
+import io.vblk.tools.metrics.FootprintSampler;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
@@ -66,6 +67,8 @@ public final class ServeDaemon {
     private static final System.Logger LOG = System.getLogger(ServeDaemon.class.getName());
     /** Bound on each start-up step that waits for the main loop. */
     private static final Duration STEP = Duration.ofSeconds(30);
+    /** How often the footprint gauges are read from /proc (with --metrics). */
+    static final Duration FOOTPRINT_PERIOD = Duration.ofSeconds(10);
     /** vblk's largest ring (SplitQueue.MAX_SIZE); QEMU's vhost-user-blk allows queue-size up to 1024. */
     static final int QUEUE_SIZE = 1024;
 
@@ -84,6 +87,7 @@ public final class ServeDaemon {
     private final MetricsOptions metricsOptions;
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
+    private FootprintSampler footprint;
     /** Permission bits of the UNIX socket files the exports create. */
     private final int socketMode;
     /** Start-up finished: the exports served, so shutdown reports what each one did. */
@@ -228,6 +232,7 @@ public final class ServeDaemon {
             metrics.bindDevice(exports.get(i).id(), devices.get(i));
             metrics.bindVhostExport(exports.get(i));
         }
+        footprint = FootprintSampler.start(metrics, mainLoop.ctx(), FOOTPRINT_PERIOD);
         try {
             metricsServer = MetricsServer.start(metricsOptions, metrics);
         } catch (IllegalArgumentException | IllegalStateException e) {
@@ -386,6 +391,11 @@ public final class ServeDaemon {
         shutDown = true;
         long deadline = System.nanoTime() + bound.toNanos();
         boolean clean = true;
+        // The daemon's periodic work ends first, at once whatever its period (seed 001's stop).
+        if (footprint != null && !footprint.stop(left(deadline))) {
+            clean = false;
+            problem("vblk serve: shutdown did not finish stopping the footprint sampler within " + bound);
+        }
         // No scrape may read a device or engine while it is being torn down.
         if (metricsServer != null) {
             metricsServer.close();
