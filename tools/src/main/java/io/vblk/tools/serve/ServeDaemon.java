@@ -88,6 +88,8 @@ public final class ServeDaemon {
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
     private FootprintSampler footprint;
+    /** The images shutdown fsynced (every writable file node, however it was added). */
+    private volatile List<String> flushed = List.of();
     /** Permission bits of the UNIX socket files the exports create. */
     private final int socketMode;
     /** Start-up finished: the exports served, so shutdown reports what each one did. */
@@ -460,6 +462,19 @@ public final class ServeDaemon {
                 System.err.println(summary(d.name(), d));
             }
         }
+        // Every writable image, whether from the command line or QMP's blockdev-add: flushed below.
+        java.util.Set<String> toFlush = new java.util.LinkedHashSet<>();
+        for (Blockdev b : config.blockdevs()) {
+            Blockdev img = b instanceof BlkdebugNode d ? d.image() : b; // blkdebug writes through to its image
+            if (img instanceof FileNode f && !f.readOnly() && drivers.containsKey(b.nodeName())) {
+                toFlush.add(f.filename());
+            }
+        }
+        for (BlockDriver d : drivers.values()) {
+            if (d instanceof FileDriver f && !f.readOnly()) {
+                toFlush.add(f.path());
+            }
+        }
         // Newest first: a format node (qcow2) closes before the file node under it.
         for (Map.Entry<String, BlockDriver> e : new ArrayList<>(drivers.entrySet()).reversed()) {
             try {
@@ -469,17 +484,20 @@ public final class ServeDaemon {
                 problem("vblk serve: closing node " + e.getKey() + ": " + ex.getMessage());
             }
         }
-        for (Blockdev b : config.blockdevs()) {
-            Blockdev img = b instanceof BlkdebugNode d ? d.image() : b; // blkdebug writes through to its image
-            if (img instanceof FileNode f && !f.readOnly() && drivers.containsKey(b.nodeName())) {
-                clean &= flush(f.filename());
-            }
+        for (String path : toFlush) {
+            clean &= flush(path);
         }
+        flushed = List.copyOf(toFlush);
         for (IoThread t : iothreads.values()) {
             clean &= closeThread(t);
         }
         clean &= closeThread(mainLoop);
         return clean;
+    }
+
+    /** The image files the last shutdown fsynced, in node order; empty before one. */
+    public List<String> flushedImages() {
+        return flushed;
     }
 
     /** Stops a daemon whose start-up failed after {@link #start} (e.g. its pidfile): no summary lines. */
