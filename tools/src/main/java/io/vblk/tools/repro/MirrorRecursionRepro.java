@@ -8,8 +8,7 @@ import io.vblk.aio.engine.SubmitGuard;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.ChannelBase;
 import io.vblk.drivers.file.FileDriver;
-import io.vblk.drivers.job.Job;
-import io.vblk.drivers.job.JobListener;
+import io.vblk.drivers.job.JobEnd;
 import io.vblk.drivers.job.Jobs;
 import io.vblk.drivers.job.MirrorJob;
 import io.vblk.drivers.job.OnError;
@@ -111,24 +110,10 @@ final class MirrorRecursionRepro {
         SubmissionQueue engine = (SubmissionQueue) ((ChannelBase) probe).engine();
         SubmitGuard depth = engine.submitGuard();
         Jobs jobs = new Jobs(ctx);
-        CompletableFuture<Void> ready = new CompletableFuture<>();
-        CompletableFuture<String> ended = new CompletableFuture<>();
-        jobs.addListener(new JobListener() {
-            @Override
-            public void ready(Job j) {
-                ready.complete(null);
-            }
-
-            @Override
-            public void completed(Job j, String error) {
-                ended.complete(error == null ? "" : error);
-            }
-
-            @Override
-            public void cancelled(Job j) {
-                ended.complete("cancelled");
-            }
-        });
+        JobEnd end = new JobEnd("m0");
+        jobs.addListener(end);
+        CompletableFuture<Void> ready = end.ready();
+        CompletableFuture<String> ended = end.ended();
         MirrorJob job = new MirrorJob(jobs, "m0", src, dst, 0, GRANULARITY, OnError.REPORT, OnError.REPORT, true, true);
         StackOverflowError overflow = null;
         String broken = null;
@@ -148,7 +133,7 @@ final class MirrorRecursionRepro {
                 String err = ended.getNow(null);
                 if (err == null) {
                     broken = "the mirror did not complete within " + options.timeLimit() + ": " + job;
-                } else if (!err.isEmpty()) {
+                } else if (!err.equals(JobEnd.COMPLETED)) {
                     broken = "the mirror failed: " + err;
                 }
             }

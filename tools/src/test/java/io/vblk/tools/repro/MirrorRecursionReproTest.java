@@ -25,7 +25,6 @@ class MirrorRecursionReproTest {
         assertThat(r.extra().get("cycle")).contains("SubmissionQueue.processCompletions", "DeferCall.end",
                 "SubmissionQueue.deferredSubmit");
         assertThat(Integer.parseInt(r.extra().get("max_submit_depth"))).isGreaterThan(100);
-        assertThat(Integer.parseInt(r.extra().get("job_frames_in_trace"))).as("the job issued the I/O").isPositive();
     }
 
     @RepeatedTest(3)

@@ -8,8 +8,7 @@ import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.ForwardingBlockDriver;
 import io.vblk.drivers.file.FileDriver;
-import io.vblk.drivers.job.Job;
-import io.vblk.drivers.job.JobListener;
+import io.vblk.drivers.job.JobEnd;
 import io.vblk.drivers.job.Jobs;
 import io.vblk.drivers.job.MirrorJob;
 import io.vblk.drivers.job.OnError;
@@ -94,8 +93,9 @@ class MirrorPivotGuestTest {
         try (InProcessBlk dev = InProcessBlk.start(src, cfg, 2, AioOptions.DEFAULT)) {
             AioContext main = dev.control().ctx();
             dst.main = main;
-            CompletableFuture<Void> ready = new CompletableFuture<>();
-            CompletableFuture<String> ended = new CompletableFuture<>();
+            JobEnd end = new JobEnd(null);
+            CompletableFuture<Void> ready = end.ready();
+            CompletableFuture<String> ended = end.ended();
             BlockNode target = AioContext.await(main.callOn(() -> new BlockNode("target", dst, main)), T);
             GuestBlkDriver guest = GuestBlkDriver.attach(dev.transport(), GuestBlkDriver.Options.defaults().withQueues(2)
                     .withSlots(32).withMaxDataBytes(BLOCK));
@@ -107,22 +107,7 @@ class MirrorPivotGuestTest {
                 long before = run.completed();
                 job = AioContext.await(main.callOn(() -> {
                     Jobs jobs = new Jobs(main);
-                    jobs.addListener(new JobListener() {
-                        @Override
-                        public void ready(Job j) {
-                            ready.complete(null);
-                        }
-
-                        @Override
-                        public void completed(Job j, String error) {
-                            ended.complete(error == null ? "completed" : error);
-                        }
-
-                        @Override
-                        public void cancelled(Job j) {
-                            ended.complete("cancelled");
-                        }
-                    });
+                    jobs.addListener(end);
                     return jobs.start(new MirrorJob(jobs, "m" + iteration, dev.device().node(), target, 0,
                             MirrorJob.DEFAULT_GRANULARITY, OnError.REPORT, OnError.REPORT, true, true));
                 }), T);
