@@ -41,8 +41,8 @@ public final class PackedQueue implements VirtQueue {
     private MemorySegment ring;
     private MemorySegment driverEvent;
     private MemorySegment deviceEvent;
-    private MemoryRegion[] regions;
-    private int lastRegion;
+    /** Buffer translation into the guest's regions (fixed while started). */
+    private final BufferMap buffers = new BufferMap();
     private int size;
     private boolean eventIdx;
     private boolean indirect;
@@ -106,8 +106,7 @@ public final class PackedQueue implements VirtQueue {
         }
         this.memory = memory;
         this.dirty = layout.dirty();
-        this.regions = memory.regions().toArray(new MemoryRegion[0]);
-        this.lastRegion = 0;
+        buffers.attach(memory);
         this.ring = r;
         this.driverEvent = drv;
         this.deviceEvent = dev;
@@ -136,7 +135,7 @@ public final class PackedQueue implements VirtQueue {
         started = false;
         memory = null;
         dirty = null;
-        regions = null;
+        buffers.detach();
         ring = null;
         driverEvent = null;
         deviceEvent = null;
@@ -423,40 +422,10 @@ public final class PackedQueue implements VirtQueue {
         }
     }
 
-    /** Translates one buffer, splitting it where it crosses into an adjacent region. */
+    /** Maps one buffer into the chain ({@link BufferMap}); breaks the queue on what it refuses. */
     private boolean map(DescriptorChain chain, int at, long addr, long len, boolean writable) {
-        if (chain.totalBytes() + len > 0x1_0000_0000L) {
-            return fail(QueueViolation.CHAIN_TOO_LARGE, "descriptor " + at);
-        }
-        MemoryRegion last = regions[lastRegion];
-        long lastOff = addr - last.gpa();
-        if (lastOff >= 0 && lastOff < last.size() && len <= last.size() - lastOff) {
-            if (!chain.add(lastRegion, lastOff, last.host().address() + lastOff, len, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "descriptor " + at + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            return true;
-        }
-        long gpa = addr;
-        long left = len;
-        while (left > 0) {
-            int r = memory.regionIndex(gpa, 1);
-            if (r < 0) {
-                return fail(QueueViolation.ADDRESS_OUT_OF_RANGE, String.format("descriptor %d buffer [0x%x, +%d)",
-                        at, addr, len));
-            }
-            MemoryRegion region = memory.region(r);
-            lastRegion = r;
-            long off = gpa - region.gpa();
-            long n = Math.min(left, region.size() - off);
-            if (!chain.add(r, off, region.host().address() + off, n, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "descriptor " + at + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            gpa += n;
-            left -= n;
-        }
-        return true;
+        QueueViolation v = buffers.map(chain, addr, len, writable);
+        return v == null || fail(v, BufferMap.detail(v, "descriptor " + at, addr, len));
     }
 
     private boolean fail(QueueViolation v, String detail) {

@@ -45,9 +45,8 @@ public final class SplitQueue implements VirtQueue {
     private int mask;
     private long availEventOffset;
     private long usedEventOffset;
-    /** The guest's regions (fixed while started) and the one the last buffer was found in. */
-    private MemoryRegion[] regions;
-    private int lastRegion;
+    /** Buffer translation into the guest's regions (fixed while started). */
+    private final BufferMap buffers = new BufferMap();
     private boolean eventIdx;
     private boolean indirect;
     private boolean notifyOnEmpty;
@@ -117,8 +116,7 @@ public final class SplitQueue implements VirtQueue {
                     layout.descAddr(), layout.availAddr(), layout.usedAddr(), n));
         }
         this.memory = memory;
-        this.regions = memory.regions().toArray(new MemoryRegion[0]);
-        this.lastRegion = 0;
+        buffers.attach(memory);
         this.descTable = d;
         this.avail = a;
         this.used = u;
@@ -156,7 +154,7 @@ public final class SplitQueue implements VirtQueue {
         log = InflightLog.NONE;
         dirty = null;
         memory = null;
-        regions = null;
+        buffers.detach();
         descTable = null;
         avail = null;
         used = null;
@@ -502,42 +500,10 @@ public final class SplitQueue implements VirtQueue {
         }
     }
 
-    /** Translates one buffer, splitting it where it crosses into an adjacent region. */
+    /** Maps one buffer into the chain ({@link BufferMap}); breaks the queue on what it refuses. */
     private boolean map(DescriptorChain chain, int head, long addr, long len, boolean writable) {
-        if (chain.totalBytes() + len > 0x1_0000_0000L) {
-            return fail(QueueViolation.CHAIN_TOO_LARGE, "head " + head);
-        }
-        // Fast path: the whole buffer lies in the region the previous buffer was in (a guest
-        // with one or two RAM regions almost always), one range check instead of a scan.
-        MemoryRegion last = regions[lastRegion];
-        long lastOff = addr - last.gpa();
-        if (lastOff >= 0 && lastOff < last.size() && len <= last.size() - lastOff) {
-            if (!chain.add(lastRegion, lastOff, last.host().address() + lastOff, len, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "head " + head + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            return true;
-        }
-        long gpa = addr;
-        long left = len;
-        while (left > 0) {
-            int r = memory.regionIndex(gpa, 1);
-            if (r < 0) {
-                return fail(QueueViolation.ADDRESS_OUT_OF_RANGE, String.format("head %d buffer [0x%x, +%d)",
-                        head, addr, len));
-            }
-            MemoryRegion region = memory.region(r);
-            lastRegion = r;
-            long off = gpa - region.gpa();
-            long n = Math.min(left, region.size() - off);
-            if (!chain.add(r, off, region.host().address() + off, n, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "head " + head + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            gpa += n;
-            left -= n;
-        }
-        return true;
+        QueueViolation v = buffers.map(chain, addr, len, writable);
+        return v == null || fail(v, BufferMap.detail(v, "head " + head, addr, len));
     }
 
     private boolean fail(QueueViolation v, String detail) {
