@@ -195,6 +195,10 @@ final class GuestQueue implements AutoCloseable {
         return segments(BlkWireLayout.T_DISCARD, new long[] {sector, sectors, flags});
     }
 
+    BlkSlot secureErase(long sector, long sectors, int flags) {
+        return segments(BlkWireLayout.T_SECURE_ERASE, new long[] {sector, sectors, flags});
+    }
+
     BlkSlot writeZeroes(long sector, long sectors, int flags) {
         return segments(BlkWireLayout.T_WRITE_ZEROES, new long[] {sector, sectors, flags});
     }
