@@ -133,6 +133,10 @@ public final class SplitQueue implements VirtQueue {
         this.signalledUsedValid = false;
         this.inFlight = 0;
         this.log = layout.inflight();
+        if (log.packedLayout()) {
+            log = InflightLog.NONE;
+            return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "the inflight record is laid out for packed rings");
+        }
         int next = log.recover(usedIdx, lastAvailIdx);
         if (next < 0 || (log != InflightLog.NONE && next != lastAvailIdx && ((next - usedIdx) & 0xffff) > n)) {
             return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "used idx " + usedIdx + ", recovered avail idx " + next
