@@ -20,6 +20,8 @@ final class FeatureOffer {
     static long offered(BlkDeviceConfig cfg, BlockDriver driver, boolean readOnly) {
         long f = bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.RING_INDIRECT_DESC)
                 | bit(VirtioFeatures.RING_EVENT_IDX) | bit(VirtioFeatures.RING_PACKED)
+                // 2.7.9 / 2.8.20: buffers used in the order made available (the queues hold completions)
+                | bit(VirtioFeatures.IN_ORDER)
                 | bit(BlkFeatures.SEG_MAX) | bit(BlkFeatures.BLK_SIZE) | bit(BlkFeatures.TOPOLOGY)
                 // 5.2.5.2: "Devices SHOULD always offer VIRTIO_BLK_F_FLUSH, and MUST offer it if
                 // they offer VIRTIO_BLK_F_CONFIG_WCE."

@@ -29,9 +29,9 @@ import static io.vblk.virtio.queue.PackedRingLayout.*;
  * counter << 15 in bits 0..15, used index | wrap << 15 in bits 16..31. A queue starts and stops
  * with nothing in flight, so both halves are equal; {@link #start} takes the low half for both —
  * unless an inflight record (packed layout) says where the last device stopped.
- * VIRTIO_F_IN_ORDER is not offered: used descriptors are written one per buffer, in completion
- * order, which 2.8 allows ("Used device descriptors are written in the order in which their
- * processing is complete").
+ * Used descriptors are written one per buffer, in completion order, which 2.8 allows ("Used
+ * device descriptors are written in the order in which their processing is complete") — or, with
+ * VIRTIO_F_IN_ORDER negotiated, in the order the buffers were made available ({@link InOrder}).
  */
 public final class PackedQueue implements VirtQueue {
     private final String name;
@@ -44,6 +44,8 @@ public final class PackedQueue implements VirtQueue {
     private MemorySegment deviceEvent;
     /** Buffer translation into the guest's regions (fixed while started). */
     private final BufferMap buffers = new BufferMap();
+    /** VIRTIO_F_IN_ORDER: completions held until every earlier buffer completed. */
+    private final InOrder inOrder = new InOrder();
     private int size;
     private boolean eventIdx;
     private boolean indirect;
@@ -123,6 +125,7 @@ public final class PackedQueue implements VirtQueue {
         }
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
         this.indirect = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+        inOrder.reset(VirtioFeatures.has(features, VirtioFeatures.IN_ORDER), n);
         int state = base | base << 16;
         InflightLog rec = layout.inflight();
         if (rec != InflightLog.NONE) {
@@ -364,6 +367,7 @@ public final class PackedQueue implements VirtQueue {
         }
         descsOfId[id] = descs;
         chain.setHead(id);
+        inOrder.popped(id);
         return true;
     }
 
@@ -406,10 +410,22 @@ public final class PackedQueue implements VirtQueue {
      */
     @Override
     public void push(int id, long len) {
-        int descs = descsOfId[id];
-        if (descs == 0) {
+        if (descsOfId[id] == 0) {
             throw new IllegalStateException("queue " + name + ": buffer id " + id + " is not in flight");
         }
+        if (inOrder.on()) {
+            // Used in the order made available: this one waits for every buffer popped before it.
+            inOrder.completed(id, len);
+            for (int b = inOrder.nextReady(); b >= 0; b = inOrder.nextReady()) {
+                publish(b, inOrder.len(b));
+            }
+            return;
+        }
+        publish(id, len);
+    }
+
+    private void publish(int id, long len) {
+        int descs = descsOfId[id];
         descsOfId[id] = 0;
         int slot = usedIdx;
         writeUsed(ring, slot, id, len);

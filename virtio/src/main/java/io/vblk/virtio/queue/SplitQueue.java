@@ -47,6 +47,8 @@ public final class SplitQueue implements VirtQueue {
     private long usedEventOffset;
     /** Buffer translation into the guest's regions (fixed while started). */
     private final BufferMap buffers = new BufferMap();
+    /** VIRTIO_F_IN_ORDER: completions held until every earlier chain completed. */
+    private final InOrder inOrder = new InOrder();
     private boolean eventIdx;
     private boolean indirect;
     private boolean notifyOnEmpty;
@@ -126,6 +128,7 @@ public final class SplitQueue implements VirtQueue {
         this.usedEventOffset = AvailRingLayout.usedEventOffset(n);
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
         this.indirect = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+        inOrder.reset(VirtioFeatures.has(features, VirtioFeatures.IN_ORDER), n);
         this.notifyOnEmpty = VirtioFeatures.has(features, VirtioFeatures.NOTIFY_ON_EMPTY);
         this.lastAvailIdx = layout.nextAvailIdx() & 0xffff;
         this.shadowAvailIdx = lastAvailIdx;
@@ -243,6 +246,7 @@ public final class SplitQueue implements VirtQueue {
                 if (!walk(chain, head)) {
                     return false;
                 }
+                inOrder.popped(head);
                 inFlight++;
                 return true;
             }
@@ -268,6 +272,7 @@ public final class SplitQueue implements VirtQueue {
         // above and this store leaves the head unrecorded; the recovery then resumes one entry
         // earlier (used idx + heads recorded) and pops it again.
         log.popped(head);
+        inOrder.popped(head);
         inFlight++;
         return true;
     }
@@ -278,6 +283,18 @@ public final class SplitQueue implements VirtQueue {
      * idx".
      */
     public void push(int head, long len) {
+        if (inOrder.on()) {
+            // Used in the order made available: this one waits for every chain popped before it.
+            inOrder.completed(head, len);
+            for (int h = inOrder.nextReady(); h >= 0; h = inOrder.nextReady()) {
+                publish(h, inOrder.len(h));
+            }
+            return;
+        }
+        publish(head, len);
+    }
+
+    private void publish(int head, long len) {
         // Inflight protocol: last_batch_head first, then the element and the index, then the
         // record cleared (InflightLog's order; a stop at any point is recovered by recover()).
         log.publishing(head);

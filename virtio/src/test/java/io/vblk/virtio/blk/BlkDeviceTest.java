@@ -556,7 +556,8 @@ class BlkDeviceTest {
             long feat = f.dev.deviceFeatures();
             // 34: VIRTIO_F_RING_PACKED (virtio 1.2 chapter 6); the driver decides which ring it uses.
             // 15: VIRTIO_BLK_F_LIFETIME (5.2.3).
-            assertThat(feat).isEqualTo(bit(32) | bit(28) | bit(29) | bit(34) | bit(2) | bit(6) | bit(10) | bit(9)
+            // 35: VIRTIO_F_IN_ORDER (InOrderTest).
+            assertThat(feat).isEqualTo(bit(32) | bit(28) | bit(29) | bit(34) | bit(35) | bit(2) | bit(6) | bit(10) | bit(9)
                     | bit(11) | bit(12) | bit(13) | bit(14) | bit(15));
         }
     }
