@@ -38,6 +38,14 @@ public interface BlockDriver extends AutoCloseable {
     boolean supportsWriteZeroes();
 
     /**
+     * True when SECURE_ERASE is served (otherwise it completes with -EOPNOTSUPP). A driver that says
+     * yes documents what its erase guarantees; none can promise more than its storage does.
+     */
+    default boolean supportsSecureErase() {
+        return false;
+    }
+
+    /**
      * The storage's wear estimate (virtio-blk GET_LIFETIME), read when called: a control-path call
      * that may read files. {@link DeviceLifetime#UNDEFINED} unless the driver knows better.
      */

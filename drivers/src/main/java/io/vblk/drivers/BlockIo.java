@@ -17,6 +17,11 @@ public final class BlockIo {
     public static final int FLUSH = 2;
     public static final int DISCARD = 3;
     public static final int WRITE_ZEROES = 4;
+    /**
+     * Erase the range so that its old contents cannot be read back (virtio-blk SECURE_ERASE): what
+     * that guarantees is the driver's ({@link BlockDriver#supportsSecureErase}).
+     */
+    public static final int SECURE_ERASE = 5;
 
     /** WRITE_ZEROES may deallocate (virtio-blk VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP). */
     public static final int FLAG_MAY_UNMAP = 1;
@@ -26,7 +31,7 @@ public final class BlockIo {
     public int op;
     /** Byte offset into the device. */
     public long offset;
-    /** Byte length for DISCARD and WRITE_ZEROES; READ/WRITE use {@link #iov}'s total length. */
+    /** Byte length for DISCARD, WRITE_ZEROES and SECURE_ERASE; READ/WRITE use {@link #iov}'s total length. */
     public long length;
     public int flags;
     /** Buffers for READ and WRITE. */
@@ -53,7 +58,7 @@ public final class BlockIo {
         return this;
     }
 
-    /** Prepares a FLUSH, DISCARD or WRITE_ZEROES over {@code [offset, offset+length)}. */
+    /** Prepares a FLUSH, DISCARD, WRITE_ZEROES or SECURE_ERASE over {@code [offset, offset+length)}. */
     public BlockIo range(int op, long offset, long length, int flags, IoCompletion completion) {
         this.op = op;
         this.offset = offset;
@@ -76,6 +81,7 @@ public final class BlockIo {
             case FLUSH -> "flush";
             case DISCARD -> "discard";
             case WRITE_ZEROES -> "write-zeroes";
+            case SECURE_ERASE -> "secure-erase";
             default -> "op" + op;
         };
     }

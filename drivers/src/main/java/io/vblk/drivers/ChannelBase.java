@@ -11,7 +11,7 @@ import java.util.List;
  * Home thread: the owning IoThread of {@link #context()}. No locking.
  *
  * <p>What every driver channel does the same way: the home-thread check, request validation against
- * the driver's facts (size, read-only, discard support), the in-flight count, drain waiters, and
+ * the driver's facts (size, read-only, discard and secure-erase support), the in-flight count, drain waiters, and
  * the one completion path ({@link #complete}) through which every accepted request finishes
  * exactly once (STYLE rule 11), a refused one included.
  */
@@ -75,6 +75,12 @@ public abstract class ChannelBase implements BlockChannel {
             }
             case BlockIo.WRITE_ZEROES -> {
                 if (!driver.supportsWriteZeroes()) {
+                    return -Errno.EOPNOTSUPP;
+                }
+                len = io.length;
+            }
+            case BlockIo.SECURE_ERASE -> {
+                if (!driver.supportsSecureErase()) {
                     return -Errno.EOPNOTSUPP;
                 }
                 len = io.length;

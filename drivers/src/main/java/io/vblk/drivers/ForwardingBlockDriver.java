@@ -53,6 +53,11 @@ public abstract class ForwardingBlockDriver implements BlockDriver {
     }
 
     @Override
+    public boolean supportsSecureErase() {
+        return inner.supportsSecureErase();
+    }
+
+    @Override
     public int maxBatch() {
         return inner.maxBatch();
     }

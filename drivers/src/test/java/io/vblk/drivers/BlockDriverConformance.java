@@ -274,6 +274,23 @@ public abstract class BlockDriverConformance {
         zeroesInTheMiddle(BlockIo.WRITE_ZEROES, BlockIo.FLAG_MAY_UNMAP);
     }
 
+    /**
+     * SECURE_ERASE: a driver that serves it leaves the range reading back zeroes (the file driver
+     * overwrites a regular file with zeroes and syncs) and refuses a range past the end; one that
+     * does not serve it refuses it with -EOPNOTSUPP, completing it exactly once.
+     */
+    @Test
+    void secureEraseReadsBackZeroesOrIsRefused() {
+        if (driver.supportsSecureErase()) {
+            zeroesInTheMiddle(BlockIo.SECURE_ERASE, 0);
+            assertThat(run(newIo(0).range(BlockIo.SECURE_ERASE, SIZE - BLOCK, 2 * BLOCK, 0, null)))
+                    .isEqualTo(-Errno.EINVAL);
+            assertThat(run(newIo(0).range(BlockIo.SECURE_ERASE, 0, 0, 0, null))).isZero();
+        } else {
+            assertThat(run(newIo(0).range(BlockIo.SECURE_ERASE, 0, BLOCK, 0, null))).isEqualTo(-Errno.EOPNOTSUPP);
+        }
+    }
+
     @Test
     void misalignedWriteZeroes() {
         long base = 128 * BLOCK;
@@ -303,6 +320,10 @@ public abstract class BlockDriverConformance {
                 assertThat(run(ch, wr)).isEqualTo(-Errno.EROFS);
                 assertThat(run(ch, newIo(0).range(BlockIo.DISCARD, 0, BLOCK, 0, null))).isEqualTo(-Errno.EROFS);
                 assertThat(run(ch, newIo(0).range(BlockIo.WRITE_ZEROES, 0, BLOCK, 0, null))).isEqualTo(-Errno.EROFS);
+                // A read-only image never serves secure erase (refused as unsupported or read-only).
+                assertThat(ro.supportsSecureErase()).isFalse();
+                assertThat(run(ch, newIo(0).range(BlockIo.SECURE_ERASE, 0, BLOCK, 0, null)))
+                        .isIn((long) -Errno.EOPNOTSUPP, (long) -Errno.EROFS);
                 assertThat(run(ch, newIo(0).range(BlockIo.FLUSH, 0, 0, 0, null))).isZero();
                 MemorySegment r = buffer(BLOCK, 0);
                 BlockIo rd = newIo(0).rw(BlockIo.READ, 0, null);

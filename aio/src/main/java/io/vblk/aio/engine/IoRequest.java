@@ -22,7 +22,7 @@ public class IoRequest {
     public interface Completion {
         /**
          * @param req    the request, free for reuse once this returns
-         * @param result bytes transferred (READV/WRITEV; may be short), 0 (FDSYNC, FALLOCATE) or -errno
+         * @param result bytes transferred (READV/WRITEV; may be short), 0 (FDSYNC, FALLOCATE, SECURE_DISCARD) or -errno
          */
         void aioCompleted(IoRequest req, long result);
     }
@@ -35,6 +35,14 @@ public class IoRequest {
     public static final int FDSYNC = 2;
     /** {@code fallocate(fd, mode, offset, length)}. */
     public static final int FALLOCATE = 3;
+    /**
+     * {@code ioctl(fd, BLKSECDISCARD, {offset, length})}: a block device's secure erase. No kernel
+     * I/O interface runs ioctls asynchronously, so every engine but the worker pool refuses it
+     * ({@link EngineBackend#supports}) and the queue hands it to the pool.
+     */
+    public static final int SECURE_DISCARD = 4;
+    /** The highest op code. */
+    public static final int LAST_OP = SECURE_DISCARD;
 
     static final int IDLE = 0;
     static final int QUEUED = 1;
@@ -82,6 +90,10 @@ public class IoRequest {
         return set(FALLOCATE, fd, 0, 0, offset, length, mode, completion);
     }
 
+    public final IoRequest secureDiscard(int fd, long offset, long length, Completion completion) {
+        return set(SECURE_DISCARD, fd, 0, 0, offset, length, 0, completion);
+    }
+
     private IoRequest set(int op, int fd, long addr, int iovcnt, long offset, long length, int mode,
                           Completion completion) {
         if (state != IDLE) {
@@ -116,12 +128,12 @@ public class IoRequest {
         return iovcnt;
     }
 
-    /** File offset (READV, WRITEV, FALLOCATE). */
+    /** File offset (READV, WRITEV, FALLOCATE, SECURE_DISCARD). */
     public final long offset() {
         return offset;
     }
 
-    /** FALLOCATE: byte length. */
+    /** FALLOCATE, SECURE_DISCARD: byte length. */
     public final long length() {
         return length;
     }
@@ -204,6 +216,7 @@ public class IoRequest {
             case WRITEV -> "writev";
             case FDSYNC -> "fdsync";
             case FALLOCATE -> "fallocate";
+            case SECURE_DISCARD -> "secure-discard";
             default -> "op" + op;
         };
     }

@@ -86,7 +86,7 @@ public final class SubmissionQueue implements IoEngine, EngineBackend.Queue {
         }
         this.defaultMaxBatch = backend.defaultMaxBatch();
         int ops = 0;
-        for (int op = IoRequest.READV; op <= IoRequest.FALLOCATE; op++) {
+        for (int op = IoRequest.READV; op <= IoRequest.LAST_OP; op++) {
             ops |= backend.supports(op) ? 1 << op : 0;
         }
         this.supportedOps = ops;

@@ -32,7 +32,7 @@ import java.lang.invoke.VarHandle;
  * <p>Nothing is allocated per request: the iocb array, the iocb pointer array, the io_event array
  * (fallback) and the slot table are made once. A request gets a slot (its iocb and its
  * {@code aio_data}) only while it is in flight, so in-flight requests are bounded by the ring size.
- * Operations the kernel AIO cannot run (FALLOCATE; FDSYNC where {@link #fdsyncSupported()} is
+ * Operations the kernel AIO cannot run (FALLOCATE, SECURE_DISCARD; FDSYNC where {@link #fdsyncSupported()} is
  * false) go to the context's {@link WorkerPool} engine.
  */
 @SuppressWarnings("restricted") // reinterpret of the kernel ring; native access is enabled for vblk

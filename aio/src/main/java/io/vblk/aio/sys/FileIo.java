@@ -42,6 +42,8 @@ public final class FileIo {
     // linux/fs.h: _IOR(0x12, 114, size_t) and _IO(0x12, 104)
     public static final long BLKGETSIZE64 = 0x80081272L;
     public static final long BLKSSZGET = 0x1268L;
+    /** {@code _IO(0x12, 125)} (linux/fs.h): secure erase of a byte range, {@code uint64_t range[2]}. */
+    public static final long BLKSECDISCARD = 0x127DL;
 
     /** Largest {@code len} one {@code read}/{@code write} moves on Linux (MAX_RW_COUNT, 2 GiB - 4 KiB). */
     public static final long MAX_RW_COUNT = 0x7ffff000L;
@@ -152,6 +154,33 @@ public final class FileIo {
             }
             return v.get(ValueLayout.JAVA_INT, 0);
         }
+    }
+
+    /**
+     * {@code ioctl(fd, BLKSECDISCARD, {offset, length})}: 0 or -errno. Blocks until the device has
+     * erased the range (a worker's call). -EOPNOTSUPP when the device cannot (block/ioctl.c checks
+     * that before the range), -ENOTTY for a regular file, -EBADF when not open for writing.
+     */
+    public static int secureDiscard(int fd, long offset, long length) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment range = a.allocate(16, 8);
+            range.set(ValueLayout.JAVA_LONG, 0, offset);
+            range.set(ValueLayout.JAVA_LONG, 8, length);
+            int r;
+            do {
+                r = LibC.ioctl(fd, BLKSECDISCARD, range.address()) < 0 ? LibC.err() : 0;
+            } while (r == -Errno.EINTR);
+            return r;
+        }
+    }
+
+    /**
+     * Whether the block device behind {@code fd} takes BLKSECDISCARD, without erasing anything: the
+     * kernel (block/ioctl.c blk_ioctl_secure_erase) answers -EOPNOTSUPP for a device without secure
+     * erase before it checks the range, and -EINVAL for the misaligned range asked here otherwise.
+     */
+    public static boolean secureDiscardSupported(int fd) {
+        return secureDiscard(fd, 1, 0) == -Errno.EINVAL;
     }
 
     public static int unlink(String path) {

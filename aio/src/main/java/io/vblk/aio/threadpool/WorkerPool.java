@@ -273,6 +273,7 @@ public final class WorkerPool implements EngineBackend {
             case IoRequest.WRITEV -> FileIo.pwritev(r.fd(), r.iovAddress(), r.iovCount(), r.offset());
             case IoRequest.FDSYNC -> FileIo.fdatasync(r.fd());
             case IoRequest.FALLOCATE -> FileIo.fallocate(r.fd(), r.mode(), r.offset(), r.length());
+            case IoRequest.SECURE_DISCARD -> FileIo.secureDiscard(r.fd(), r.offset(), r.length());
             default -> -Errno.EINVAL;
         };
     }

@@ -64,12 +64,25 @@ public final class UringBackend implements EngineBackend {
         }
     };
 
+    /** io_uring has no generic ioctl: BLKSECDISCARD goes to the context's worker pool. */
+    @Override
+    public boolean supports(int op) {
+        return op != IoRequest.SECURE_DISCARD;
+    }
+
+    @Override
+    public io.vblk.aio.engine.IoEngine openFallback() {
+        return io.vblk.aio.threadpool.WorkerPool.of(ctx);
+    }
+
+    private final AioContext ctx;
     private final IoUring ring;
     /** Pushes SQEs the kernel refused (enter said EAGAIN/EBUSY) when no completion is left to do it. */
     private final Bh retry;
     private EngineBackend.Queue queue;
 
     private UringBackend(AioContext ctx, int entries, IoUring.Wake wake) {
+        this.ctx = ctx;
         // The CQ tail is readable from user space: the loop's busy poll reaps it (poll handler).
         this.ring = IoUring.open(ctx, entries, this::uringCompleted, this::completionReady, true, wake);
         this.retry = ctx.bh("io_uring-retry", this::retrySubmit);

@@ -34,7 +34,7 @@ public record FaultRule(int opMask, long rangeStart, long rangeEnd, long nth, lo
     public enum Action { ERROR, SHORT, DELAY }
 
     public static final int ALL_OPS = (1 << BlockIo.READ) | (1 << BlockIo.WRITE) | (1 << BlockIo.FLUSH)
-            | (1 << BlockIo.DISCARD) | (1 << BlockIo.WRITE_ZEROES);
+            | (1 << BlockIo.DISCARD) | (1 << BlockIo.WRITE_ZEROES) | (1 << BlockIo.SECURE_ERASE);
 
     public FaultRule {
         if (opMask == 0 || (opMask & ~ALL_OPS) != 0) {

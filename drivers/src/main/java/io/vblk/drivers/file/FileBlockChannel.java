@@ -77,7 +77,7 @@ final class FileBlockChannel extends ChannelBase {
                 fr.expect = 0;
                 submitAio(fr.fdsync(fd, aioDone));
             }
-            default -> { // WRITE, DISCARD, WRITE_ZEROES
+            default -> { // WRITE, DISCARD, WRITE_ZEROES, SECURE_ERASE
                 fr.writeClass = true;
                 long len = io.byteLength();
                 fr.exclusive = direct && io.op != BlockIo.DISCARD && !(aligned(io.offset) && aligned(len));
@@ -167,6 +167,19 @@ final class FileBlockChannel extends ChannelBase {
                 fr.expect = 0;
                 submitAio(fr.fallocate(fd, FileIo.FALLOC_FL_PUNCH_HOLE | FileIo.FALLOC_FL_KEEP_SIZE, io.offset,
                         io.length, aioDone));
+            }
+            case BlockIo.SECURE_ERASE -> {
+                if (io.length == 0) {
+                    finish(fr, 0);
+                } else if (d.secureDiscard()) {
+                    fr.phase = FileRequest.SECURE_DISCARD;
+                    fr.expect = 0;
+                    submitAio(fr.secureDiscard(fd, io.offset, io.length, aioDone));
+                } else {
+                    // A regular file: overwrite with zeroes, then fdatasync (ERASE_SYNC) before completing.
+                    fr.zeroDone = 0;
+                    nextZeroChunk(fr);
+                }
             }
             default -> { // WRITE_ZEROES
                 if (io.length == 0) {
@@ -273,10 +286,13 @@ final class FileBlockChannel extends ChannelBase {
             case FileRequest.WRITE -> {
                 if (res != fr.expect) {
                     finish(fr, res < 0 ? res : -Errno.ENOSPC);
-                } else if (io.op == BlockIo.WRITE_ZEROES) {
+                } else if (io.op == BlockIo.WRITE_ZEROES || io.op == BlockIo.SECURE_ERASE) {
                     fr.zeroDone += fr.wLen;
                     if (fr.zeroDone < io.length) {
                         nextZeroChunk(fr);
+                    } else if (io.op == BlockIo.SECURE_ERASE) {
+                        fr.phase = FileRequest.ERASE_SYNC;
+                        submitAio(fr.fdsync(fd, aioDone));
                     } else {
                         finish(fr, 0);
                     }
@@ -288,6 +304,7 @@ final class FileBlockChannel extends ChannelBase {
                 }
             }
             case FileRequest.FUA_SYNC -> finish(fr, res < 0 ? res : fr.wLen);
+            case FileRequest.ERASE_SYNC, FileRequest.SECURE_DISCARD -> finish(fr, res < 0 ? res : 0);
             case FileRequest.DISCARD -> finish(fr, res == -Errno.EOPNOTSUPP ? 0 : res); // discard is a hint
             case FileRequest.ZERO_RANGE -> {
                 if (res == -Errno.EOPNOTSUPP) {

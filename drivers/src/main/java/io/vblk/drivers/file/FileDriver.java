@@ -30,6 +30,8 @@ import io.vblk.drivers.BlockDriver;
  *       a successful no-op (discard is a hint). Write-zeroes: {@code fallocate(ZERO_RANGE|KEEP_SIZE)}
  *       (PUNCH_HOLE when the request allows unmapping); on EOPNOTSUPP the driver writes zeroes
  *       from then on.</li>
+ *   <li>Secure erase: {@code ioctl(BLKSECDISCARD)} on a block device that takes it (a worker's
+ *       call), zero writes then fdatasync on a regular file; see {@link #supportsSecureErase}.</li>
  *   <li>Read-only ({@code ro=on}): opened O_RDONLY; WRITE, DISCARD and WRITE_ZEROES complete with
  *       -EROFS; READ and FLUSH work.</li>
  *   <li>A short read (the file shrank underneath) is padded with zeroes; a short write fails with
@@ -52,6 +54,8 @@ public final class FileDriver implements BlockDriver {
     private final int memAlign;
     private final int offAlign;
     private final boolean blockDevice;
+    /** A writable block device that takes BLKSECDISCARD (probed at open). */
+    private final boolean secureDiscard;
     private volatile boolean zeroRangeUnsupported;
     private volatile boolean closed;
 
@@ -66,6 +70,7 @@ public final class FileDriver implements BlockDriver {
         this.memAlign = memAlign;
         this.offAlign = offAlign;
         this.blockDevice = blockDevice;
+        this.secureDiscard = blockDevice && !readOnly && FileIo.secureDiscardSupported(fd);
     }
 
     /**
@@ -221,6 +226,26 @@ public final class FileDriver implements BlockDriver {
     @Override
     public boolean supportsWriteZeroes() {
         return true;
+    }
+
+    /**
+     * A block device: when it takes BLKSECDISCARD (the kernel's secure erase, which the device
+     * itself carries out — eMMC/SD secure trim or erase). A regular file: always, by writing
+     * zeroes over the range and fdatasync before completing, so the old bytes are gone from the
+     * file as read through any path. Not promised for a regular file: that the file system
+     * overwrote the blocks in place (copy-on-write file systems, snapshots, reflinked copies and
+     * journals in data mode keep the old bytes elsewhere) or that the medium forgets them (SSD
+     * wear levelling keeps old pages until garbage collection). A block device without
+     * BLKSECDISCARD: not served (-EOPNOTSUPP; virtio-blk does not offer the command).
+     */
+    @Override
+    public boolean supportsSecureErase() {
+        return !readOnly && (!blockDevice || secureDiscard);
+    }
+
+    /** SECURE_ERASE runs as BLKSECDISCARD (a block device that takes it) rather than zero writes. */
+    boolean secureDiscard() {
+        return secureDiscard;
     }
 
     boolean zeroRangeUnsupported() {

@@ -26,6 +26,8 @@ final class FileRequest extends IoRequest {
     static final int FLUSH = 6;
     static final int DISCARD = 7;
     static final int ZERO_RANGE = 8;    // fallocate for WRITE_ZEROES
+    static final int SECURE_DISCARD = 9; // BLKSECDISCARD for SECURE_ERASE on a block device
+    static final int ERASE_SYNC = 10;   // fdatasync after the zero writes of SECURE_ERASE on a file
 
     /** Zero-write chunk: 16 segments of the shared 64 KiB zero block. */
     static final int ZERO_SEGMENTS = 16;

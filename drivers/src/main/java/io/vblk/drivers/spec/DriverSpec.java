@@ -45,7 +45,7 @@ import java.util.Map;
  *   fault:[seed=N;]rule=RULE[;rule=RULE...];inner=SPEC
  *       seed=N                    seed of the probability draws (default 1)
  *       rule=RULE                 a comma-separated list of KEY:VALUE, matched in order:
- *           op:OPS                read, write, flush, discard, write-zeroes or any; several
+ *           op:OPS                read, write, flush, discard, write-zeroes, secure-erase or any; several
  *                                 joined with '+' (default any)
  *           range:START-END       byte range the request must overlap, END exclusive (default all)
  *           nth:N                 only the N-th matching request (1-based)
@@ -399,9 +399,10 @@ public sealed interface DriverSpec {
                     case "flush" -> FaultRule.opBit(BlockIo.FLUSH);
                     case "discard" -> FaultRule.opBit(BlockIo.DISCARD);
                     case "write-zeroes" -> FaultRule.opBit(BlockIo.WRITE_ZEROES);
+                    case "secure-erase" -> FaultRule.opBit(BlockIo.SECURE_ERASE);
                     case "any" -> FaultRule.ALL_OPS;
                     default -> throw bad(whole, "op: '" + o
-                            + "' is not accepted; use read, write, flush, discard, write-zeroes or any (join with +)");
+                            + "' is not accepted; use read, write, flush, discard, write-zeroes, secure-erase or any (join with +)");
                 };
             }
             return mask;

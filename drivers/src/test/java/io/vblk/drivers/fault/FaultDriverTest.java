@@ -83,6 +83,24 @@ class FaultDriverTest {
         }
     }
 
+    /** SECURE_ERASE passes through the fault driver (and its support with it) and can be failed by op. */
+    @Test
+    void secureEraseIsForwardedAndCanBeFailed(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        String img = io.vblk.drivers.TestImages.create(dir, "f.img", 1 << 20);
+        try (BlockDriver d = DriverSpec.open("fault:rule=op:secure-erase,nth:2,error:EIO;inner=file:" + img
+                + ",aio=threads,cache=writeback")) {
+            assertThat(d.supportsSecureErase()).isTrue();
+            BlockChannel ch = d.openChannel(ctx);
+            assertThat(runAll(ch, io(BlockIo.SECURE_ERASE, 0, 4096))).containsExactly(0L);
+            assertThat(runAll(ch, io(BlockIo.SECURE_ERASE, 0, 4096))).containsExactly((long) -Errno.EIO);
+            assertThat(runAll(ch, io(BlockIo.DISCARD, 0, 4096))).as("another op").containsExactly(0L);
+            ch.close();
+        }
+        try (BlockDriver d = DriverSpec.open("fault:rule=op:any,error:EIO;inner=null")) {
+            assertThat(d.supportsSecureErase()).as("the null device does not erase").isFalse();
+        }
+    }
+
     @Test
     void nthEveryAndCount() {
         try (BlockDriver d = DriverSpec.open("fault:rule=op:read,nth:3,error:EIO;rule=op:write,every:2,count:2,error:EIO;"

@@ -43,6 +43,25 @@ class FileDriverTest {
         return res[0];
     }
 
+    /**
+     * Secure erase on a regular file is served by zero writes (the conformance suite reads the
+     * zeroes back); BLKSECDISCARD itself is a block-device ioctl: on a file the facade returns
+     * -ENOTTY and the probe says no, so a file never takes the ioctl path.
+     */
+    @Test
+    void secureEraseOnARegularFileIsZeroWritesNotTheIoctl() {
+        String img = TestImages.create(dir, "erase.img", 1 << 20);
+        try (FileDriver d = FileDriver.open(img, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
+             FileDriver ro = FileDriver.open(img, AioMode.THREADS, FileDriver.Cache.WRITEBACK, true)) {
+            assertThat(d.isBlockDevice()).isFalse();
+            assertThat(d.supportsSecureErase()).isTrue();
+            assertThat(d.secureDiscard()).isFalse();
+            assertThat(ro.supportsSecureErase()).isFalse();
+            assertThat(FileIo.secureDiscard(d.fd(), 0, 4096)).isEqualTo(-io.vblk.aio.sys.Errno.ENOTTY);
+            assertThat(FileIo.secureDiscardSupported(d.fd())).isFalse();
+        }
+    }
+
     @Test
     void writeZeroesFallsBackToWritingWhenZeroRangeIsUnsupported() {
         // A memfd lives on shmem, whose fallocate knows PUNCH_HOLE but not ZERO_RANGE (EOPNOTSUPP).

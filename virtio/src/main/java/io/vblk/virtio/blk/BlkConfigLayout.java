@@ -4,8 +4,8 @@ package io.vblk.virtio.blk;
  * Any thread: constants.
  *
  * <p>The block device's configuration space, {@code struct virtio_blk_config} (virtio 1.2 section
- * 5.2.4), little-endian. vblk exposes it up to and including {@code unused1} ({@link #SIZE} bytes):
- * the secure-erase and zoned fields that follow belong to features it does not offer.
+ * 5.2.4), little-endian. vblk exposes it up to and including the secure-erase fields ({@link #SIZE}
+ * bytes): the zoned fields that follow belong to a feature it does not offer.
  *
  * <pre>
  *  off  size field                       off  size field
@@ -19,7 +19,10 @@ package io.vblk.virtio.blk;
  *   24   1   topology.physical_block_exp   52   4   max_write_zeroes_seg
  *   25   1   topology.alignment_offset     56   1   write_zeroes_may_unmap
  *   26   2   topology.min_io_size          57   3   unused1
- *   28   4   topology.opt_io_size          60       (end)
+ *   28   4   topology.opt_io_size          60   4   max_secure_erase_sectors
+ *                                          64   4   max_secure_erase_seg
+ *                                          68   4   secure_erase_sector_alignment
+ *                                          72       (end)
  * </pre>
  */
 public final class BlkConfigLayout {
@@ -45,8 +48,11 @@ public final class BlkConfigLayout {
     public static final int MAX_WRITE_ZEROES_SEG = 52;
     public static final int WRITE_ZEROES_MAY_UNMAP = 56;
     public static final int UNUSED1 = 57;
-    /** Bytes vblk exposes: through unused1[3]. */
-    public static final int SIZE = 60;
+    public static final int MAX_SECURE_ERASE_SECTORS = 60;
+    public static final int MAX_SECURE_ERASE_SEG = 64;
+    public static final int SECURE_ERASE_SECTOR_ALIGNMENT = 68;
+    /** Bytes vblk exposes: through secure_erase_sector_alignment. */
+    public static final int SIZE = 72;
 
     private BlkConfigLayout() {
     }

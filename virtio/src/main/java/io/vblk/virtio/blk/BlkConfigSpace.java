@@ -51,6 +51,13 @@ final class BlkConfigSpace {
             s.set(ValueLayout.JAVA_BYTE, BlkConfigLayout.WRITE_ZEROES_MAY_UNMAP,
                     (byte) (dev.driver().supportsDiscard() ? 1 : 0));
         }
+        if ((deviceFeatures & bit(BlkFeatures.SECURE_ERASE)) != 0) {
+            // 5.2.4: "max_secure_erase_sectors ... secure_erase_sector_alignment" in 512-byte sectors;
+            // the alignment is the block size, as for discard (the same segments, the same checks).
+            s.set(u32, BlkConfigLayout.MAX_SECURE_ERASE_SECTORS, cfg.maxSecureEraseSectors);
+            s.set(u32, BlkConfigLayout.MAX_SECURE_ERASE_SEG, cfg.maxSecureEraseSeg);
+            s.set(u32, BlkConfigLayout.SECURE_ERASE_SECTOR_ALIGNMENT, blkSize >> BlkRequestType.SECTOR_SHIFT);
+        }
         // unused0 and unused1 stay 0 (5.2.5.2: "MUST initialize padding bytes ... to 0").
         return b;
     }

@@ -19,7 +19,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
 
-import static io.vblk.virtio.queue.VirtioFeatures.bit;
 
 /**
  * Home thread: the control context it was created on (the main loop). No locking. Methods that
@@ -106,7 +105,7 @@ public final class BlkDevice implements VirtioDevice {
         this.blkSize = Math.max(cfg.logicalBlockSize, align > 512 && Integer.bitCount(align) == 1 ? align : 512);
         this.readOnly = cfg.readOnly || driver.readOnly();
         this.writeback = cfg.writeCache;
-        this.deviceFeatures = offeredFeatures();
+        this.deviceFeatures = FeatureOffer.offered(cfg, driver, readOnly);
 
         this.errors = new DeviceErrors(name, node.name(), control, cfg.events);
         int n = cfg.numQueues;
@@ -141,27 +140,6 @@ public final class BlkDevice implements VirtioDevice {
         for (Runnable r : List.copyOf(configChangeListeners)) {
             r.run();
         }
-    }
-
-    private long offeredFeatures() {
-        long f = bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.RING_INDIRECT_DESC)
-                | bit(VirtioFeatures.RING_EVENT_IDX) | bit(VirtioFeatures.RING_PACKED)
-                | bit(BlkFeatures.SEG_MAX) | bit(BlkFeatures.BLK_SIZE) | bit(BlkFeatures.TOPOLOGY)
-                // 5.2.5.2: "Devices SHOULD always offer VIRTIO_BLK_F_FLUSH, and MUST offer it if
-                // they offer VIRTIO_BLK_F_CONFIG_WCE."
-                | bit(BlkFeatures.FLUSH) | bit(BlkFeatures.CONFIG_WCE) | bit(BlkFeatures.MQ)
-                | bit(BlkFeatures.LIFETIME); // 5.2.6: read from sysfs at queue start, "undefined" when unknown
-        if (readOnly) {
-            f |= bit(BlkFeatures.RO);
-        } else {
-            if (cfg.discard && driver.supportsDiscard()) {
-                f |= bit(BlkFeatures.DISCARD);
-            }
-            if (cfg.writeZeroes && driver.supportsWriteZeroes()) {
-                f |= bit(BlkFeatures.WRITE_ZEROES);
-            }
-        }
-        return f;
     }
 
     public String name() {
@@ -394,10 +372,7 @@ public final class BlkDevice implements VirtioDevice {
         }
         q.started = true;
         long f = driverFeatures;
-        BlkRequestParser parser = new BlkRequestParser(capacitySectors, blkSize, readOnly,
-                VirtioFeatures.has(f, BlkFeatures.DISCARD), VirtioFeatures.has(f, BlkFeatures.WRITE_ZEROES),
-                driver.supportsDiscard(), VirtioFeatures.has(f, BlkFeatures.LIFETIME) ? driver.lifetime() : null, cfg,
-                queues[index]);
+        BlkRequestParser parser = FeatureOffer.parser(f, capacitySectors, blkSize, readOnly, driver, cfg, queues[index]);
         BlkQueue.Start start = new BlkQueue.Start(q.layout, memory.retain(), f, q.kickFd, q.callFd, parser);
         BlkQueue bq = queues[index];
         bq.ctx.runOn(() -> {

@@ -53,6 +53,10 @@ public final class BlkDeviceConfig {
     /** max-discard-seg / max-write-zeroes-seg: segments per DISCARD / WRITE_ZEROES request. */
     public int maxDiscardSeg = DEFAULT_MAX_SEG;
     public int maxWriteZeroesSeg = DEFAULT_MAX_SEG;
+    /** secure-erase: offer VIRTIO_BLK_F_SECURE_ERASE when the driver serves it; its limits as discard's. */
+    public boolean secureErase = true;
+    public int maxSecureEraseSectors = DEFAULT_MAX_DISCARD_SECTORS;
+    public int maxSecureEraseSeg = DEFAULT_MAX_SEG;
     /** werror / rerror: what a failed write (flush, discard, write zeroes) / read does (QEMU's defaults). */
     public ErrorPolicy werror = ErrorPolicy.DEFAULT_WRITE;
     public ErrorPolicy rerror = ErrorPolicy.DEFAULT_READ;
@@ -115,6 +119,21 @@ public final class BlkDeviceConfig {
 
     public BlkDeviceConfig writeZeroes(boolean on) {
         this.writeZeroes = on;
+        return this;
+    }
+
+    public BlkDeviceConfig secureErase(boolean on) {
+        this.secureErase = on;
+        return this;
+    }
+
+    public BlkDeviceConfig maxSecureEraseSectors(int n) {
+        this.maxSecureEraseSectors = n;
+        return this;
+    }
+
+    public BlkDeviceConfig maxSecureEraseSeg(int n) {
+        this.maxSecureEraseSeg = n;
         return this;
     }
 
@@ -216,6 +235,12 @@ public final class BlkDeviceConfig {
         }
         if (maxWriteZeroesSeg < 1 || maxWriteZeroesSeg > MAX_SEG_LIMIT) {
             throw bad("max-write-zeroes-seg", maxWriteZeroesSeg, "1.." + MAX_SEG_LIMIT);
+        }
+        if (maxSecureEraseSectors < 1) {
+            throw bad("max-secure-erase-sectors", maxSecureEraseSectors, "1.." + Integer.MAX_VALUE);
+        }
+        if (maxSecureEraseSeg < 1 || maxSecureEraseSeg > MAX_SEG_LIMIT) {
+            throw bad("max-secure-erase-seg", maxSecureEraseSeg, "1.." + MAX_SEG_LIMIT);
         }
         if (werror == null || rerror == null || events == null) {
             throw new IllegalArgumentException("options werror, rerror and the event sink must be set");

@@ -29,9 +29,9 @@ public final class BlkFeatures {
     public static final int DISCARD = 13;
     /** 5.2.3: write zeroes command; limits in max_write_zeroes_sectors / max_write_zeroes_seg. */
     public static final int WRITE_ZEROES = 14;
-    /** 5.2.3: storage lifetime information. Not offered by vblk. */
+    /** 5.2.3: storage lifetime information. */
     public static final int LIFETIME = 15;
-    /** 5.2.3: secure erase command. Not offered by vblk. */
+    /** 5.2.3: secure erase command; limits in max_secure_erase_sectors / max_secure_erase_seg. */
     public static final int SECURE_ERASE = 16;
 
     private BlkFeatures() {

@@ -11,10 +11,11 @@ import io.vblk.aio.metrics.LatencyHistogram;
  */
 public final class BlkQueueStats {
     /** Operation names, indexed by {@link #opIndex}: the {@code op} tag of the request meters. */
-    public static final String[] OPS = {"read", "write", "flush", "get_id", "discard", "write_zeroes", "unsupported"};
+    public static final String[] OPS = {"read", "write", "flush", "get_id", "discard", "write_zeroes", "secure_erase",
+            "unsupported"};
     public static final int OP_READ = 0;
     public static final int OP_WRITE = 1;
-    public static final int OP_UNSUPPORTED = 6;
+    public static final int OP_UNSUPPORTED = 7;
 
     long reads;
     long writes;
@@ -22,6 +23,7 @@ public final class BlkQueueStats {
     long getIds;
     long discards;
     long writeZeroes;
+    long secureErases;
     long unsupportedTypes;
     long readBytes;
     long writtenBytes;
@@ -74,6 +76,7 @@ public final class BlkQueueStats {
             case BlkRequestType.GET_ID -> getIds++;
             case BlkRequestType.DISCARD -> discards++;
             case BlkRequestType.WRITE_ZEROES -> writeZeroes++;
+            case BlkRequestType.SECURE_ERASE -> secureErases++;
             default -> unsupportedTypes++;
         }
         if (status == BlkStatus.IOERR) {
@@ -104,6 +107,7 @@ public final class BlkQueueStats {
             case BlkRequestType.GET_ID -> 3;
             case BlkRequestType.DISCARD -> 4;
             case BlkRequestType.WRITE_ZEROES -> 5;
+            case BlkRequestType.SECURE_ERASE -> 6;
             default -> OP_UNSUPPORTED;
         };
     }
@@ -122,6 +126,7 @@ public final class BlkQueueStats {
             case 3 -> getIds;
             case 4 -> discards;
             case 5 -> writeZeroes;
+            case 6 -> secureErases;
             default -> unsupportedTypes;
         };
     }
@@ -187,6 +192,10 @@ public final class BlkQueueStats {
         return writeZeroes;
     }
 
+    public long secureErases() {
+        return secureErases;
+    }
+
     /** Requests of a type vblk does not serve (answered UNSUPP). */
     public long unsupportedTypes() {
         return unsupportedTypes;
@@ -248,13 +257,14 @@ public final class BlkQueueStats {
 
     /** All completed requests. */
     public long completed() {
-        return reads + writes + flushes + getIds + discards + writeZeroes + unsupportedTypes;
+        return reads + writes + flushes + getIds + discards + writeZeroes + secureErases + unsupportedTypes;
     }
 
     @Override
     public String toString() {
         return "BlkQueueStats[reads=" + reads + " writes=" + writes + " flushes=" + flushes + " getIds=" + getIds
-                + " discards=" + discards + " writeZeroes=" + writeZeroes + " unsupportedTypes=" + unsupportedTypes
+                + " discards=" + discards + " writeZeroes=" + writeZeroes + " secureErases=" + secureErases
+                + " unsupportedTypes=" + unsupportedTypes
                 + " readBytes=" + readBytes + " writtenBytes=" + writtenBytes + " ioErrors=" + ioErrors
                 + " unsupported=" + unsupported + " merged=" + merged + " driverSubmits=" + driverSubmits
                 + " inFlight=" + inFlight + "]";

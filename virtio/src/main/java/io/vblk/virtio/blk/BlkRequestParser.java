@@ -21,7 +21,7 @@ import static io.vblk.virtio.blk.BlkRequestType.SECTOR_SHIFT;
 final class BlkRequestParser {
     /** A READ or WRITE ready for the driver; may merge with neighbours. */
     static final int SUBMIT_RW = 0;
-    /** FLUSH, DISCARD or WRITE_ZEROES ready for the driver. */
+    /** FLUSH, DISCARD, WRITE_ZEROES or SECURE_ERASE ready for the driver. */
     static final int SUBMIT_OTHER = 1;
     /** Answered without the driver: {@code status} and {@code usedLen} are set. */
     static final int COMPLETE = 2;
@@ -34,10 +34,13 @@ final class BlkRequestParser {
     private final boolean readOnly;
     private final boolean discard;
     private final boolean writeZeroes;
+    private final boolean secureErase;
     private final int maxDiscardSectors;
     private final int maxWriteZeroesSectors;
+    private final int maxSecureEraseSectors;
     private final int maxDiscardSeg;
     private final int maxWriteZeroesSeg;
+    private final int maxSecureEraseSeg;
     /** The node allows discard: WRITE_ZEROES with the unmap flag may punch a hole. */
     private final boolean mayUnmap;
     private final byte[] id = new byte[BlkRequestType.ID_BYTES];
@@ -54,7 +57,7 @@ final class BlkRequestParser {
     }
 
     BlkRequestParser(long capacitySectors, int blkSize, boolean readOnly, boolean discard, boolean writeZeroes,
-                     boolean mayUnmap, io.vblk.drivers.DeviceLifetime lifetime, BlkDeviceConfig cfg,
+                     boolean secureErase, boolean mayUnmap, io.vblk.drivers.DeviceLifetime lifetime, BlkDeviceConfig cfg,
                      IoCompletion completion) {
         // 5.2.6: le16 pre_eol_info, le16 device_lifetime_est_typ_a, le16 device_lifetime_est_typ_b.
         this.lifetime = lifetime == null ? null : new byte[]{(byte) lifetime.preEolInfo(), 0, (byte) lifetime.typA(), 0,
@@ -64,11 +67,14 @@ final class BlkRequestParser {
         this.readOnly = readOnly;
         this.discard = discard;
         this.writeZeroes = writeZeroes;
+        this.secureErase = secureErase;
         this.mayUnmap = mayUnmap;
         this.maxDiscardSectors = cfg.maxDiscardSectors;
         this.maxWriteZeroesSectors = cfg.maxWriteZeroesSectors;
         this.maxDiscardSeg = cfg.maxDiscardSeg;
         this.maxWriteZeroesSeg = cfg.maxWriteZeroesSeg;
+        this.maxSecureEraseSectors = cfg.maxSecureEraseSectors;
+        this.maxSecureEraseSeg = cfg.maxSecureEraseSeg;
         byte[] s = cfg.serial.getBytes(StandardCharsets.US_ASCII);
         // 5.2.6: "a NUL-padded ASCII string up to 20 bytes long"; the rest of id stays 0.
         System.arraycopy(s, 0, id, 0, Math.min(s.length, id.length));
@@ -115,10 +121,10 @@ final class BlkRequestParser {
             }
             case BlkRequestType.GET_ID -> getId(c, r);
             case BlkRequestType.GET_LIFETIME -> getLifetime(c, r);
-            case BlkRequestType.DISCARD -> parseDiscardWriteZeroes(c, r, false, writeThrough);
-            case BlkRequestType.WRITE_ZEROES -> parseDiscardWriteZeroes(c, r, true, writeThrough);
-            // 5.2.6: SECURE_ERASE needs a feature vblk does not offer; anything else is unknown.
-            // Both answer UNSUPP ("for a request unsupported by device").
+            case BlkRequestType.DISCARD -> parseRanges(c, r, BlockIo.DISCARD, writeThrough);
+            case BlkRequestType.WRITE_ZEROES -> parseRanges(c, r, BlockIo.WRITE_ZEROES, writeThrough);
+            case BlkRequestType.SECURE_ERASE -> parseRanges(c, r, BlockIo.SECURE_ERASE, writeThrough);
+            // 5.2.6: anything else is unknown: UNSUPP ("for a request unsupported by device").
             default -> done(r, BlkStatus.UNSUPP);
         };
     }
@@ -183,13 +189,19 @@ final class BlkRequestParser {
         return done(r, BlkStatus.OK);
     }
 
-    private int parseDiscardWriteZeroes(DescriptorChain c, BlkRequest r, boolean zeroes, boolean fua) {
-        if (zeroes ? !writeZeroes : !discard) {
+    /**
+     * DISCARD, WRITE_ZEROES and SECURE_ERASE: the same data (5.2.6, {@code struct
+     * virtio_blk_discard_write_zeroes} segments) and the same checks, each with its own limits
+     * (5.2.4: max_*_sectors, max_*_seg) and its own driver operation ({@code op}).
+     */
+    private int parseRanges(DescriptorChain c, BlkRequest r, int op, boolean fua) {
+        boolean zeroes = op == BlockIo.WRITE_ZEROES;
+        if (!negotiated(op)) {
             // Feature not negotiated: the command is unsupported.
             return done(r, BlkStatus.UNSUPP);
         }
         if (readOnly) {
-            // 5.2.6.2: a read-only device refuses every write; discard and write zeroes write.
+            // 5.2.6.2: a read-only device refuses every write; these three commands write.
             return done(r, BlkStatus.IOERR);
         }
         long len = c.readableBytes() - BlkRequestHeaderLayout.BYTES;
@@ -202,7 +214,7 @@ final class BlkRequestParser {
         long n = len / DiscardWriteZeroesLayout.BYTES;
         // 5.2.4: at most max_discard_seg / max_write_zeroes_seg segments. More: UNSUPP, QEMU's answer
         // (virtio_blk_handle_discard_write_zeroes) for a request with more segments than it offers.
-        if (n > (zeroes ? maxWriteZeroesSeg : maxDiscardSeg)) {
+        if (n > maxSeg(op)) {
             return done(r, BlkStatus.UNSUPP);
         }
         // Parse before execute: every segment is checked before the first one runs.
@@ -212,7 +224,7 @@ final class BlkRequestParser {
             long sector = c.readLe64(base + DiscardWriteZeroesLayout.SECTOR);
             long sectors = Integer.toUnsignedLong(c.readLe32(base + DiscardWriteZeroesLayout.NUM_SECTORS));
             int flags = c.readLe32(base + DiscardWriteZeroesLayout.FLAGS);
-            int status = checkSegment(zeroes, sector, sectors, flags);
+            int status = checkSegment(op, sector, sectors, flags);
             if (status != BlkStatus.OK) {
                 return done(r, status);
             }
@@ -231,11 +243,11 @@ final class BlkRequestParser {
             if (first < 0) {
                 first = k;
                 r.sector = sector;
-                r.io.range(zeroes ? BlockIo.WRITE_ZEROES : BlockIo.DISCARD, sector << SECTOR_SHIFT,
+                r.io.range(op, sector << SECTOR_SHIFT,
                         sectors << SECTOR_SHIFT, ioFlags, completion);
             } else {
                 // Later segments run one after the other (nextSegment), from the slot's table.
-                long[] t = r.segments(2 * (zeroes ? maxWriteZeroesSeg : maxDiscardSeg));
+                long[] t = r.segments(2 * maxSeg(op));
                 t[2 * r.segCount] = sector;
                 t[2 * r.segCount + 1] = sectors | ((long) ioFlags << 32);
                 r.segCount++;
@@ -244,11 +256,38 @@ final class BlkRequestParser {
         return first < 0 ? done(r, BlkStatus.OK) : SUBMIT_OTHER;
     }
 
+    private boolean negotiated(int op) {
+        return switch (op) {
+            case BlockIo.DISCARD -> discard;
+            case BlockIo.WRITE_ZEROES -> writeZeroes;
+            default -> secureErase;
+        };
+    }
+
+    private int maxSeg(int op) {
+        return switch (op) {
+            case BlockIo.DISCARD -> maxDiscardSeg;
+            case BlockIo.WRITE_ZEROES -> maxWriteZeroesSeg;
+            default -> maxSecureEraseSeg;
+        };
+    }
+
+    private int maxSectors(int op) {
+        return switch (op) {
+            case BlockIo.DISCARD -> maxDiscardSectors;
+            case BlockIo.WRITE_ZEROES -> maxWriteZeroesSectors;
+            default -> maxSecureEraseSectors;
+        };
+    }
+
     /** A segment's status: OK when it can run, else what the whole request gets. */
-    private int checkSegment(boolean zeroes, long sector, long sectors, int flags) {
+    private int checkSegment(int op, long sector, long sectors, int flags) {
+        boolean zeroes = op == BlockIo.WRITE_ZEROES;
         // 5.2.6.2: "The device MUST set the status byte to VIRTIO_BLK_S_UNSUPP for discard, secure
         // erase and write zeroes commands if any unknown flag is set. Furthermore, the device MUST
         // set the status byte to VIRTIO_BLK_S_UNSUPP for discard commands if the unmap flag is set."
+        // Unmap asks for deallocation, which only write zeroes defines; a secure erase with it is
+        // refused like a discard (Linux never sets it there).
         if ((flags & ~DiscardWriteZeroesLayout.FLAG_UNMAP) != 0) {
             return BlkStatus.UNSUPP;
         }
@@ -257,7 +296,7 @@ final class BlkRequestParser {
         }
         // 5.2.4: at most max_discard_sectors / max_write_zeroes_sectors per segment; 5.2.6.1: inside
         // capacity. Out of either: IOERR (as QEMU).
-        if (sectors > (zeroes ? maxWriteZeroesSectors : maxDiscardSectors)
+        if (sectors > maxSectors(op)
                 || !rangeOk(sector, sectors << SECTOR_SHIFT)) {
             return BlkStatus.IOERR;
         }
@@ -265,7 +304,7 @@ final class BlkRequestParser {
     }
 
     /**
-     * After a segment of a multi-segment DISCARD / WRITE_ZEROES completed: prepares {@code r.io} for
+     * After a segment of a multi-segment DISCARD / WRITE_ZEROES / SECURE_ERASE completed: prepares {@code r.io} for
      * the next one and returns true, or false when none is left.
      */
     boolean nextSegment(BlkRequest r) {

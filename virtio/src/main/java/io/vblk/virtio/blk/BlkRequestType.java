@@ -20,7 +20,7 @@ public final class BlkRequestType {
     public static final int DISCARD = 11;
     /** 5.2.6: write zeroes to ranges. */
     public static final int WRITE_ZEROES = 13;
-    /** 5.2.6: secure erase (needs VIRTIO_BLK_F_SECURE_ERASE; vblk answers UNSUPP). */
+    /** 5.2.6: secure erase ranges (needs VIRTIO_BLK_F_SECURE_ERASE; same segments as DISCARD). */
     public static final int SECURE_ERASE = 14;
 
     /** 5.2.6: "The device ID string is a NUL-padded ASCII string up to 20 bytes long" (VIRTIO_BLK_ID_BYTES). */

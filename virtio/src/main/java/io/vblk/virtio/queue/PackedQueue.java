@@ -27,10 +27,11 @@ import static io.vblk.virtio.queue.PackedRingLayout.*;
  *
  * <p>Resume point ({@link #nextAvailIdx()}, vhost-user SET/GET_VRING_BASE): avail index | wrap
  * counter << 15 in bits 0..15, used index | wrap << 15 in bits 16..31. A queue starts and stops
- * with nothing in flight, so both halves are equal; {@link #start} takes the low half for both.
- * VIRTIO_F_IN_ORDER is not offered: used descriptors are written one per buffer, in completion
- * order, which 2.8 allows ("Used device descriptors are written in the order in which their
- * processing is complete").
+ * with nothing in flight, so both halves are equal; {@link #start} takes the low half for both —
+ * unless an inflight record (packed layout) says where the last device stopped.
+ * Used descriptors are written one per buffer, in completion order, which 2.8 allows ("Used
+ * device descriptors are written in the order in which their processing is complete") — or, with
+ * VIRTIO_F_IN_ORDER negotiated, in the order the buffers were made available ({@link InOrder}).
  */
 public final class PackedQueue implements VirtQueue {
     private final String name;
@@ -41,8 +42,10 @@ public final class PackedQueue implements VirtQueue {
     private MemorySegment ring;
     private MemorySegment driverEvent;
     private MemorySegment deviceEvent;
-    private MemoryRegion[] regions;
-    private int lastRegion;
+    /** Buffer translation into the guest's regions (fixed while started). */
+    private final BufferMap buffers = new BufferMap();
+    /** VIRTIO_F_IN_ORDER: completions held until every earlier buffer completed. */
+    private final InOrder inOrder = new InOrder();
     private int size;
     private boolean eventIdx;
     private boolean indirect;
@@ -61,6 +64,10 @@ public final class PackedQueue implements VirtQueue {
     private boolean signalledUsedValid;
     private int inFlight;
     private boolean kicksOff;
+    /** Where popped buffers are recorded (vhost-user INFLIGHT_SHMFD, packed layout); {@link InflightLog#NONE} without one. */
+    private InflightLog log = InflightLog.NONE;
+    /** Buffers the record lists as taken by a previous device and never used are popped first. */
+    private boolean resubmitting;
 
     private QueueViolation violation;
     private String violationDetail;
@@ -106,8 +113,7 @@ public final class PackedQueue implements VirtQueue {
         }
         this.memory = memory;
         this.dirty = layout.dirty();
-        this.regions = memory.regions().toArray(new MemoryRegion[0]);
-        this.lastRegion = 0;
+        buffers.attach(memory);
         this.ring = r;
         this.driverEvent = drv;
         this.deviceEvent = dev;
@@ -119,10 +125,28 @@ public final class PackedQueue implements VirtQueue {
         }
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
         this.indirect = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
-        this.availIdx = base & INDEX_MASK;
-        this.availWrap = (base & WRAP_BIT) != 0;
-        this.usedIdx = availIdx;
-        this.usedWrap = availWrap;
+        inOrder.reset(VirtioFeatures.has(features, VirtioFeatures.IN_ORDER), n);
+        int state = base | base << 16;
+        InflightLog rec = layout.inflight();
+        if (rec != InflightLog.NONE) {
+            if (!rec.packedLayout()) {
+                return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "the inflight record is laid out for split rings");
+            }
+            // The record knows the resume point better than the transport: after a lost back-end
+            // the front-end re-sends the base of the last start (QEMU cannot read a packed ring's
+            // indices from guest memory), while the record kept the used index and wrap counter.
+            state = rec.recoverPacked(r, n, state);
+            if (state == -1 || (state & INDEX_MASK) >= n || ((state >>> 16) & INDEX_MASK) >= n) {
+                return fail(QueueViolation.INFLIGHT_RECORD_INVALID, String.format("recovered state 0x%08x, queue size %d",
+                        state, n));
+            }
+        }
+        this.log = rec;
+        this.resubmitting = rec != InflightLog.NONE;
+        this.availIdx = state & INDEX_MASK;
+        this.availWrap = (state & WRAP_BIT) != 0;
+        this.usedIdx = (state >>> 16) & INDEX_MASK;
+        this.usedWrap = ((state >>> 16) & WRAP_BIT) != 0;
         this.usedCount = 0;
         this.signalledUsedValid = false;
         this.inFlight = 0;
@@ -134,9 +158,11 @@ public final class PackedQueue implements VirtQueue {
     @Override
     public void stop() {
         started = false;
+        resubmitting = false;
+        log = InflightLog.NONE;
         memory = null;
         dirty = null;
-        regions = null;
+        buffers.detach();
         ring = null;
         driverEvent = null;
         deviceEvent = null;
@@ -200,6 +226,9 @@ public final class PackedQueue implements VirtQueue {
         if (!started || violation != null) {
             return false;
         }
+        if (resubmitting) {
+            return true;
+        }
         boolean avail = isAvail(flags(ring, availIdx), availWrap);
         VarHandle.acquireFence();
         return avail;
@@ -212,6 +241,18 @@ public final class PackedQueue implements VirtQueue {
 
     @Override
     public boolean pop(DescriptorChain chain) {
+        if (!started || violation != null) {
+            return false;
+        }
+        if (resubmitting) {
+            // Buffers a previous device took and never used go first, oldest first
+            // (vhost-user.rst: "Resubmit inflight DescStatePacked entries in order of their counter value").
+            int e = log.nextResubmit();
+            if (e >= 0) {
+                return resubmit(chain, e);
+            }
+            resubmitting = false;
+        }
         if (!hasAvailable()) {
             return false;
         }
@@ -219,7 +260,7 @@ public final class PackedQueue implements VirtQueue {
         int idx = availIdx;
         boolean wrap = availWrap;
         int descs = 0;
-        int id;
+        long tail;
         while (true) {
             // 2.8.5: "If not limited, the maximum number of descriptors in a list is the virt
             // queue size"; counting bounds the walk however the flags are set.
@@ -229,40 +270,95 @@ public final class PackedQueue implements VirtQueue {
             }
             // Two 8-byte loads per descriptor, each read once: the values checked are the values used.
             long addr = PackedRingLayout.addr(ring, 0, idx);
-            long tail = PackedRingLayout.tail(ring, 0, idx);
-            long len = lenOf(tail);
-            int flags = flagsOf(tail);
+            tail = PackedRingLayout.tail(ring, 0, idx);
             int at = idx;
             if (++idx == size) {
                 idx = 0;
                 wrap = !wrap; // 2.8.1: the chain continues at the ring's start, one wrap further
             }
-            if ((flags & F_INDIRECT) != 0) {
-                if (!indirect) {
-                    return fail(QueueViolation.INDIRECT_NOT_NEGOTIATED, "descriptor " + at);
-                }
-                // 2.8.5: "each list only contains descriptors of a given type".
-                if ((flags & F_NEXT) != 0 || descs > 1) {
-                    return fail(QueueViolation.INDIRECT_WITH_NEXT, "descriptor " + at);
-                }
-                if (!walkIndirect(chain, at, addr, len)) {
-                    return false;
-                }
-                id = idOf(tail);
-                break;
-            }
-            boolean writable = (flags & F_WRITE) != 0;
-            if (!writable && chain.writableSegments() > 0) {
-                return fail(QueueViolation.READABLE_AFTER_WRITABLE, "descriptor " + at);
-            }
-            if (len > 0 && !map(chain, at, addr, len, writable)) {
+            int step = take(chain, at, addr, tail, descs);
+            if (step < 0) {
                 return false;
             }
-            if ((flags & F_NEXT) == 0) {
-                id = idOf(tail); // 2.8.6: "Buffer ID is included in the last descriptor in the list"
-                break;
+            if (step > 0) {
+                break; // 2.8.6: "Buffer ID is included in the last descriptor in the list"
             }
         }
+        if (!accept(chain, idOf(tail), descs)) {
+            return false;
+        }
+        int first = availIdx;
+        availIdx = idx;
+        availWrap = wrap;
+        // Recorded before the request can have any effect; a stop before this leaves the buffer
+        // unrecorded and the recovery resumes at it (used index + descriptors recorded in flight).
+        if (!log.poppedPacked(idOf(tail), ring, first, descs)) {
+            return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "no free entry to record buffer " + idOf(tail));
+        }
+        inFlight++;
+        return true;
+    }
+
+    /** Pops record entry {@code e}'s chain again, from the record's copy of its descriptors. */
+    private boolean resubmit(DescriptorChain chain, int e) {
+        chain.reset(memory, -1, dirty);
+        int n = log.entryDescs(e);
+        if (n < 1) {
+            return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "entry " + e + " has no descriptors");
+        }
+        int x = e;
+        long tail = 0;
+        for (int k = 1; k <= n; k++) {
+            if (x < 0 || x >= size) {
+                return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "entry " + e + " links to " + x);
+            }
+            tail = log.entryTail(x);
+            int step = take(chain, x, log.entryAddr(x), tail, k);
+            if (step < 0) {
+                return false;
+            }
+            if ((step > 0) != (k == n)) {
+                return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "entry " + e + ": a chain of " + n
+                        + " descriptors ends at " + k);
+            }
+            x = log.entryNext(x);
+        }
+        if (!accept(chain, idOf(tail), n)) {
+            return false;
+        }
+        inFlight++;
+        return true;
+    }
+
+    /**
+     * One descriptor of a chain: 1 when it ends the chain, 0 when the chain goes on, -1 when it
+     * breaks a rule (the queue is broken).
+     */
+    private int take(DescriptorChain chain, int at, long addr, long tail, int descs) {
+        long len = lenOf(tail);
+        int flags = flagsOf(tail);
+        if ((flags & F_INDIRECT) != 0) {
+            if (!indirect) {
+                return refuse(QueueViolation.INDIRECT_NOT_NEGOTIATED, "descriptor " + at);
+            }
+            // 2.8.5: "each list only contains descriptors of a given type".
+            if ((flags & F_NEXT) != 0 || descs > 1) {
+                return refuse(QueueViolation.INDIRECT_WITH_NEXT, "descriptor " + at);
+            }
+            return walkIndirect(chain, at, addr, len) ? 1 : -1;
+        }
+        boolean writable = (flags & F_WRITE) != 0;
+        if (!writable && chain.writableSegments() > 0) {
+            return refuse(QueueViolation.READABLE_AFTER_WRITABLE, "descriptor " + at);
+        }
+        if (len > 0 && !map(chain, at, addr, len, writable)) {
+            return -1;
+        }
+        return (flags & F_NEXT) == 0 ? 1 : 0;
+    }
+
+    /** Takes buffer {@code id} of {@code descs} descriptors in flight. */
+    private boolean accept(DescriptorChain chain, int id, int descs) {
         if (id >= size) {
             return fail(QueueViolation.HEAD_OUT_OF_RANGE, "buffer id " + id + ", queue size " + size);
         }
@@ -271,9 +367,7 @@ public final class PackedQueue implements VirtQueue {
         }
         descsOfId[id] = descs;
         chain.setHead(id);
-        availIdx = idx;
-        availWrap = wrap;
-        inFlight++;
+        inOrder.popped(id);
         return true;
     }
 
@@ -316,10 +410,22 @@ public final class PackedQueue implements VirtQueue {
      */
     @Override
     public void push(int id, long len) {
-        int descs = descsOfId[id];
-        if (descs == 0) {
+        if (descsOfId[id] == 0) {
             throw new IllegalStateException("queue " + name + ": buffer id " + id + " is not in flight");
         }
+        if (inOrder.on()) {
+            // Used in the order made available: this one waits for every buffer popped before it.
+            inOrder.completed(id, len);
+            for (int b = inOrder.nextReady(); b >= 0; b = inOrder.nextReady()) {
+                publish(b, inOrder.len(b));
+            }
+            return;
+        }
+        publish(id, len);
+    }
+
+    private void publish(int id, long len) {
+        int descs = descsOfId[id];
         descsOfId[id] = 0;
         int slot = usedIdx;
         writeUsed(ring, slot, id, len);
@@ -330,12 +436,17 @@ public final class PackedQueue implements VirtQueue {
             usedWrap = !usedWrap;
         }
         usedCount += descs;
+        // Inflight protocol: the entry freed and the used state recorded before the flags publish
+        // the buffer, the entry cleared after (InflightLog; a stop anywhere is undone or completed
+        // by recoverPacked, which reads these flags).
+        log.publishingPacked(id, usedState());
         VarHandle.releaseFence();
         // 2.8.3: WRITE in a used descriptor says whether the device wrote into the buffer.
         ring.set(U16, PackedRingLayout.offset(slot) + FLAGS, (short) (usedFlags(w) | (len > 0 ? F_WRITE : 0)));
         if (dirty != null) {
             dirty.markHost(ring.address() + PackedRingLayout.offset(slot), PackedRingLayout.offset(1));
         }
+        log.publishedPacked(id);
         inFlight--;
     }
 
@@ -423,40 +534,15 @@ public final class PackedQueue implements VirtQueue {
         }
     }
 
-    /** Translates one buffer, splitting it where it crosses into an adjacent region. */
+    /** Maps one buffer into the chain ({@link BufferMap}); breaks the queue on what it refuses. */
     private boolean map(DescriptorChain chain, int at, long addr, long len, boolean writable) {
-        if (chain.totalBytes() + len > 0x1_0000_0000L) {
-            return fail(QueueViolation.CHAIN_TOO_LARGE, "descriptor " + at);
-        }
-        MemoryRegion last = regions[lastRegion];
-        long lastOff = addr - last.gpa();
-        if (lastOff >= 0 && lastOff < last.size() && len <= last.size() - lastOff) {
-            if (!chain.add(lastRegion, lastOff, last.host().address() + lastOff, len, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "descriptor " + at + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            return true;
-        }
-        long gpa = addr;
-        long left = len;
-        while (left > 0) {
-            int r = memory.regionIndex(gpa, 1);
-            if (r < 0) {
-                return fail(QueueViolation.ADDRESS_OUT_OF_RANGE, String.format("descriptor %d buffer [0x%x, +%d)",
-                        at, addr, len));
-            }
-            MemoryRegion region = memory.region(r);
-            lastRegion = r;
-            long off = gpa - region.gpa();
-            long n = Math.min(left, region.size() - off);
-            if (!chain.add(r, off, region.host().address() + off, n, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "descriptor " + at + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            gpa += n;
-            left -= n;
-        }
-        return true;
+        QueueViolation v = buffers.map(chain, addr, len, writable);
+        return v == null || fail(v, BufferMap.detail(v, "descriptor " + at, addr, len));
+    }
+
+    private int refuse(QueueViolation v, String detail) {
+        fail(v, detail);
+        return -1;
     }
 
     private boolean fail(QueueViolation v, String detail) {

@@ -45,9 +45,10 @@ public final class SplitQueue implements VirtQueue {
     private int mask;
     private long availEventOffset;
     private long usedEventOffset;
-    /** The guest's regions (fixed while started) and the one the last buffer was found in. */
-    private MemoryRegion[] regions;
-    private int lastRegion;
+    /** Buffer translation into the guest's regions (fixed while started). */
+    private final BufferMap buffers = new BufferMap();
+    /** VIRTIO_F_IN_ORDER: completions held until every earlier chain completed. */
+    private final InOrder inOrder = new InOrder();
     private boolean eventIdx;
     private boolean indirect;
     private boolean notifyOnEmpty;
@@ -117,8 +118,7 @@ public final class SplitQueue implements VirtQueue {
                     layout.descAddr(), layout.availAddr(), layout.usedAddr(), n));
         }
         this.memory = memory;
-        this.regions = memory.regions().toArray(new MemoryRegion[0]);
-        this.lastRegion = 0;
+        buffers.attach(memory);
         this.descTable = d;
         this.avail = a;
         this.used = u;
@@ -128,6 +128,7 @@ public final class SplitQueue implements VirtQueue {
         this.usedEventOffset = AvailRingLayout.usedEventOffset(n);
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
         this.indirect = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+        inOrder.reset(VirtioFeatures.has(features, VirtioFeatures.IN_ORDER), n);
         this.notifyOnEmpty = VirtioFeatures.has(features, VirtioFeatures.NOTIFY_ON_EMPTY);
         this.lastAvailIdx = layout.nextAvailIdx() & 0xffff;
         this.shadowAvailIdx = lastAvailIdx;
@@ -135,6 +136,10 @@ public final class SplitQueue implements VirtQueue {
         this.signalledUsedValid = false;
         this.inFlight = 0;
         this.log = layout.inflight();
+        if (log.packedLayout()) {
+            log = InflightLog.NONE;
+            return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "the inflight record is laid out for packed rings");
+        }
         int next = log.recover(usedIdx, lastAvailIdx);
         if (next < 0 || (log != InflightLog.NONE && next != lastAvailIdx && ((next - usedIdx) & 0xffff) > n)) {
             return fail(QueueViolation.INFLIGHT_RECORD_INVALID, "used idx " + usedIdx + ", recovered avail idx " + next
@@ -156,7 +161,7 @@ public final class SplitQueue implements VirtQueue {
         log = InflightLog.NONE;
         dirty = null;
         memory = null;
-        regions = null;
+        buffers.detach();
         descTable = null;
         avail = null;
         used = null;
@@ -241,6 +246,7 @@ public final class SplitQueue implements VirtQueue {
                 if (!walk(chain, head)) {
                     return false;
                 }
+                inOrder.popped(head);
                 inFlight++;
                 return true;
             }
@@ -266,6 +272,7 @@ public final class SplitQueue implements VirtQueue {
         // above and this store leaves the head unrecorded; the recovery then resumes one entry
         // earlier (used idx + heads recorded) and pops it again.
         log.popped(head);
+        inOrder.popped(head);
         inFlight++;
         return true;
     }
@@ -276,6 +283,18 @@ public final class SplitQueue implements VirtQueue {
      * idx".
      */
     public void push(int head, long len) {
+        if (inOrder.on()) {
+            // Used in the order made available: this one waits for every chain popped before it.
+            inOrder.completed(head, len);
+            for (int h = inOrder.nextReady(); h >= 0; h = inOrder.nextReady()) {
+                publish(h, inOrder.len(h));
+            }
+            return;
+        }
+        publish(head, len);
+    }
+
+    private void publish(int head, long len) {
         // Inflight protocol: last_batch_head first, then the element and the index, then the
         // record cleared (InflightLog's order; a stop at any point is recovered by recover()).
         log.publishing(head);
@@ -502,42 +521,10 @@ public final class SplitQueue implements VirtQueue {
         }
     }
 
-    /** Translates one buffer, splitting it where it crosses into an adjacent region. */
+    /** Maps one buffer into the chain ({@link BufferMap}); breaks the queue on what it refuses. */
     private boolean map(DescriptorChain chain, int head, long addr, long len, boolean writable) {
-        if (chain.totalBytes() + len > 0x1_0000_0000L) {
-            return fail(QueueViolation.CHAIN_TOO_LARGE, "head " + head);
-        }
-        // Fast path: the whole buffer lies in the region the previous buffer was in (a guest
-        // with one or two RAM regions almost always), one range check instead of a scan.
-        MemoryRegion last = regions[lastRegion];
-        long lastOff = addr - last.gpa();
-        if (lastOff >= 0 && lastOff < last.size() && len <= last.size() - lastOff) {
-            if (!chain.add(lastRegion, lastOff, last.host().address() + lastOff, len, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "head " + head + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            return true;
-        }
-        long gpa = addr;
-        long left = len;
-        while (left > 0) {
-            int r = memory.regionIndex(gpa, 1);
-            if (r < 0) {
-                return fail(QueueViolation.ADDRESS_OUT_OF_RANGE, String.format("head %d buffer [0x%x, +%d)",
-                        head, addr, len));
-            }
-            MemoryRegion region = memory.region(r);
-            lastRegion = r;
-            long off = gpa - region.gpa();
-            long n = Math.min(left, region.size() - off);
-            if (!chain.add(r, off, region.host().address() + off, n, writable)) {
-                return fail(QueueViolation.TOO_MANY_SEGMENTS, "head " + head + " more than "
-                        + DescriptorChain.MAX_SEGMENTS);
-            }
-            gpa += n;
-            left -= n;
-        }
-        return true;
+        QueueViolation v = buffers.map(chain, addr, len, writable);
+        return v == null || fail(v, BufferMap.detail(v, "head " + head, addr, len));
     }
 
     private boolean fail(QueueViolation v, String detail) {

@@ -46,7 +46,7 @@ class BlkRequestParserFuzzTest {
 
     private static BlkRequestParser parser(boolean readOnly) {
         BlkDeviceConfig cfg = new BlkDeviceConfig().serial("fuzz-serial");
-        return new BlkRequestParser(CAPACITY, 512, readOnly, true, true, true, null, cfg, (io, result) -> { });
+        return new BlkRequestParser(CAPACITY, 512, readOnly, true, true, true, true, null, cfg, (io, result) -> { });
     }
 
     @FuzzTest(maxDuration = "3h", maxExecutions = 10_000_000)

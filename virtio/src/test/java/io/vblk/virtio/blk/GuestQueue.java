@@ -43,6 +43,8 @@ final class GuestQueue implements AutoCloseable {
      * variants of the device tests around each test).
      */
     static final ThreadLocal<Boolean> PACKED = ThreadLocal.withInitial(() -> false);
+    /** VIRTIO_F_IN_ORDER is accepted only on a thread that asks for it (InOrderTest): others see completion order. */
+    static final ThreadLocal<Boolean> IN_ORDER = ThreadLocal.withInitial(() -> false);
 
     final GuestBlkQueue q;
     /** The split ring (null on a packed ring): what the split-only forging helpers use. */
@@ -101,7 +103,8 @@ final class GuestQueue implements AutoCloseable {
      */
     static long ringFeatures(long offered) {
         long packed = 1L << VirtioFeatures.RING_PACKED;
-        return PACKED.get() ? offered | packed : offered & ~packed;
+        long f = IN_ORDER.get() ? offered : offered & ~(1L << VirtioFeatures.IN_ORDER);
+        return PACKED.get() ? f | packed : f & ~packed;
     }
 
     QueueLayout layout() {
@@ -193,6 +196,10 @@ final class GuestQueue implements AutoCloseable {
 
     BlkSlot discard(long sector, long sectors, int flags) {
         return segments(BlkWireLayout.T_DISCARD, new long[] {sector, sectors, flags});
+    }
+
+    BlkSlot secureErase(long sector, long sectors, int flags) {
+        return segments(BlkWireLayout.T_SECURE_ERASE, new long[] {sector, sectors, flags});
     }
 
     BlkSlot writeZeroes(long sector, long sectors, int flags) {

@@ -115,6 +115,14 @@ final class MemDriver implements BlockDriver {
         return writeZeroes;
     }
 
+    /** Serves SECURE_ERASE (zeroes the range); set before the device is made, as the offer is fixed then. */
+    boolean secureErase;
+
+    @Override
+    public boolean supportsSecureErase() {
+        return secureErase && !readOnly;
+    }
+
     @Override
     public BlockChannel openChannel(AioContext ctx) {
         ctx.assertHome();
@@ -248,8 +256,9 @@ final class MemDriver implements BlockDriver {
             case BlockIo.FLUSH -> {
                 return 0;
             }
-            case BlockIo.DISCARD, BlockIo.WRITE_ZEROES -> {
-                if ((io.op == BlockIo.DISCARD && !discard) || (io.op == BlockIo.WRITE_ZEROES && !writeZeroes)) {
+            case BlockIo.DISCARD, BlockIo.WRITE_ZEROES, BlockIo.SECURE_ERASE -> {
+                if ((io.op == BlockIo.DISCARD && !discard) || (io.op == BlockIo.WRITE_ZEROES && !writeZeroes)
+                        || (io.op == BlockIo.SECURE_ERASE && !secureErase)) {
                     return -Errno.EOPNOTSUPP;
                 }
                 disk.asSlice(io.offset, io.length).fill((byte) 0);

@@ -17,8 +17,9 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>The buffer is created zeroed with the size and per-queue layout of {@link InflightLayout},
  * kept mapped for the session, and its geometry (queues, queue size) checked when it comes back.
- * Each queue's region is kept by a {@link SplitInflightRecord} ({@link #record}), which the
- * queue's {@link io.vblk.virtio.queue.SplitQueue} updates as it pops and pushes.
+ * Each queue's region is kept by a record of the buffer's layout ({@link #record}): a
+ * {@link SplitInflightRecord} or a {@link PackedInflightRecord}, chosen when the buffer is made
+ * from the negotiated VIRTIO_F_RING_PACKED, which the queue updates as it pops and pushes.
  */
 final class InflightBuffer implements AutoCloseable {
     /** The most a queue holds (virtio 1.x 2.7: split queue size at most 32768). */
@@ -32,9 +33,12 @@ final class InflightBuffer implements AutoCloseable {
     private final long size;
     private final int numQueues;
     private final int queueSize;
-    private final SplitInflightRecord[] records;
+    /** The regions are QueueRegionPacked (true) or QueueRegionSplit. */
+    private final boolean packed;
+    private final InflightRecord[] records;
 
-    private InflightBuffer(int fd, long mapBase, long mapAddr, long mapLen, long size, int numQueues, int queueSize) {
+    private InflightBuffer(int fd, long mapBase, long mapAddr, long mapLen, long size, int numQueues, int queueSize,
+                           boolean packed) {
         this.fd = fd;
         this.mapBase = mapBase;
         this.mapAddr = mapAddr;
@@ -42,13 +46,15 @@ final class InflightBuffer implements AutoCloseable {
         this.size = size;
         this.numQueues = numQueues;
         this.queueSize = queueSize;
-        this.records = new SplitInflightRecord[numQueues];
+        this.packed = packed;
+        this.records = new InflightRecord[numQueues];
     }
 
     /** Queue {@code q}'s record (one object per queue for the buffer's life). */
-    SplitInflightRecord record(int q) {
+    InflightRecord record(int q) {
         if (records[q] == null) {
-            records[q] = new SplitInflightRecord(queueRegion(q), queueSize);
+            records[q] = packed ? new PackedInflightRecord(queueRegion(q), queueSize)
+                    : new SplitInflightRecord(queueRegion(q), queueSize);
         }
         return records[q];
     }
@@ -64,7 +70,12 @@ final class InflightBuffer implements AutoCloseable {
 
     /** A new zeroed buffer in a memfd (GET_INFLIGHT_FD). */
     static InflightBuffer create(int numQueues, int queueSize) throws VhostUserProtocolException {
-        long size = InflightLayout.bufferBytes(numQueues, queueSize);
+        return create(numQueues, queueSize, false);
+    }
+
+    /** A new zeroed buffer in a memfd (GET_INFLIGHT_FD), laid out for packed or split rings. */
+    static InflightBuffer create(int numQueues, int queueSize, boolean packed) throws VhostUserProtocolException {
+        long size = InflightLayout.bufferBytes(numQueues, queueSize, packed);
         int fd = Mmap.memfdCreate("vblk-inflight", Mmap.MFD_CLOEXEC);
         if (fd < 0) {
             throw new VhostUserProtocolException("GET_INFLIGHT_FD: memfd_create failed: " + Errno.name(-fd));
@@ -79,13 +90,13 @@ final class InflightBuffer implements AutoCloseable {
             FileIo.close(fd);
             throw new VhostUserProtocolException("GET_INFLIGHT_FD: mmap of " + size + " bytes failed: " + Errno.name((int) -addr));
         }
-        return new InflightBuffer(fd, addr, addr, size, size, numQueues, queueSize);
+        return new InflightBuffer(fd, addr, addr, size, size, numQueues, queueSize, packed);
     }
 
     /** Maps a buffer handed back (SET_INFLIGHT_FD); takes ownership of {@code fd}. */
-    static InflightBuffer adopt(int fd, long mmapSize, long mmapOffset, int numQueues, int queueSize)
+    static InflightBuffer adopt(int fd, long mmapSize, long mmapOffset, int numQueues, int queueSize, boolean packed)
             throws VhostUserProtocolException {
-        long need = InflightLayout.bufferBytes(numQueues, queueSize);
+        long need = InflightLayout.bufferBytes(numQueues, queueSize, packed);
         if (mmapSize < need || mmapOffset < 0 || mmapOffset + mmapSize < mmapSize) {
             FileIo.close(fd);
             throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap_size " + mmapSize + " at offset " + mmapOffset
@@ -105,7 +116,8 @@ final class InflightBuffer implements AutoCloseable {
             throw new VhostUserProtocolException("SET_INFLIGHT_FD: mmap of " + (mmapOffset + mmapSize) + " bytes failed: "
                     + Errno.name((int) -addr));
         }
-        return new InflightBuffer(fd, addr, addr + mmapOffset, mmapOffset + mmapSize, mmapSize, numQueues, queueSize);
+        return new InflightBuffer(fd, addr, addr + mmapOffset, mmapOffset + mmapSize, mmapSize, numQueues, queueSize,
+                packed);
     }
 
     int fd() {
@@ -124,9 +136,13 @@ final class InflightBuffer implements AutoCloseable {
         return queueSize;
     }
 
+    boolean packed() {
+        return packed;
+    }
+
     /** Queue {@code q}'s region. */
     MemorySegment queueRegion(int q) {
-        long per = InflightLayout.queueRegionBytes(queueSize);
+        long per = InflightLayout.queueRegionBytes(queueSize, packed);
         return MemorySegment.ofAddress(mapAddr + per * q).reinterpret(per);
     }
 
@@ -139,7 +155,8 @@ final class InflightBuffer implements AutoCloseable {
                 continue;
             }
             for (int i = 0; i < queueSize; i++) {
-                if (r.get(java.lang.foreign.ValueLayout.JAVA_BYTE, InflightLayout.DESC + (long) InflightLayout.DESC_BYTES * i
+                // DESC_INFLIGHT and PD_INFLIGHT are both byte 0 of an entry.
+                if (r.get(java.lang.foreign.ValueLayout.JAVA_BYTE, InflightLayout.desc(i, packed)
                         + InflightLayout.DESC_INFLIGHT) != 0) {
                     n++;
                 }

@@ -31,7 +31,8 @@ final class InflightHandler implements AutoCloseable {
         Inflight in = VhostUserCodec.decodeInflight(m);
         InflightBuffer.checkGeometry(m.describe(), in.numQueues(), in.queueSize(), deviceQueues);
         requireIdle(m);
-        replace(InflightBuffer.create(in.numQueues(), in.queueSize()));
+        // QEMU sets the features before GET_INFLIGHT_FD (vhost_dev_prepare_inflight): the layout follows the ring type.
+        replace(InflightBuffer.create(in.numQueues(), in.queueSize(), vrings.packed()));
         // The fd is copied into the front-end by sendmsg; the back-end keeps its own.
         return session.reply(m, VhostUserCodec.inflight(new Inflight(buffer.size(), 0, in.numQueues(), in.queueSize())),
                 buffer.fd());
@@ -41,7 +42,8 @@ final class InflightHandler implements AutoCloseable {
         Inflight in = VhostUserCodec.decodeInflight(m);
         InflightBuffer.checkGeometry(m.describe(), in.numQueues(), in.queueSize(), deviceQueues);
         requireIdle(m);
-        InflightBuffer b = InflightBuffer.adopt(fds.take(0), in.mmapSize(), in.mmapOffset(), in.numQueues(), in.queueSize());
+        InflightBuffer b = InflightBuffer.adopt(fds.take(0), in.mmapSize(), in.mmapOffset(), in.numQueues(), in.queueSize(),
+                vrings.packed());
         int marked = b.markedInflight();
         if (marked > 0) {
             LOG.log(System.Logger.Level.INFO, () -> name + ": the inflight buffer handed back lists " + marked

@@ -1,6 +1,5 @@
 package io.vblk.virtio.vhost.server;
 
-import io.vblk.virtio.queue.InflightLog;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 
 import java.lang.foreign.MemorySegment;
@@ -26,50 +25,18 @@ import java.lang.invoke.VarHandle;
  * {@link #recover} then clears last_batch_head's flag. Any earlier death leaves h recorded, and
  * h is executed again (its used element, if written, was not yet visible to the driver).
  */
-final class SplitInflightRecord implements InflightLog {
-    /** The region's version once a back-end tracks in it (libvhost-user's INFLIGHT_VERSION). */
-    static final int VERSION_TRACKING = 1;
-
-    /** Test seam: called between the stores of the protocol (see {@link Step}); null in service. */
-    interface StepHook {
-        void at(Step step);
-    }
-
-    /** The points between stores where a back-end can die. */
-    enum Step { POP_COUNTED, POP_MARKED, PUSH_BATCH_HEAD, PUSH_CLEARED, PUSH_USED_IDX }
-
-    private final MemorySegment region;
-    private final int queueSize;
-    private final int[] resubmit;
-    private final long[] resubmitCounter;
-    private int resubmitCount;
-    private int resubmitNext;
-    private long counter;
-    StepHook hook;
-
+final class SplitInflightRecord extends InflightRecord {
     SplitInflightRecord(MemorySegment region, int queueSize) {
-        this.region = region;
-        this.queueSize = queueSize;
-        this.resubmit = new int[queueSize];
-        this.resubmitCounter = new long[queueSize];
+        super(region, queueSize);
     }
 
     private static long desc(int head) {
-        return InflightLayout.DESC + (long) InflightLayout.DESC_BYTES * head;
-    }
-
-    private int u16(long off) {
-        return Short.toUnsignedInt(region.get(ValueLayout.JAVA_SHORT_UNALIGNED, off));
-    }
-
-    private void setU16(long off, int v) {
-        region.set(ValueLayout.JAVA_SHORT_UNALIGNED, off, (short) v);
+        return InflightLayout.desc(head, false);
     }
 
     @Override
     public int recover(int ringUsedIdx, int nextAvailIdx) {
-        resubmitCount = 0;
-        resubmitNext = 0;
+        clearResubmit();
         int version = u16(InflightLayout.VERSION);
         if (version == 0) {
             // A new buffer: start tracking from the transport's avail index (vu_check_queue_inflights).
@@ -94,7 +61,6 @@ final class SplitInflightRecord implements InflightLog {
             VarHandle.releaseFence(); // pairs with the next recover's read of used_idx, as in published()
             setU16(InflightLayout.USED_IDX, ringUsedIdx);
         }
-        long max = -1;
         for (int h = 0; h < queueSize; h++) {
             byte f = region.get(ValueLayout.JAVA_BYTE, desc(h) + InflightLayout.DESC_INFLIGHT);
             if (f == 0) {
@@ -103,33 +69,12 @@ final class SplitInflightRecord implements InflightLog {
             if (f != 1) {
                 return -1;
             }
-            long c = region.get(ValueLayout.JAVA_LONG_UNALIGNED, desc(h) + InflightLayout.DESC_COUNTER);
-            // Insertion sort by counter: the order the heads were fetched in (control path, at most queueSize).
-            int i = resubmitCount++;
-            while (i > 0 && Long.compareUnsigned(resubmitCounter[i - 1], c) > 0) {
-                resubmit[i] = resubmit[i - 1];
-                resubmitCounter[i] = resubmitCounter[i - 1];
-                i--;
-            }
-            resubmit[i] = h;
-            resubmitCounter[i] = c;
-            if (Long.compareUnsigned(c, max) > 0 || max == -1) {
-                max = c;
-            }
+            // The order the heads were fetched in.
+            addResubmit(h, region.get(ValueLayout.JAVA_LONG_UNALIGNED, desc(h) + InflightLayout.DESC_COUNTER));
         }
-        counter = resubmitCount == 0 ? 0 : max + 1;
+        counter = nextCounter();
         // Every head popped is either counted in used->idx or recorded in flight.
-        return (ringUsedIdx + resubmitCount) & 0xffff;
-    }
-
-    /** Heads the last {@link #recover} found in flight. */
-    int recovered() {
-        return resubmitCount;
-    }
-
-    @Override
-    public int nextResubmit() {
-        return resubmitNext < resubmitCount ? resubmit[resubmitNext++] : -1;
+        return (ringUsedIdx + recovered()) & 0xffff;
     }
 
     @Override
@@ -159,12 +104,5 @@ final class SplitInflightRecord implements InflightLog {
         VarHandle.releaseFence(); // the flag before used_idx (pairs with recover() as above)
         setU16(InflightLayout.USED_IDX, usedIdx);
         step(Step.PUSH_USED_IDX);
-    }
-
-    private void step(Step s) {
-        StepHook h = hook;
-        if (h != null) {
-            h.at(s);
-        }
     }
 }

@@ -130,11 +130,11 @@ final class Vrings {
         int n = r.size;
         if (VirtQueue.packed(device.driverFeatures())) {
             // Virtio 1.2 2.8.10.1: descriptor ring 16*n bytes, 16-aligned; driver and device event
-            // suppression 4 bytes each, 4-aligned. No inflight record: its packed layout is not kept.
+            // suppression 4 bytes each, 4-aligned.
             long ring = gpa(r.index, "descriptor ring", r.addr.desc(), 16L * n, 16);
             long driver = gpa(r.index, "driver event suppression", r.addr.avail(), 4, 4);
             long dev = gpa(r.index, "device event suppression", r.addr.used(), 4, 4);
-            return new QueueLayout(n, ring, driver, dev, r.base, InflightLog.NONE);
+            return new QueueLayout(n, ring, driver, dev, r.base, inflightLog(r));
         }
         // Virtio 1.x 2.7: descriptor table 16*n bytes, 16-aligned; driver area 6+2n, 2-aligned;
         // device area 6+8n, 4-aligned (with the event-index fields).
@@ -170,11 +170,20 @@ final class Vrings {
         return d.forUsedRing(at);
     }
 
+    /** Whether the driver negotiated packed rings (VIRTIO_F_RING_PACKED). */
+    boolean packed() {
+        return VirtQueue.packed(device.driverFeatures());
+    }
+
     /** Ring {@code r}'s region of the inflight buffer, when there is one that fits the ring. */
     private InflightLog inflightLog(VringState r) throws VhostUserProtocolException {
         InflightBuffer b = inflight;
         if (b == null || r.index >= b.numQueues()) {
             return InflightLog.NONE;
+        }
+        if (b.packed() != VirtQueue.packed(device.driverFeatures())) {
+            throw new VhostUserProtocolException("queue " + r.index + ": the inflight buffer is laid out for "
+                    + (b.packed() ? "packed" : "split") + " rings, the driver negotiated the other kind");
         }
         if (b.queueSize() != r.size) {
             throw new VhostUserProtocolException("queue " + r.index + ": size " + r.size + " but the inflight buffer was"
