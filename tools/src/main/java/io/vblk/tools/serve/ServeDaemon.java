@@ -6,12 +6,8 @@ import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
-import io.vblk.drivers.nullblk.NullDriver;
-import io.vblk.drivers.qcow2.Qcow2Driver;
-import io.vblk.drivers.rbd.RbdDriver;
 import io.vblk.tools.metrics.FootprintSampler;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
@@ -178,7 +174,8 @@ public final class ServeDaemon {
                 startNbd(); // once
             }
             try {
-                BlockDriver d = b instanceof Qcow2Node q ? openQcow2(q) : driverSpec(b).open();
+                BlockDriver d = b instanceof Qcow2Node q ? BlockdevOpen.qcow2(q, drivers, mainLoop.ctx())
+                        : BlockdevOpen.spec(b).open();
                 drivers.put(b.nodeName(), d);
                 nodes.put(b.nodeName(), new BlockNode(b.nodeName(), d, mainLoop.ctx()));
             } catch (RuntimeException e) {
@@ -289,38 +286,6 @@ public final class ServeDaemon {
     /** The metrics endpoint's URL, or null without one. */
     public String metricsUrl() {
         return metricsServer == null ? null : metricsServer.url();
-    }
-
-    /**
-     * A qcow2 node over the driver of its file node (shared, not reopened), opened on the main loop
-     * inside a nested wait, as QEMU's blockdev-add opens a qcow2 chain.
-     */
-    private BlockDriver openQcow2(Qcow2Node q) {
-        BlockDriver file = drivers.get(q.file());
-        if (q.backingNbd() != null) {
-            NbdNode n = q.backingNbd();
-            return Qcow2Driver.openWithBacking(file,
-                    () -> io.vblk.drivers.nbd.client.NbdClientDriver.open(n.server(), n.export(), n.reconnectDelay()),
-                    q.readOnly(), mainLoop.ctx());
-        }
-        BlockDriver back = q.backing() == null ? null : drivers.get(q.backing());
-        return Qcow2Driver.open(file, back, !q.noBacking() && back == null, q.readOnly(), mainLoop.ctx());
-    }
-
-    /** The driver for a block node (DriverSpec is the drivers module's one description of a driver). */
-    static DriverSpec driverSpec(Blockdev b) {
-        return switch (b) {
-            case FileNode f -> new DriverSpec.File(f.filename(), f.aio(),
-                    f.cacheDirect() ? FileDriver.Cache.NONE : FileDriver.Cache.WRITEBACK, f.readOnly());
-            case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
-                    32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
-            case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
-            case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
-                    r.conf(), r.user(), null, r.readOnly()));
-            case NbdNode n -> new DriverSpec.Nbd(n.server(), n.export(), n.reconnectDelay());
-            case Qcow2Node q -> throw new IllegalArgumentException("qcow2 node " + q.nodeName()
-                    + " is opened over its file node's driver, not from a spec");
-        };
     }
 
     /**
