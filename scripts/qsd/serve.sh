@@ -3,11 +3,13 @@
 # listens. The reference backend is qemu-storage-daemon; any program taking the same options (such
 # as `vblk serve`) can be started instead with --exec.
 #
-#   serve.sh --socket PATH (--image FILE [--size SIZE] | --null SIZE) [--queues N]
+#   serve.sh --socket PATH (--image FILE [--size SIZE] [--format raw|qcow2] | --null SIZE) [--queues N]
 #            [--aio native|io_uring|threads] [--direct on|off] [--qmp PATH] [--log FILE]
 #            [--exec "COMMAND"] [--wait SECONDS]
 #
 #   --image FILE   export a raw file (created sparse with --size, default 1G, when missing)
+#   --format F     raw (default) or qcow2: a qcow2 node over the file node (the image created with
+#                  qemu-img create -f qcow2 when missing)
 #   --null SIZE    export a null-co node of SIZE bytes (suffixes K, M, G, T: powers of 1024) (reads return no defined data: not for
 #                  verify jobs)
 #   --queues N     num-queues of the export (default 1)
@@ -23,12 +25,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/vm/lib.sh
 . "$here/../vm/lib.sh"
 
-sock="" image="" size=1G null="" queues=1 aio=native direct=on qmp="" log="" exe=qemu-storage-daemon wait_s=20
+sock="" image="" size=1G format=raw null="" queues=1 aio=native direct=on qmp="" log="" exe=qemu-storage-daemon wait_s=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --socket) sock=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
+    --format) format=$2; shift 2 ;;
     --null) null=$2; shift 2 ;;
     --queues) queues=$2; shift 2 ;;
     --aio) aio=$2; shift 2 ;;
@@ -45,6 +48,7 @@ done
 [ -n "$image" ] || [ -n "$null" ] || vm_die "one of --image FILE or --null SIZE is required"
 [ -z "$image" ] || [ -z "$null" ] || vm_die "--image and --null exclude each other"
 [[ "$queues" =~ ^[1-9][0-9]*$ ]] || vm_die "--queues must be a positive integer, got '$queues'"
+[ "$format" = raw ] || [ "$format" = qcow2 ] || vm_die "--format accepts raw or qcow2, got '$format'"
 
 # /proc/net/unix shows the path as bound: use absolute paths throughout.
 abspath() { local d; d=$(cd "$(dirname "$1")" && pwd) || vm_die "no directory for $1"; echo "$d/$(basename "$1")"; }
@@ -54,18 +58,23 @@ rm -f "$sock"
 
 if [ -n "$image" ]; then
   image=$(abspath "$image")
-  if [ ! -e "$image" ]; then
+  if [ ! -e "$image" ] && [ "$format" = qcow2 ]; then
+    qemu-img create -q -f qcow2 "$image" "$size" || vm_die "qemu-img create of $image failed (package qemu-utils)"
+    vm_log "created qcow2 image $image ($size)"
+  elif [ ! -e "$image" ]; then
     truncate -s "$size" "$image"
     vm_log "created sparse image $image ($size)"
   fi
-  blockdev="driver=file,node-name=d0,filename=$image,cache.direct=$direct,aio=$aio"
+  blockdev="driver=file,node-name=$([ "$format" = qcow2 ] && echo f0 || echo d0),filename=$image,cache.direct=$direct,aio=$aio"
 else
   bytes=$(vm_bytes "$null") || vm_die "--null: bad size '$null'"
   blockdev="driver=null-co,node-name=d0,size=$bytes"
 fi
 
 read -r -a cmd <<<"$exe"
-args=(--blockdev "$blockdev"
+args=(--blockdev "$blockdev")
+[ "$format" = raw ] || [ -n "$null" ] || args+=(--blockdev "driver=qcow2,node-name=d0,file=f0")
+args+=(
       --export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$sock,writable=on,num-queues=$queues")
 if [ -n "$qmp" ]; then
   qmp=$(abspath "$qmp"); rm -f "$qmp"

@@ -2,7 +2,7 @@
 # The real-VM test suite: boots the test guest on a vhost-user-blk backend and checks the disk.
 #
 #   suite.sh [--exec "COMMAND"] [--jobs JOBS] [--timeout S] [--workdir DIR] [--keep]
-#            [--only q1|q2|restart|live|crash|packed[,...]]
+#            [--only q1|q2|restart|live|crash|packed|qcow2[,...]]
 #
 #   --exec CMD    the backend, started by scripts/qsd/serve.sh with qemu-storage-daemon's options
 #                 (default qemu-storage-daemon; e.g. --exec "./vblk serve")
@@ -22,6 +22,9 @@
 #            randrw and fio-verify jobs must still pass
 #   packed   (not in the default set) 2 queues with packed virtqueues (vhost-user-blk-pci
 #            packed=on): check + JOBS, as q2; the backend's log must say it runs packed rings
+#   qcow2    (not in the default set) 1 queue on a qcow2 node (a fresh 1 GiB image from qemu-img
+#            create -f qcow2, served through the page cache): check + JOBS; then, the backend
+#            stopped, qemu-img check must find no errors in the image
 #   crash    (not in the default set) crash recovery: while the guest runs fio verify jobs that
 #            write (sequential 1 MiB at QD4, then random 4-64 KiB at QD16), the backend is killed
 #            with SIGKILL and restarted on the same socket and image 10 times, about every 1.5 s;
@@ -81,9 +84,10 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-start_backend() {   # start_backend NAME QUEUES IMAGE -> pid on stdout
-  "$serve" --exec "$exe" --socket "$workdir/$1.sock" --image "$3" --size 1G --queues "$2" \
-    --log "$workdir/$1.backend.log"
+start_backend() {   # start_backend NAME QUEUES IMAGE [serve.sh options...] -> pid on stdout
+  local name=$1 q=$2 img=$3; shift 3
+  "$serve" --exec "$exe" --socket "$workdir/$name.sock" --image "$img" --size 1G --queues "$q" \
+    --log "$workdir/$name.backend.log" "$@"
 }
 
 record() {   # record NAME RC T0
@@ -125,6 +129,27 @@ run_packed_test() {
     rc=1
   fi
   record packed "$rc" "$t0"
+}
+
+run_qcow2_test() {
+  local t0 pid rc=0 check
+  t0=$(vm_now)
+  if pid=$(start_backend qcow2 1 "$workdir/qcow2.img" --format qcow2 --aio threads --direct off); then
+    pids=("$pid")
+    guest qcow2 qcow2 1 --job "$jobs" || rc=$?
+    stop_backends
+    # The image as the backend left it after the guest's verified writes and its shutdown.
+    if check=$(qemu-img check "$workdir/qcow2.img" 2>&1); then
+      echo "VBLK-SUITE qcow2 check=clean"
+    else
+      echo "VBLK-SUITE qcow2 check=failed"
+      rc=1
+    fi
+    printf '%s\n' "$check"
+  else
+    rc=1
+  fi
+  record qcow2 "$rc" "$t0"
 }
 
 run_restart_test() {
@@ -224,6 +249,7 @@ for t in $(tr ',' ' ' <<<"$only"); do
     live) run_live_test ;;
     crash) run_crash_test ;;
     packed) run_packed_test ;;
+    qcow2) run_qcow2_test ;;
     *) vm_die "unknown test $t" ;;
   esac
 done

@@ -58,6 +58,16 @@ public interface BlockDriver extends AutoCloseable {
         return 32;
     }
 
+    /**
+     * Allocation status from {@code offset} (QEMU's {@code bdrv_block_status}, NBD's
+     * {@code base:allocation}): the number of bytes, at most {@code length}, that share one status —
+     * positive for data, negative for a hole that reads as zeroes. Quick (no waiting on I/O), from
+     * any thread. By default everything is data, which is always a correct answer.
+     */
+    default long blockStatus(long offset, long length) {
+        return length;
+    }
+
     /** Opens the per-context submission path; call on {@code ctx}'s home thread. */
     BlockChannel openChannel(AioContext ctx);
 

@@ -31,6 +31,10 @@ public final class FileIo {
     public static final int O_DIRECT = 040000;
     public static final int O_CLOEXEC = 02000000;
 
+    /** lseek(2) whence values for sparse files (Linux 3.1+): the next data, the next hole. */
+    public static final int SEEK_DATA = 3;
+    public static final int SEEK_HOLE = 4;
+
     public static final int F_GETFL = 3;
     public static final int F_SETFL = 4;
 
@@ -95,6 +99,12 @@ public final class FileIo {
             r = LibC.ftruncate(fd, len) < 0 ? LibC.err() : 0;
         } while (r == -Errno.EINTR);
         return r;
+    }
+
+    /** lseek(2): the resulting offset, or -errno (ENXIO: no data at or after {@code off} with SEEK_DATA). */
+    public static long lseek(int fd, long off, int whence) {
+        long r = LibC.lseek(fd, off, whence);
+        return r < 0 ? LibC.err() : r;
     }
 
     /** Size in bytes of a regular file or a block device ({@code BLKGETSIZE64}), or -errno. */

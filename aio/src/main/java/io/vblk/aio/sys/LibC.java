@@ -32,6 +32,8 @@ final class LibC {
 
     static native int ftruncate(int fd, long len);
 
+    static native long lseek(int fd, long offset, int whence);
+
     static native int fstat(int fd, long statbuf);
 
     static native int statx(int dirfd, String path, int flags, int mask, long buf);

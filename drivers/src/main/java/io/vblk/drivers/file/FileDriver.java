@@ -131,6 +131,31 @@ public final class FileDriver implements BlockDriver {
         return fd;
     }
 
+    /**
+     * Holes and data of a regular file from {@code lseek(SEEK_DATA / SEEK_HOLE)}, as QEMU's
+     * {@code raw_co_block_status}; a block device (or a file system without the seeks) is all data.
+     * The answer is exact to the file system's allocation unit: the bytes past the file's end count
+     * as a hole.
+     */
+    @Override
+    public long blockStatus(long offset, long length) {
+        if (blockDevice || length <= 0) {
+            return length;
+        }
+        long data = FileIo.lseek(fd, offset, FileIo.SEEK_DATA);
+        if (data == -io.vblk.aio.sys.Errno.ENXIO) {
+            return -length; // no data at or after offset: a hole to the end
+        }
+        if (data < 0) {
+            return length; // EINVAL etc.: the file system cannot tell; data is always right
+        }
+        if (data > offset) {
+            return -Math.min(length, data - offset);
+        }
+        long hole = FileIo.lseek(fd, offset, FileIo.SEEK_HOLE);
+        return hole <= offset ? length : Math.min(length, hole - offset);
+    }
+
     public AioMode aio() {
         return aio;
     }

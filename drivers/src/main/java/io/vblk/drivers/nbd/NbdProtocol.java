@@ -94,6 +94,13 @@ public final class NbdProtocol {
     public static final int CMD_FLAG_REQ_ONE = 1 << 3;
     public static final int CMD_FLAG_FAST_ZERO = 1 << 4;
 
+    /** The metadata context of block allocation (proto.md "base:allocation") and the id vblk gives it. */
+    public static final String BASE_ALLOCATION = "base:allocation";
+    public static final int CONTEXT_BASE_ALLOCATION = 1;
+    /** base:allocation's extent flags: unallocated, reads as zeroes. */
+    public static final int STATE_HOLE = 1;
+    public static final int STATE_ZERO = 2;
+
     public static final int REPLY_FLAG_DONE = 1;
     public static final int REPLY_TYPE_NONE = 0;
     public static final int REPLY_TYPE_OFFSET_DATA = 1;

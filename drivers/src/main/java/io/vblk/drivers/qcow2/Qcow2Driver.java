@@ -107,6 +107,19 @@ public final class Qcow2Driver implements BlockDriver {
         return Qcow2Open.open(file, backing, imageBacking, readOnly, ctx);
     }
 
+    /**
+     * As above, with a backing node defined inline ({@code backing.driver=...}, QEMU's nested
+     * BlockdevOptions): {@code backingOpener} runs inside the open, on {@code ctx}'s home thread
+     * while the chain is being opened, as QEMU opens a backing child within {@code bdrv_open}'s
+     * nested wait; the driver it returns is owned (closed) by the image. With an NBD backing served
+     * by this very process that open needs the NBD server's listener to run in the nested wait:
+     * seed 004's setting.
+     */
+    public static Qcow2Driver openWithBacking(BlockDriver file, java.util.function.Supplier<BlockDriver> backingOpener,
+                                              boolean readOnly, AioContext ctx) {
+        return Qcow2Open.open(file, null, backingOpener, false, readOnly, ctx);
+    }
+
     public Qcow2Header header() {
         return header;
     }

@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletionException;
+import java.util.function.Supplier;
 
 /**
  * Home thread: the opening context's (a helper with no state of its own).
@@ -37,11 +38,18 @@ final class Qcow2Open {
 
     static Qcow2Driver open(BlockDriver file, BlockDriver backing, boolean imageBacking, boolean readOnly,
                             AioContext ctx) {
+        return open(file, backing, null, imageBacking, readOnly, ctx);
+    }
+
+    /** {@code backingOpener}, if not null, opens the backing node inside the open (on {@code ctx}). */
+    static Qcow2Driver open(BlockDriver file, BlockDriver backing, Supplier<BlockDriver> backingOpener,
+                            boolean imageBacking, boolean readOnly, AioContext ctx) {
         if (ctx.inHomeThread()) {
-            return openHere(file, backing, imageBacking, readOnly, ctx, 0);
+            return openHere(file, backing, backingOpener, imageBacking, readOnly, ctx, 0);
         }
         try {
-            return AioContext.await(ctx.callOn(() -> openHere(file, backing, imageBacking, readOnly, ctx, 0)),
+            return AioContext.await(ctx.callOn(() -> openHere(file, backing, backingOpener, imageBacking, readOnly,
+                            ctx, 0)),
                     READ_BOUND.multipliedBy(4));
         } catch (CompletionException e) {
             Throwable c = e.getCause() != null ? e.getCause() : e;
@@ -52,8 +60,8 @@ final class Qcow2Open {
         }
     }
 
-    private static Qcow2Driver openHere(BlockDriver file, BlockDriver backing, boolean imageBacking, boolean readOnly,
-                                        AioContext ctx, int depth) {
+    private static Qcow2Driver openHere(BlockDriver file, BlockDriver backing, Supplier<BlockDriver> backingOpener,
+                                        boolean imageBacking, boolean readOnly, AioContext ctx, int depth) {
         if (depth > MAX_CHAIN) {
             throw Qcow2Header.bad("backing chain longer than " + MAX_CHAIN + " images (a loop?)");
         }
@@ -89,7 +97,14 @@ final class Qcow2Open {
             }
 
             BlockDriver back = backing;
-            if (back == null && imageBacking && h.backingFile() != null) {
+            if (back == null && backingOpener != null) {
+                try {
+                    back = backingOpener.get(); // inside the open, on ctx: a nested wait of its own if it waits
+                } catch (RuntimeException e) {
+                    throw Qcow2Header.bad("cannot open the backing node: " + e.getMessage());
+                }
+                owned.add(back);
+            } else if (back == null && imageBacking && h.backingFile() != null) {
                 back = openBacking(file, h, ctx, depth, owned);
             }
             Qcow2Driver d = new Qcow2Driver(h, file, back, owned, ro, copy(l1), copy(rt), copy(buf.asSlice(0, 512)), fileLength);
@@ -160,7 +175,7 @@ final class Qcow2Open {
             return bf;
         }
         try {
-            Qcow2Driver q = openHere(bf, null, true, true, ctx, depth + 1);
+            Qcow2Driver q = openHere(bf, null, null, true, true, ctx, depth + 1);
             owned.add(0, q); // closed before the file under it
             return q;
         } catch (IllegalArgumentException e) {

@@ -13,6 +13,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 
 import static io.vblk.drivers.nbd.NbdProtocol.*;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -234,6 +235,65 @@ class NbdExportBadInputTest {
             assertThat(e.getShort() & 0xffff).isEqualTo(REPLY_FLAG_DONE);
             assertThat(e.getShort() & 0xffff).isEqualTo(REPLY_TYPE_ERROR);
             assertThat(e.getLong()).isEqualTo(10);
+            assertThat(e.getInt()).isEqualTo(6);
+            assertThat(e.getInt()).isEqualTo(EINVAL);
+        }
+        serverStillServes();
+    }
+
+    private static byte[] metaOption(String export, String... queries) {
+        byte[] n = export.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.allocate(8 + n.length + Arrays.stream(queries).mapToInt(q -> 4 + q.length()).sum());
+        b.putInt(n.length).put(n).putInt(queries.length);
+        for (String q : queries) {
+            b.putInt(q.length()).put(q.getBytes(StandardCharsets.US_ASCII));
+        }
+        return b.array();
+    }
+
+    @Test
+    void metaContextMistakesAndBlockStatusWithoutAContextGetErrors() throws IOException {
+        try (Raw r = new Raw().greet(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) {
+            // proto.md: SET_META_CONTEXT needs structured replies first.
+            r.option(OPT_SET_META_CONTEXT, metaOption("disk", BASE_ALLOCATION));
+            assertThat(r.optionReply(OPT_SET_META_CONTEXT)).isEqualTo(REP_ERR_INVALID);
+            r.option(OPT_LIST_META_CONTEXT, metaOption("nosuch"));
+            assertThat(r.optionReply(OPT_LIST_META_CONTEXT)).isEqualTo(REP_ERR_UNKNOWN);
+            byte[] cut = metaOption("disk", BASE_ALLOCATION);
+            r.option(OPT_LIST_META_CONTEXT, Arrays.copyOf(cut, cut.length - 3)); // a query longer than the option
+            assertThat(r.optionReply(OPT_LIST_META_CONTEXT)).isEqualTo(REP_ERR_INVALID);
+            r.option(OPT_LIST_META_CONTEXT, metaOption("disk", "qemu:dirty-bitmap:x")); // no such context
+            assertThat(r.optionReply(OPT_LIST_META_CONTEXT)).isEqualTo(REP_ACK);
+            r.option(OPT_LIST_META_CONTEXT, metaOption("disk"));
+            assertThat(r.optionReply(OPT_LIST_META_CONTEXT)).isEqualTo(REP_META_CONTEXT);
+            assertThat(r.optionReply(OPT_LIST_META_CONTEXT)).isEqualTo(REP_ACK);
+            r.go("disk");
+            r.request(CMD_BLOCK_STATUS, 0, 1, 0, 4096); // no context selected
+            assertThat(r.simpleReply(1)).isEqualTo(EINVAL);
+        }
+        try (Raw r = new Raw().greet(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) {
+            r.option(OPT_STRUCTURED_REPLY, new byte[0]);
+            assertThat(r.optionReply(OPT_STRUCTURED_REPLY)).isEqualTo(REP_ACK);
+            r.option(OPT_SET_META_CONTEXT, metaOption("disk", BASE_ALLOCATION));
+            assertThat(r.optionReply(OPT_SET_META_CONTEXT)).isEqualTo(REP_META_CONTEXT);
+            assertThat(r.optionReply(OPT_SET_META_CONTEXT)).isEqualTo(REP_ACK);
+            r.go("disk");
+            r.request(CMD_BLOCK_STATUS, CMD_FLAG_REQ_ONE, 2, 0, 8192); // one extent: the whole null disk is data
+            ByteBuffer c = r.read(20 + 4 + 8);
+            assertThat(c.getInt()).isEqualTo(STRUCTURED_REPLY_MAGIC);
+            assertThat(c.getShort() & 0xffff).isEqualTo(REPLY_FLAG_DONE);
+            assertThat(c.getShort() & 0xffff).isEqualTo(REPLY_TYPE_BLOCK_STATUS);
+            assertThat(c.getLong()).isEqualTo(2);
+            assertThat(c.getInt()).isEqualTo(12);
+            assertThat(c.getInt()).isEqualTo(CONTEXT_BASE_ALLOCATION);
+            assertThat(c.getInt()).isEqualTo(8192);
+            assertThat(c.getInt()).isZero();
+            r.request(CMD_BLOCK_STATUS, 0, 3, SIZE, 4096); // past the end: a structured error chunk
+            ByteBuffer e = r.read(20 + 6);
+            assertThat(e.getInt()).isEqualTo(STRUCTURED_REPLY_MAGIC);
+            e.getShort();
+            assertThat(e.getShort() & 0xffff).isEqualTo(REPLY_TYPE_ERROR);
+            assertThat(e.getLong()).isEqualTo(3);
             assertThat(e.getInt()).isEqualTo(6);
             assertThat(e.getInt()).isEqualTo(EINVAL);
         }

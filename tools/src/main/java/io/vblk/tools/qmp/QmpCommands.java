@@ -193,30 +193,9 @@ final class QmpCommands {
                         + (snapshot == null ? "" : "@" + snapshot), false, ro);
             }
             case "nbd" -> {
-                Args srv = a.object("server");
-                String type = srv.string("type");
-                io.vblk.drivers.nbd.NbdAddress addr = switch (type) {
-                    case "unix" -> new io.vblk.drivers.nbd.NbdAddress.Unix(srv.string("path"));
-                    case "inet" -> {
-                        String host = srv.string("host");
-                        JsonNode p = srv.optional("port"); // a string in QEMU's SocketAddress
-                        try {
-                            yield new io.vblk.drivers.nbd.NbdAddress.Inet(host, p == null
-                                    ? io.vblk.drivers.nbd.NbdAddress.DEFAULT_PORT : Integer.parseInt(p.asText()));
-                        } catch (IllegalArgumentException e) {
-                            throw QmpError.generic("Parameter 'server.port' does not accept value '" + p.asText() + "'");
-                        }
-                    }
-                    default -> throw QmpError.generic("Parameter 'server.type' does not accept value '" + type + "'");
-                };
-                srv.finish();
-                String export = a.optString("export");
-                Long delay = a.optInteger("reconnect-delay");
-                if (delay != null && (delay < 0 || delay > 3600)) {
-                    throw QmpError.generic("reconnect-delay must be 0..3600");
-                }
-                spec = new DriverSpec.Nbd(addr, export == null ? "" : export, delay == null ? 0 : delay.intValue());
-                info = new NodeInfo(driver, "nbd+" + addr.describe() + "/" + (export == null ? "" : export), false, ro);
+                DriverSpec.Nbd n = nbdSpec(a);
+                spec = n;
+                info = new NodeInfo(driver, "nbd+" + n.server().describe() + "/" + n.export(), false, ro);
             }
             default -> throw QmpError.generic("Parameter 'driver' does not accept value '" + driver + "'");
         }
@@ -239,14 +218,58 @@ final class QmpCommands {
         return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
     }
 
+    /** BlockdevOptionsNbd: {@code server} (a SocketAddress), {@code export}, {@code reconnect-delay}. */
+    private static DriverSpec.Nbd nbdSpec(Args a) {
+        Args srv = a.object("server");
+        String type = srv.string("type");
+        io.vblk.drivers.nbd.NbdAddress addr = switch (type) {
+            case "unix" -> new io.vblk.drivers.nbd.NbdAddress.Unix(srv.string("path"));
+            case "inet" -> {
+                String host = srv.string("host");
+                JsonNode p = srv.optional("port"); // a string in QEMU's SocketAddress
+                try {
+                    yield new io.vblk.drivers.nbd.NbdAddress.Inet(host, p == null
+                            ? io.vblk.drivers.nbd.NbdAddress.DEFAULT_PORT : Integer.parseInt(p.asText()));
+                } catch (IllegalArgumentException e) {
+                    throw QmpError.generic("Parameter 'server.port' does not accept value '" + p.asText() + "'");
+                }
+            }
+            default -> throw QmpError.generic("Parameter 'server.type' does not accept value '" + type + "'");
+        };
+        srv.finish();
+        String export = a.optString("export");
+        Long delay = a.optInteger("reconnect-delay");
+        if (delay != null && (delay < 0 || delay > 3600)) {
+            throw QmpError.generic("reconnect-delay must be 0..3600");
+        }
+        return new DriverSpec.Nbd(addr, export == null ? "" : export, delay == null ? 0 : delay.intValue());
+    }
+
     /**
-     * {@code driver=qcow2, file=NODE[, backing=NODE|null]}: opened here, on the main loop, in a
+     * {@code driver=qcow2, file=NODE[, backing=NODE|null|{driver: nbd, ...}]}: opened here, on the main loop, in a
      * nested wait (as QEMU's blockdev-add opens a qcow2 chain); the file node's driver is shared.
      */
     private CompletableFuture<JsonNode> blockdevAddQcow2(Args a, String name, boolean ro) {
         String file = a.string("file");
         boolean noBacking = a.isNull("backing");
-        String backing = noBacking ? null : a.optString("backing");
+        JsonNode backingArg = noBacking ? null : a.optional("backing");
+        String backing = null;
+        DriverSpec.Nbd inline = null;
+        if (backingArg != null && backingArg.isObject()) {
+            // An inline BlockdevOptions: opened inside the qcow2 open (seed 004's setting when its
+            // server is this daemon's own NBD export).
+            Args b = a.object("backing");
+            String bd = b.string("driver");
+            if (!bd.equals("nbd")) {
+                throw QmpError.generic("Parameter 'backing.driver' does not accept value '" + bd
+                        + "' (inline backing nodes: nbd; or name a node)");
+            }
+            b.optString("node-name");
+            inline = nbdSpec(b);
+            b.finish();
+        } else if (backingArg != null) {
+            backing = a.optString("backing");
+        }
         a.finish();
         if (!name.matches("[A-Za-z][A-Za-z0-9._-]*")) {
             throw QmpError.generic("Invalid node-name: '" + name + "'");
@@ -267,7 +290,9 @@ final class QmpCommands {
         }
         BlockDriver d;
         try {
-            d = Qcow2Driver.open(child, back, !noBacking && back == null, ro, graph.mainLoop().ctx());
+            DriverSpec.Nbd nbd = inline;
+            d = nbd != null ? Qcow2Driver.openWithBacking(child, nbd::open, ro, graph.mainLoop().ctx())
+                    : Qcow2Driver.open(child, back, !noBacking && back == null, ro, graph.mainLoop().ctx());
         } catch (RuntimeException e) {
             throw QmpError.generic("Could not open node '" + file + "': " + e.getMessage());
         }

@@ -38,8 +38,28 @@ import java.time.Duration;
  * fix — a main-loop source, which the nested poll never dispatches ({@link AioContext#addListener}):
  * the wait cannot end, and its bound reports the deadlock. With the guard on the listener is on
  * the AioContext, the nested poll accepts, the export answers, and every open completes.
+ *
+ * <p>{@link Mode#NBD_QCOW2} runs the seed's own setting instead: see {@link NbdQcow2Setting}.
  */
 public final class NestedWaitDeadlockRepro implements Repro {
+    /** Which setting: the stand-in export (vhost-user), or the seed's own (NBD export + qcow2 over it). */
+    public enum Mode {
+        /** One vhost-user export and a hand-made open that waits for its answer (the default). */
+        VHOST_USER,
+        /** {@code vblk serve} with an NBD export and a qcow2 node backed by that export ({@link NbdQcow2Setting}). */
+        NBD_QCOW2
+    }
+
+    private final Mode mode;
+
+    public NestedWaitDeadlockRepro() {
+        this(Mode.VHOST_USER);
+    }
+
+    public NestedWaitDeadlockRepro(Mode mode) {
+        this.mode = mode;
+    }
+
     private static final String DEADLOCK = "deadlock";
     private static final int HEADER = 12;
     private static final int VERSION_1 = 0x1;
@@ -58,6 +78,9 @@ public final class NestedWaitDeadlockRepro implements Repro {
 
     @Override
     public ReproResult run(boolean guardOn, ReproOptions options) throws Exception {
+        if (mode == Mode.NBD_QCOW2) {
+            return NbdQcow2Setting.run(hazard(), guardOn, options);
+        }
         Path dir = Files.createTempDirectory("vblk-repro-");
         Path sock = dir.resolve("backing.sock");
         long deadline = System.nanoTime() + options.timeLimit().toNanos();

@@ -46,10 +46,12 @@ public final class ReproCommand implements Callable<Integer> {
             description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
-    @Option(names = "--mode", paramLabel = "loop|section|mirror",
+    @Option(names = "--mode", paramLabel = "loop|section|mirror|vhost-user|nbd-qcow2",
             description = "the scenario: submit-recursion's closed I/O loop (loop) or a mirror job (mirror);"
-                    + " drain-leak's held drained section (section) or the real mirror pivot (mirror)."
-                    + " Default: loop and section")
+                    + " drain-leak's held drained section (section) or the real mirror pivot (mirror);"
+                    + " nested-wait-deadlock's stand-in open of a vhost-user export (vhost-user) or the seed's"
+                    + " setting, a qcow2 node backed by the daemon's own NBD export (nbd-qcow2)."
+                    + " Default: loop, section and vhost-user")
     String mode = "";
 
     @Override
@@ -71,9 +73,12 @@ public final class ReproCommand implements Callable<Integer> {
         SubmitRecursionRepro recursion = submitRecursion();
         CrossThreadCompletionRepro crossThread = new CrossThreadCompletionRepro(recursion.aio());
         DrainLeakRepro drainLeak = new DrainLeakRepro(drainLeakMode());
+        NestedWaitDeadlockRepro nestedWait = new NestedWaitDeadlockRepro(mode.equals("nbd-qcow2")
+                ? NestedWaitDeadlockRepro.Mode.NBD_QCOW2 : NestedWaitDeadlockRepro.Mode.VHOST_USER);
         chosen = chosen.stream().map(r -> r instanceof SubmitRecursionRepro ? recursion
                 : r instanceof CrossThreadCompletionRepro ? crossThread
-                : r instanceof DrainLeakRepro ? drainLeak : r).toList();
+                : r instanceof DrainLeakRepro ? drainLeak
+                : r instanceof NestedWaitDeadlockRepro ? nestedWait : r).toList();
         boolean allExpected = true;
         for (Repro r : chosen) {
             boolean[] guards = hazard.equals("all") ? new boolean[] {false, true} : new boolean[] {parseGuard()};
@@ -102,9 +107,9 @@ public final class ReproCommand implements Callable<Integer> {
     }
 
     private void checkMode() {
-        if (!List.of("", "loop", "section", "mirror").contains(mode)) {
+        if (!List.of("", "loop", "section", "mirror", "vhost-user", "nbd-qcow2").contains(mode)) {
             throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                    "--mode accepts loop, section or mirror, got '" + mode + "'");
+                    "--mode accepts loop, section, mirror, vhost-user or nbd-qcow2, got '" + mode + "'");
         }
     }
 

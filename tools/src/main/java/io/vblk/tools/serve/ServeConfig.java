@@ -82,10 +82,15 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
     /**
      * {@code driver=qcow2}: a qcow2 image over the earlier node {@code file}, with its backing from
      * the node {@code backing}, or (null) the backing file the image names; {@code noBacking}
-     * ({@code backing=null}) reads unallocated clusters as zeroes.
+     * ({@code backing=null}) reads unallocated clusters as zeroes; {@code backingNbd} non-null: a
+     * backing node defined inline ({@code backing.driver=nbd,backing.server.type=...}), opened inside
+     * the qcow2 open on the main loop (seed 004's setting when the server is this daemon's own).
      */
-    public record Qcow2Node(String nodeName, String file, String backing, boolean noBacking, boolean readOnly)
-            implements Blockdev {
+    public record Qcow2Node(String nodeName, String file, String backing, boolean noBacking, boolean readOnly,
+                            NbdNode backingNbd) implements Blockdev {
+        public Qcow2Node(String nodeName, String file, String backing, boolean noBacking, boolean readOnly) {
+            this(nodeName, file, backing, noBacking, readOnly, null);
+        }
     }
 
     /**

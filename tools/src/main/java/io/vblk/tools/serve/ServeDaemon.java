@@ -6,12 +6,8 @@ import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
-import io.vblk.drivers.nullblk.NullDriver;
-import io.vblk.drivers.qcow2.Qcow2Driver;
-import io.vblk.drivers.rbd.RbdDriver;
 import io.vblk.tools.metrics.FootprintSampler;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
@@ -95,6 +91,11 @@ public final class ServeDaemon {
     /** Start-up finished: the exports served, so shutdown reports what each one did. */
     private boolean serving;
     private boolean shutDown;
+    /** Guards switched off on every loop (reproducers and tests only). */
+    private java.util.Set<io.vblk.aio.Guard> guardsOff = java.util.Set.of();
+    /** Start-up only (the starting thread): the NBD server started, the NBD exports made. */
+    private boolean nbdServerStarted;
+    private final java.util.Set<String> nbdExported = new java.util.HashSet<>();
     private final List<String> shutdownProblems = new ArrayList<>();
 
     private ServeDaemon(ServeConfig config, MetricsOptions metricsOptions, int socketMode) {
@@ -125,10 +126,24 @@ public final class ServeDaemon {
 
     /** Starts everything, the UNIX socket files created with permission bits {@code socketMode}. */
     public static ServeDaemon start(ServeConfig config, MetricsOptions metrics, int socketMode) throws ServeOptionException {
+        return start(config, metrics, socketMode, java.util.Set.of());
+    }
+
+    /**
+     * Starts everything with the hazard guards {@code guardsOff} switched off on the main loop and
+     * every IoThread before anything is registered there; for reproducers and tests only (as
+     * {@link AioContext#setGuard}). With {@link io.vblk.aio.Guard#NO_BLOCKING_WAIT} off the NBD
+     * server's listener (and every other) is a main-loop source a nested wait never runs: seed 004.
+     */
+    public static ServeDaemon start(ServeConfig config, MetricsOptions metrics, int socketMode,
+                                    java.util.Set<io.vblk.aio.Guard> guardsOff) throws ServeOptionException {
         ServeDaemon d = new ServeDaemon(config, metrics, socketMode);
+        d.guardsOff = java.util.Set.copyOf(guardsOff);
+        for (io.vblk.aio.Guard g : d.guardsOff) {
+            d.mainLoop.ctx().setGuard(g, false);
+        }
         try {
             d.startAll();
-            d.startNbd();
             d.startMetrics();
             d.serving = true;
             return d;
@@ -142,20 +157,33 @@ public final class ServeDaemon {
         for (IoThreadSpec t : config.iothreads()) {
             AioOptions o = new AioOptions(t.pollMaxNs(), t.pollGrow(), t.pollShrink(), t.aioMaxBatch());
             try {
-                iothreads.put(t.id(), IoThread.start(t.id(), io.vblk.aio.NanoClock.SYSTEM, o, t.cpuAffinity()));
+                IoThread started = IoThread.start(t.id(), io.vblk.aio.NanoClock.SYSTEM, o, t.cpuAffinity());
+                for (io.vblk.aio.Guard g : guardsOff) {
+                    started.ctx().setGuard(g, false);
+                }
+                iothreads.put(t.id(), started);
             } catch (IllegalArgumentException e) {
                 throw new ServeOptionException("--object iothread,id=" + t.id() + ": " + e.getMessage());
             }
         }
+        // A qcow2 node with an inline NBD backing opens after the NBD server and the exports of the
+        // nodes before it, since its server may be this daemon's own (qemu-storage-daemon takes its
+        // options in order: --nbd-server and --export before such a --blockdev).
         for (Blockdev b : config.blockdevs()) {
+            if (b instanceof Qcow2Node q && q.backingNbd() != null) {
+                startNbd(); // once
+            }
             try {
-                BlockDriver d = b instanceof Qcow2Node q ? openQcow2(q) : driverSpec(b).open();
+                BlockDriver d = b instanceof Qcow2Node q ? BlockdevOpen.qcow2(q, drivers, mainLoop.ctx())
+                        : BlockdevOpen.spec(b).open();
                 drivers.put(b.nodeName(), d);
                 nodes.put(b.nodeName(), new BlockNode(b.nodeName(), d, mainLoop.ctx()));
             } catch (RuntimeException e) {
                 throw new ServeOptionException("--blockdev node-name=" + b.nodeName() + ": cannot open: " + e.getMessage());
             }
         }
+        startNbd();
+        startNbdExports();
         AioContext main = mainLoop.ctx();
         for (ExportSpec e : config.exports()) {
             BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(e.numQueues()).queueSize(QUEUE_SIZE)
@@ -188,9 +216,10 @@ public final class ServeDaemon {
 
     /** The NBD server and its exports, after the nodes: each export's clients on its IoThread (or the main loop). */
     private void startNbd() throws ServeOptionException {
-        if (config.nbdServer() == null) {
+        if (config.nbdServer() == null || nbdServerStarted) {
             return;
         }
+        nbdServerStarted = true;
         AioContext main = mainLoop.ctx();
         try {
             AioContext.await(main.callOn(() -> {
@@ -201,7 +230,19 @@ public final class ServeDaemon {
             throw new ServeOptionException("--nbd-server: " + (ce.getCause() != null ? ce.getCause() : ce).getMessage());
         }
         LOG.log(System.Logger.Level.INFO, () -> "nbd-server: listening on " + config.nbdServer().describe());
+        startNbdExports();
+    }
+
+    /** The NBD exports whose nodes are open and that are not exported yet. */
+    private void startNbdExports() throws ServeOptionException {
+        if (config.nbdServer() == null) {
+            return;
+        }
+        AioContext main = mainLoop.ctx();
         for (NbdExportSpec x : config.nbdExports()) {
+            if (nodes.get(x.nodeName()) == null || !nbdExported.add(x.id())) {
+                continue;
+            }
             AioContext io = x.iothread() == null ? main : iothreads.get(x.iothread()).ctx();
             try {
                 AioContext.await(main.callOn(() -> nbd.addExport(x.id(), x.name(), nodes.get(x.nodeName()), io,
@@ -245,32 +286,6 @@ public final class ServeDaemon {
     /** The metrics endpoint's URL, or null without one. */
     public String metricsUrl() {
         return metricsServer == null ? null : metricsServer.url();
-    }
-
-    /**
-     * A qcow2 node over the driver of its file node (shared, not reopened), opened on the main loop
-     * inside a nested wait, as QEMU's blockdev-add opens a qcow2 chain.
-     */
-    private BlockDriver openQcow2(Qcow2Node q) {
-        BlockDriver file = drivers.get(q.file());
-        BlockDriver back = q.backing() == null ? null : drivers.get(q.backing());
-        return Qcow2Driver.open(file, back, !q.noBacking() && back == null, q.readOnly(), mainLoop.ctx());
-    }
-
-    /** The driver for a block node (DriverSpec is the drivers module's one description of a driver). */
-    static DriverSpec driverSpec(Blockdev b) {
-        return switch (b) {
-            case FileNode f -> new DriverSpec.File(f.filename(), f.aio(),
-                    f.cacheDirect() ? FileDriver.Cache.NONE : FileDriver.Cache.WRITEBACK, f.readOnly());
-            case NullNode n -> new DriverSpec.Null(n.size(), n.aio() ? NullDriver.Completion.ASYNC : NullDriver.Completion.SYNC,
-                    32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
-            case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
-            case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
-                    r.conf(), r.user(), null, r.readOnly()));
-            case NbdNode n -> new DriverSpec.Nbd(n.server(), n.export(), n.reconnectDelay());
-            case Qcow2Node q -> throw new IllegalArgumentException("qcow2 node " + q.nodeName()
-                    + " is opened over its file node's driver, not from a spec");
-        };
     }
 
     /**

@@ -34,6 +34,8 @@ import java.util.Set;
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
  * --blockdev driver=qcow2,node-name=N,file=NODE[,backing=NODE|null][,read-only=on|off]
  *            (a qcow2 image over an earlier node; without backing= the image's own backing file is opened)
+ *            or [,backing.driver=nbd,backing.server.type=unix|inet,backing.server.path=P|.host=H,.port=N,
+ *            backing.export=NAME] (an NBD backing node opened inside the qcow2 open)
  * --blockdev driver=blkdebug,node-name=N,image=NODE | image.driver=file,image.filename=F
  *            [,inject-error.I.event=E,...][,set-state.I.event=E,...]   (see {@link BlkdebugOptions})
  * --object iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=LIST]
@@ -376,6 +378,23 @@ public final class ServeOptionParser {
         if (child == null) {
             throw new ServeOptionException(o.where() + ": file=" + file + " names no earlier --blockdev; accepts the"
                     + " node-name of an earlier node, e.g. --blockdev driver=file,node-name=f,filename=IMG first");
+        }
+        String inlineDriver = o.take("backing.driver");
+        if (inlineDriver != null) {
+            if (!inlineDriver.equals("nbd")) {
+                throw new ServeOptionException(o.where() + ": backing.driver=" + inlineDriver + " is not supported inline;"
+                        + " accepts backing.driver=nbd, or backing=NODE naming an earlier --blockdev");
+            }
+            if (o.take("backing") != null) {
+                throw new ServeOptionException(o.where() + ": give either backing=NODE or backing.driver=nbd, not both");
+            }
+            io.vblk.drivers.nbd.NbdAddress server = nbdAddress(o, "backing.server");
+            String export = o.take("backing.export");
+            int delay = (int) o.takeLong("backing.reconnect-delay", 0, 0, 3600);
+            boolean ro = o.takeBool("read-only", false) || child.readOnly();
+            o.finish();
+            return new ServeConfig.Qcow2Node(nodeName, child.nodeName(), null, false, ro,
+                    new ServeConfig.NbdNode(nodeName + "-backing", server, export == null ? "" : export, delay));
         }
         String backing = o.take("backing");
         boolean none = "null".equals(backing);

@@ -111,6 +111,42 @@ class QmpNbdTest {
         assertThat(Arrays.copyOfRange(got, 0, 1 << 20)).containsOnly((byte) 0x11);
     }
 
+    /**
+     * qemu-storage-daemon 7.2 never returns from this blockdev-add (seed 004's setting without the
+     * qcow2): an NBD client node on this daemon's own export. vblk's client handshake, run on the
+     * main loop, waits in a nested poll that runs the server's listener; each later channel (one per
+     * client of the re-export) connects the same way.
+     */
+    @Test
+    void blockdevAddOfAnNbdNodeOnThisDaemonsOwnExportReturnsAndServesItsData() throws Exception {
+        Path img = image(16 << 20);
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(1 << 20);
+            byte[] b = new byte[256 << 10];
+            Arrays.fill(b, (byte) 0x5a);
+            f.write(b);
+        }
+        Path m0 = dir.resolve("m0.sock");
+        String sock = dir.resolve("nbd.sock").toString();
+        try (VblkWithMonitor v = new VblkWithMonitor(List.of("driver=file,node-name=d0,filename=" + img), List.of(),
+                     List.of(), m0);
+             QmpClient q = QmpClient.connect(m0).negotiate()) {
+            ok(q.raw("{\"execute\": \"nbd-server-start\", \"arguments\": {\"addr\": {\"type\": \"unix\", \"path\": \""
+                    + sock + "\"}}}"));
+            ok(q.raw("{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"nbd\", \"id\": \"e0\","
+                    + " \"node-name\": \"d0\", \"name\": \"base\"}}"));
+            ok(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"nbd\", \"node-name\": \"self\","
+                    + " \"server\": {\"type\": \"unix\", \"path\": \"" + sock + "\"}, \"export\": \"base\"}}"));
+            ok(q.raw("{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"nbd\", \"id\": \"e1\","
+                    + " \"node-name\": \"self\", \"name\": \"again\"}}"));
+            for (int i = 0; i < 2; i++) { // the second client's channel makes a new connection on the main loop
+                assertThat(Programs.ok(Components.QEMU_IO, "-f", "raw", "-r", "-c", "read -P 0x5a 1M 256k",
+                        "-c", "read -P 0 0 64k", "nbd+unix:///again?socket=" + sock))
+                        .doesNotContain("Pattern verification failed");
+            }
+        }
+    }
+
     private static void ok(JsonNode r) {
         assertThat(r.has("return")).as(r.toString()).isTrue();
     }

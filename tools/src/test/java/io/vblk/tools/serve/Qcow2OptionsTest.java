@@ -36,6 +36,23 @@ class Qcow2OptionsTest {
     }
 
     @Test
+    void anInlineNbdBackingIsParsedWithItsServerAndExport() throws Exception {
+        ServeConfig c = parse(List.of("driver=file,node-name=f0,filename=/img", "driver=qcow2,node-name=q0,file=f0,"
+                + "backing.driver=nbd,backing.server.type=unix,backing.server.path=/tmp/n.sock,backing.export=base"),
+                List.of(), EXPORT);
+        assertThat(c.node("q0")).isEqualTo(new ServeConfig.Qcow2Node("q0", "f0", null, false, false,
+                new ServeConfig.NbdNode("q0-backing", new io.vblk.drivers.nbd.NbdAddress.Unix("/tmp/n.sock"), "base", 0)));
+        assertThat(error(List.of("driver=file,node-name=f0,filename=/img", "driver=qcow2,node-name=q0,file=f0,"
+                + "backing.driver=file,backing.filename=/x"), List.of(), EXPORT))
+                .contains("backing.driver=file is not supported inline").contains("accepts backing.driver=nbd");
+        assertThat(error(List.of("driver=file,node-name=f0,filename=/img", "driver=qcow2,node-name=q0,file=f0,"
+                + "backing.driver=nbd,backing=f0,backing.server.type=unix,backing.server.path=/s"), List.of(), EXPORT))
+                .contains("either backing=NODE or backing.driver=nbd");
+        assertThat(error(List.of("driver=file,node-name=f0,filename=/img", "driver=qcow2,node-name=q0,file=f0,"
+                + "backing.driver=nbd"), List.of(), EXPORT)).contains("backing.server.type");
+    }
+
+    @Test
     void mistakesNameTheOptionAndWhatItAccepts() {
         assertThat(error(List.of("driver=qcow2,node-name=q0"), List.of(), EXPORT))
                 .contains("file").contains("node-name of the node holding the image");

@@ -128,6 +128,33 @@ class RealVmTest {
         Files.delete(workdir);
     }
 
+    /**
+     * A real guest on a qcow2 node (scripts/vm/suite.sh {@code --only qcow2}): {@code vblk serve}
+     * exports a fresh 1 GiB image made by {@code qemu-img create -f qcow2}; the guest runs fio crc32c
+     * write+verify, random read and write and FLUSH on it; after the daemon stopped,
+     * {@code qemu-img check} finds no error in the image vblk's qcow2 driver wrote.
+     */
+    @Test
+    @Timeout(value = 15, unit = TimeUnit.MINUTES)
+    void guestRunsFioVerifyOnAQcow2NodeAndQemuImgCheckFindsTheImageClean() throws Exception {
+        Components.require(Components.REAL_VM);
+        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
+        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(),
+                "--only", "qcow2"), 12, "qcow2");
+        assertThat(out).contains("VBLK-SUITE test=qcow2 status=pass", "1 passed, 0 failed", "queues=1 ",
+                "VBLK-SUITE qcow2 check=clean", "No errors were found on the image.");
+        Matcher steps = Pattern.compile("VBLK-VM step name=(\\S+) rc=(\\d+)").matcher(out);
+        int n = 0;
+        while (steps.find()) {
+            n++;
+            assertThat(steps.group(2)).as("guest step " + steps.group(1)).isEqualTo("0");
+        }
+        assertThat(n).as("guest steps reported").isGreaterThanOrEqualTo(4);
+        Matcher verify = Pattern.compile("VBLK-VM step name=fio-verify\\S* rc=\\d+ .*err=(\\S+)").matcher(out);
+        assertThat(verify.find()).as("fio verify step in:\n" + out).isTrue();
+        assertThat(verify.group(1)).as("fio verify errors").isEqualTo("0");
+    }
+
     static String serveCommand() throws Exception {
         return vblkCommand() + " serve";
     }

@@ -1,5 +1,7 @@
 package io.vblk.drivers.nbd.client;
 
+import io.vblk.aio.AioContext;
+import io.vblk.aio.FdHandler;
 import io.vblk.aio.sys.Errno;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.UnixSockets;
@@ -10,12 +12,17 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 
 import static io.vblk.drivers.nbd.NbdProtocol.*;
 
 /**
- * Any thread: set-up time, on the thread that opens the driver or a channel (it blocks, each wait
- * bounded by {@code timeoutMs}).
+ * Any thread: set-up time, on the thread that opens the driver or a channel, each wait bounded by
+ * {@code timeoutMs}. Off any context's home thread it blocks in {@code poll}; on a home thread
+ * (a qcow2 open on the main loop whose backing is this driver, a channel's reconnect) it waits in
+ * a nested poll of that context ({@link AioContext#waitWhile}, QEMU's coroutine yielding inside
+ * {@code AIO_WAIT_WHILE}), so the context's own handlers keep running meanwhile — among them this
+ * process's NBD server when the export is served by the same daemon (seed 004).
  *
  * <p>The client's side of the fixed newstyle handshake: greeting, client flags, then
  * {@code NBD_OPT_GO} asking for block sizes (falling back to {@code NBD_OPT_EXPORT_NAME} on a
@@ -148,8 +155,7 @@ final class NbdClientHandshake {
         while (have < len) {
             long n = FileIo.read(fd, buf.address() + have, len - have);
             if (n == -Errno.EAGAIN) {
-                int r = UnixSockets.poll(fd, UnixSockets.POLLIN, timeoutMs);
-                if (r == 0) {
+                if (!awaitReady(false)) {
                     throw fail("no answer within " + timeoutMs + " ms");
                 }
                 continue;
@@ -166,7 +172,7 @@ final class NbdClientHandshake {
         while (sent < len) {
             long n = FileIo.write(fd, buf.address() + sent, len - sent);
             if (n == -Errno.EAGAIN) {
-                if (UnixSockets.poll(fd, UnixSockets.POLLOUT, timeoutMs) == 0) {
+                if (!awaitReady(true)) {
                     throw fail("cannot send within " + timeoutMs + " ms");
                 }
                 continue;
@@ -175,6 +181,29 @@ final class NbdClientHandshake {
                 throw fail("write failed: " + Errno.name((int) -n));
             }
             sent += (int) n;
+        }
+    }
+
+    /**
+     * Waits until the socket is readable (or writable), at most {@code timeoutMs}; false when the
+     * time passed. On a context's home thread: a nested wait of that context with a handler on the
+     * socket, never a blocking poll that would stop the context's other handlers.
+     */
+    private boolean awaitReady(boolean write) {
+        AioContext here = AioContext.current();
+        if (here == null) {
+            return UnixSockets.poll(fd, write ? UnixSockets.POLLOUT : UnixSockets.POLLIN, timeoutMs) != 0;
+        }
+        boolean[] ready = {false};
+        FdHandler h = here.addFdHandler("nbd handshake " + where, fd, ignored -> ready[0] = true);
+        try {
+            if (write) {
+                h.setReadInterest(false);
+                h.wantWritable(true, ignored -> ready[0] = true);
+            }
+            return here.waitWhile(() -> !ready[0], Duration.ofMillis(timeoutMs));
+        } finally {
+            h.remove();
         }
     }
 

@@ -20,7 +20,8 @@ import static io.vblk.drivers.nbd.NbdProtocol.*;
  * machine: greeting, client flags, then options until {@code NBD_OPT_GO} or
  * {@code NBD_OPT_EXPORT_NAME} hands the socket to the export's IoThread. Option haggling as
  * proto.md: {@code NBD_OPT_INFO}/{@code GO} (export and block-size information),
- * {@code NBD_OPT_LIST}, {@code NBD_OPT_STRUCTURED_REPLY}, {@code NBD_OPT_ABORT}; any other option's
+ * {@code NBD_OPT_LIST}, {@code NBD_OPT_STRUCTURED_REPLY}, {@code NBD_OPT_ABORT},
+ * {@code NBD_OPT_LIST/SET_META_CONTEXT} ({@code base:allocation} only); any other option's
  * data is read and answered {@code NBD_REP_ERR_UNSUP}; an option longer than
  * {@link NbdProtocol#MAX_OPTION_BYTES} is skipped and answered {@code NBD_REP_ERR_TOO_BIG}. A bad
  * magic, unknown client flags or a peer that hangs up close the connection with a log line.
@@ -47,6 +48,8 @@ final class NbdHandshake {
     private int outSent;
     private boolean noZeroes;
     private boolean structured;
+    /** {@code base:allocation} selected by NBD_OPT_SET_META_CONTEXT (block status answers it). */
+    private boolean metaAllocation;
     /** Set when the handshake is over: after the output is out, hand over (export) or close (null). */
     private boolean finishing;
     private NbdExport handTo;
@@ -209,6 +212,7 @@ final class NbdHandshake {
                 }
             }
             case OPT_INFO, OPT_GO -> infoOrGo(opt, len);
+            case OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT -> metaContext(opt, len);
             default -> {
                 LOG.log(System.Logger.Level.DEBUG, () -> name + ": " + optionName(opt) + " answered NBD_REP_ERR_UNSUP");
                 reply(opt, REP_ERR_UNSUP, 0);
@@ -248,6 +252,51 @@ final class NbdHandshake {
         if (opt == OPT_GO) {
             finish(e);
         }
+    }
+
+    /**
+     * NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT (proto.md "Metadata querying"): u32 name
+     * length, name, u32 number of queries, each a u32 length and the query. The one context served
+     * is {@code base:allocation}; LIST with no query, or the query {@code base:}, names it; SET
+     * (after NBD_OPT_STRUCTURED_REPLY, as proto.md requires) selects it when asked by its full name.
+     */
+    private void metaContext(int opt, int len) {
+        int nameLen = len >= 4 ? NbdWire.u32(in, 0) : -1;
+        if (nameLen < 0 || nameLen > len - 8 || (opt == OPT_SET_META_CONTEXT && !structured)) {
+            reply(opt, REP_ERR_INVALID, 0);
+            return;
+        }
+        if (server.lookup(string(4, nameLen)) == null) {
+            reply(opt, REP_ERR_UNKNOWN, 0);
+            return;
+        }
+        int queries = NbdWire.u32(in, 4 + nameLen);
+        boolean match = opt == OPT_LIST_META_CONTEXT && queries == 0;
+        int at = 8 + nameLen;
+        for (int i = 0; i < queries; i++) {
+            int qLen = at + 4 <= len ? NbdWire.u32(in, at) : -1;
+            if (qLen < 0 || qLen > len - at - 4) {
+                reply(opt, REP_ERR_INVALID, 0);
+                return;
+            }
+            String q = string(at + 4, qLen);
+            match |= q.equals(BASE_ALLOCATION) || (opt == OPT_LIST_META_CONTEXT && q.equals("base:"));
+            at += 4 + qLen;
+        }
+        if (at != len || queries < 0) {
+            reply(opt, REP_ERR_INVALID, 0);
+            return;
+        }
+        if (opt == OPT_SET_META_CONTEXT) {
+            metaAllocation = match; // a SET replaces what an earlier one selected
+        }
+        if (match) {
+            byte[] n = BASE_ALLOCATION.getBytes(StandardCharsets.US_ASCII);
+            int d = reply(opt, REP_META_CONTEXT, 4 + n.length);
+            NbdWire.putU32(out, d, opt == OPT_SET_META_CONTEXT ? NbdProtocol.CONTEXT_BASE_ALLOCATION : 0);
+            MemorySegment.copy(n, 0, out, ValueLayout.JAVA_BYTE, d + 4, n.length);
+        }
+        reply(opt, REP_ACK, 0);
     }
 
     /** Appends an option reply header with room for {@code dataLen} bytes; returns where the data goes. */
@@ -316,6 +365,6 @@ final class NbdHandshake {
         if (export == null) {
             FileIo.close(fd);
         }
-        server.handshakeDone(this, fd, export, structured);
+        server.handshakeDone(this, fd, export, structured, structured && metaAllocation);
     }
 }

@@ -162,13 +162,13 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /** A handshake ended: closed, or handed over to {@code export}'s IoThread. Home thread. */
-    void handshakeDone(NbdHandshake h, int fd, NbdExport export, boolean structured) {
+    void handshakeDone(NbdHandshake h, int fd, NbdExport export, boolean structured, boolean metaAllocation) {
         handshakes.remove(h);
         if (export == null) {
             open--;
             return;
         }
-        NbdTransmission t = new NbdTransmission(this, export, fd, h.name(), structured);
+        NbdTransmission t = new NbdTransmission(this, export, fd, h.name(), structured, metaAllocation);
         export.added(t);
         export.ioContext().runOn(t::start);
     }

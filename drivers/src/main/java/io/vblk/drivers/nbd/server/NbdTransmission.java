@@ -40,6 +40,8 @@ final class NbdTransmission {
     /** Room before a slot's data for a reply header; a page, so the data stays page-aligned for O_DIRECT. */
     private static final int HEADROOM = 4096;
     private static final int INITIAL_DATA = 64 * 1024;
+    /** Extents in one block-status reply (8 bytes each; well inside a slot's buffer). */
+    private static final int MAX_EXTENTS = 512;
 
     /** One request's state, reused. */
     private final class Slot implements IoCompletion {
@@ -93,6 +95,8 @@ final class NbdTransmission {
     private final int fd;
     private final String name;
     private final boolean structured;
+    /** base:allocation was selected at the handshake: NBD_CMD_BLOCK_STATUS is answered. */
+    private final boolean metaAllocation;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment header;
     private final Slot[] slots = new Slot[SLOTS];
@@ -114,13 +118,15 @@ final class NbdTransmission {
     private boolean closed;
     private long requests;
 
-    NbdTransmission(NbdServer server, NbdExport export, int fd, String name, boolean structured) {
+    NbdTransmission(NbdServer server, NbdExport export, int fd, String name, boolean structured,
+                    boolean metaAllocation) {
         this.server = server;
         this.export = export;
         this.ctx = export.ioContext();
         this.fd = fd;
         this.name = name + " (export " + export.name() + ")";
         this.structured = structured;
+        this.metaAllocation = metaAllocation;
         this.header = arena.allocate(64, 8);
     }
 
@@ -283,6 +289,14 @@ final class NbdTransmission {
                 replyError(s, 0); // a hint: nothing to prefetch into
                 return;
             }
+            case CMD_BLOCK_STATUS -> {
+                if (!metaAllocation || length == 0 || past) {
+                    error = EINVAL; // proto.md: without a selected context the command is invalid
+                } else {
+                    replyBlockStatus(s, offset, length, (flags & CMD_FLAG_REQ_ONE) != 0);
+                    return;
+                }
+            }
             default -> error = EINVAL;
         }
         if (error != 0) {
@@ -353,9 +367,47 @@ final class NbdTransmission {
         }
     }
 
-    /** A reply without data: success (0) or an NBD error; a READ's error as a structured error chunk if negotiated. */
+    /**
+     * NBD_CMD_BLOCK_STATUS for base:allocation: one NBD_REPLY_TYPE_BLOCK_STATUS chunk of the
+     * context id and up to {@link #MAX_EXTENTS} (length, flags) descriptors from the driver's
+     * {@link io.vblk.drivers.BlockDriver#blockStatus}; they may end before the requested length
+     * (proto.md lets the client ask again from there).
+     */
+    private void replyBlockStatus(Slot s, long offset, long length, boolean one) {
+        io.vblk.drivers.BlockDriver d = export.node().driver();
+        int n = 0;
+        long off = offset;
+        long left = length;
+        int at = NbdWire.CHUNK_BYTES + 4;
+        while (left > 0 && n < (one ? 1 : MAX_EXTENTS)) {
+            long st = d.blockStatus(off, left);
+            long len = Math.min(Math.abs(st), left);
+            if (len <= 0) {
+                break;
+            }
+            NbdWire.putU32(s.buf, at, (int) len);
+            NbdWire.putU32(s.buf, at + 4, st < 0 ? STATE_HOLE | STATE_ZERO : 0);
+            at += 8;
+            n++;
+            off += len;
+            left -= len;
+        }
+        if (n == 0) { // a driver that answered nothing: the whole range as data
+            NbdWire.putU32(s.buf, at, (int) length);
+            NbdWire.putU32(s.buf, at + 4, 0);
+            at += 8;
+        }
+        NbdWire.chunk(s.buf, 0, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, s.cookie, at - NbdWire.CHUNK_BYTES);
+        NbdWire.putU32(s.buf, NbdWire.CHUNK_BYTES, CONTEXT_BASE_ALLOCATION);
+        queueReply(s, s.buf.address(), at);
+    }
+
+    /**
+     * A reply without data: success (0) or an NBD error; a READ's or BLOCK_STATUS's error as a
+     * structured error chunk if negotiated.
+     */
     private void replyError(Slot s, int error) {
-        if (error != 0 && structured && s.type == CMD_READ) {
+        if (error != 0 && structured && (s.type == CMD_READ || s.type == CMD_BLOCK_STATUS)) {
             NbdWire.chunk(s.buf, 0, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, s.cookie, 6);
             NbdWire.putU32(s.buf, NbdWire.CHUNK_BYTES, error);
             NbdWire.putU16(s.buf, NbdWire.CHUNK_BYTES + 4, 0);
