@@ -259,7 +259,7 @@ public final class ServeDaemon {
                     32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
             case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), driverSpec(d.image()));
             case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
-                    r.conf(), r.user(), null, r.readOnly()));
+                    r.conf(), r.user(), r.key(), r.readOnly()));
             case NbdNode n -> new DriverSpec.Nbd(n.server(), n.export(), n.reconnectDelay());
             case Qcow2Node q -> throw new IllegalArgumentException("qcow2 node " + q.nodeName()
                     + " is opened over its file node's driver, not from a spec");
@@ -369,8 +369,10 @@ public final class ServeDaemon {
             exportNodes.put(e.id(), e.nodeName());
             exportThreads.put(e.id(), e.iothreads());
         }
+        io.vblk.tools.qmp.Secrets secrets = new io.vblk.tools.qmp.Secrets();
+        config.secrets().forEach(secrets::add);
         return new DaemonGraph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics, info, exportNodes, exportThreads,
-                events, nbd);
+                events, nbd, secrets);
     }
 
     /**
