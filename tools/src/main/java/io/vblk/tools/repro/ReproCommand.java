@@ -46,9 +46,21 @@ public final class ReproCommand implements Callable<Integer> {
             description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
-    @Option(names = "--mode", paramLabel = "section|mirror",
-            description = "drain-leak's scenario: a held drained section, or the real mirror pivot (default: section)")
-    String mode = "section";
+    @Option(names = "--mode", paramLabel = "section|mirror|rbd",
+            description = {"drain-leak's scenario: a held drained section, or the real mirror pivot (default: section);",
+                    "cross-thread-completion's: rbd runs it on the rbd driver (needs --image, a Ceph cluster)"})
+    String mode;
+
+    @Option(names = "--image", paramLabel = "POOL/IMAGE",
+            description = "with --mode rbd: an existing RBD image of at least 128 KiB (read only, never written)")
+    String image;
+
+    @Option(names = "--conf", paramLabel = "PATH",
+            description = "with --mode rbd: the cluster's ceph.conf (default: librados' search, e.g. /etc/ceph/ceph.conf)")
+    String conf;
+
+    @Option(names = "--user", paramLabel = "NAME", description = "with --mode rbd: connect as client.NAME (default: admin)")
+    String user;
 
     @Override
     public Integer call() throws Exception {
@@ -66,7 +78,7 @@ public final class ReproCommand implements Callable<Integer> {
             chosen = List.of(r);
         }
         SubmitRecursionRepro recursion = submitRecursion();
-        CrossThreadCompletionRepro crossThread = new CrossThreadCompletionRepro(recursion.aio());
+        Repro crossThread = "rbd".equals(mode) ? rbdCrossThread() : new CrossThreadCompletionRepro(recursion.aio());
         DrainLeakRepro drainLeak = new DrainLeakRepro(drainLeakMode());
         chosen = chosen.stream().map(r -> r instanceof SubmitRecursionRepro ? recursion
                 : r instanceof CrossThreadCompletionRepro ? crossThread
@@ -99,12 +111,33 @@ public final class ReproCommand implements Callable<Integer> {
     }
 
     private DrainLeakRepro.Mode drainLeakMode() {
+        if (mode == null) {
+            return DrainLeakRepro.Mode.SECTION;
+        }
         return switch (mode) {
             case "section" -> DrainLeakRepro.Mode.SECTION;
             case "mirror" -> DrainLeakRepro.Mode.MIRROR;
+            case "rbd" -> {
+                if (hazard.equals("drain-leak")) {
+                    throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                            "--mode rbd is cross-thread-completion's; drain-leak accepts section or mirror");
+                }
+                yield DrainLeakRepro.Mode.SECTION;
+            }
             default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                    "--mode accepts section or mirror, got '" + mode + "'");
+                    "--mode accepts section or mirror (drain-leak) or rbd (cross-thread-completion), got '" + mode + "'");
         };
+    }
+
+    /** {@code --mode rbd}: seed 002 on the rbd driver, on {@code --image POOL/IMAGE}. */
+    private Repro rbdCrossThread() {
+        if (image == null || !image.matches("[^/@]+/[^/@]+")) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode rbd needs --image POOL/IMAGE (an existing image), got " + (image == null ? "none" : "'" + image + "'"));
+        }
+        int slash = image.indexOf('/');
+        return new CrossThreadCompletionRbdRepro(new io.vblk.drivers.rbd.RbdDriver.Options(image.substring(0, slash),
+                image.substring(slash + 1), null, null, conf, user, null, true));
     }
 
     private boolean parseGuard() {
