@@ -239,7 +239,7 @@ final class ExportCommands {
         Long shrink = a.optInteger("poll-shrink");
         Long batch = a.optInteger("aio-max-batch");
         a.finish();
-        if (cmds.graph.iothreads().containsKey(id) || iothreadsPending.contains(id)) {
+        if (cmds.graph.iothreads().containsKey(id) || iothreadsPending.contains(id) || cmds.graph.secrets().contains(id)) {
             throw QmpError.generic("attempt to add duplicate property '" + id + "' to object (type 'container')");
         }
         if (!id.matches("[A-Za-z][A-Za-z0-9._-]*")) {

@@ -247,8 +247,8 @@ public final class ServeOptionParser {
                 }
             }
             o.finish();
-            if (threads.containsKey(id)) {
-                throw new ServeOptionException(o.where() + ": id " + id + " is used by another --object iothread");
+            if (threads.containsKey(id) || secretValues.containsKey(id)) {
+                throw new ServeOptionException(o.where() + ": id " + id + " is used by another --object");
             }
             IoThreadSpec t = new IoThreadSpec(id, pollMax, grow, shrink, batch, cpus);
             threads.put(id, t);
