@@ -3,12 +3,14 @@
 # (driver=rbd, librbd's defaults for both: no cache option is given, so both run with librbd's
 # rbd_cache as the conf sets it) through vhost-user-blk with one IoThread, each driven by the same
 # client (`vblk bench --target vhost-user:SOCKET`, as the other bench scripts). Per round and backend:
-# 4 KiB random reads at QD1 and QD32, then 4 KiB random writes at QD1 and QD32, DURATION seconds each.
+# WARMUP seconds (default 5) of 4 KiB random reads and writes at QD32, not reported (the JVM compiles
+# vblk's request path in its first seconds; qsd gets the same), then 4 KiB random reads at QD1 and
+# QD32, then 4 KiB random writes at QD1 and QD32, DURATION seconds each.
 # The backend order alternates from round to round; the report gives each round's figures, then the
 # median over the rounds of every figure.
 #
 #   scripts/bench/rbd.sh [--rounds N] [--duration S] [--size MIB] [--conf CEPH_CONF --pool P] [--dir DIR]
-#                        [--footprint NODES]
+#                        [--footprint NODES] [--warmup S]
 #
 # Then (unless --footprint 0) each backend's footprint: one daemon serving 1 and then NODES (default 4)
 # images, one rbd node and export each: its threads, resident memory and TCP connections to the
@@ -23,7 +25,7 @@
 # (ceph-common); scripts/install-test-deps.sh installs them.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-rounds=3 duration=10 size=256 conf="" pool=rbd dir="" nodes=4
+rounds=3 duration=10 size=256 conf="" pool=rbd dir="" nodes=4 warmup=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -33,7 +35,8 @@ while [ $# -gt 0 ]; do
     --pool) pool=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --footprint) nodes=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--duration S] [--size MIB] [--conf CEPH_CONF --pool P] [--dir DIR] [--footprint NODES]" >&2; exit 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--duration S] [--size MIB] [--conf CEPH_CONF --pool P] [--dir DIR] [--footprint NODES] [--warmup S]" >&2; exit 2 ;;
   esac
 done
 for p in qemu-storage-daemon rbd python3; do
@@ -41,8 +44,10 @@ for p in qemu-storage-daemon rbd python3; do
 done
 ls /usr/lib/*/qemu/block-rbd.so >/dev/null 2>&1 \
   || { echo "qemu-storage-daemon's rbd module is missing (Debian: qemu-block-extra; scripts/install-test-deps.sh)" >&2; exit 1; }
-# Build the launcher's jar now if it needs it (./vblk builds on first use), not while measuring.
+# Build the launcher's jar now if it needs it (./vblk builds on first use), never while measuring:
+# the later calls run the jar as it is.
 "$here/vblk" --version >/dev/null
+export VBLK_NO_BUILD=1
 [ -n "$dir" ] || dir=$(mktemp -d)
 mkdir -p "$dir"
 image="vblk-bench-$$"
@@ -93,6 +98,8 @@ run_one() { # backend round
   fi
   pids+=("$pid")
   wait_sock "$sock"
+  [ "$warmup" = 0 ] || "$here/vblk" bench --target "vhost-user:$sock" --rw randrw --qd 32 --bs 4k \
+    --duration "${warmup}s" >/dev/null
   for rw in randread randwrite; do
     for qd in 1 32; do
       "$here/vblk" bench --target "vhost-user:$sock" --rw $rw --qd $qd --bs 4k --duration "${duration}s" --json \
@@ -144,7 +151,7 @@ if [ "$nodes" -gt 0 ]; then
   for i in $(seq 1 "$nodes"); do rbd -c "$conf" rm --no-progress "$pool/$image-fp$i" >/dev/null 2>&1 || true; done
 fi
 [ "$rounds" -gt 0 ] || exit 0
-echo "medians over $rounds rounds (${duration} s per test):"
+echo "medians over $rounds rounds (${duration} s per test, after ${warmup} s of warm-up):"
 python3 - "$dir/results.txt" <<'PY'
 import re, statistics, sys
 rows = {}
