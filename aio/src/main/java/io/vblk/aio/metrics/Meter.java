@@ -221,7 +221,15 @@ public enum Meter {
     JOB_TOTAL("vblk.job.total", Kind.GAUGE, Unit.BYTES,
             "Work a block job has done plus the work it knows is left (QMP total-progress)", Tag.JOB, Tag.TYPE),
     JOB_COPIED("vblk.job.copied", Kind.COUNTER, Unit.BYTES,
-            "Bytes a block job wrote to its target", Tag.JOB, Tag.TYPE);
+            "Bytes a block job wrote to its target", Tag.JOB, Tag.TYPE),
+
+    // ------------------------------------------------------------ the daemon's footprint (sampled)
+    PROCESS_RESIDENT("vblk.process.resident", Kind.GAUGE, Unit.BYTES,
+            "Resident set size of the daemon (VmRSS), at the footprint sampler's last reading", Tag.SLEEPER),
+    PROCESS_OPEN_FDS("vblk.process.open.fds", Kind.GAUGE, null,
+            "Open file descriptors of the daemon, at the footprint sampler's last reading", Tag.SLEEPER),
+    PROCESS_THREADS("vblk.process.threads", Kind.GAUGE, null,
+            "Threads of the daemon, at the footprint sampler's last reading", Tag.SLEEPER);
 
     /** How a meter is read. */
     public enum Kind {

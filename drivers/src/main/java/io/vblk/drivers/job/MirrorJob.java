@@ -1,5 +1,6 @@
 package io.vblk.drivers.job;
 
+import io.vblk.aio.Guard;
 import io.vblk.aio.Timer;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockChannel;
@@ -40,7 +41,8 @@ import java.util.function.Consumer;
  * submit and {@link #writeDone} inside the write's; writeDone asks {@link #pump} for the next copy.
  * The cycle pump → submit → readDone → submit → writeDone → pump is cut at the {@code pumping}
  * flag: an inner pump only sets {@code again} and the outer loop goes on, so the stack stays
- * bounded whatever the drivers do.
+ * bounded whatever the drivers do. The cut is seed 000's guard ({@link Guard#SUBMIT_DEPTH} of the
+ * job's context, with the submission queue's depth cap).
  */
 public final class MirrorJob extends Job {
     private static final System.Logger LOG = System.getLogger(MirrorJob.class.getName());
@@ -197,6 +199,7 @@ public final class MirrorJob extends Job {
             ops[i] = new BlockIo(arena, 1);
             ops[i].tag = i;
             opAddr[i] = buffers.address() + (long) i * gran;
+            opChunk[i] = -1;
             free[freeTop++] = i;
         }
         try {
@@ -222,10 +225,13 @@ public final class MirrorJob extends Job {
 
     /** Issues copies while slots, rate and state allow; re-entered only through {@code again}. */
     private void pump() {
-        if (pumping) {
+        boolean outer = !pumping;
+        if (!outer && home.guard(Guard.SUBMIT_DEPTH)) {
             again = true; // seed 000: the outer pump goes on; see the class comment
             return;
         }
+        // Guard off (only `vblk repro submit-recursion --mode mirror` turns it off): the inner pump
+        // steps itself, one level deeper per copy, as seed 000's submit recursion.
         pumping = true;
         try {
             do {
@@ -233,7 +239,9 @@ public final class MirrorJob extends Job {
                 step();
             } while (again);
         } finally {
-            pumping = false;
+            if (outer) {
+                pumping = false;
+            }
         }
     }
 
@@ -257,20 +265,26 @@ public final class MirrorJob extends Job {
             }
             return;
         }
+        boolean wrapped = false;
         while (freeTop > 0) {
             long c = bitmap.nextDirty(cursor);
-            if (c < 0 && cursor > 0) {
-                firstPassDone = true;
-                c = bitmap.nextDirty(0);
-            }
             if (c < 0) {
                 firstPassDone = true;
-                break;
-            }
-            if (!rateAllows(bitmap.bytesOf(c))) {
-                return;
+                if (wrapped || cursor == 0) {
+                    break;
+                }
+                wrapped = true; // once per step: the chunks skipped below would loop forever
+                cursor = 0;
+                continue;
             }
             cursor = c + 1;
+            if (copying(c)) {
+                continue; // its copy's completion pumps again; then it is copied anew
+            }
+            if (!rateAllows(bitmap.bytesOf(c))) {
+                cursor = c;
+                return;
+            }
             if (bitmap.testAndClear(c)) {
                 issue(c);
             }
@@ -278,8 +292,12 @@ public final class MirrorJob extends Job {
         if (status() == JobStatus.RUNNING && firstPassDone && nearlyConverged()) {
             transitionToReady();
         }
-        if (inFlight > 0 || bitmap.nextDirty(0) >= 0) {
+        if (inFlight > 0) {
             return; // a completion pumps again
+        }
+        if (bitmap.nextDirty(0) >= 0) {
+            again = true; // a guest write marked a chunk after the loop looked: no completion will come
+            return;
         }
         if (drainHeld) {
             endRun(null); // step (3) done: the last copy inside the drained section
@@ -301,6 +319,23 @@ public final class MirrorJob extends Job {
         }
         lastReadyCheck = now;
         return bitmap.dirtyBytes() + inFlightBytes <= (long) MAX_IN_FLIGHT * bitmap.granularity();
+    }
+
+    /**
+     * Whether a copy of chunk {@code c} is in flight. A second copy must wait for it (QEMU's
+     * {@code mirror_wait_on_conflicts}): the two target writes could land in either order, and the
+     * older data landing last would leave a stale chunk in the target while the bitmap says clean.
+     */
+    private boolean copying(long c) {
+        if (inFlight == 0) {
+            return false;
+        }
+        for (long o : opChunk) {
+            if (o == c) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The rate limit (QEMU's ratelimit.c): {@code speed} bytes per second, accounted per 100 ms slice. */
@@ -360,6 +395,7 @@ public final class MirrorJob extends Job {
     }
 
     private void release(int i, int len) {
+        opChunk[i] = -1;
         inFlight--;
         inFlightBytes -= len;
         free[freeTop++] = i;

@@ -5,7 +5,7 @@ import io.vblk.aio.AioOptions;
 import io.vblk.aio.Guard;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.Periodic;
-import io.vblk.tools.soak.ProcessSample;
+import io.vblk.tools.metrics.FootprintSampler;
 
 import java.time.Duration;
 import java.util.SplittableRandom;
@@ -13,11 +13,10 @@ import java.util.SplittableRandom;
 /**
  * Home thread: the caller's (no context's home thread); owns its IoThread and busy threads.
  *
- * <p>Seed 001 on the product's own periodic work: {@link Periodic}, which {@code vblk bench --soak}
- * runs as its footprint sampler ({@code SoakRun}: read {@code /proc}, sleep the interval, and at
- * the end of the run stop the sampler with an early wake). Here the task does that sampler's work —
- * a {@link ProcessSample} of this process — widened by a spin, and sleeps an hour between runs, so
- * a lost wake-up is a hang. The closer kicks it a few times ({@link Periodic#kick()}, QEMU's
+ * <p>Seed 001 on the product's own periodic work: {@code vblk serve --metrics}'s
+ * {@link FootprintSampler}, a {@link Periodic} task on the daemon's main loop (read {@code /proc},
+ * sleep the period; shutdown stops it with an early wake). Here it runs with its reading widened by
+ * a spin, and sleeps an hour between runs, so a lost wake-up is a hang. The closer kicks it a few times ({@link Periodic#kick()}, QEMU's
  * {@code block_copy_kick}), then stops it ({@link Periodic#stop}: set the flag, wake, wait) —
  * landing, sometimes, after the task has checked its stop flag but before it has gone to sleep.
  * With the guard off the wake reads the sleeper's stale state, sees it awake, skips the kick, and
@@ -47,7 +46,6 @@ public final class LostWakeupRepro implements Repro {
     public ReproResult run(boolean guardOn, ReproOptions options) throws Exception {
         long deadline = System.nanoTime() + options.timeLimit().toNanos();
         SplittableRandom rnd = new SplittableRandom(options.seed());
-        long self = ProcessHandle.current().pid();
         // One core fewer than the machine has: contention that preempts the task inside its window,
         // while leaving the closer a core to aim with.
         Thread[] busy = startBusyThreads(Math.max(1, Runtime.getRuntime().availableProcessors() - 1));
@@ -59,14 +57,9 @@ public final class LostWakeupRepro implements Repro {
             int i = 0;
             for (; i < options.iterations() && System.nanoTime() - deadline < 0; i++) {
                 SplittableRandom taskRnd = rnd.split();
-                Periodic task = Periodic.start(ctx, "sampler", TASK_PERIOD, () -> {
-                    try {
-                        ProcessSample.of(self); // the soak sampler's reading
-                    } catch (java.io.IOException e) {
-                        throw new java.io.UncheckedIOException(e);
-                    }
-                    spin(WORK_NS / 2 + taskRnd.nextInt(WORK_NS)); // widens the window
-                });
+                // vblk serve's footprint sampler (its /proc reading), the window widened by a spin.
+                Periodic task = FootprintSampler.startForRepro(ctx, TASK_PERIOD,
+                        () -> spin(WORK_NS / 2 + taskRnd.nextInt(WORK_NS))).task();
                 if (!waitForRuns(task, 1, options)) {
                     task.stop(options.hangAfter());
                     return inconclusive(guardOn, i, "the task did not run its first sample within " + options.hangAfter());
@@ -78,7 +71,22 @@ public final class LostWakeupRepro implements Repro {
                     if (k == kicks - 1) {
                         // Arrive while the task works between its stop check and its sleep: wait to
                         // see it pass the check, then land somewhere in (or just after) its work.
-                        waitForRuns(task, seen + 1, options);
+                        if (!waitForRuns(task, seen + 1, options)) {
+                            // The kick (an early wake) was lost in the same window: the task sleeps its hour.
+                            boolean asleep = task.sleeper().sleeping();
+                            ctx.setGuard(Guard.WAKE_ORDER, true);
+                            boolean recovered = task.stop(options.hangAfter());
+                            if (!asleep || !recovered) {
+                                return inconclusive(guardOn, i + 1, "a kick was not followed by a run within "
+                                        + options.hangAfter() + " and the task was " + (asleep ? "asleep" : "not asleep"));
+                            }
+                            return ReproResult.of(hazard(), guardOn, true, i + 1, "a kick (early wake) was lost: the task"
+                                            + " slept through it for " + options.hangAfter().toMillis() + " ms")
+                                    .with("hang_ms", options.hangAfter().toMillis())
+                                    .with("lost", "kick")
+                                    .with("task", "FootprintSampler")
+                                    .with("seed", options.seed());
+                        }
                         spin(rnd.nextInt(WORK_NS));
                     } else {
                         spin(rnd.nextInt(40_000));
@@ -98,7 +106,8 @@ public final class LostWakeupRepro implements Repro {
                                     "stop() waited " + options.hangAfter().toMillis()
                                             + " ms for a task that slept through its stop wake-up")
                             .with("hang_ms", options.hangAfter().toMillis())
-                            .with("task", "Periodic(soak-sampler work)")
+                            .with("lost", "stop")
+                            .with("task", "FootprintSampler")
                             .with("seed", options.seed());
                 }
                 maxStopNanos = Math.max(maxStopNanos, System.nanoTime() - t0);
@@ -109,7 +118,7 @@ public final class LostWakeupRepro implements Repro {
                                     : "no wake was lost within the bounds")
                     .with("wakes_before_sleep", wakesBeforeSleep)
                     .with("max_stop_ms", String.format(java.util.Locale.ROOT, "%.1f", maxStopNanos / 1e6))
-                    .with("task", "Periodic(soak-sampler work)")
+                    .with("task", "FootprintSampler")
                     .with("seed", options.seed());
         } finally {
             for (Thread t : busy) {

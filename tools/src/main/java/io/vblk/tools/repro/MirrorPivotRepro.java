@@ -6,8 +6,7 @@ import io.vblk.aio.Guard;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.file.FileDriver;
-import io.vblk.drivers.job.Job;
-import io.vblk.drivers.job.JobListener;
+import io.vblk.drivers.job.JobEnd;
 import io.vblk.drivers.job.Jobs;
 import io.vblk.drivers.job.MirrorJob;
 import io.vblk.drivers.job.OnError;
@@ -151,24 +150,9 @@ final class MirrorPivotRepro {
     /** One blockdev-mirror sync=full, ready, job-complete; returns the concluded job. */
     private static MirrorJob pivot(Jobs jobs, AioContext main, BlockNode from, BlockNode to, String id,
                                    ReproOptions options) {
-        CompletableFuture<Void> ready = new CompletableFuture<>();
-        CompletableFuture<String> ended = new CompletableFuture<>();
-        JobListener l = new JobListener() {
-            @Override
-            public void ready(Job j) {
-                ready.complete(null);
-            }
-
-            @Override
-            public void completed(Job j, String error) {
-                ended.complete(error);
-            }
-
-            @Override
-            public void cancelled(Job j) {
-                ended.complete("cancelled");
-            }
-        };
+        JobEnd l = new JobEnd(id);
+        CompletableFuture<Void> ready = l.ready();
+        CompletableFuture<String> ended = l.ended();
         MirrorJob job = AioContext.await(main.callOn(() -> {
             jobs.addListener(l);
             return jobs.start(new MirrorJob(jobs, id, from, to, 0, GRANULARITY, OnError.REPORT, OnError.REPORT, true, true));
@@ -180,7 +164,7 @@ final class MirrorPivotRepro {
                 return null;
             }), options.hangAfter());
             String err = awaitJob(ended, main, job, "ended", options);
-            if (err != null) {
+            if (!JobEnd.COMPLETED.equals(err)) {
                 throw new IllegalStateException("mirror " + id + " failed: " + err);
             }
         } finally {

@@ -46,10 +46,12 @@ public final class ReproCommand implements Callable<Integer> {
             description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
-    @Option(names = "--mode", paramLabel = "section|mirror|rbd",
-            description = {"drain-leak's scenario: a held drained section, or the real mirror pivot (default: section);",
-                    "cross-thread-completion's: rbd runs it on the rbd driver (needs --image, a Ceph cluster)"})
-    String mode;
+    @Option(names = "--mode", paramLabel = "loop|section|mirror|rbd",
+            description = "the scenario: submit-recursion's closed I/O loop (loop) or a mirror job (mirror);"
+                    + " drain-leak's held drained section (section) or the real mirror pivot (mirror);"
+                    + " cross-thread-completion on the rbd driver (rbd: needs --image and a Ceph cluster)."
+                    + " Default: loop, section, and the file engine")
+    String mode = "";
 
     @Option(names = "--image", paramLabel = "POOL/IMAGE",
             description = "with --mode rbd: an existing RBD image of at least 128 KiB (read only, never written)")
@@ -77,6 +79,7 @@ public final class ReproCommand implements Callable<Integer> {
             }
             chosen = List.of(r);
         }
+        checkMode();
         SubmitRecursionRepro recursion = submitRecursion();
         Repro crossThread = "rbd".equals(mode) ? rbdCrossThread() : new CrossThreadCompletionRepro(recursion.aio());
         DrainLeakRepro drainLeak = new DrainLeakRepro(drainLeakMode());
@@ -103,30 +106,26 @@ public final class ReproCommand implements Callable<Integer> {
 
     private SubmitRecursionRepro submitRecursion() {
         try {
-            return new SubmitRecursionRepro(AioMode.parse(aio));
+            return new SubmitRecursionRepro(AioMode.parse(aio), mode.equals("mirror"));
         } catch (IllegalArgumentException e) {
             throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
                     "--aio accepts native or io_uring, got '" + aio + "'");
         }
     }
 
-    private DrainLeakRepro.Mode drainLeakMode() {
-        if (mode == null) {
-            return DrainLeakRepro.Mode.SECTION;
+    private void checkMode() {
+        if (!List.of("", "loop", "section", "mirror", "rbd").contains(mode)) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode accepts loop, section, mirror or rbd, got '" + mode + "'");
         }
-        return switch (mode) {
-            case "section" -> DrainLeakRepro.Mode.SECTION;
-            case "mirror" -> DrainLeakRepro.Mode.MIRROR;
-            case "rbd" -> {
-                if (hazard.equals("drain-leak")) {
-                    throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                            "--mode rbd is cross-thread-completion's; drain-leak accepts section or mirror");
-                }
-                yield DrainLeakRepro.Mode.SECTION;
-            }
-            default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                    "--mode accepts section or mirror (drain-leak) or rbd (cross-thread-completion), got '" + mode + "'");
-        };
+        if (mode.equals("rbd") && !hazard.equals("cross-thread-completion") && !hazard.equals("all")) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode rbd is cross-thread-completion's; " + hazard + " does not take it");
+        }
+    }
+
+    private DrainLeakRepro.Mode drainLeakMode() {
+        return mode.equals("mirror") ? DrainLeakRepro.Mode.MIRROR : DrainLeakRepro.Mode.SECTION;
     }
 
     /** {@code --mode rbd}: seed 002 on the rbd driver, on {@code --image POOL/IMAGE}. */

@@ -71,6 +71,7 @@ public final class SubmitRecursionRepro implements Repro {
     public static final long STACK_BYTES = 512L << 10;
 
     private final AioMode aio;
+    private final boolean mirror;
 
     /** The file scenario on Linux AIO (aio=native). */
     public SubmitRecursionRepro() {
@@ -79,11 +80,20 @@ public final class SubmitRecursionRepro implements Repro {
 
     /** The file scenario on {@code aio}: {@link AioMode#NATIVE} or {@link AioMode#IO_URING}. */
     public SubmitRecursionRepro(AioMode aio) {
+        this(aio, false);
+    }
+
+    /**
+     * With {@code mirror}, the production setting instead of the closed loop: a mirror job whose
+     * copies complete inside their submits ({@link MirrorRecursionRepro}).
+     */
+    public SubmitRecursionRepro(AioMode aio, boolean mirror) {
         if (aio != AioMode.NATIVE && aio != AioMode.IO_URING) {
             throw new IllegalArgumentException("--aio accepts native or io_uring (engines that complete inside"
                     + " submit), got '" + aio + "'");
         }
         this.aio = aio;
+        this.mirror = mirror;
     }
 
     /** The file scenario's engine. */
@@ -103,6 +113,9 @@ public final class SubmitRecursionRepro implements Repro {
 
     @Override
     public ReproResult run(boolean guardOn, ReproOptions options) throws Exception {
+        if (mirror) {
+            return MirrorRecursionRepro.run(hazard(), guardOn, options, aio);
+        }
         Path dir = Files.createTempDirectory("vblk-repro-000-");
         String img = dir.resolve("image.raw").toString();
         try {

@@ -12,6 +12,7 @@ import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.nullblk.NullDriver;
 import io.vblk.drivers.qcow2.Qcow2Driver;
 import io.vblk.drivers.rbd.RbdDriver;
+import io.vblk.tools.metrics.FootprintSampler;
 import io.vblk.tools.metrics.MetricsOptions;
 import io.vblk.tools.metrics.MetricsServer;
 import io.vblk.tools.metrics.VblkMetrics;
@@ -66,6 +67,8 @@ public final class ServeDaemon {
     private static final System.Logger LOG = System.getLogger(ServeDaemon.class.getName());
     /** Bound on each start-up step that waits for the main loop. */
     private static final Duration STEP = Duration.ofSeconds(30);
+    /** How often the footprint gauges are read from /proc (with --metrics). */
+    static final Duration FOOTPRINT_PERIOD = Duration.ofSeconds(10);
     /** vblk's largest ring (SplitQueue.MAX_SIZE); QEMU's vhost-user-blk allows queue-size up to 1024. */
     static final int QUEUE_SIZE = 1024;
 
@@ -84,6 +87,9 @@ public final class ServeDaemon {
     private final MetricsOptions metricsOptions;
     private VblkMetrics metrics;
     private MetricsServer metricsServer;
+    private FootprintSampler footprint;
+    /** The images shutdown fsynced (every writable file node, however it was added). */
+    private volatile List<String> flushed = List.of();
     /** Permission bits of the UNIX socket files the exports create. */
     private final int socketMode;
     /** Start-up finished: the exports served, so shutdown reports what each one did. */
@@ -228,6 +234,7 @@ public final class ServeDaemon {
             metrics.bindDevice(exports.get(i).id(), devices.get(i));
             metrics.bindVhostExport(exports.get(i));
         }
+        footprint = FootprintSampler.start(metrics, mainLoop.ctx(), FOOTPRINT_PERIOD);
         try {
             metricsServer = MetricsServer.start(metricsOptions, metrics);
         } catch (IllegalArgumentException | IllegalStateException e) {
@@ -388,6 +395,11 @@ public final class ServeDaemon {
         shutDown = true;
         long deadline = System.nanoTime() + bound.toNanos();
         boolean clean = true;
+        // The daemon's periodic work ends first, at once whatever its period (seed 001's stop).
+        if (footprint != null && !footprint.stop(left(deadline))) {
+            clean = false;
+            problem("vblk serve: shutdown did not finish stopping the footprint sampler within " + bound);
+        }
         // No scrape may read a device or engine while it is being torn down.
         if (metricsServer != null) {
             metricsServer.close();
@@ -452,6 +464,19 @@ public final class ServeDaemon {
                 System.err.println(summary(d.name(), d));
             }
         }
+        // Every writable image, whether from the command line or QMP's blockdev-add: flushed below.
+        java.util.Set<String> toFlush = new java.util.LinkedHashSet<>();
+        for (Blockdev b : config.blockdevs()) {
+            Blockdev img = b instanceof BlkdebugNode d ? d.image() : b; // blkdebug writes through to its image
+            if (img instanceof FileNode f && !f.readOnly() && drivers.containsKey(b.nodeName())) {
+                toFlush.add(f.filename());
+            }
+        }
+        for (BlockDriver d : drivers.values()) {
+            if (d instanceof FileDriver f && !f.readOnly()) {
+                toFlush.add(f.path());
+            }
+        }
         // Newest first: a format node (qcow2) closes before the file node under it.
         for (Map.Entry<String, BlockDriver> e : new ArrayList<>(drivers.entrySet()).reversed()) {
             try {
@@ -461,17 +486,20 @@ public final class ServeDaemon {
                 problem("vblk serve: closing node " + e.getKey() + ": " + ex.getMessage());
             }
         }
-        for (Blockdev b : config.blockdevs()) {
-            Blockdev img = b instanceof BlkdebugNode d ? d.image() : b; // blkdebug writes through to its image
-            if (img instanceof FileNode f && !f.readOnly() && drivers.containsKey(b.nodeName())) {
-                clean &= flush(f.filename());
-            }
+        for (String path : toFlush) {
+            clean &= flush(path);
         }
+        flushed = List.copyOf(toFlush);
         for (IoThread t : iothreads.values()) {
             clean &= closeThread(t);
         }
         clean &= closeThread(mainLoop);
         return clean;
+    }
+
+    /** The image files the last shutdown fsynced, in node order; empty before one. */
+    public List<String> flushedImages() {
+        return flushed;
     }
 
     /** Stops a daemon whose start-up failed after {@link #start} (e.g. its pidfile): no summary lines. */

@@ -1,5 +1,7 @@
 package io.vblk.tools.soak;
 
+import io.vblk.tools.metrics.ProcessSample;
+
 /**
  * Any thread, under the owning SoakRun's lock (its readings are taken in one synchronized method).
  *

@@ -1,5 +1,6 @@
 package io.vblk.tools.soak;
 
+import io.vblk.tools.metrics.ProcessSample;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.Periodic;

@@ -208,6 +208,23 @@ class QmpMonitorTest {
         }
     }
 
+    /** A file node added over QMP is flushed at shutdown like one from the command line (found: it was not). */
+    @Test
+    void shutdownFlushesTheImagesQmpAdded() throws Exception {
+        Path img = dir.resolve("added.img");
+        java.nio.file.Files.write(img, new byte[1 << 20]);
+        Path ro = dir.resolve("ro.img");
+        java.nio.file.Files.write(ro, new byte[1 << 20]);
+        try (QmpClient q = QmpClient.connect(m0).negotiate()) {
+            assertThat(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", \"node-name\": \"f1\","
+                    + " \"filename\": \"" + img + "\"}}").has("return")).isTrue();
+            assertThat(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", \"node-name\": \"f2\","
+                    + " \"filename\": \"" + ro + "\", \"read-only\": true}}").has("return")).isTrue();
+        }
+        assertThat(vblk.daemon.shutdown(T)).isTrue();
+        assertThat(vblk.daemon.flushedImages()).containsExactly(img.toString());
+    }
+
     /** qom-set changes a running iothread's polling (QEMU's settable iothread properties); qom-get reads it back. */
     @Test
     void qomSetChangesARunningIothreadsPollParameters() throws Exception {

@@ -212,7 +212,12 @@ class ServeCommandTest {
             assertThat(body).contains("vblk_guard_drained_requests_started_total{export=\"e0\",iothread=\"io0\",queue=\"0\"} 0.0")
                     .contains("vblk_guard_drained_requests_started_total{export=\"e1\",iothread=\"io1\",queue=\"0\"} 0.0")
                     .containsPattern("vblk_aio_completed_total\\{iothread=\"io0\"} [1-9]")
-                    .containsPattern("vblk_uring_completed_total\\{iothread=\"io1\"} [1-9]");
+                    .containsPattern("vblk_uring_completed_total\\{iothread=\"io1\"} [1-9]")
+                    // Seed 001: the daemon's periodic work (the footprint sampler) and its wake-order meter.
+                    .containsPattern("vblk_guard_wakes_before_sleep_total\\{iothread=\"main-loop\",sleeper=\"footprint-sampler\"} \\d")
+                    .containsPattern("vblk_process_resident_bytes\\{sleeper=\"footprint-sampler\"} [1-9]")
+                    .containsPattern("vblk_process_open_fds\\{sleeper=\"footprint-sampler\"} [1-9]")
+                    .containsPattern("vblk_process_threads\\{sleeper=\"footprint-sampler\"} [1-9]");
         } finally {
             assertThat(d.shutdown(Duration.ofSeconds(20))).isTrue();
         }

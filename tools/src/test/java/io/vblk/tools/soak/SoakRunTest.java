@@ -1,5 +1,6 @@
 package io.vblk.tools.soak;
 
+import io.vblk.tools.metrics.ProcessSample;
 import io.vblk.tools.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

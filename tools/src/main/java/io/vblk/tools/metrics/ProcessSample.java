@@ -1,4 +1,4 @@
-package io.vblk.tools.soak;
+package io.vblk.tools.metrics;
 
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
