@@ -3,6 +3,7 @@ package io.vblk.drivers.rbd;
 import io.vblk.aio.AioContext;
 import io.vblk.aio.Bh;
 import io.vblk.aio.DeferCall;
+import io.vblk.aio.Guard;
 import io.vblk.drivers.BlockIo;
 import io.vblk.drivers.ChannelBase;
 
@@ -30,7 +31,9 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * already scheduled, so a batch of completions costs one loop wake-up (one eventfd write). The
  * bottom half runs on the home thread, takes the whole stack, and completes every request there
  * inside one defer-call section (one guest notification per queue for the batch). Nothing about a
- * request's completion runs on a librbd thread.
+ * request's completion runs on a librbd thread — unless the context's {@link Guard#HOME_THREAD} is
+ * off (reproducers only: {@code vblk repro cross-thread-completion --mode rbd}), which processes it
+ * on the librbd thread, as the seed's bug did.
  */
 final class RbdChannel extends ChannelBase {
     /** Channels by id, for the callback's argument (high 32 bits: channel id, low 32 bits: slot). */
@@ -159,6 +162,13 @@ final class RbdChannel extends ChannelBase {
         ch.callbacks.incrementAndGet();
         ch.lastCallbackThread = Thread.currentThread();
         RbdRequest r = ch.slots[(int) arg];
+        if (!ch.ctx.guard(Guard.HOME_THREAD)) {
+            // Seed 002 with its guard off (reproducers only): the completion is processed where it
+            // lands, on librbd's thread, while the home thread submits: both walk the free list,
+            // the channel's in-flight count and the submitter's completion state.
+            ch.completed(r, ret);
+            return;
+        }
         r.result = ret;
         RbdRequest top;
         do {

@@ -48,6 +48,28 @@ public final class CephCluster implements AutoCloseable {
         this.deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(START_SECONDS);
     }
 
+    /**
+     * For scripts (scripts/bench/rbd.sh): starts a cluster in directory {@code args[0]}, prints
+     * {@code ceph-conf=PATH} and runs until it is stopped (SIGTERM or SIGINT), then stops the daemons.
+     */
+    public static void main(String[] args) throws Exception {
+        if (args.length != 1) {
+            System.err.println("usage: CephCluster DIR   (runs until SIGTERM/SIGINT)");
+            System.exit(2);
+        }
+        CephCluster c = start(Path.of(args[0]));
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try {
+                c.close();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "ceph-cluster-stop"));
+        System.out.println("ceph-conf=" + c.conf());
+        System.out.flush();
+        Thread.currentThread().join(); // until the shutdown hook runs
+    }
+
     /** Starts a cluster in {@code dir} (created if missing); fails the test with the logs if it does not come up in time. */
     public static CephCluster start(Path dir) throws Exception {
         Components.require(Components.CEPH_CLUSTER);

@@ -21,12 +21,13 @@ import java.util.Map;
  *
  * @param metrics the metrics registry new exports and IoThreads are bound to, or null
  * @param nbd     the NBD server and its exports
+ * @param secrets the secret objects ({@code --object secret}, QMP {@code object-add qom-type=secret})
  */
 public record DaemonGraph(IoThread mainLoop, Map<String, IoThread> iothreads, Map<String, BlockDriver> drivers,
                           Map<String, BlockNode> nodes, List<BlkDevice> devices, List<VhostUserExport> exports,
                           VblkMetrics metrics, Map<String, NodeInfo> nodeInfo, Map<String, String> exportNodes,
                           Map<String, List<String>> exportThreads, BlockEvents events,
-                          io.vblk.drivers.nbd.server.NbdService nbd) {
+                          io.vblk.drivers.nbd.server.NbdService nbd, Secrets secrets) {
 
     /** What a node was opened from, for query-named-block-nodes (QEMU's BlockDeviceInfo). */
     public record NodeInfo(String drv, String filename, boolean direct, boolean readOnly) {

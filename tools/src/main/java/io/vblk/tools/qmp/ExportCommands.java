@@ -27,7 +27,7 @@ import java.util.function.BiConsumer;
  * Home thread: the main loop. No locking.
  *
  * <p>The export and iothread commands: block-export-add / block-export-del /
- * query-block-exports, object-add / object-del (qom-type iothread) / query-iothreads. An export
+ * query-block-exports, object-add / object-del (qom-type iothread or secret) / query-iothreads. An export
  * is built exactly as {@code vblk serve} builds one from {@code --export}; deleting one closes its
  * connection (the queues finish their requests on their IoThreads), then the device, and emits
  * BLOCK_EXPORT_DELETED once the last client is gone. Starting and stopping an IoThread waits for
@@ -228,6 +228,9 @@ final class ExportCommands {
     private CompletableFuture<JsonNode> objectAdd(Args a) {
         String type = a.string("qom-type");
         String id = a.string("id");
+        if (type.equals("secret")) {
+            return secretAdd(a, id);
+        }
         if (!type.equals("iothread")) {
             throw QmpError.generic("invalid object type: " + type);
         }
@@ -236,7 +239,7 @@ final class ExportCommands {
         Long shrink = a.optInteger("poll-shrink");
         Long batch = a.optInteger("aio-max-batch");
         a.finish();
-        if (cmds.graph.iothreads().containsKey(id) || iothreadsPending.contains(id)) {
+        if (cmds.graph.iothreads().containsKey(id) || iothreadsPending.contains(id) || cmds.graph.secrets().contains(id)) {
             throw QmpError.generic("attempt to add duplicate property '" + id + "' to object (type 'container')");
         }
         if (!id.matches("[A-Za-z][A-Za-z0-9._-]*")) {
@@ -276,9 +279,32 @@ final class ExportCommands {
         return f;
     }
 
+    /** {@code object-add qom-type=secret} (QEMU's crypto/secret.c properties data, file, format). */
+    private CompletableFuture<JsonNode> secretAdd(Args a, String id) {
+        String data = a.optString("data");
+        String file = a.optString("file");
+        String format = a.optString("format");
+        a.finish();
+        if (!id.matches("[A-Za-z][A-Za-z0-9._-]*")) {
+            throw QmpError.generic("Parameter 'id' expects an identifier");
+        }
+        if (cmds.graph.iothreads().containsKey(id) || iothreadsPending.contains(id)) {
+            throw QmpError.generic("attempt to add duplicate property '" + id + "' to object (type 'container')");
+        }
+        try {
+            cmds.graph.secrets().add(id, Secrets.load(id, data, file, format));
+        } catch (IllegalArgumentException e) {
+            throw QmpError.generic(e.getMessage());
+        }
+        return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
+    }
+
     private CompletableFuture<JsonNode> objectDel(Args a) {
         String id = a.string("id");
         a.finish();
+        if (cmds.graph.secrets().remove(id)) {
+            return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
+        }
         IoThread t = cmds.graph.iothreads().get(id);
         if (t == null) {
             throw QmpError.generic("object '" + id + "' not found");

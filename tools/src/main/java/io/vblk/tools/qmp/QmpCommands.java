@@ -182,13 +182,19 @@ final class QmpCommands {
                 String snapshot = a.optString("snapshot");
                 String conf = a.optString("conf");
                 String user = a.optString("user");
-                if (a.optString("key-secret") != null) {
-                    throw QmpError.generic("Parameter 'key-secret' is not supported: name a keyring in 'conf'");
+                String keySecret = a.optString("key-secret");
+                String key = null;
+                if (keySecret != null) {
+                    try {
+                        key = graph.secrets().base64(keySecret); // QEMU: qcrypto_secret_lookup_as_base64
+                    } catch (IllegalArgumentException e) {
+                        throw QmpError.generic(e.getMessage());
+                    }
                 }
                 if (snapshot != null && !ro) {
                     throw QmpError.generic("rbd snapshots are read-only");
                 }
-                spec = new DriverSpec.Rbd(new RbdDriver.Options(pool, image, namespace, snapshot, conf, user, null, ro));
+                spec = new DriverSpec.Rbd(new RbdDriver.Options(pool, image, namespace, snapshot, conf, user, key, ro));
                 info = new NodeInfo(driver, "rbd:" + pool + "/" + (namespace == null ? "" : namespace + "/") + image
                         + (snapshot == null ? "" : "@" + snapshot), false, ro);
             }

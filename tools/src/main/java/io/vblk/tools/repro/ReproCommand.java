@@ -46,13 +46,25 @@ public final class ReproCommand implements Callable<Integer> {
             description = "engine of submit-recursion's file scenario and of cross-thread-completion (default: native)")
     String aio = "native";
 
-    @Option(names = "--mode", paramLabel = "loop|section|mirror|vhost-user|nbd-qcow2",
+    @Option(names = "--mode", paramLabel = "loop|section|mirror|vhost-user|nbd-qcow2|rbd",
             description = "the scenario: submit-recursion's closed I/O loop (loop) or a mirror job (mirror);"
                     + " drain-leak's held drained section (section) or the real mirror pivot (mirror);"
+                    + " cross-thread-completion on the rbd driver (rbd: needs --image and a Ceph cluster);"
                     + " nested-wait-deadlock's stand-in open of a vhost-user export (vhost-user) or the seed's"
                     + " setting, a qcow2 node backed by the daemon's own NBD export (nbd-qcow2)."
-                    + " Default: loop, section and vhost-user")
+                    + " Default: loop, section, the file engine and vhost-user")
     String mode = "";
+
+    @Option(names = "--image", paramLabel = "POOL/IMAGE",
+            description = "with --mode rbd: an existing RBD image of at least 128 KiB (read only, never written)")
+    String image;
+
+    @Option(names = "--conf", paramLabel = "PATH",
+            description = "with --mode rbd: the cluster's ceph.conf (default: librados' search, e.g. /etc/ceph/ceph.conf)")
+    String conf;
+
+    @Option(names = "--user", paramLabel = "NAME", description = "with --mode rbd: connect as client.NAME (default: admin)")
+    String user;
 
     @Override
     public Integer call() throws Exception {
@@ -71,7 +83,7 @@ public final class ReproCommand implements Callable<Integer> {
         }
         checkMode();
         SubmitRecursionRepro recursion = submitRecursion();
-        CrossThreadCompletionRepro crossThread = new CrossThreadCompletionRepro(recursion.aio());
+        Repro crossThread = "rbd".equals(mode) ? rbdCrossThread() : new CrossThreadCompletionRepro(recursion.aio());
         DrainLeakRepro drainLeak = new DrainLeakRepro(drainLeakMode());
         NestedWaitDeadlockRepro nestedWait = new NestedWaitDeadlockRepro(mode.equals("nbd-qcow2")
                 ? NestedWaitDeadlockRepro.Mode.NBD_QCOW2 : NestedWaitDeadlockRepro.Mode.VHOST_USER);
@@ -107,14 +119,29 @@ public final class ReproCommand implements Callable<Integer> {
     }
 
     private void checkMode() {
-        if (!List.of("", "loop", "section", "mirror", "vhost-user", "nbd-qcow2").contains(mode)) {
+        if (!List.of("", "loop", "section", "mirror", "vhost-user", "nbd-qcow2", "rbd").contains(mode)) {
             throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                    "--mode accepts loop, section, mirror, vhost-user or nbd-qcow2, got '" + mode + "'");
+                    "--mode accepts loop, section, mirror, vhost-user, nbd-qcow2 or rbd, got '" + mode + "'");
+        }
+        if (mode.equals("rbd") && !hazard.equals("cross-thread-completion") && !hazard.equals("all")) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode rbd is cross-thread-completion's; " + hazard + " does not take it");
         }
     }
 
     private DrainLeakRepro.Mode drainLeakMode() {
         return mode.equals("mirror") ? DrainLeakRepro.Mode.MIRROR : DrainLeakRepro.Mode.SECTION;
+    }
+
+    /** {@code --mode rbd}: seed 002 on the rbd driver, on {@code --image POOL/IMAGE}. */
+    private Repro rbdCrossThread() {
+        if (image == null || !image.matches("[^/@]+/[^/@]+")) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--mode rbd needs --image POOL/IMAGE (an existing image), got " + (image == null ? "none" : "'" + image + "'"));
+        }
+        int slash = image.indexOf('/');
+        return new CrossThreadCompletionRbdRepro(new io.vblk.drivers.rbd.RbdDriver.Options(image.substring(0, slash),
+                image.substring(slash + 1), null, null, conf, user, null, true));
     }
 
     private boolean parseGuard() {

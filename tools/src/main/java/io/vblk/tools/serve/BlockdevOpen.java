@@ -53,7 +53,7 @@ final class BlockdevOpen {
                     32, n.readOnly(), false); // null-co's default read-zeroes=off, as the parser accepts
             case BlkdebugNode d -> new DriverSpec.Blkdebug(d.rules(), spec(d.image()));
             case RbdNode r -> new DriverSpec.Rbd(new RbdDriver.Options(r.pool(), r.image(), r.namespace(), r.snapshot(),
-                    r.conf(), r.user(), null, r.readOnly()));
+                    r.conf(), r.user(), r.key(), r.readOnly()));
             case NbdNode n -> new DriverSpec.Nbd(n.server(), n.export(), n.reconnectDelay());
             case Qcow2Node q -> throw new IllegalArgumentException("qcow2 node " + q.nodeName()
                     + " is opened over its file node's driver, not from a spec");

@@ -52,7 +52,8 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--object", paramLabel = "OPTIONS", description = {
             "iothread,id=I[,poll-max-ns=NS][,poll-grow=G][,poll-shrink=S][,aio-max-batch=B][,cpu-affinity=0-1:3]",
-            "metrics,id=M,addr=HOST:PORT[,path=/metrics]   (vblk: the Prometheus endpoint)"})
+            "metrics,id=M,addr=HOST:PORT[,path=/metrics]   (vblk: the Prometheus endpoint)",
+            "secret,id=ID,data=STRING|file=PATH[,format=raw|base64]   (e.g. the cephx key for rbd key-secret=ID)"})
     List<String> objects = new ArrayList<>();
 
     @Option(names = "--metrics", paramLabel = "ADDR", description =

@@ -4,6 +4,7 @@ import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.fault.BlkdebugRules;
 import io.vblk.virtio.blk.ErrorPolicy;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Any thread: immutable.
@@ -12,10 +13,17 @@ import java.util.List;
  * every cross-reference resolved (an export's node and IoThreads exist, ids are unique).
  */
 public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads, List<ExportSpec> exports,
-                          String pidfile, io.vblk.drivers.nbd.NbdAddress nbdServer, List<NbdExportSpec> nbdExports) {
+                          String pidfile, io.vblk.drivers.nbd.NbdAddress nbdServer, List<NbdExportSpec> nbdExports,
+                          Map<String, byte[]> secrets) {
 
     public ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads, List<ExportSpec> exports, String pidfile) {
-        this(blockdevs, iothreads, exports, pidfile, null, List.of());
+        this(blockdevs, iothreads, exports, pidfile, null, List.of(), Map.of());
+    }
+
+    @Override
+    public String toString() {
+        return "ServeConfig[blockdevs=" + blockdevs + ", iothreads=" + iothreads + ", exports=" + exports + ", pidfile="
+                + pidfile + ", nbdServer=" + nbdServer + ", nbdExports=" + nbdExports + ", secrets=" + secrets.keySet() + "]";
     }
 
     /**
@@ -58,13 +66,22 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
 
     /**
      * {@code driver=rbd}: a Ceph RBD image through librbd, with qemu-storage-daemon's option names
-     * ({@code namespace}, {@code snapshot}, {@code conf}, {@code user} may be null).
+     * ({@code namespace}, {@code snapshot}, {@code conf}, {@code user}, {@code keySecret} may be null).
+     *
+     * @param key the cephx key from the secret object {@code keySecret} names (base64), or null
      */
     public record RbdNode(String nodeName, String pool, String image, String namespace, String snapshot, String conf,
-                          String user, boolean readOnly) implements Blockdev {
+                          String user, String keySecret, String key, boolean readOnly) implements Blockdev {
         /** The image as {@code rbd} names it. */
         public String describe() {
             return pool + "/" + (namespace == null ? "" : namespace + "/") + image + (snapshot == null ? "" : "@" + snapshot);
+        }
+
+        /** Without the key. */
+        @Override
+        public String toString() {
+            return "RbdNode[" + nodeName + ", " + describe() + ", conf=" + conf + ", user=" + user + ", key-secret="
+                    + keySecret + ", read-only=" + readOnly + "]";
         }
     }
 

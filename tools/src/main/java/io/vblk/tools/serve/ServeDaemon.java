@@ -391,8 +391,10 @@ public final class ServeDaemon {
             exportNodes.put(e.id(), e.nodeName());
             exportThreads.put(e.id(), e.iothreads());
         }
+        io.vblk.tools.qmp.Secrets secrets = new io.vblk.tools.qmp.Secrets();
+        config.secrets().forEach(secrets::add);
         return new DaemonGraph(mainLoop, iothreads, drivers, nodes, devices, exports, metrics, info, exportNodes, exportThreads,
-                events, nbd);
+                events, nbd, secrets);
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.vblk.tools.serve;
 
 import io.vblk.aio.engine.AioMode;
+import io.vblk.tools.qmp.Secrets;
 import io.vblk.virtio.blk.ErrorPolicy;
 import io.vblk.tools.serve.ServeConfig.Address;
 import io.vblk.tools.serve.ServeConfig.Blockdev;
@@ -29,8 +30,11 @@ import java.util.Set;
  * --blockdev driver=file,node-name=N,filename=F[,aio=threads|native|io_uring][,cache.direct=on|off]
  *            [,cache.no-flush=off][,read-only=on|off]
  * --blockdev driver=null-co|null-aio,node-name=N[,size=S][,read-zeroes=off][,read-only=on|off]
- * --blockdev driver=rbd,node-name=N,pool=P,image=I[,namespace=NS][,snapshot=S][,conf=PATH][,user=U][,read-only=on|off]
- *            (a Ceph RBD image through librbd; a snapshot needs read-only=on, as QEMU's rbd driver)
+ * --blockdev driver=rbd,node-name=N,pool=P,image=I[,namespace=NS][,snapshot=S][,conf=PATH][,user=U][,key-secret=ID]
+ *            [,read-only=on|off]
+ *            (a Ceph RBD image through librbd; a snapshot needs read-only=on, as QEMU's rbd driver; key-secret: the
+ *            cephx key from a secret object, set as librados' "key")
+ * --object secret,id=ID,data=STRING|file=PATH[,format=raw|base64]   (see {@link Secrets})
  * --blockdev driver=raw,node-name=N,file=NODE          (raw format over a file node: pass-through)
  * --blockdev driver=qcow2,node-name=N,file=NODE[,backing=NODE|null][,read-only=on|off]
  *            (a qcow2 image over an earlier node; without backing= the image's own backing file is opened)
@@ -63,17 +67,23 @@ public final class ServeOptionParser {
     private ServeOptionParser() {
     }
 
-    /** {@code driver=rbd}: QEMU's option names; {@code key-secret} needs secret objects, which vblk does not have. */
-    static RbdNode rbd(KeyValueOptions o, String nodeName) throws ServeOptionException {
+    /** {@code driver=rbd}: QEMU's option names; {@code key-secret} names an {@code --object secret} (the cephx key). */
+    static RbdNode rbd(KeyValueOptions o, String nodeName, Secrets secrets) throws ServeOptionException {
         String pool = o.require("pool", "the Ceph pool that holds the image");
         String image = o.require("image", "the RBD image name");
         String namespace = o.take("namespace");
         String snapshot = o.take("snapshot");
         String conf = o.take("conf");
         String user = o.take("user");
-        if (o.take("key-secret") != null) {
-            throw new ServeOptionException(o.where() + ": key-secret is not supported (vblk has no secret objects);"
-                    + " name a keyring in the conf file (conf=PATH) and the user (user=NAME)");
+        String keySecret = o.take("key-secret");
+        String key = null;
+        if (keySecret != null) {
+            try {
+                key = secrets.base64(keySecret);
+            } catch (IllegalArgumentException e) {
+                throw new ServeOptionException(o.where() + ": key-secret=" + keySecret + ": " + e.getMessage()
+                        + "; accepts the id of an --object secret,id=ID,data=KEY,format=base64 (or file=PATH)");
+            }
         }
         boolean ro = o.takeBool("read-only", false);
         if (snapshot != null && !ro) {
@@ -81,13 +91,13 @@ public final class ServeOptionParser {
             throw new ServeOptionException(o.where() + ": rbd snapshots are read-only; add read-only=on");
         }
         for (String[] kv : new String[][] {{"pool", pool}, {"image", image}, {"namespace", namespace},
-                {"snapshot", snapshot}, {"conf", conf}, {"user", user}}) {
+                {"snapshot", snapshot}, {"conf", conf}, {"user", user}, {"key-secret", keySecret}}) {
             if (kv[1] != null && kv[1].isEmpty()) {
                 throw new ServeOptionException(o.where() + ": " + kv[0] + " must not be empty");
             }
         }
         o.finish();
-        return new RbdNode(nodeName, pool, image, namespace, snapshot, conf, user, ro);
+        return new RbdNode(nodeName, pool, image, namespace, snapshot, conf, user, keySecret, key, ro);
     }
 
     public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile)
@@ -104,6 +114,30 @@ public final class ServeOptionParser {
     /** As above, with {@code nbdServer} the {@code --nbd-server} argument or null. */
     public static ServeConfig parse(List<String> blockdevs, List<String> objects, List<String> exports, String pidfile,
                                     boolean monitor, String nbdServer) throws ServeOptionException {
+        // Secrets first: a --blockdev may name one (qemu-storage-daemon needs the --object earlier on its command line).
+        Secrets secrets = new Secrets();
+        Map<String, byte[]> secretValues = new java.util.LinkedHashMap<>();
+        List<String> otherObjects = new ArrayList<>();
+        for (String text : objects) {
+            KeyValueOptions o = KeyValueOptions.parse("--object", text, "qom-type");
+            if (!"secret".equals(o.take("qom-type"))) {
+                otherObjects.add(text);
+                continue;
+            }
+            String id = o.require("id", "a name for the secret, used by key-secret=");
+            checkId(o, "id", id);
+            String data = o.take("data");
+            String file = o.take("file");
+            String format = o.take("format");
+            o.finish();
+            try {
+                byte[] v = Secrets.load(id, data, file, format);
+                secrets.add(id, v);
+                secretValues.put(id, v);
+            } catch (IllegalArgumentException e) {
+                throw new ServeOptionException(o.where() + ": " + e.getMessage());
+            }
+        }
         Map<String, Blockdev> nodes = new HashMap<>();
         Map<String, String> rawAliases = new HashMap<>();
         List<Blockdev> nodeList = new ArrayList<>();
@@ -148,7 +182,7 @@ public final class ServeOptionParser {
                     nodeList.add(n);
                 }
                 case "rbd" -> {
-                    RbdNode n = rbd(o, nodeName);
+                    RbdNode n = rbd(o, nodeName, secrets);
                     nodes.put(nodeName, n);
                     nodeList.add(n);
                 }
@@ -191,11 +225,12 @@ public final class ServeOptionParser {
 
         Map<String, IoThreadSpec> threads = new HashMap<>();
         List<IoThreadSpec> threadList = new ArrayList<>();
-        for (String text : objects) {
+        for (String text : otherObjects) {
             KeyValueOptions o = KeyValueOptions.parse("--object", text, "qom-type");
-            String type = o.require("qom-type", "iothread or metrics");
+            String type = o.require("qom-type", "iothread, secret or metrics");
             if (!type.equals("iothread")) {
-                throw new ServeOptionException(o.where() + ": object type " + type + " is not supported; accepts iothread or metrics");
+                throw new ServeOptionException(o.where() + ": object type " + type
+                        + " is not supported; accepts iothread, secret or metrics");
             }
             String id = o.require("id", "a name for the IoThread, used by --export iothread=");
             checkId(o, "id", id);
@@ -214,8 +249,8 @@ public final class ServeOptionParser {
                 }
             }
             o.finish();
-            if (threads.containsKey(id)) {
-                throw new ServeOptionException(o.where() + ": id " + id + " is used by another --object iothread");
+            if (threads.containsKey(id) || secretValues.containsKey(id)) {
+                throw new ServeOptionException(o.where() + ": id " + id + " is used by another --object");
             }
             IoThreadSpec t = new IoThreadSpec(id, pollMax, grow, shrink, batch, cpus);
             threads.put(id, t);
@@ -350,7 +385,7 @@ public final class ServeOptionParser {
                     + "addr.type=unix,addr.path=PATH (or the short form: vblk serve IMAGE --socket PATH)");
         }
         return new ServeConfig(List.copyOf(nodeList), List.copyOf(threadList), List.copyOf(exportList), pidfile, nbdAddr,
-                List.copyOf(nbdList));
+                List.copyOf(nbdList), java.util.Collections.unmodifiableMap(secretValues));
     }
 
     /** {@code PREFIX.type=unix,PREFIX.path=P} or {@code PREFIX.type=inet,PREFIX.host=H,PREFIX.port=N} (QEMU's SocketAddress). */

@@ -75,4 +75,37 @@ class QmpRbdTest {
             assertThat(cluster.rbd("info", "--format", "json", CephCluster.POOL + "/qmp0")).contains("\"size\":67108864");
         }
     }
+
+    /**
+     * QMP {@code object-add qom-type=secret} then {@code blockdev-add driver=rbd,key-secret=ID}
+     * with a conf that names no keyring: the node opens with the key from the secret; an unknown
+     * secret id is a QMP error naming it; {@code object-del} removes the secret.
+     */
+    @Test
+    void blockdevAddTakesTheCephxKeyFromASecretObject() throws Exception {
+        cluster.rbd("create", "--size", "16M", CephCluster.POOL + "/qmp-key");
+        Path conf = dir.resolve("no-keyring.conf");
+        java.nio.file.Files.writeString(conf, java.nio.file.Files.readString(cluster.conf()).lines()
+                .filter(l -> !l.startsWith("keyring")).collect(java.util.stream.Collectors.joining("\n", "", "\n")));
+        String add = "{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"rbd\", \"node-name\": \"%s\","
+                + " \"pool\": \"rbd\", \"image\": \"qmp-key\", \"conf\": \"" + conf + "\"%s}}";
+        Path m0 = dir.resolve("m1.sock");
+        try (VblkWithMonitor v = new VblkWithMonitor(List.of(), List.of(), List.of(), m0);
+             QmpClient q = QmpClient.connect(m0).negotiate()) {
+            JsonNode unknown = q.raw(String.format(add, "k0", ", \"key-secret\": \"sec0\""));
+            assertThat(unknown.path("error").path("desc").asText()).isEqualTo("No secret with id 'sec0'");
+            JsonNode noKey = q.raw(String.format(add, "k0", ""));
+            assertThat(noKey.path("error").path("desc").asText()).contains("rbd/qmp-key").contains("connecting");
+            assertThat(q.raw("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"sec0\","
+                    + " \"data\": \"" + cluster.adminKey() + "\", \"format\": \"base64\"}}").has("return")).isTrue();
+            JsonNode bad = q.raw("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"sec1\","
+                    + " \"data\": \"x\", \"format\": \"hex\"}}");
+            assertThat(bad.path("error").path("desc").asText()).contains("format=hex");
+            assertThat(q.raw(String.format(add, "k0", ", \"key-secret\": \"sec0\"")).has("return")).isTrue();
+            assertThat(q.raw("{\"execute\": \"query-named-block-nodes\"}").toString()).contains("rbd:rbd/qmp-key");
+            assertThat(q.raw("{\"execute\": \"object-del\", \"arguments\": {\"id\": \"sec0\"}}").has("return")).isTrue();
+            JsonNode gone = q.raw(String.format(add, "k1", ", \"key-secret\": \"sec0\""));
+            assertThat(gone.path("error").path("desc").asText()).isEqualTo("No secret with id 'sec0'");
+        }
+    }
 }

@@ -39,6 +39,14 @@ final class QmpScript {
             "{\"execute\": \"query-blockstats\", \"arguments\": {\"query-nodes\": true}}",
             "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"iothread\", \"id\": \"io1\", \"poll-max-ns\": 0}}",
             "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"iothread\", \"id\": \"io1\"}}",
+            // Secret objects (the rbd driver's key-secret): add, duplicate, bad arguments, an id an iothread has, delete.
+            "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"sec0\", \"data\": \"QUJD\", \"format\": \"base64\"}}",
+            "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"sec0\", \"data\": \"x\"}}",
+            "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"sec1\", \"data\": \"x\", \"file\": \"DIR/k\"}}",
+            "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"sec1\", \"file\": \"DIR/no-such-key\"}}",
+            "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"secret\", \"id\": \"io1\", \"data\": \"x\"}}",
+            "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"sec0\"}}",
+            "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"sec0\"}}",
             "{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"vhost-user-blk\", \"id\": \"e1\", \"node-name\": \"n1\","
                     + " \"addr\": {\"type\": \"unix\", \"path\": \"DIR/e1.sock\"}, \"writable\": true}}",
             "{\"execute\": \"block-export-add\", \"arguments\": {\"type\": \"vhost-user-blk\", \"id\": \"e1\", \"node-name\": \"n1\","

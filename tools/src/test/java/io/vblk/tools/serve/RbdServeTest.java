@@ -176,6 +176,57 @@ class RbdServeTest {
         assertThat(Arrays.mismatch(have, want)).as("first byte where rbd export differs from what the guest wrote").isEqualTo(-1);
     }
 
+    /**
+     * {@code key-secret}: with a conf that names no keyring (and none in /etc/ceph), the daemon
+     * cannot connect; given the client.admin key through {@code --object secret} (inline with
+     * format=base64, or a key file), it authenticates and serves a guest; a wrong key is refused by
+     * the cluster and the start fails naming the image and the step, never hangs.
+     */
+    @Test
+    void keySecretAuthenticatesWithAConfThatNamesNoKeyring() throws Exception {
+        String image = newImage("keyed");
+        Path conf = dir.resolve("no-keyring.conf");
+        Files.writeString(conf, Files.readString(cluster.conf()).lines().filter(l -> !l.startsWith("keyring"))
+                .collect(java.util.stream.Collectors.joining("\n", "", "\n")));
+        assertThat(Files.readString(conf)).doesNotContain("keyring").contains("auth client required = cephx");
+        String key = cluster.adminKey();
+        Path keyFile = dir.resolve("admin.key");
+        Files.writeString(keyFile, key + "\n");
+        String rbd = "driver=rbd,node-name=n0,pool=" + CephCluster.POOL + ",image=" + image + ",conf=" + conf;
+
+        String sock0 = socket();
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> serveWith(List.of("--blockdev", rbd), sock0))
+                .hasMessageContaining("rbd: " + CephCluster.POOL + "/" + image).hasMessageContaining("failed");
+        String wrong = java.util.Base64.getEncoder().encodeToString(new byte[] {1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 16,
+                9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9});
+        String sock1 = socket();
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> serveWith(List.of("--object",
+                        "secret,id=bad,data=" + wrong + ",format=base64", "--blockdev", rbd + ",key-secret=bad"), sock1))
+                .hasMessageContaining("connecting to the cluster").hasMessageNotContaining(wrong);
+
+        int[] blocks = spread(32, 41);
+        for (String secret : List.of("secret,id=k0,data=" + key + ",format=base64", "secret,id=k0,file=" + keyFile + ",format=base64")) {
+            String sock = socket();
+            ServeDaemon d = serveWith(List.of("--object", secret, "--blockdev", rbd + ",key-secret=k0"), sock);
+            try (VhostUserTransport t = VhostUserTransport.connect(sock, Duration.ofSeconds(10));
+                 GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults())) {
+                io(g.queue(0), blocks, 6, true);
+                verify(g.queue(0), blocks, 6);
+            } finally {
+                assertThat(d.shutdown(Duration.ofSeconds(60))).isTrue();
+            }
+        }
+    }
+
+    private static ServeDaemon serveWith(List<String> nodeArgs, String sock) throws Exception {
+        List<String> args = new ArrayList<>(nodeArgs);
+        args.addAll(List.of("--object", "iothread,id=io0", "--export",
+                "type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=" + sock + ",iothread=io0,writable=on"));
+        ServeCommand c = new ServeCommand();
+        new CommandLine(c).parseArgs(args.toArray(String[]::new));
+        return ServeDaemon.start(c.config(), null, c.socketMode());
+    }
+
     @Test
     void resizeReachesTheImageAndTheGuest() throws Exception {
         String image = newImage("grow");

@@ -153,7 +153,7 @@ class ServeLifecycleTest {
         assertThat(Files.exists(dir.resolve("ok.sock"))).as("the export that had started is gone").isFalse();
         r = run("--object", "frob,id=x", "--blockdev", "driver=null-co,node-name=n0");
         assertThat(r.code()).isEqualTo(2);
-        assertThat(r.err()).contains("object type frob is not supported; accepts iothread or metrics");
+        assertThat(r.err()).contains("object type frob is not supported; accepts iothread, secret or metrics");
     }
 
     @Test
