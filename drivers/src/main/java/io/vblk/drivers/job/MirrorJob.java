@@ -41,8 +41,12 @@ import java.util.function.Consumer;
  * The cycle pump → submit → readDone → submit → writeDone → pump is cut at the {@code pumping}
  * flag: an inner pump only sets {@code again} and the outer loop goes on, so the stack stays
  * bounded whatever the drivers do.
+ *
+ * <p>{@link BackupJob} runs on this same copy loop and rate limit, through the package-private
+ * hooks below ({@link #trackWrites}, {@link #converged}, {@link #idle}, {@link #copied},
+ * {@link #copyFailed}, {@link #copyNow}).
  */
-public final class MirrorJob extends Job {
+public sealed class MirrorJob extends Job permits BackupJob {
     private static final System.Logger LOG = System.getLogger(MirrorJob.class.getName());
     /** QEMU's default mirror granularity when the target has no cluster size (64 KiB). */
     public static final int DEFAULT_GRANULARITY = 64 << 10;
@@ -98,6 +102,12 @@ public final class MirrorJob extends Job {
      */
     public MirrorJob(Jobs jobs, String id, BlockNode source, BlockNode target, long speed, int granularity,
                      OnError onSource, OnError onTarget, boolean autoFinalize, boolean autoDismiss) {
+        this(jobs, id, source, target, speed, granularity, onSource, onTarget, autoFinalize, autoDismiss, true);
+    }
+
+    /** {@code pivots}: the job may move the source's parents to the target (a mirror; a backup does not). */
+    MirrorJob(Jobs jobs, String id, BlockNode source, BlockNode target, long speed, int granularity,
+              OnError onSource, OnError onTarget, boolean autoFinalize, boolean autoDismiss, boolean pivots) {
         super(jobs, id, autoFinalize, autoDismiss, speed);
         home.assertHome();
         if (source == target) {
@@ -116,7 +126,7 @@ public final class MirrorJob extends Job {
         if (Integer.bitCount(granularity) != 1) {
             throw new JobException("Granularity must be power of 2");
         }
-        for (DrainParent p : source.parents()) {
+        for (DrainParent p : pivots ? source.parents() : List.<DrainParent>of()) {
             if (!p.canReplaceNode()) {
                 throw new JobException("Cannot mirror node '" + source.name() + "': " + p.drainName()
                         + " cannot be moved to another node");
@@ -203,8 +213,7 @@ public final class MirrorJob extends Job {
         try {
             src = source.openChannel(home);
             dst = target.openChannel(home);
-            // Before the first copy: every write completing from here on marks the bitmap.
-            source.addDirtyBitmap(bitmap);
+            trackWrites();
         } catch (RuntimeException e) {
             closeChannels();
             source.removeDirtyBitmap(bitmap);
@@ -213,9 +222,55 @@ public final class MirrorJob extends Job {
         }
     }
 
+    /** Before the first copy: every write completing from here on marks the bitmap. */
+    void trackWrites() {
+        source.addDirtyBitmap(bitmap);
+    }
+
     @Override
     protected void run() {
         bitmap.markAll();
+        pump();
+    }
+
+    /** The first pass is done and what is left is small: a mirror is ready. */
+    void converged() {
+        transitionToReady();
+    }
+
+    /** Nothing dirty, nothing in flight, no pivot under way: a mirror looks again for guest writes later. */
+    void idle() {
+        timer.armIn(IDLE_SCAN_NANOS);
+    }
+
+    /** Chunk {@code c}'s copy reached the target. */
+    void copied(long c) {
+    }
+
+    /** Chunk {@code c}'s copy failed (the policy has run; the chunk is dirty again). */
+    void copyFailed(long c) {
+    }
+
+    /**
+     * Copies dirty chunk {@code c} now, outside the rate limit and the pause (a guest write waits
+     * for it). Returns false when no slot is free or a copy of it is in flight (a completion comes
+     * then); true when its copy was issued or it was not dirty.
+     */
+    boolean copyNow(long c) {
+        if (runDone || freeTop == 0 || copying(c)) {
+            return false;
+        }
+        if (bitmap.testAndClear(c)) {
+            issue(c);
+        }
+        return true;
+    }
+
+    /** Ends the run with {@code err} once the copies in flight are back. */
+    void fail(String err) {
+        if (failure == null) {
+            failure = err;
+        }
         pump();
     }
 
@@ -283,7 +338,7 @@ public final class MirrorJob extends Job {
             }
         }
         if (status() == JobStatus.RUNNING && firstPassDone && nearlyConverged()) {
-            transitionToReady();
+            converged();
         }
         if (inFlight > 0) {
             return; // a completion pumps again
@@ -295,7 +350,7 @@ public final class MirrorJob extends Job {
         if (drainHeld) {
             endRun(null); // step (3) done: the last copy inside the drained section
         } else {
-            timer.armIn(IDLE_SCAN_NANOS);
+            idle();
         }
     }
 
@@ -380,10 +435,12 @@ public final class MirrorJob extends Job {
             failed(i, false, result);
             return;
         }
-        int len = bitmap.bytesOf(opChunk[i]);
+        long c = opChunk[i];
+        int len = bitmap.bytesOf(c);
         progress += len;
         bytesCopied += len;
         release(i, len);
+        copied(c);
         pump();
     }
 
@@ -413,6 +470,7 @@ public final class MirrorJob extends Job {
                 }
             }
         }
+        copyFailed(chunk);
         pump();
     }
 
@@ -435,7 +493,7 @@ public final class MirrorJob extends Job {
         });
     }
 
-    private void endRun(String err) {
+    void endRun(String err) {
         if (runDone) {
             return;
         }
