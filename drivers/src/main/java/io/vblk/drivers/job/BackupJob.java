@@ -124,13 +124,12 @@ public final class BackupJob extends MirrorJob {
     }
 
     @Override
-    void copied(long c) {
-        notCopied.testAndClear(c); // after the target write completed: see the class comment
-        serve();
-    }
-
-    @Override
-    void copyFailed(long c) {
+    void copyEnded(long c, boolean ok) {
+        if (ok) {
+            notCopied.testAndClear(c); // after the target write completed: see the class comment
+            serve();
+            return;
+        }
         for (Held h : held) {
             if (touches(h.io, c)) {
                 broken = true;
@@ -180,7 +179,10 @@ public final class BackupJob extends MirrorJob {
         serve();
     }
 
-    /** Copies what the kept writes wait for and starts each whose chunks are all copied. Re-entered only through {@code serveAgain}. */
+    /**
+     * Copies what the kept writes wait for and starts each whose chunks are all copied. Re-entered
+     * only through {@code serveAgain}.
+     */
     private void serve() {
         if (serving) {
             serveAgain = true; // a copy completing inside copyNow's submit: the outer loop goes on
@@ -217,7 +219,7 @@ public final class BackupJob extends MirrorJob {
         for (long c = first; c <= last; c++) {
             if (b.isDirty(c)) {
                 waits = true;
-                copyNow(c); // false: a slot frees or its copy completes, and copied() serves again
+                copyNow(c); // false: a slot frees or its copy completes, and copyEnded() serves again
             }
         }
         return waits;

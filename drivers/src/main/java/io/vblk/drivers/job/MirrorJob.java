@@ -42,9 +42,7 @@ import java.util.function.Consumer;
  * flag: an inner pump only sets {@code again} and the outer loop goes on, so the stack stays
  * bounded whatever the drivers do.
  *
- * <p>{@link BackupJob} runs on this same copy loop and rate limit, through the package-private
- * hooks below ({@link #trackWrites}, {@link #converged}, {@link #idle}, {@link #copied},
- * {@link #copyFailed}, {@link #copyNow}).
+ * <p>{@link BackupJob} runs on this same copy loop and rate limit, through package-private hooks.
  */
 public sealed class MirrorJob extends Job permits BackupJob {
     private static final System.Logger LOG = System.getLogger(MirrorJob.class.getName());
@@ -222,40 +220,32 @@ public sealed class MirrorJob extends Job permits BackupJob {
         }
     }
 
-    /** Before the first copy: every write completing from here on marks the bitmap. */
-    void trackWrites() {
-        source.addDirtyBitmap(bitmap);
-    }
-
     @Override
     protected void run() {
         bitmap.markAll();
         pump();
     }
 
-    /** The first pass is done and what is left is small: a mirror is ready. */
+    // Hooks for BackupJob (see the class comment); the defaults are the mirror's.
+    /** Before the first copy: every write completing from here on marks the bitmap. */
+    void trackWrites() {
+        source.addDirtyBitmap(bitmap);
+    }
+
+    /** First pass done, little left: ready. Nothing dirty or in flight, no pivot: look again later. */
     void converged() {
         transitionToReady();
     }
 
-    /** Nothing dirty, nothing in flight, no pivot under way: a mirror looks again for guest writes later. */
     void idle() {
         timer.armIn(IDLE_SCAN_NANOS);
     }
 
-    /** Chunk {@code c}'s copy reached the target. */
-    void copied(long c) {
+    /** Chunk {@code c}'s copy reached the target ({@code ok}), or failed (after the policy; dirty again). */
+    void copyEnded(long c, boolean ok) {
     }
 
-    /** Chunk {@code c}'s copy failed (the policy has run; the chunk is dirty again). */
-    void copyFailed(long c) {
-    }
-
-    /**
-     * Copies dirty chunk {@code c} now, outside the rate limit and the pause (a guest write waits
-     * for it). Returns false when no slot is free or a copy of it is in flight (a completion comes
-     * then); true when its copy was issued or it was not dirty.
-     */
+    /** Copies dirty chunk {@code c} now, outside rate limit and pause; false: no free slot, or in flight. */
     boolean copyNow(long c) {
         if (runDone || freeTop == 0 || copying(c)) {
             return false;
@@ -440,7 +430,7 @@ public sealed class MirrorJob extends Job permits BackupJob {
         progress += len;
         bytesCopied += len;
         release(i, len);
-        copied(c);
+        copyEnded(c, true);
         pump();
     }
 
@@ -470,7 +460,7 @@ public sealed class MirrorJob extends Job permits BackupJob {
                 }
             }
         }
-        copyFailed(chunk);
+        copyEnded(chunk, false);
         pump();
     }
 
