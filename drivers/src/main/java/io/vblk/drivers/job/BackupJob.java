@@ -49,7 +49,8 @@ public final class BackupJob extends MirrorJob {
     /** Guest writes kept by the filter, in arrival order. */
     private final ArrayDeque<Held> held = new ArrayDeque<>();
     private boolean filterOn;
-    private boolean cleaned;
+    /** Between the start's drain and the filter going in. */
+    private boolean starting;
     /** A copy a guest write waited for failed: from then on the filter lets every write through. */
     private volatile boolean broken;
     private boolean brokenWhilePaused;
@@ -89,26 +90,52 @@ public final class BackupJob extends MirrorJob {
         // Nothing: a guest write does not make a chunk dirty again; the backup wants the old data.
     }
 
+    /**
+     * The point in time. The job is paused while the source is drained, as QEMU's is (its
+     * JOB_STATUS_CHANGE shows running, paused, running); a cancel or a failure meanwhile takes
+     * effect after the resume: a paused job cannot end its run (QEMU's transition table).
+     */
     @Override
     protected void run() {
         BlockNode source = source();
+        starting = true;
+        drainPause();
         source.drainedBegin().whenComplete((v, e) -> {
-            // On this home thread, with the source quiet: the point in time.
-            if (!cleaned && !cancelRequested()) {
+            // On this home thread, with the source quiet.
+            String err = null;
+            if (!cancelRequested()) {
                 notCopied.markAll();
                 bitmap().markAll();
                 try {
                     source.setWriteFilter(cbw);
                     filterOn = true;
                 } catch (RuntimeException ex) {
-                    fail("Cannot start backup: " + ex.getMessage());
+                    err = "Cannot start backup: " + ex.getMessage();
                 }
             }
             source.drainedEnd();
-            if (filterOn) {
-                super.run();
+            starting = false;
+            drainResume(); // the copy loop starts here (resumeWork pumps), or at the user's resume
+            if (err != null) {
+                fail(err);
+            } else if (!filterOn) {
+                cancelWork(); // cancelled while starting
             }
         });
+    }
+
+    @Override
+    protected void cancelWork() {
+        if (!starting) {
+            super.cancelWork();
+        }
+    }
+
+    @Override
+    protected void speedChanged() {
+        if (!starting) {
+            super.speedChanged();
+        }
     }
 
     @Override
@@ -244,7 +271,6 @@ public final class BackupJob extends MirrorJob {
     /** The filter comes out and every kept write starts; then the mirror's clean-up (channels, buffers). */
     @Override
     protected void clean() {
-        cleaned = true;
         if (filterOn) {
             filterOn = false;
             source().setWriteFilter(null);
