@@ -53,7 +53,6 @@ public final class BackupJob extends MirrorJob {
     private boolean starting;
     /** A copy a guest write waited for failed: from then on the filter lets every write through. */
     private volatile boolean broken;
-    private boolean brokenWhilePaused;
     private boolean serving;
     private boolean serveAgain;
     private long keptWrites;
@@ -161,23 +160,22 @@ public final class BackupJob extends MirrorJob {
             if (touches(h.io, c)) {
                 broken = true;
                 releaseAll();
-                if (paused()) {
-                    brokenWhilePaused = true; // a paused job cannot abort (QEMU's table): it ends on resume
-                } else {
-                    fail(BROKEN);
-                }
+                fail(BROKEN); // unless the policy reported the I/O error first
                 return;
             }
         }
     }
 
+    /**
+     * A paused job does not end its run (QEMU's transition table has no paused → aborting): an
+     * error or a failed copy-before-write while paused — the filter copies while the job is
+     * paused — ends it at the resume, whose pump comes back here.
+     */
     @Override
-    protected void resumeWork() {
-        if (brokenWhilePaused) {
-            brokenWhilePaused = false;
-            fail(BROKEN);
+    void endRun(String err) {
+        if (!paused()) {
+            super.endRun(err);
         }
-        super.resumeWork();
     }
 
     @Override

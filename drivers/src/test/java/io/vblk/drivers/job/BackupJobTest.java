@@ -227,6 +227,23 @@ class BackupJobTest {
         assertSourceIsTheWriters(w);
     }
 
+    @Test
+    void aReportedTargetErrorWhilePausedEndsTheJobAtTheResume() throws Exception {
+        BlockNode src = node("src", file("src.img", true));
+        BlockNode dst = node("dst", new FaultDriver(file("dst.img", false),
+                List.of(FaultRule.error(1 << BlockIo.WRITE, 0, SIZE, 5)), 1));
+        BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
+        Writer w = writer(src);
+        w.awaitAcks(200); // the filter's copy failed: the writes went on
+        assertThat(events()).contains("error write report");
+        assertThat(on(job::status)).as("a paused job ends on its resume").isEqualTo(JobStatus.PAUSED);
+        run(job::userResume);
+        assertThat(AioContext.await(ended, T)).startsWith("completed: Target I/O error");
+        w.stop();
+        run(() -> src.detach(w));
+        assertSourceIsTheWriters(w);
+    }
+
     /** Every block of the source holds the parent's last acknowledged write, or the original data. */
     private void assertSourceIsTheWriters(Writer w) throws Exception {
         byte[] s = Files.readAllBytes(dir.resolve("src.img"));
