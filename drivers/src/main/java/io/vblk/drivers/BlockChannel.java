@@ -30,6 +30,20 @@ public interface BlockChannel extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Shows every validated write-like request to {@code g} (null: none) before it starts, as
+     * {@link WriteGate} describes; returns false when the channel cannot (a job that needs it then
+     * refuses to start). Home thread.
+     */
+    default boolean gateWrites(WriteGate g) {
+        return false;
+    }
+
+    /** Starts a request the {@link WriteGate} kept. Home thread. */
+    default void startGated(BlockIo io) {
+        throw new UnsupportedOperationException("channel without a write gate: " + this);
+    }
+
     /** Releases the channel; it must be idle. */
     @Override
     void close();

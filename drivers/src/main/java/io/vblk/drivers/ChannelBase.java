@@ -24,6 +24,8 @@ public abstract class ChannelBase implements BlockChannel {
     private long completedCount;
     /** The node's dirty tracking, or null; told of each write-like completion before its submitter. */
     private WriteObserver writeObserver;
+    /** The node's write filter (a backup's copy-before-write), or null; asked before each write-like request starts. */
+    private WriteGate writeGate;
 
     protected ChannelBase(AioContext ctx, BlockDriver driver) {
         ctx.assertHome();
@@ -56,7 +58,23 @@ public abstract class ChannelBase implements BlockChannel {
             complete(io, err);
             return;
         }
+        if (writeGate != null && io.op != BlockIo.READ && io.op != BlockIo.FLUSH && !writeGate.admit(this, io)) {
+            return; // kept: the gate calls startGated once the old data is safe
+        }
         start(io);
+    }
+
+    @Override
+    public final void startGated(BlockIo io) {
+        ctx.assertHome();
+        start(io);
+    }
+
+    @Override
+    public final boolean gateWrites(WriteGate g) {
+        ctx.assertHome();
+        writeGate = g;
+        return true;
     }
 
     /** 0, or the -errno the request is refused with. */

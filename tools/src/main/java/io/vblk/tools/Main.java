@@ -2,6 +2,7 @@ package io.vblk.tools;
 
 import io.vblk.tools.version.VblkVersion;
 import io.vblk.tools.bench.BenchCommand;
+import io.vblk.tools.qmp.JobCommand;
 import io.vblk.tools.qmp.MonitorCommand;
 import io.vblk.tools.repro.ReproCommand;
 import io.vblk.tools.serve.ServeCommand;
@@ -18,7 +19,7 @@ import picocli.CommandLine.Command;
 @Command(name = "vblk", mixinStandardHelpOptions = true, versionProvider = VblkVersion.class,
         description = "A virtio-blk disk controller emulator and vhost-user-blk backend.",
         subcommands = {ServeCommand.class, BenchCommand.class, ReproCommand.class, DemoCommand.class,
-                MonitorCommand.class})
+                MonitorCommand.class, JobCommand.class})
 public final class Main implements Runnable {
     public static void main(String[] args) {
         System.exit(run(args));

@@ -296,6 +296,19 @@ public abstract class Job {
         jobs.removed(this);
     }
 
+    /**
+     * A node of the job is drained (QEMU's {@code child_job_drained_begin}): the job pauses, as
+     * QEMU's does, until {@link #drainResume}. The subclass must not end its run meanwhile.
+     */
+    protected final void drainPause() {
+        pause();
+    }
+
+    /** The drained section of {@link #drainPause} ended. */
+    protected final void drainResume() {
+        resume();
+    }
+
     private void pause() {
         if (pauseCount++ == 0) {
             if (status == JobStatus.RUNNING) {

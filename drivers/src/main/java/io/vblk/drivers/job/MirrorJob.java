@@ -43,8 +43,10 @@ import java.util.function.Consumer;
  * flag: an inner pump only sets {@code again} and the outer loop goes on, so the stack stays
  * bounded whatever the drivers do. The cut is seed 000's guard ({@link Guard#SUBMIT_DEPTH} of the
  * job's context, with the submission queue's depth cap).
+ *
+ * <p>{@link BackupJob} runs on this same copy loop and rate limit, through package-private hooks.
  */
-public final class MirrorJob extends Job {
+public sealed class MirrorJob extends Job permits BackupJob {
     private static final System.Logger LOG = System.getLogger(MirrorJob.class.getName());
     /** QEMU's default mirror granularity when the target has no cluster size (64 KiB). */
     public static final int DEFAULT_GRANULARITY = 64 << 10;
@@ -100,6 +102,12 @@ public final class MirrorJob extends Job {
      */
     public MirrorJob(Jobs jobs, String id, BlockNode source, BlockNode target, long speed, int granularity,
                      OnError onSource, OnError onTarget, boolean autoFinalize, boolean autoDismiss) {
+        this(jobs, id, source, target, speed, granularity, onSource, onTarget, autoFinalize, autoDismiss, true);
+    }
+
+    /** {@code pivots}: the job may move the source's parents to the target (a mirror; a backup does not). */
+    MirrorJob(Jobs jobs, String id, BlockNode source, BlockNode target, long speed, int granularity,
+              OnError onSource, OnError onTarget, boolean autoFinalize, boolean autoDismiss, boolean pivots) {
         super(jobs, id, autoFinalize, autoDismiss, speed);
         home.assertHome();
         if (source == target) {
@@ -118,7 +126,7 @@ public final class MirrorJob extends Job {
         if (Integer.bitCount(granularity) != 1) {
             throw new JobException("Granularity must be power of 2");
         }
-        for (DrainParent p : source.parents()) {
+        for (DrainParent p : pivots ? source.parents() : List.<DrainParent>of()) {
             if (!p.canReplaceNode()) {
                 throw new JobException("Cannot mirror node '" + source.name() + "': " + p.drainName()
                         + " cannot be moved to another node");
@@ -205,8 +213,7 @@ public final class MirrorJob extends Job {
         try {
             src = source.openChannel(home);
             dst = target.openChannel(home);
-            // Before the first copy: every write completing from here on marks the bitmap.
-            source.addDirtyBitmap(bitmap);
+            trackWrites();
         } catch (RuntimeException e) {
             closeChannels();
             source.removeDirtyBitmap(bitmap);
@@ -221,6 +228,44 @@ public final class MirrorJob extends Job {
         pump();
     }
 
+    // Hooks for BackupJob (see the class comment); the defaults are the mirror's.
+    /** Before the first copy: every write completing from here on marks the bitmap. */
+    void trackWrites() {
+        source.addDirtyBitmap(bitmap);
+    }
+
+    /** First pass done, little left: ready. Nothing dirty or in flight, no pivot: look again later. */
+    void converged() {
+        transitionToReady();
+    }
+
+    void idle() {
+        timer.armIn(IDLE_SCAN_NANOS);
+    }
+
+    /** Chunk {@code c}'s copy reached the target ({@code ok}), or failed (after the policy; dirty again). */
+    void copyEnded(long c, boolean ok) {
+    }
+
+    /** Copies dirty chunk {@code c} now, outside rate limit and pause; false: no free slot, or in flight. */
+    boolean copyNow(long c) {
+        if (runDone || freeTop == 0 || copying(c)) {
+            return false;
+        }
+        if (bitmap.testAndClear(c)) {
+            issue(c);
+        }
+        return true;
+    }
+
+    /** Ends the run with {@code err} once the copies in flight are back. */
+    void fail(String err) {
+        if (failure == null) {
+            failure = err;
+        }
+        pump();
+    }
+
     // ---------------------------------------------------------------- the copy loop
 
     /** Issues copies while slots, rate and state allow; re-entered only through {@code again}. */
@@ -230,9 +275,7 @@ public final class MirrorJob extends Job {
             again = true; // seed 000: the outer pump goes on; see the class comment
             return;
         }
-        // Guard off (only `vblk repro submit-recursion --mode mirror` turns it off): the inner pump
-        // steps itself, one level deeper per copy, as seed 000's submit recursion.
-        pumping = true;
+        pumping = true; // guard off (repro submit-recursion --mode mirror): an inner pump steps itself
         try {
             do {
                 again = false;
@@ -290,7 +333,7 @@ public final class MirrorJob extends Job {
             }
         }
         if (status() == JobStatus.RUNNING && firstPassDone && nearlyConverged()) {
-            transitionToReady();
+            converged();
         }
         if (inFlight > 0) {
             return; // a completion pumps again
@@ -302,7 +345,7 @@ public final class MirrorJob extends Job {
         if (drainHeld) {
             endRun(null); // step (3) done: the last copy inside the drained section
         } else {
-            timer.armIn(IDLE_SCAN_NANOS);
+            idle();
         }
     }
 
@@ -322,9 +365,8 @@ public final class MirrorJob extends Job {
     }
 
     /**
-     * Whether a copy of chunk {@code c} is in flight. A second copy must wait for it (QEMU's
-     * {@code mirror_wait_on_conflicts}): the two target writes could land in either order, and the
-     * older data landing last would leave a stale chunk in the target while the bitmap says clean.
+     * Whether a copy of chunk {@code c} is in flight; a second one waits (QEMU's mirror_wait_on_conflicts):
+     * two target writes land in either order, and older data landing last leaves a stale chunk.
      */
     private boolean copying(long c) {
         if (inFlight == 0) {
@@ -387,10 +429,12 @@ public final class MirrorJob extends Job {
             failed(i, false, result);
             return;
         }
-        int len = bitmap.bytesOf(opChunk[i]);
+        long c = opChunk[i];
+        int len = bitmap.bytesOf(c);
         progress += len;
         bytesCopied += len;
         release(i, len);
+        copyEnded(c, true);
         pump();
     }
 
@@ -420,6 +464,7 @@ public final class MirrorJob extends Job {
                 }
             }
         }
+        copyEnded(chunk, false);
         pump();
     }
 
@@ -442,8 +487,9 @@ public final class MirrorJob extends Job {
         });
     }
 
-    private void endRun(String err) {
-        if (runDone) {
+    /** Ends the run, once; a paused job ends it at its resume (QEMU's table has no paused → aborting). */
+    void endRun(String err) {
+        if (runDone || paused()) {
             return;
         }
         runDone = true;

@@ -3,6 +3,7 @@ package io.vblk.drivers.node;
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.WriteGate;
 import io.vblk.drivers.WriteObserver;
 
 import java.util.ArrayList;
@@ -51,7 +52,14 @@ public final class BlockNode implements AutoCloseable {
     private boolean closed;
     /** Attached dirty bitmaps: copy-on-write, read per write completion on the channels' IoThreads. */
     private volatile DirtyBitmap[] bitmaps = new DirtyBitmap[0];
-    /** Channels that could not take the write hook (a driver's own channel class): not tracked. */
+    /** The write filter (a backup's copy-before-write), or null: read per write on the channels' IoThreads. */
+    private volatile WriteGate filter;
+    /** Asks the filter, if any, about each write-like request of every channel. Any thread, allocation-free. */
+    private final WriteGate gate = (ch, io) -> {
+        WriteGate f = filter; // volatile read: pairs with the write in setWriteFilter
+        return f == null || f.admit(ch, io);
+    };
+    /** Channels that could not take the write hooks (a driver's own channel class): not tracked. */
     private final Set<BlockChannel> untracked = ConcurrentHashMap.newKeySet();
     /** Marks each write-like completion in every attached bitmap. Any thread, allocation-free. */
     private final WriteObserver tracker = (offset, length) -> {
@@ -97,7 +105,7 @@ public final class BlockNode implements AutoCloseable {
     public BlockChannel openChannel(AioContext ctx) {
         ctx.assertHome();
         BlockChannel ch = driver.openChannel(ctx);
-        if (!ch.observeWrites(tracker)) {
+        if (!ch.observeWrites(tracker) | !ch.gateWrites(gate)) {
             untracked.add(ch);
         }
         channels.add(ch);
@@ -193,6 +201,27 @@ public final class BlockNode implements AutoCloseable {
         List<DirtyBitmap> l = new ArrayList<>(List.of(bitmaps));
         l.remove(b);
         bitmaps = l.toArray(new DirtyBitmap[0]);
+    }
+
+    /**
+     * Puts {@code f} in the write path of every channel of the node, open or opened later (null
+     * takes it out); at most one at a time. Requests validated before this call are not shown to
+     * it: install it inside a drained section for a point in time. Throws when a channel of the
+     * node cannot gate its writes. Home thread.
+     */
+    public void setWriteFilter(WriteGate f) {
+        home.assertHome();
+        if (f != null) {
+            checkOpen();
+            if (filter != null) {
+                throw new IllegalStateException("node " + name + " already has a write filter");
+            }
+            if (!untracked.isEmpty()) {
+                throw new IllegalStateException("node " + name + " has a channel that cannot gate writes ("
+                        + untracked.iterator().next() + ")");
+            }
+        }
+        filter = f; // volatile write: pairs with the read in gate on each channel's IoThread
     }
 
     /** Attached dirty bitmaps. Home thread. */

@@ -4,8 +4,8 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * Any thread for {@link #mark} (the node's channels call it from their IoThreads, lock-free and
- * allocation-free: one atomic OR per 64 chunks); every other method on the owner's thread (a job
+ * Any thread for {@link #mark} and {@link #anyDirty} (the node's channels call them from their
+ * IoThreads, lock-free and allocation-free: one atomic OR per 64 chunks); every other method on the owner's thread (a job
  * on the main loop).
  *
  * <p>A dirty bitmap of a block node, as QEMU's {@code BdrvDirtyBitmap}: one bit per
@@ -105,6 +105,28 @@ public final class DirtyBitmap {
     /** Whether chunk {@code c} is dirty. */
     public boolean isDirty(long c) {
         return ((long) WORDS.getVolatile(words, (int) (c >>> 6)) & (1L << (c & 63))) != 0;
+    }
+
+    /** Whether any chunk {@code [offset, offset+len)} touches is dirty. Any thread, allocation-free. */
+    public boolean anyDirty(long offset, long len) {
+        if (len <= 0 || offset >= length || offset < 0) {
+            return false;
+        }
+        long first = offset >>> shift;
+        long last = (Math.min(length, offset + len) - 1) >>> shift;
+        for (int w = (int) (first >>> 6); w <= (int) (last >>> 6); w++) {
+            long bits = -1L;
+            if (w == (int) (first >>> 6)) {
+                bits &= -1L << (first & 63);
+            }
+            if (w == (int) (last >>> 6) && (last & 63) != 63) {
+                bits &= (1L << ((last & 63) + 1)) - 1;
+            }
+            if (((long) WORDS.getVolatile(words, w) & bits) != 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The first dirty chunk at or after {@code from}, or -1. */

@@ -34,6 +34,25 @@ class DirtyBitmapTest {
     }
 
     @Test
+    void anyDirtyLooksOnlyAtTheChunksARangeTouches() {
+        DirtyBitmap b = new DirtyBitmap(1 << 20, 4096); // 256 chunks: four words
+        assertThat(b.anyDirty(0, 1 << 20)).isFalse();
+        b.mark(70 * 4096, 1); // chunk 70, in the second word
+        assertThat(b.anyDirty(70 * 4096 + 4095, 1)).isTrue();
+        assertThat(b.anyDirty(69 * 4096, 4096)).isFalse();
+        assertThat(b.anyDirty(71 * 4096, 100 * 4096)).isFalse();
+        assertThat(b.anyDirty(0, 70 * 4096)).isFalse();
+        assertThat(b.anyDirty(0, 70 * 4096 + 1)).isTrue();
+        assertThat(b.anyDirty(63 * 4096, 2 * 4096)).isFalse(); // across a word boundary
+        b.mark(64 * 4096, 1);
+        assertThat(b.anyDirty(63 * 4096, 2 * 4096)).isTrue();
+        b.mark(255 * 4096, 1);
+        assertThat(b.anyDirty(255 * 4096, 1 << 20)).as("clipped at the end").isTrue();
+        assertThat(b.anyDirty(1 << 20, 4096)).as("past the end").isFalse();
+        assertThat(b.anyDirty(0, 0)).isFalse();
+    }
+
+    @Test
     void theLastChunkMayBeShort() {
         DirtyBitmap b = new DirtyBitmap(10_000, 4096);
         assertThat(b.chunks()).isEqualTo(3);

@@ -3,6 +3,7 @@ package io.vblk.tools.qmp;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vblk.drivers.job.BackupJob;
 import io.vblk.drivers.job.Job;
 import io.vblk.drivers.job.JobException;
 import io.vblk.drivers.job.JobListener;
@@ -15,7 +16,7 @@ import io.vblk.drivers.node.BlockNode;
 import io.vblk.tools.metrics.JobMeters;
 import io.vblk.tools.qmp.Qmp.Args;
 
-import java.util.Map;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BiConsumer;
 import java.util.function.Consumer;
@@ -26,8 +27,8 @@ import java.util.function.Consumer;
  * <p>The block job commands and events, with QEMU's names, arguments, result shapes and
  * messages (qapi/job.json, qapi/block-core.json): query-jobs, query-block-jobs, job-pause /
  * job-resume / job-cancel / job-complete / job-finalize / job-dismiss, block-job-cancel /
- * block-job-complete / block-job-pause / block-job-resume / block-job-set-speed, and
- * blockdev-mirror. The jobs themselves live in io.vblk.drivers.job; this class turns their
+ * block-job-complete / block-job-pause / block-job-resume / block-job-set-speed,
+ * blockdev-mirror and blockdev-backup. The jobs themselves live in io.vblk.drivers.job; this class turns their
  * {@link JobListener} calls into JOB_STATUS_CHANGE, BLOCK_JOB_READY, BLOCK_JOB_PENDING,
  * BLOCK_JOB_COMPLETED, BLOCK_JOB_CANCELLED and BLOCK_JOB_ERROR, and after a mirror's pivot points
  * the exports of the source at the target (query-block-exports, blockdev-del).
@@ -70,6 +71,7 @@ final class JobCommands implements JobListener {
             return verb(a, "device", true, j -> j.userSetSpeed(speed));
         });
         add.accept("blockdev-mirror", this::blockdevMirror);
+        add.accept("blockdev-backup", this::blockdevBackup);
     }
 
     /**
@@ -154,7 +156,7 @@ final class JobCommands implements JobListener {
             o.put("speed", j.speed());
             o.put("ready", j.isReady());
             o.put("type", j.type());
-            if (j instanceof MirrorJob) {
+            if (j.type().equals("mirror")) {
                 o.put("actively-synced", false);
             }
             if (j.error() != null) {
@@ -197,21 +199,8 @@ final class JobCommands implements JobListener {
             throw QmpError.generic("Parameter '" + (replaces != null ? "replaces" : "filter-node-name")
                     + "' is not supported by vblk");
         }
-        Map<String, BlockNode> nodes = cmds.graph.nodes();
-        BlockNode src = nodes.get(device);
-        if (src == null) {
-            throw QmpError.generic("Cannot find device='" + device + "' nor node-name='" + device + "'");
-        }
-        BlockNode dst = nodes.get(target);
-        if (dst == null) {
-            throw QmpError.generic("Cannot find device='" + target + "' nor node-name='" + target + "'");
-        }
-        if (speed != null && speed < 0) {
-            throw QmpError.generic("Invalid parameter 'speed'");
-        }
-        if (!dst.parents().isEmpty() || cmds.exports.usesNode(target)) {
-            throw QmpError.generic("Node '" + target + "' is busy: node is used as the target of a mirror or in use");
-        }
+        BlockNode src = node(device);
+        BlockNode dst = targetNode(target, speed);
         long gran = granularity == null ? MirrorJob.DEFAULT_GRANULARITY : granularity;
         if (gran > Integer.MAX_VALUE) {
             throw QmpError.generic("Parameter 'granularity' expects a value in range [512B, 64MB]");
@@ -223,6 +212,67 @@ final class JobCommands implements JobListener {
             throw QmpError.generic(e.getMessage());
         }
         return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
+    }
+
+    /**
+     * blockdev-backup: {@code job-id} (default: the device), {@code device}, {@code target},
+     * {@code sync} (full), {@code speed}, {@code on-source-error}, {@code on-target-error},
+     * {@code auto-finalize}, {@code auto-dismiss}; {@code compress} false. A point-in-time copy of
+     * the device at the command, by copy-before-write ({@link BackupJob}).
+     */
+    private CompletableFuture<JsonNode> blockdevBackup(Args a) {
+        String device = a.string("device");
+        String jobId = a.optString("job-id");
+        String target = a.string("target");
+        String sync = a.string("sync");
+        Long speed = a.optInteger("speed");
+        OnError onSource = onError(a, "on-source-error");
+        OnError onTarget = onError(a, "on-target-error");
+        boolean autoFinalize = a.bool("auto-finalize", true);
+        boolean autoDismiss = a.bool("auto-dismiss", true);
+        boolean compress = a.bool("compress", false);
+        String bitmap = a.optString("bitmap");
+        String filter = a.optString("filter-node-name");
+        a.finish();
+        if (!List.of("full", "top", "none", "incremental", "bitmap").contains(sync)) {
+            throw QmpError.generic("Parameter 'sync' does not accept value '" + sync + "'");
+        }
+        if (!sync.equals("full")) {
+            throw QmpError.generic("Parameter 'sync' value '" + sync + "' is not supported by vblk (only 'full')");
+        }
+        if (compress || bitmap != null || filter != null) {
+            throw QmpError.generic("Parameter '" + (compress ? "compress" : bitmap != null ? "bitmap" : "filter-node-name")
+                    + "' is not supported by vblk");
+        }
+        BlockNode src = node(device);
+        BlockNode dst = targetNode(target, speed);
+        try {
+            jobs.start(new BackupJob(jobs, jobId == null ? device : jobId, src, dst, speed == null ? 0 : speed,
+                    BackupJob.DEFAULT_CLUSTER, onSource, onTarget, autoFinalize, autoDismiss));
+        } catch (JobException e) {
+            throw QmpError.generic(e.getMessage());
+        }
+        return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
+    }
+
+    private BlockNode node(String name) {
+        BlockNode n = cmds.graph.nodes().get(name);
+        if (n == null) {
+            throw QmpError.generic("Cannot find device='" + name + "' nor node-name='" + name + "'");
+        }
+        return n;
+    }
+
+    /** A job's target: exists, takes no other writer; {@code speed} checked first, as QEMU. */
+    private BlockNode targetNode(String target, Long speed) {
+        BlockNode dst = node(target);
+        if (speed != null && speed < 0) {
+            throw QmpError.generic("Invalid parameter 'speed'");
+        }
+        if (!dst.parents().isEmpty() || cmds.exports.usesNode(target)) {
+            throw QmpError.generic("Node '" + target + "' is busy: node is used as the target of a mirror or in use");
+        }
+        return dst;
     }
 
     private static OnError onError(Args a, String key) {
