@@ -1,25 +1,16 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.Mmap;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestVring;
 import io.vblk.guest.vhost.VhostUserFrontend;
 import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.queue.QueueLayout;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
-import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -34,8 +25,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -58,48 +47,31 @@ class InflightReconnectTest {
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
-    private IoThread fe;
-    private BlockDriver driver;
+    private VhostRig rig;
     private BlkDevice device;
-    private VhostUserExport export;
-    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+    private BlockingQueue<String> reasons;
     private final List<Integer> tokens = new ArrayList<>();
 
     @AfterEach
     void tearDown() {
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        fe.close();
-        io0.close();
-        control.close();
-        driver.close();
+        if (rig != null) {
+            rig.close();
+        }
+    }
+
+    /** Serves {@code spec} as "vda" (one queue, one I/O thread); returns the socket. */
+    private String serve(String spec) {
+        rig = new VhostRig(dir);
+        VhostRig.Served served = rig.serve(spec, 1, 1);
+        device = served.device();
+        reasons = served.reasons();
+        return served.sock();
     }
 
     @Test
     void aRestartedBackendExecutesTheRecordedRequestAndNotTheCompletedOne() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(1 << 20);
-        }
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        fe = IoThread.start("fe", AioOptions.DEFAULT);
-        driver = DriverSpec.open("file:" + img + ",aio=threads,cache=writeback");
-        String sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
+        Path img = VhostRig.image(dir, 1 << 20);
+        String sock = serve("file:" + img + ",aio=threads,cache=writeback");
 
         GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
         GuestVring vring = GuestVring.allocate(ram, 64);
@@ -111,12 +83,9 @@ class InflightReconnectTest {
         awaitUsed(vring, 1);
         reap(vring);
         assertThat(tokens).containsExactly(w0);
-        int keptFd = AioContext.await(fe.ctx().callOn(() -> FileIo.dup(fe1.inflightFd())), T);
-        Inflight desc = AioContext.await(fe.ctx().callOn(fe1::inflight), T);
-        AioContext.await(fe.ctx().callOn(() -> {
-            fe1.close();
-            return null;
-        }), T);
+        int keptFd = rig.onFe(() -> FileIo.dup(fe1.inflightFd()));
+        Inflight desc = rig.onFe(fe1::inflight);
+        rig.close(fe1);
         assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
 
         // The state a back-end killed mid-flight leaves: w1 and w2 popped, w2 completed (its
@@ -143,10 +112,10 @@ class InflightReconnectTest {
 
         // Second back-end life: the buffer handed back, base = the ring's used index.
         VhostUserFrontend fe2 = connect(sock);
-        AioContext.await(fe.ctx().callOn(() -> {
+        rig.onFe(() -> {
             fe2.reuseInflight(keptFd, desc);
             return null;
-        }), T);
+        });
         start(fe2, ram, vring, u + 1);
         awaitUsed(vring, u + 2);
         reap(vring);
@@ -160,28 +129,14 @@ class InflightReconnectTest {
         awaitUsed(vring, u + 3);
         reap(vring);
         assertThat(tokens).containsExactly(w0, w2, w1, w3);
-        AioContext.await(fe.ctx().callOn(() -> {
-            fe2.close();
-            return null;
-        }), T);
+        rig.close(fe2);
         ram.close();
     }
 
     @Test
     void kickAndCallFdsSwitchedUnderLoadLoseNoRequestAndNeverStopTheQueue() throws Exception {
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        fe = IoThread.start("fe", AioOptions.DEFAULT);
-        driver = DriverSpec.open("null:size=64M");
-        String sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
+        String sock = serve("null:size=64M");
+        AioContext c = rig.control();
         GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
         GuestVring vring = GuestVring.allocate(ram, 128);
         VhostUserFrontend f = connect(sock);
@@ -230,13 +185,13 @@ class InflightReconnectTest {
                 // New kick and call eventfds while 32 requests are in flight.
                 int k = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
                 int cl = EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC);
-                AioContext.await(fe.ctx().callOn(() -> {
+                AioContext.await(rig.frontEnd().ctx().callOn(() -> {
                     f.setQueueFds(0, k, cl);
                     return f.settled();
                 }).thenCompose(x -> x), T);
                 switches++;
             }
-            int cfd = AioContext.await(fe.ctx().callOn(() -> f.callFd(0)), T);
+            int cfd = rig.onFe(() -> f.callFd(0));
             if (switches > 0 && EventFds.eventfdRead(cfd) > 0) {
                 notifiedAfterSwitch++;
             }
@@ -245,10 +200,7 @@ class InflightReconnectTest {
         assertThat(notifiedAfterSwitch).isPositive();
         assertThat(AioContext.await(c.callOn(() -> device.queueStarted(0)), T)).isTrue();
         assertThat(AioContext.await(c.callOn(device::needsReset), T)).isFalse();
-        AioContext.await(fe.ctx().callOn(() -> {
-            f.close();
-            return null;
-        }), T);
+        rig.close(f);
         ram.close();
     }
 
@@ -278,27 +230,17 @@ class InflightReconnectTest {
     }
 
     private VhostUserFrontend connect(String sock) {
-        return AioContext.await(VhostUserFrontend.connect(fe.ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+        return rig.connect(sock);
     }
 
     private void start(VhostUserFrontend f, GuestRam ram, GuestVring vring, int base) {
-        QueueLayout l = vring.layout();
-        AioContext.await(fe.ctx().callOn(() -> {
-            f.setDriverFeatures(1L << 32);
-            f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
-            f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), base));
-            f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
-                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
-            f.startQueue(0, () -> { });
-            return f.settled();
-        }).thenCompose(x -> x), T);
+        rig.start(f, ram, vring.layout(), 1L << 32, base);
     }
 
     private void kick(VhostUserFrontend f) {
-        AioContext.await(fe.ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+        rig.kick(f);
     }
 
-    /** Waits, bounded, until the used index reaches {@code idx}. */
     private static void awaitUsed(GuestVring vring, int idx) {
         long end = System.nanoTime() + T.toNanos();
         while (vring.usedIdx() != (idx & 0xffff)) {

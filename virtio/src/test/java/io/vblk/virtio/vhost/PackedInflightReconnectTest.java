@@ -1,27 +1,16 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.Mmap;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestPackedVring;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.vhost.VhostUserFrontend;
-import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
 import io.vblk.virtio.queue.PackedRingLayout;
-import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.queue.VirtioFeatures;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
-import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -36,8 +25,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -62,13 +49,7 @@ class PackedInflightReconnectTest {
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
-    private IoThread fe;
-    private BlockDriver driver;
-    private BlkDevice device;
-    private VhostUserExport export;
-    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+    private VhostRig rig;
     private final List<Integer> tokens = new ArrayList<>();
     private final int[] ids = new int[8];
     private final long[] statusGpa = new long[8];
@@ -76,37 +57,19 @@ class PackedInflightReconnectTest {
 
     @AfterEach
     void tearDown() {
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        fe.close();
-        io0.close();
-        control.close();
-        driver.close();
+        if (rig != null) {
+            rig.close();
+        }
     }
 
     @Test
     void aRestartedBackendResubmitsFromTheRecordWithItsWrapCounters() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(1 << 20);
-        }
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        fe = IoThread.start("fe", AioOptions.DEFAULT);
-        driver = DriverSpec.open("file:" + img + ",aio=threads,cache=writeback");
-        String sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
+        Path img = VhostRig.image(dir, 1 << 20);
+        rig = new VhostRig(dir);
+        VhostRig.Served served = rig.serve("file:" + img + ",aio=threads,cache=writeback", 1, 1);
+        String sock = served.sock();
+        BlockingQueue<String> reasons = served.reasons();
+        AioContext c = rig.control();
 
         GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
         GuestPackedVring vring = GuestPackedVring.allocate(ram, SIZE);
@@ -117,14 +80,11 @@ class PackedInflightReconnectTest {
         kick(fe1);
         awaitTokens(vring, 1);
         assertThat(tokens).containsExactly(w0);
-        int keptFd = AioContext.await(fe.ctx().callOn(() -> FileIo.dup(fe1.inflightFd())), T);
-        Inflight desc = AioContext.await(fe.ctx().callOn(fe1::inflight), T);
+        int keptFd = rig.onFe(() -> FileIo.dup(fe1.inflightFd()));
+        Inflight desc = rig.onFe(fe1::inflight);
         assertThat(desc.mmapSize()).as("packed layout: 32 + 32 * 64 bytes, 64-aligned")
                 .isEqualTo(InflightLayout.queueRegionBytes(SIZE, true));
-        AioContext.await(fe.ctx().callOn(() -> {
-            fe1.close();
-            return null;
-        }), T);
+        rig.close(fe1);
         assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
         // The base of that clean stop, which QEMU sends again whatever happened after it.
         int lastBase = (3 | WRAP) | (3 | WRAP) << 16;
@@ -158,10 +118,10 @@ class PackedInflightReconnectTest {
 
         // Second back-end life: the buffer handed back, the stale base.
         VhostUserFrontend fe2 = connect(sock);
-        AioContext.await(fe.ctx().callOn(() -> {
+        rig.onFe(() -> {
             fe2.reuseInflight(keptFd, desc);
             return null;
-        }), T);
+        });
         start(fe2, ram, vring, lastBase);
         awaitTokens(vring, 3);
         assertThat(tokens).containsExactly(w0, w2, w1);
@@ -173,11 +133,8 @@ class PackedInflightReconnectTest {
         awaitTokens(vring, 4);
         assertThat(tokens).containsExactly(w0, w2, w1, w3);
         assertThat(readBlock(img, 3)).isEqualTo((byte) 0x23);
-        assertThat(AioContext.await(c.callOn(device::needsReset), T)).isFalse();
-        AioContext.await(fe.ctx().callOn(() -> {
-            fe2.close();
-            return null;
-        }), T);
+        assertThat(AioContext.await(c.callOn(served.device()::needsReset), T)).isFalse();
+        rig.close(fe2);
         ram.close();
     }
 
@@ -227,24 +184,15 @@ class PackedInflightReconnectTest {
     }
 
     private VhostUserFrontend connect(String sock) {
-        return AioContext.await(VhostUserFrontend.connect(fe.ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+        return rig.connect(sock);
     }
 
     private void start(VhostUserFrontend f, GuestRam ram, GuestPackedVring vring, int base) {
-        QueueLayout l = vring.layout();
-        AioContext.await(fe.ctx().callOn(() -> {
-            f.setDriverFeatures(1L << VirtioFeatures.VERSION_1 | 1L << VirtioFeatures.RING_PACKED);
-            f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
-            f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), base));
-            f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
-                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
-            f.startQueue(0, () -> { });
-            return f.settled();
-        }).thenCompose(x -> x), T);
+        rig.start(f, ram, vring.layout(), 1L << VirtioFeatures.VERSION_1 | 1L << VirtioFeatures.RING_PACKED, base);
     }
 
     private void kick(VhostUserFrontend f) {
-        AioContext.await(fe.ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+        rig.kick(f);
     }
 
     /** Reaps, bounded, until {@code n} requests have completed in all. */

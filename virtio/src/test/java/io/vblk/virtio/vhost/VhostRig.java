@@ -1,0 +1,177 @@
+package io.vblk.virtio.vhost;
+
+import io.vblk.aio.AioContext;
+import io.vblk.aio.AioOptions;
+import io.vblk.aio.IoThread;
+import io.vblk.aio.sys.EventFds;
+import io.vblk.drivers.BlockDriver;
+import io.vblk.drivers.node.BlockNode;
+import io.vblk.drivers.spec.DriverSpec;
+import io.vblk.guest.GuestRam;
+import io.vblk.guest.vhost.VhostUserFrontend;
+import io.vblk.virtio.blk.BlkDevice;
+import io.vblk.virtio.blk.BlkDeviceConfig;
+import io.vblk.virtio.device.IoThreadMapping;
+import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+
+/**
+ * The set-up the vhost-user tests share: vblk's server (a main loop, I/O threads, a device on a
+ * driver, an export listening on a UNIX socket) on one side, and a "fe" loop for the guest
+ * harness's low-level {@link VhostUserFrontend} on the other. {@link #close} takes it all down in
+ * the order the server needs: exports and devices, then the loops, then the drivers.
+ *
+ * <p>Home thread: the test thread that builds it (it only starts, awaits and closes the loops; all
+ * server state is touched on the main loop, all front-end state on the "fe" loop).
+ */
+public final class VhostRig implements AutoCloseable {
+    /** The bound on every wait the rig does. */
+    public static final Duration T = Duration.ofSeconds(20);
+
+    /** One served export: its driver, node, device, socket and the reasons its connections closed. */
+    public record Served(BlockDriver driver, BlockNode node, BlkDevice device, VhostUserExport export, String sock,
+                         BlockingQueue<String> reasons) {
+    }
+
+    private final Path dir;
+    private final IoThread control = IoThread.start("main-loop", AioOptions.DEFAULT);
+    private final List<IoThread> ioThreads = new ArrayList<>();
+    private final List<Served> served = new ArrayList<>();
+    private IoThread fe;
+
+    /** A main loop; sockets go in {@code dir}. */
+    public VhostRig(Path dir) {
+        this.dir = dir;
+    }
+
+    /** A sparse file of {@code bytes} at {@code dir/disk.img}. */
+    public static Path image(Path dir, long bytes) throws IOException {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(bytes);
+        }
+        return img;
+    }
+
+    /** {@link #serve(String, String, String, int, int)} on {@code vblk.sock}, node named after the device. */
+    public Served serve(String driverSpec, int queues, int ioThreadCount) {
+        return serve("vblk.sock", driverSpec, "vda", queues, ioThreadCount);
+    }
+
+    /**
+     * Opens {@code driverSpec}, starts {@code ioThreadCount} new I/O threads ("io0", "io1", ... in
+     * the order the rig starts them), and serves device "vda" with {@code queues} queues over them
+     * on {@code dir/sockName}, on a node named {@code nodeName}.
+     */
+    public Served serve(String sockName, String driverSpec, String nodeName, int queues, int ioThreadCount) {
+        List<AioContext> ctxs = new ArrayList<>();
+        for (int i = 0; i < ioThreadCount; i++) {
+            IoThread t = IoThread.start("io" + ioThreads.size(), AioOptions.DEFAULT);
+            ioThreads.add(t);
+            ctxs.add(t.ctx());
+        }
+        BlockDriver driver = DriverSpec.open(driverSpec);
+        String sock = dir.resolve(sockName).toString();
+        BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+        AioContext c = control.ctx();
+        Served s = AioContext.await(c.callOn(() -> {
+            BlockNode node = new BlockNode(nodeName, driver, c);
+            BlkDevice device = new BlkDevice("vda", node, new BlkDeviceConfig().numQueues(queues)
+                    .ioThreads(IoThreadMapping.roundRobin(ctxs)), c);
+            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
+            e.onConnectionClosed(reasons::add);
+            return new Served(driver, node, device, e, sock, reasons);
+        }), T);
+        served.add(s);
+        return s;
+    }
+
+    /** The main loop's context. */
+    public AioContext control() {
+        return control.ctx();
+    }
+
+    /** The front-end's loop, started on first use. */
+    public IoThread frontEnd() {
+        if (fe == null) {
+            fe = IoThread.start("fe", AioOptions.DEFAULT);
+        }
+        return fe;
+    }
+
+    /** Connects a front-end (default options) on the "fe" loop to {@code sock}. */
+    public VhostUserFrontend connect(String sock) {
+        return AioContext.await(VhostUserFrontend.connect(frontEnd().ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+    }
+
+    /**
+     * Starts queue 0 of {@code f}: driver features, the guest's memory table, the ring at
+     * {@code ring} resuming at {@code base}, fresh kick/call eventfds. Call on {@code f}'s loop;
+     * completes when the back-end has answered all of it.
+     */
+    public static CompletableFuture<Void> startQueue0(VhostUserFrontend f, GuestRam ram, QueueLayout ring, long features,
+                                                      int base) {
+        f.setDriverFeatures(features);
+        f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
+        f.configureQueue(0, new QueueLayout(ring.size(), ring.descAddr(), ring.availAddr(), ring.usedAddr(), base));
+        f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
+                EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
+        f.startQueue(0, () -> { });
+        return f.settled();
+    }
+
+    /** {@link #startQueue0} from the test thread, awaited. */
+    public void start(VhostUserFrontend f, GuestRam ram, QueueLayout ring, long features, int base) {
+        AioContext.await(frontEnd().ctx().callOn(() -> startQueue0(f, ram, ring, features, base)).thenCompose(x -> x), T);
+    }
+
+    /** Kicks queue 0 of {@code f}. */
+    public void kick(VhostUserFrontend f) {
+        AioContext.await(frontEnd().ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+    }
+
+    /** Runs {@code op} on the "fe" loop and returns its result, awaited. */
+    public <R> R onFe(Callable<R> op) {
+        return AioContext.await(frontEnd().ctx().callOn(op), T);
+    }
+
+    /** Closes {@code f} on its loop. */
+    public void close(VhostUserFrontend f) {
+        onFe(() -> {
+            f.close();
+            return null;
+        });
+    }
+
+    @Override
+    public void close() {
+        for (Served s : served) {
+            CompletableFuture<Void> idle = new CompletableFuture<>();
+            AioContext.await(control.ctx().callOn(() -> {
+                s.export().close(() -> s.device().close(() -> idle.complete(null)));
+                return null;
+            }), T);
+            AioContext.await(idle, T);
+        }
+        if (fe != null) {
+            fe.close();
+        }
+        for (int i = ioThreads.size() - 1; i >= 0; i--) {
+            ioThreads.get(i).close();
+        }
+        control.close();
+        served.forEach(s -> s.driver().close());
+    }
+}
