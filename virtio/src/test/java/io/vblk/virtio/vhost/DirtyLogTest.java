@@ -1,23 +1,13 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.Mmap;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestVring;
 import io.vblk.guest.vhost.VhostUserFrontend;
 import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.queue.QueueLayout;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
-import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import io.vblk.virtio.vhost.wire.VhostUserProtocolFeature;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -25,7 +15,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -37,9 +26,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -61,37 +48,18 @@ class DirtyLogTest {
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
-    private IoThread fe;
-    private BlockDriver driver;
+    private VhostRig rig;
     private BlkDevice device;
-    private VhostUserExport export;
     private GuestRam ram;
     private int logFd = -1;
     private long logMap;
     private MemorySegment bitmap;
-    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
 
     @BeforeEach
     void setUp() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(16 << 20);
-        }
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        fe = IoThread.start("fe", AioOptions.DEFAULT);
-        driver = DriverSpec.open("file:" + img + ",aio=threads,cache=writeback");
-        String sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
+        Path img = VhostRig.image(dir, 16 << 20);
+        rig = new VhostRig(dir);
+        device = rig.serve("file:" + img + ",aio=threads,cache=writeback", 1, 1).device();
         ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 8 << 20);
         logFd = Mmap.memfdCreate("dirty-log", Mmap.MFD_CLOEXEC);
         assertThat(logFd).isNotNegative();
@@ -103,16 +71,9 @@ class DirtyLogTest {
 
     @AfterEach
     void tearDown() {
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        fe.close();
-        io0.close();
-        control.close();
-        driver.close();
+        if (rig != null) {
+            rig.close();
+        }
         if (ram != null) {
             ram.close();
         }
@@ -170,7 +131,7 @@ class DirtyLogTest {
         List<Req> after = postMixed(vring, 200);
         complete(f, vring, after);
         assertThat(dirtyPages()).as("after LOG_ALL cleared").isEmpty();
-        assertThat(AioContext.await(control.ctx().callOn(device::needsReset), T)).isFalse();
+        assertThat(AioContext.await(rig.control().callOn(device::needsReset), T)).isFalse();
         onFe(() -> {
             f.close();
             return CompletableFuture.completedFuture(null);
@@ -270,8 +231,8 @@ class DirtyLogTest {
         }
         assertThat(switches).isGreaterThanOrEqualTo(15);
         assertThat(checkedOn).isGreaterThan(500);
-        assertThat(AioContext.await(control.ctx().callOn(() -> device.queueStarted(0)), T)).isTrue();
-        assertThat(AioContext.await(control.ctx().callOn(device::needsReset), T)).isFalse();
+        assertThat(AioContext.await(rig.control().callOn(() -> device.queueStarted(0)), T)).isTrue();
+        assertThat(AioContext.await(rig.control().callOn(device::needsReset), T)).isFalse();
         onFe(() -> {
             f.close();
             return CompletableFuture.completedFuture(null);
@@ -371,29 +332,19 @@ class DirtyLogTest {
     }
 
     private VhostUserFrontend connect() {
-        return AioContext.await(VhostUserFrontend.connect(fe.ctx(), dir.resolve("vblk.sock").toString(),
-                VhostUserFrontend.Options.defaults()), T);
+        return rig.connect(dir.resolve("vblk.sock").toString());
     }
 
     private void start(VhostUserFrontend f, GuestVring vring) {
-        QueueLayout l = vring.layout();
-        onFe(() -> {
-            f.setDriverFeatures(1L << 32);
-            f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
-            f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), 0));
-            f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
-                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
-            f.startQueue(0, () -> { });
-            return f.settled();
-        });
+        rig.start(f, ram, vring.layout(), 1L << 32, 0);
     }
 
     /** Runs {@code op} on the front-end's thread and waits (bounded) for the future it returns. */
-    private void onFe(java.util.function.Supplier<CompletableFuture<Void>> op) {
-        AioContext.await(fe.ctx().callOn(op::get).thenCompose(x -> x), T);
+    private void onFe(java.util.concurrent.Callable<CompletableFuture<Void>> op) {
+        rig.awaitOnFe(op);
     }
 
     private void kick(VhostUserFrontend f) {
-        AioContext.await(fe.ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+        rig.kick(f);
     }
 }

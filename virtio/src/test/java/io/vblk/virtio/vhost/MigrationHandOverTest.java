@@ -1,23 +1,12 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
-import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.Mmap;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestVring;
 import io.vblk.guest.vhost.VhostUserFrontend;
-import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.queue.QueueLayout;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
-import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -29,11 +18,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
+import java.util.concurrent.Callable;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -57,41 +44,19 @@ class MigrationHandOverTest {
 
     @TempDir
     Path dir;
-    private final List<IoThread> threads = new ArrayList<>();
-    private final List<BlockDriver> drivers = new ArrayList<>();
-    private final List<BlkDevice> devices = new ArrayList<>();
-    private final List<VhostUserExport> exports = new ArrayList<>();
-    private IoThread control;
-    private IoThread fe;
+    private VhostRig rig;
 
     @AfterEach
     void tearDown() {
-        for (int i = 0; i < exports.size(); i++) {
-            VhostUserExport e = exports.get(i);
-            BlkDevice d = devices.get(i);
-            CompletableFuture<Void> idle = new CompletableFuture<>();
-            AioContext.await(control.ctx().callOn(() -> {
-                e.close(() -> d.close(() -> idle.complete(null)));
-                return null;
-            }), T);
-            AioContext.await(idle, T);
+        if (rig != null) {
+            rig.close();
         }
-        fe.close();
-        for (IoThread t : threads) {
-            t.close();
-        }
-        control.close();
-        drivers.forEach(BlockDriver::close);
     }
 
     @Test
     void theDestinationResumesExactlyWhereTheSourceStoppedRepeatedly() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(4 << 20);
-        }
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        fe = IoThread.start("fe", AioOptions.DEFAULT);
+        Path img = VhostRig.image(dir, 4 << 20);
+        rig = new VhostRig(dir);
         GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 8 << 20);
         GuestVring vring = GuestVring.allocate(ram, 256);
         int logFd = Mmap.memfdCreate("dirty-log", Mmap.MFD_CLOEXEC);
@@ -111,9 +76,9 @@ class MigrationHandOverTest {
         int takenBySource = 0;
         // Five migrations: A -> B -> A' -> ..., each back-end its own export on the same image.
         for (int round = 0; round < 5; round++) {
-            String sock = dir.resolve("vblk" + round + ".sock").toString();
             // Writes on the source are slow (the delay rule), so some are in flight at the stop.
-            export(sock, "fault:rule=op:write,delay:15ms;inner=file:" + img + ",aio=threads,cache=writeback");
+            String sock = export("vblk" + round + ".sock",
+                    "fault:rule=op:write,delay:15ms;inner=file:" + img + ",aio=threads,cache=writeback");
             VhostUserFrontend src = connect(sock);
             start(src, ram, vring, base);
             for (int k = 0; k < 12 && posted < BLOCKS; k++) {
@@ -134,7 +99,7 @@ class MigrationHandOverTest {
             vring.publish();
             CompletableFuture<Integer> stopped = new CompletableFuture<>();
             boolean qemu72 = round % 2 == 1;
-            AioContext.await(fe.ctx().callOn(() -> {
+            AioContext.await(rig.frontEnd().ctx().callOn(() -> {
                 if (qemu72) {
                     // QEMU 7.2's vhost_dev_stop: SET_STATUS 0 (a device reset) before GET_VRING_BASE.
                     src.migration().stopDevice(bases -> stopped.complete(bases[0]));
@@ -161,8 +126,7 @@ class MigrationHandOverTest {
             vring.publish();
         }
         // The last destination takes whatever is left and the read-back.
-        String sock = dir.resolve("vblk-final.sock").toString();
-        export(sock, "file:" + img + ",aio=threads,cache=writeback");
+        String sock = export("vblk-final.sock", "file:" + img + ",aio=threads,cache=writeback");
         VhostUserFrontend dst = connect(sock);
         start(dst, ram, vring, base);
         kick(dst);
@@ -194,18 +158,9 @@ class MigrationHandOverTest {
         return (byte) (0x40 + i);
     }
 
-    private void export(String sock, String spec) {
-        IoThread io = IoThread.start("io" + threads.size(), AioOptions.DEFAULT);
-        threads.add(io);
-        BlockDriver d = DriverSpec.open(spec);
-        drivers.add(d);
-        AioContext c = control.ctx();
-        exports.add(AioContext.await(c.callOn(() -> {
-            BlkDevice dev = new BlkDevice("vda", d, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io.ctx()))), c);
-            devices.add(dev);
-            return VhostUserExport.listen("vda", c, dev, sock);
-        }), T));
+    /** A back-end of its own (driver, I/O thread, device, export) on {@code spec}; returns its socket. */
+    private String export(String sockName, String spec) {
+        return rig.serve(sockName, spec, "vda", 1, 1).sock();
     }
 
     private static void postWrite(GuestRam ram, GuestVring vring, long[] hdr, long[] data, long[] status, int i) {
@@ -227,28 +182,19 @@ class MigrationHandOverTest {
     }
 
     private VhostUserFrontend connect(String sock) {
-        return AioContext.await(VhostUserFrontend.connect(fe.ctx(), sock, VhostUserFrontend.Options.defaults()), T);
+        return rig.connect(sock);
     }
 
     private void start(VhostUserFrontend f, GuestRam ram, GuestVring vring, int base) {
-        QueueLayout l = vring.layout();
-        onFe(() -> {
-            f.setDriverFeatures(1L << 32);
-            f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
-            f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), base));
-            f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
-                    EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
-            f.startQueue(0, () -> { });
-            return f.settled();
-        });
+        rig.start(f, ram, vring.layout(), 1L << 32, base);
     }
 
-    private void onFe(Supplier<CompletableFuture<Void>> op) {
-        AioContext.await(fe.ctx().callOn(op::get).thenCompose(x -> x), T);
+    private void onFe(Callable<CompletableFuture<Void>> op) {
+        rig.awaitOnFe(op);
     }
 
     private void kick(VhostUserFrontend f) {
-        AioContext.await(fe.ctx().callOn(() -> EventFds.eventfdWrite(f.kickFd(0), 1)), T);
+        rig.kick(f);
     }
 
     private static void awaitUsed(GuestVring vring, int idx) {

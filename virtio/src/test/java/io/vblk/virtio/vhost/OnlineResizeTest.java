@@ -1,19 +1,13 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.node.BlockNode;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.guest.BlkSlot;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.vhost.VhostUserTransport;
 import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -23,7 +17,6 @@ import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
@@ -46,46 +39,30 @@ class OnlineResizeTest {
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
+    private VhostRig rig;
     private BlockDriver driver;
     private BlockNode node;
     private BlkDevice device;
-    private VhostUserExport export;
     private String sock;
 
     private void serve(String driverSpec) {
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        driver = DriverSpec.open(driverSpec);
-        sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            node = new BlockNode("disk0", driver, c);
-            device = new BlkDevice("vda", node, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
-            return VhostUserExport.listen("vda", c, device, sock);
-        }), T);
+        rig = new VhostRig(dir);
+        VhostRig.Served served = rig.serve("vblk.sock", driverSpec, "disk0", 1, 1);
+        driver = served.driver();
+        node = served.node();
+        device = served.device();
+        sock = served.sock();
     }
 
     @AfterEach
     void tearDown() {
-        if (control == null) {
-            return;
+        if (rig != null) {
+            rig.close();
         }
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        io0.close();
-        control.close();
-        driver.close();
     }
 
     private long resize(long bytes) {
-        CompletableFuture<Long> f = AioContext.await(control.ctx().callOn(() -> node.resize(bytes)), T);
+        CompletableFuture<Long> f = AioContext.await(rig.control().callOn(() -> node.resize(bytes)), T);
         return AioContext.await(f, T);
     }
 
@@ -103,10 +80,7 @@ class OnlineResizeTest {
 
     @Test
     void aGrownFileIsSeenByTheFrontEndAndItsNewAreaServesVerifiedIo() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(8L << 20);
-        }
+        Path img = VhostRig.image(dir, 8L << 20);
         serve("file:" + img + ",aio=threads,cache=writeback");
         try (VhostUserTransport t = VhostUserTransport.connect(sock, T);
              GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withSlots(4))) {
@@ -130,7 +104,7 @@ class OnlineResizeTest {
             assertThat(resize(16L << 20)).isEqualTo(16L << 20);
             assertThat(Files.size(img)).isEqualTo(16L << 20);
             assertThat(AioContext.await(heard, T)).as("capacity after the config-change message").isEqualTo(32768);
-            assertThat(AioContext.await(control.ctx().callOn(device::capacitySectors), T)).isEqualTo(32768);
+            assertThat(AioContext.await(rig.control().callOn(device::capacitySectors), T)).isEqualTo(32768);
 
             for (int i = 0; i < 4096; i++) {
                 s.data().set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) (i * 7 + 3));
@@ -167,11 +141,11 @@ class OnlineResizeTest {
         serve("null:size=64M");
         assertThat(resize(128L << 20)).isEqualTo(128L << 20);
         assertThat(driver.length()).isEqualTo(128L << 20);
-        assertThat(AioContext.await(control.ctx().callOn(device::capacitySectors), T)).isEqualTo(262144);
+        assertThat(AioContext.await(rig.control().callOn(device::capacitySectors), T)).isEqualTo(262144);
         assertThatThrownBy(() -> resize(-1)).isInstanceOf(CompletionException.class)
                 .hasRootCauseMessage("Parameter 'size' expects a >0 size");
         // The node is not left drained by a refused resize: the section ended.
-        assertThat(AioContext.await(control.ctx().callOn(node::isDrained), T)).isFalse();
+        assertThat(AioContext.await(rig.control().callOn(node::isDrained), T)).isFalse();
     }
 
     @Test

@@ -1,13 +1,7 @@
 package io.vblk.virtio.vhost;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
 import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
 import io.vblk.guest.BlkSlot;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestBlkQueue;
@@ -15,19 +9,14 @@ import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.RandomAccessFile;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -44,54 +33,30 @@ class VblkServerEndToEndTest {
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
-    private IoThread io1;
-    private BlockDriver driver;
+    private VhostRig rig;
     private BlkDevice device;
-    private VhostUserExport export;
     private String sock;
-    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+    private BlockingQueue<String> reasons;
 
+    /** Serves {@code driverSpec} as "vda" with {@code queues} queues over two I/O threads. */
     private void serve(String driverSpec, int queues) {
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        io1 = IoThread.start("io1", AioOptions.DEFAULT);
-        driver = DriverSpec.open(driverSpec);
-        sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(queues)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
+        rig = new VhostRig(dir);
+        VhostRig.Served served = rig.serve(driverSpec, queues, 2);
+        device = served.device();
+        sock = served.sock();
+        reasons = served.reasons();
     }
 
     @AfterEach
     void tearDown() {
-        if (control == null) {
-            return;
+        if (rig != null) {
+            rig.close();
         }
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        io1.close();
-        io0.close();
-        control.close();
-        driver.close();
     }
 
     @Test
     void guestWorkloadWithVerifyOverTwoQueuesAndAFile() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(16L << 20);
-        }
+        Path img = VhostRig.image(dir, 16L << 20);
         serve("file:" + img + ",aio=threads,cache=writeback", 2);
         try (VhostUserTransport t = VhostUserTransport.connect(sock, T);
              GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withQueues(2).withSlots(16)
@@ -105,15 +70,12 @@ class VblkServerEndToEndTest {
             assertThat(r.perQueue()).allSatisfy(s -> assertThat(s.completed).isPositive());
         }
         assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
-        assertThat(AioContext.await(control.ctx().callOn(device::needsReset), T)).isFalse();
+        assertThat(AioContext.await(rig.control().callOn(device::needsReset), T)).isFalse();
     }
 
     @Test
     void packedRingGuestWithVerifyOverVhostUser() throws Exception {
-        Path img = dir.resolve("disk.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(16L << 20);
-        }
+        Path img = VhostRig.image(dir, 16L << 20);
         serve("file:" + img + ",aio=threads,cache=writeback", 2);
         // Rings of 64 entries: 3000 requests of up to 6 descriptors wrap them many times.
         try (VhostUserTransport t = VhostUserTransport.connect(sock, T);
@@ -133,7 +95,7 @@ class VblkServerEndToEndTest {
             assertThat(base & 0x7fff).isLessThan(64);
         }
         assertThat(reasons.poll(10, TimeUnit.SECONDS)).isEqualTo("front-end disconnected");
-        assertThat(AioContext.await(control.ctx().callOn(device::needsReset), T)).isFalse();
+        assertThat(AioContext.await(rig.control().callOn(device::needsReset), T)).isFalse();
     }
 
     @Test
@@ -168,7 +130,7 @@ class VblkServerEndToEndTest {
         t.close();
         String reason = reasons.poll(10, TimeUnit.SECONDS);
         assertThat(reason).isEqualTo("front-end disconnected");
-        assertThat(AioContext.await(control.ctx().callOn(() -> device.queueStarted(0)), T)).isFalse();
+        assertThat(AioContext.await(rig.control().callOn(() -> device.queueStarted(0)), T)).isFalse();
         try (VhostUserTransport t2 = VhostUserTransport.connect(sock, T);
              GuestBlkDriver g2 = GuestBlkDriver.attach(t2, GuestBlkDriver.Options.defaults())) {
             WorkloadResult r = WorkloadRun.start(g2, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(8)

@@ -134,7 +134,7 @@ public final class VhostRig implements AutoCloseable {
 
     /** {@link #startQueue0} from the test thread, awaited. */
     public void start(VhostUserFrontend f, GuestRam ram, QueueLayout ring, long features, int base) {
-        AioContext.await(frontEnd().ctx().callOn(() -> startQueue0(f, ram, ring, features, base)).thenCompose(x -> x), T);
+        awaitOnFe(() -> startQueue0(f, ram, ring, features, base));
     }
 
     /** Kicks queue 0 of {@code f}. */
@@ -145,6 +145,11 @@ public final class VhostRig implements AutoCloseable {
     /** Runs {@code op} on the "fe" loop and returns its result, awaited. */
     public <R> R onFe(Callable<R> op) {
         return AioContext.await(frontEnd().ctx().callOn(op), T);
+    }
+
+    /** Runs {@code op} on the "fe" loop and waits (bounded) for the future it returns. */
+    public <R> R awaitOnFe(Callable<CompletableFuture<R>> op) {
+        return AioContext.await(frontEnd().ctx().callOn(op).thenCompose(x -> x), T);
     }
 
     /** Closes {@code f} on its loop. */

@@ -1,16 +1,7 @@
 package io.vblk.virtio.vhost;
 
-import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
 import io.vblk.aio.sys.EventFds;
 import io.vblk.aio.sys.FileIo;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
-import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
@@ -21,11 +12,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -37,45 +24,24 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class VringFdValidationTest {
-    private static final Duration T = Duration.ofSeconds(20);
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
-    private BlockDriver driver;
-    private BlkDevice device;
-    private VhostUserExport export;
+    private VhostRig rig;
     private String sock;
-    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+    private BlockingQueue<String> reasons;
 
     @BeforeEach
     void setUp() {
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        driver = DriverSpec.open("null:size=1M");
-        sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(1)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
+        rig = new VhostRig(dir);
+        VhostRig.Served served = rig.serve("null:size=1M", 1, 1);
+        sock = served.sock();
+        reasons = served.reasons();
     }
 
     @AfterEach
     void tearDown() {
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        io0.close();
-        control.close();
-        driver.close();
+        rig.close();
     }
 
     private void refused(VhostUserRequest r, String path, String named) throws Exception {
