@@ -1,22 +1,15 @@
 package io.vblk.tools.metrics;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
 import io.vblk.aio.metrics.Meter;
 import io.vblk.aio.sys.FileIo;
 import io.vblk.aio.sys.UnixSockets;
-import io.vblk.drivers.BlockDriver;
-import io.vblk.drivers.spec.DriverSpec;
-import io.vblk.virtio.blk.BlkDevice;
-import io.vblk.virtio.blk.BlkDeviceConfig;
-import io.vblk.virtio.device.IoThreadMapping;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import io.vblk.virtio.vhost.socket.VhostUserExport;
+import io.vblk.virtio.vhost.VhostRig;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -25,8 +18,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
@@ -43,33 +34,19 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class VhostMetersTest {
-    private static final Duration T = Duration.ofSeconds(20);
+    private static final Duration T = VhostRig.T;
 
     @TempDir
     Path dir;
-    private IoThread control;
-    private IoThread io0;
-    private IoThread io1;
-    private BlockDriver driver;
-    private BlkDevice device;
-    private VhostUserExport export;
-    private String sock;
-    private final BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+    private VhostRig rig;
     private final VblkMetrics metrics = new VblkMetrics();
 
     @AfterEach
     void tearDown() {
         metrics.close();
-        CompletableFuture<Void> idle = new CompletableFuture<>();
-        AioContext.await(control.ctx().callOn(() -> {
-            export.close(() -> device.close(() -> idle.complete(null)));
-            return null;
-        }), T);
-        AioContext.await(idle, T);
-        io1.close();
-        io0.close();
-        control.close();
-        driver.close();
+        if (rig != null) {
+            rig.close();
+        }
     }
 
     private double v(Meter m, String... tags) {
@@ -78,20 +55,12 @@ class VhostMetersTest {
 
     @Test
     void connectionsMessagesProtocolErrorsAndTheServedDevice() throws Exception {
-        control = IoThread.start("main-loop", AioOptions.DEFAULT);
-        io0 = IoThread.start("io0", AioOptions.DEFAULT);
-        io1 = IoThread.start("io1", AioOptions.DEFAULT);
-        driver = DriverSpec.open("null:size=64M");
-        sock = dir.resolve("vblk.sock").toString();
-        AioContext c = control.ctx();
-        export = AioContext.await(c.callOn(() -> {
-            device = new BlkDevice("vda", driver, new BlkDeviceConfig().numQueues(2)
-                    .ioThreads(IoThreadMapping.roundRobin(List.of(io0.ctx(), io1.ctx()))), c);
-            VhostUserExport e = VhostUserExport.listen("vda", c, device, sock);
-            e.onConnectionClosed(reasons::add);
-            return e;
-        }), T);
-        metrics.bindServe(c, List.of(export));
+        rig = new VhostRig(dir);
+        VhostRig.Served served = rig.serve("null:size=64M", 2, 2);
+        String sock = served.sock();
+        BlockingQueue<String> reasons = served.reasons();
+        AioContext c = rig.control();
+        metrics.bindServe(c, List.of(served.export()));
         assertThat(v(Meter.VHOST_CONNECTIONS, "vda")).isZero();
 
         try (VhostUserTransport t = VhostUserTransport.connect(sock, T);

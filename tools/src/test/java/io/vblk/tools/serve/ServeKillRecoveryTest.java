@@ -11,8 +11,8 @@ import io.vblk.guest.GuestVring;
 import io.vblk.guest.vhost.VhostUserFrontend;
 import io.vblk.tools.Main;
 import io.vblk.virtio.queue.QueueLayout;
+import io.vblk.virtio.vhost.VhostRig;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
-import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -28,7 +28,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayDeque;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -112,13 +111,7 @@ class ServeKillRecoveryTest {
                     if (reuse >= 0) {
                         f.reuseInflight(reuse, d);
                     }
-                    f.setDriverFeatures(1L << 32);
-                    f.setMemoryTable(List.of(new MemRegion(ram.gpaBase(), ram.size(), ram.hostAddress(), 0)), new int[]{ram.fd()});
-                    f.configureQueue(0, new QueueLayout(l.size(), l.descAddr(), l.availAddr(), l.usedAddr(), base));
-                    f.setQueueFds(0, EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC),
-                            EventFds.eventfd(0, EventFds.EFD_NONBLOCK | EventFds.EFD_CLOEXEC));
-                    f.startQueue(0, () -> { });
-                    return f.settled();
+                    return VhostRig.startQueue0(f, ram, l, 1L << 32, base);
                 }).thenCompose(x -> x), T);
                 keptFd = AioContext.await(fe.ctx().callOn(() -> FileIo.dup(f.inflightFd())), T);
                 desc = AioContext.await(fe.ctx().callOn(f::inflight), T);
