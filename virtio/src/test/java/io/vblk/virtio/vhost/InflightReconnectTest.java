@@ -75,10 +75,11 @@ class InflightReconnectTest {
 
         GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
         GuestVring vring = GuestVring.allocate(ram, 64);
+        VhostRig.Writes writes = new VhostRig.Writes(ram, vring, 8);
         // First back-end life: one write, completed normally; the front-end keeps the buffer.
         VhostUserFrontend fe1 = connect(sock);
         start(fe1, ram, vring, 0);
-        int w0 = postWrite(ram, vring, 0, (byte) 0x10);
+        int w0 = writes.post(0, (byte) 0x10);
         kick(fe1);
         awaitUsed(vring, 1);
         reap(vring);
@@ -91,22 +92,22 @@ class InflightReconnectTest {
         // The state a back-end killed mid-flight leaves: w1 and w2 popped, w2 completed (its
         // data on disk, its used element published), w1 still recorded in flight.
         int u = vring.usedIdx();
-        int w1 = postWrite(ram, vring, 1, (byte) 0x21);
-        int w2 = postWrite(ram, vring, 2, (byte) 0x22);
+        int w1 = writes.post(1, (byte) 0x21);
+        int w2 = writes.post(2, (byte) 0x22);
         vring.publish();
         writeBlock(img, 2, (byte) 0x22);
         MemorySegment used = ram.segment(vring.usedGpa(), 6 + 8L * 64);
-        used.set(LE32, 4 + 8L * (u & 63), heads[w2]);
+        used.set(LE32, 4 + 8L * (u & 63), writes.head(w2));
         used.set(LE32, 8 + 8L * (u & 63), 1);
-        ram.segment(statusGpa[w2], 1).set(ValueLayout.JAVA_BYTE, 0, (byte) BlkWireLayout.S_OK);
+        ram.segment(writes.status(w2), 1).set(ValueLayout.JAVA_BYTE, 0, (byte) BlkWireLayout.S_OK);
         used.set(LE16, 2, (short) (u + 1));
         long map = Mmap.mmap(0, desc.mmapSize(), Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, keptFd, desc.mmapOffset());
         MemorySegment region = MemorySegment.ofAddress(map).reinterpret(desc.mmapSize());
         assertThat(region.get(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.VERSION)).as("version").isEqualTo((short) 1);
-        long d1 = InflightLayout.DESC + (long) InflightLayout.DESC_BYTES * heads[w1];
+        long d1 = InflightLayout.DESC + (long) InflightLayout.DESC_BYTES * writes.head(w1);
         region.set(ValueLayout.JAVA_LONG_UNALIGNED, d1 + InflightLayout.DESC_COUNTER, 41L);
         region.set(ValueLayout.JAVA_BYTE, d1 + InflightLayout.DESC_INFLIGHT, (byte) 1);
-        region.set(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.LAST_BATCH_HEAD, (short) heads[w2]);
+        region.set(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.LAST_BATCH_HEAD, (short) writes.head(w2));
         region.set(ValueLayout.JAVA_SHORT_UNALIGNED, InflightLayout.USED_IDX, (short) (u + 1));
         Mmap.munmap(map, desc.mmapSize());
 
@@ -120,10 +121,10 @@ class InflightReconnectTest {
         awaitUsed(vring, u + 2);
         reap(vring);
         assertThat(tokens).containsExactly(w0, w2, w1);
-        assertThat(ram.segment(statusGpa[w1], 1).get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) BlkWireLayout.S_OK);
-        assertThat(readBlock(img, 1)).isEqualTo((byte) 0x21);
+        assertThat(ram.segment(writes.status(w1), 1).get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) BlkWireLayout.S_OK);
+        assertThat(VhostRig.readBlock(img, 1)).isEqualTo((byte) 0x21);
         // Nothing else comes back: a next write completes alone.
-        int w3 = postWrite(ram, vring, 3, (byte) 0x23);
+        int w3 = writes.post(3, (byte) 0x23);
         vring.publish();
         kick(fe2);
         awaitUsed(vring, u + 3);
@@ -204,30 +205,6 @@ class InflightReconnectTest {
         ram.close();
     }
 
-    private final int[] heads = new int[8];
-    private final long[] statusGpa = new long[8];
-    private int nextToken;
-
-    private int postWrite(GuestRam ram, GuestVring vring, int block, byte fill) {
-        int token = nextToken++;
-        long hdr = ram.allocate(16, 16);
-        long data = ram.allocate(4096, 4096);
-        long status = ram.allocate(1, 1);
-        MemorySegment h = ram.segment(hdr, 16);
-        h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
-        h.set(LE32, BlkWireLayout.HDR_RESERVED, 0);
-        h.set(LE64, BlkWireLayout.HDR_SECTOR, block * 8L);
-        ram.segment(data, 4096).fill(fill);
-        ram.segment(status, 1).set(ValueLayout.JAVA_BYTE, 0, (byte) 0x7f);
-        vring.beginChain();
-        vring.addBuffer(hdr, 16, false);
-        vring.addBuffer(data, 4096, false);
-        vring.addBuffer(status, 1, true);
-        heads[token] = vring.commitChain(token);
-        statusGpa[token] = status;
-        vring.publish();
-        return token;
-    }
 
     private VhostUserFrontend connect(String sock) {
         return rig.connect(sock);
@@ -261,13 +238,6 @@ class InflightReconnectTest {
             byte[] b = new byte[4096];
             java.util.Arrays.fill(b, fill);
             f.write(b);
-        }
-    }
-
-    private static byte readBlock(Path img, int block) throws Exception {
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
-            f.seek(block * 4096L + 100);
-            return f.readByte();
         }
     }
 }

@@ -51,9 +51,6 @@ class PackedInflightReconnectTest {
     Path dir;
     private VhostRig rig;
     private final List<Integer> tokens = new ArrayList<>();
-    private final int[] ids = new int[8];
-    private final long[] statusGpa = new long[8];
-    private int nextToken;
 
     @AfterEach
     void tearDown() {
@@ -73,10 +70,11 @@ class PackedInflightReconnectTest {
 
         GuestRam ram = GuestRam.memfd("guest", GuestRam.DEFAULT_GPA_BASE, 4 << 20);
         GuestPackedVring vring = GuestPackedVring.allocate(ram, SIZE);
+        VhostRig.Writes writes = new VhostRig.Writes(ram, vring, 8);
         // First back-end life: one write (3 descriptors), completed normally.
         VhostUserFrontend fe1 = connect(sock);
         start(fe1, ram, vring, WRAP | WRAP << 16);
-        int w0 = postWrite(ram, vring, 0, (byte) 0x10);
+        int w0 = writes.post(0, (byte) 0x10);
         kick(fe1);
         awaitTokens(vring, 1);
         assertThat(tokens).containsExactly(w0);
@@ -91,8 +89,8 @@ class PackedInflightReconnectTest {
 
         // The state a back-end killed mid-flight leaves: w1 (slots 3..5) and w2 (6..8) popped,
         // w2 completed first: its used descriptor at slot 3, over w1's head; w1 recorded in flight.
-        int w1 = postWrite(ram, vring, 1, (byte) 0x21);
-        int w2 = postWrite(ram, vring, 2, (byte) 0x22);
+        int w1 = writes.post(1, (byte) 0x21);
+        int w2 = writes.post(2, (byte) 0x22);
         MemorySegment ring = ram.segment(vring.layout().descAddr(), 16L * SIZE);
         long map = Mmap.mmap(0, desc.mmapSize(), Mmap.PROT_READ | Mmap.PROT_WRITE, Mmap.MAP_SHARED, keptFd, desc.mmapOffset());
         MemorySegment region = MemorySegment.ofAddress(map).reinterpret(desc.mmapSize());
@@ -111,8 +109,8 @@ class PackedInflightReconnectTest {
         setU16(region, InflightLayout.P_OLD_USED_IDX, 6);
         Mmap.munmap(map, desc.mmapSize());
         writeBlock(img, 2, (byte) 0x22);
-        ram.segment(statusGpa[w2], 1).set(ValueLayout.JAVA_BYTE, 0, (byte) BlkWireLayout.S_OK);
-        ring.set(LE16, 16L * 3 + 12, (short) ids[w2]);
+        ram.segment(writes.status(w2), 1).set(ValueLayout.JAVA_BYTE, 0, (byte) BlkWireLayout.S_OK);
+        ring.set(LE16, 16L * 3 + 12, (short) writes.head(w2));
         ring.set(LE32, 16L * 3 + 8, 1);
         ring.set(LE16, 16L * 3 + 14, (short) (PackedRingLayout.F_AVAIL | PackedRingLayout.F_USED));
 
@@ -125,14 +123,14 @@ class PackedInflightReconnectTest {
         start(fe2, ram, vring, lastBase);
         awaitTokens(vring, 3);
         assertThat(tokens).containsExactly(w0, w2, w1);
-        assertThat(ram.segment(statusGpa[w1], 1).get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) BlkWireLayout.S_OK);
-        assertThat(readBlock(img, 1)).isEqualTo((byte) 0x21);
+        assertThat(ram.segment(writes.status(w1), 1).get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) BlkWireLayout.S_OK);
+        assertThat(VhostRig.readBlock(img, 1)).isEqualTo((byte) 0x21);
         // The device resumed after w2's descriptors: a next write completes alone.
-        int w3 = postWrite(ram, vring, 3, (byte) 0x23);
+        int w3 = writes.post(3, (byte) 0x23);
         kick(fe2);
         awaitTokens(vring, 4);
         assertThat(tokens).containsExactly(w0, w2, w1, w3);
-        assertThat(readBlock(img, 3)).isEqualTo((byte) 0x23);
+        assertThat(VhostRig.readBlock(img, 3)).isEqualTo((byte) 0x23);
         assertThat(AioContext.await(c.callOn(served.device()::needsReset), T)).isFalse();
         rig.close(fe2);
         ram.close();
@@ -160,27 +158,6 @@ class PackedInflightReconnectTest {
         setU16(region, d + InflightLayout.PD_NUM, num);
         setU16(region, d + InflightLayout.PD_LAST, last);
         region.set(ValueLayout.JAVA_LONG_UNALIGNED, d + InflightLayout.PD_COUNTER, counter);
-    }
-
-    private int postWrite(GuestRam ram, GuestPackedVring vring, int block, byte fill) {
-        int token = nextToken++;
-        long hdr = ram.allocate(16, 16);
-        long data = ram.allocate(4096, 4096);
-        long status = ram.allocate(1, 1);
-        MemorySegment h = ram.segment(hdr, 16);
-        h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
-        h.set(LE32, BlkWireLayout.HDR_RESERVED, 0);
-        h.set(LE64, BlkWireLayout.HDR_SECTOR, block * 8L);
-        ram.segment(data, 4096).fill(fill);
-        ram.segment(status, 1).set(ValueLayout.JAVA_BYTE, 0, (byte) 0x7f);
-        vring.beginChain();
-        vring.addBuffer(hdr, 16, false);
-        vring.addBuffer(data, 4096, false);
-        vring.addBuffer(status, 1, true);
-        ids[token] = vring.commitChain(token);
-        statusGpa[token] = status;
-        vring.publish();
-        return token;
     }
 
     private VhostUserFrontend connect(String sock) {
@@ -212,13 +189,6 @@ class PackedInflightReconnectTest {
             byte[] b = new byte[4096];
             java.util.Arrays.fill(b, fill);
             f.write(b);
-        }
-    }
-
-    private static byte readBlock(Path img, int block) throws Exception {
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
-            f.seek(block * 4096L + 100);
-            return f.readByte();
         }
     }
 }

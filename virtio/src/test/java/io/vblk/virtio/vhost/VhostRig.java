@@ -7,7 +7,9 @@ import io.vblk.aio.sys.EventFds;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.spec.DriverSpec;
+import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestRam;
+import io.vblk.guest.GuestRing;
 import io.vblk.guest.vhost.VhostUserFrontend;
 import io.vblk.virtio.blk.BlkDevice;
 import io.vblk.virtio.blk.BlkDeviceConfig;
@@ -18,6 +20,9 @@ import io.vblk.virtio.vhost.wire.VhostUserCodec.MemRegion;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -45,6 +50,60 @@ public final class VhostRig implements AutoCloseable {
                          BlockingQueue<String> reasons) {
     }
 
+    /**
+     * The guest's 4 KiB writes, posted and published one at a time as three descriptors (header,
+     * data, status): each keeps its token, head (split) or buffer id (packed) and status address.
+     */
+    public static final class Writes {
+        private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private final GuestRam ram;
+        private final GuestRing ring;
+        private final int[] heads;
+        private final long[] status;
+        private int next;
+
+        /** Up to {@code max} writes on {@code ring} over {@code ram}. */
+        public Writes(GuestRam ram, GuestRing ring, int max) {
+            this.ram = ram;
+            this.ring = ring;
+            heads = new int[max];
+            status = new long[max];
+        }
+
+        /** Posts and publishes a write of {@code fill} to 4 KiB block {@code block}; returns its token. */
+        public int post(int block, byte fill) {
+            int token = next++;
+            long hdr = ram.allocate(16, 16);
+            long data = ram.allocate(4096, 4096);
+            long st = ram.allocate(1, 1);
+            MemorySegment h = ram.segment(hdr, 16);
+            h.set(LE32, BlkWireLayout.HDR_TYPE, BlkWireLayout.T_OUT);
+            h.set(LE32, BlkWireLayout.HDR_RESERVED, 0);
+            h.set(LE64, BlkWireLayout.HDR_SECTOR, block * 8L);
+            ram.segment(data, 4096).fill(fill);
+            ram.segment(st, 1).set(ValueLayout.JAVA_BYTE, 0, (byte) 0x7f);
+            ring.beginChain();
+            ring.addBuffer(hdr, 16, false);
+            ring.addBuffer(data, 4096, false);
+            ring.addBuffer(st, 1, true);
+            heads[token] = ring.commitChain(token);
+            status[token] = st;
+            ring.publish();
+            return token;
+        }
+
+        /** The head descriptor (split) or buffer id (packed) of write {@code token}. */
+        public int head(int token) {
+            return heads[token];
+        }
+
+        /** The guest address of write {@code token}'s status byte. */
+        public long status(int token) {
+            return status[token];
+        }
+    }
+
     private final Path dir;
     private final IoThread control = IoThread.start("main-loop", AioOptions.DEFAULT);
     private final List<IoThread> ioThreads = new ArrayList<>();
@@ -63,6 +122,14 @@ public final class VhostRig implements AutoCloseable {
             f.setLength(bytes);
         }
         return img;
+    }
+
+    /** The byte at offset 100 of 4 KiB block {@code block} of the file {@code img}. */
+    public static byte readBlock(Path img, int block) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
+            f.seek(block * 4096L + 100);
+            return f.readByte();
+        }
     }
 
     /** {@link #serve(String, String, String, int, int)} on {@code vblk.sock}, node named after the device. */
