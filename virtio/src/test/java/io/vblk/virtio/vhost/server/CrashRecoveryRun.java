@@ -1,10 +1,14 @@
 package io.vblk.virtio.vhost.server;
 
 import io.vblk.guest.GuestRam;
+import io.vblk.guest.GuestRing;
 import io.vblk.virtio.queue.DescriptorChain;
 import io.vblk.virtio.queue.QueueLayout;
 import io.vblk.virtio.queue.VirtQueue;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Random;
 
@@ -71,8 +75,12 @@ abstract class CrashRecoveryRun {
         }
     }
 
+    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     final Random rnd;
     final int total;
+    final GuestRam ram;
+    final GuestRing ring;
+    final long payloads;
     final long[] disk;
     final int[] completions;
     int posted;
@@ -82,19 +90,47 @@ abstract class CrashRecoveryRun {
     int resubmitted;
     Backend be;
 
-    /** A run of {@code total} writes; the seed is printed under {@code name} so a failure can be repeated. */
-    CrashRecoveryRun(String name, int total) {
+    /**
+     * A run of {@code total} writes on {@code ring} over {@code ram}; the seed is printed under
+     * {@code name} so a failure can be repeated.
+     */
+    CrashRecoveryRun(String name, int total, GuestRam ram, GuestRing ring) {
         long seed = Long.getLong("vblk.test.seed", System.nanoTime());
         System.out.println(name + " seed " + seed + " (-Dvblk.test.seed=" + seed + " to repeat)");
         this.rnd = new Random(seed);
         this.total = total;
+        this.ram = ram;
+        this.ring = ring;
+        payloads = ram.allocate(16L * total, 16);
         disk = new long[total];
         Arrays.fill(disk, -1);
         completions = new int[total];
     }
 
-    /** The guest: posts what it may and publishes. */
-    abstract void post();
+    /** Whether the guest may post one more write now. */
+    abstract boolean room();
+
+    /** Adds the descriptors of the write whose 16-byte payload (block, value) is at {@code p}. */
+    abstract void chain(long p);
+
+    /** The guest: posts what it may (each write its sequence number to its own block) and publishes. */
+    void post() {
+        boolean any = false;
+        while (posted < total && room()) {
+            long p = payloads + 16L * posted;
+            MemorySegment m = ram.segment(p, 16);
+            m.set(LE64, 0, posted);
+            m.set(LE64, 8, 1_000_000L + posted);
+            ring.beginChain();
+            chain(p);
+            ring.commitChain(posted);
+            posted++;
+            any = true;
+        }
+        if (any) {
+            ring.publish();
+        }
+    }
 
     /** A new back-end life. */
     abstract Backend newBackend();

@@ -8,8 +8,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.concurrent.TimeUnit;
 
 
@@ -38,27 +36,16 @@ class InflightCrashRecoveryTest {
             GuestRam ram = GuestRam.ofArena("guest", arena, GuestRam.DEFAULT_GPA_BASE, 1 << 20);
             GuestVring vring = GuestVring.allocate(ram, QUEUE_SIZE);
             int total = 20_000;
-            long payloads = ram.allocate(16L * total, 16);
             boolean[] acked = new boolean[total];
-            CrashRecoveryRun run = new CrashRecoveryRun("InflightCrashRecoveryTest", total) {
+            CrashRecoveryRun run = new CrashRecoveryRun("InflightCrashRecoveryTest", total, ram, vring) {
                 @Override
-                void post() {
-                    // Guest: keep DEPTH writes in flight; each writes its own sequence number to its own block.
-                    boolean any = false;
-                    while (posted < total && vring.inFlight() < DEPTH) {
-                        long p = payloads + 16L * posted;
-                        MemorySegment m = ram.segment(p, 16);
-                        m.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0, posted);
-                        m.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 8, 1_000_000L + posted);
-                        vring.beginChain();
-                        vring.addBuffer(p, 16, false);
-                        vring.commitChain(posted);
-                        posted++;
-                        any = true;
-                    }
-                    if (any) {
-                        vring.publish();
-                    }
+                boolean room() {
+                    return vring.inFlight() < DEPTH; // keep DEPTH writes in flight
+                }
+
+                @Override
+                void chain(long p) {
+                    vring.addBuffer(p, 16, false);
                 }
 
                 @Override
