@@ -7,7 +7,7 @@ import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestRam;
 import io.vblk.guest.GuestVring;
 import io.vblk.guest.vhost.VhostUserFrontend;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -15,13 +15,14 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.Callable;
 
+import static io.vblk.virtio.vhost.VhostRig.LE32;
+import static io.vblk.virtio.vhost.VhostRig.LE64;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -38,20 +39,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class MigrationHandOverTest {
     private static final Duration T = Duration.ofSeconds(20);
-    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int BLOCKS = 128;
 
     @TempDir
     Path dir;
+    @AutoClose
     private VhostRig rig;
-
-    @AfterEach
-    void tearDown() {
-        if (rig != null) {
-            rig.close();
-        }
-    }
 
     @Test
     void theDestinationResumesExactlyWhereTheSourceStoppedRepeatedly() throws Exception {

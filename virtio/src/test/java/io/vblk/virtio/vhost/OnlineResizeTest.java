@@ -8,7 +8,7 @@ import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.vhost.VhostUserTransport;
 import io.vblk.virtio.blk.BlkDevice;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,6 +39,7 @@ class OnlineResizeTest {
 
     @TempDir
     Path dir;
+    @AutoClose
     private VhostRig rig;
     private BlockDriver driver;
     private BlockNode node;
@@ -52,13 +53,6 @@ class OnlineResizeTest {
         node = served.node();
         device = served.device();
         sock = served.sock();
-    }
-
-    @AfterEach
-    void tearDown() {
-        if (rig != null) {
-            rig.close();
-        }
     }
 
     private long resize(long bytes) {

@@ -11,7 +11,7 @@ import io.vblk.virtio.queue.PackedRingLayout;
 import io.vblk.virtio.queue.VirtioFeatures;
 import io.vblk.virtio.vhost.wire.InflightLayout;
 import io.vblk.virtio.vhost.wire.VhostUserCodec.Inflight;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,7 +19,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -27,6 +26,9 @@ import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 
+import static io.vblk.virtio.vhost.VhostRig.LE16;
+import static io.vblk.virtio.vhost.VhostRig.LE32;
+import static io.vblk.virtio.vhost.VhostRig.LE64;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -43,21 +45,12 @@ class PackedInflightReconnectTest {
     private static final Duration T = Duration.ofSeconds(20);
     private static final int SIZE = 64;
     private static final int WRAP = PackedRingLayout.WRAP_BIT;
-    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @TempDir
     Path dir;
+    @AutoClose
     private VhostRig rig;
     private final List<Integer> tokens = new ArrayList<>();
-
-    @AfterEach
-    void tearDown() {
-        if (rig != null) {
-            rig.close();
-        }
-    }
 
     @Test
     void aRestartedBackendResubmitsFromTheRecordWithItsWrapCounters() throws Exception {

@@ -9,7 +9,7 @@ import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,6 +33,7 @@ class VblkServerEndToEndTest {
 
     @TempDir
     Path dir;
+    @AutoClose
     private VhostRig rig;
     private BlkDevice device;
     private String sock;
@@ -45,13 +46,6 @@ class VblkServerEndToEndTest {
         device = served.device();
         sock = served.sock();
         reasons = served.reasons();
-    }
-
-    @AfterEach
-    void tearDown() {
-        if (rig != null) {
-            rig.close();
-        }
     }
 
     @Test

@@ -42,6 +42,10 @@ import java.util.concurrent.LinkedBlockingQueue;
  * server state is touched on the main loop, all front-end state on the "fe" loop).
  */
 public final class VhostRig implements AutoCloseable {
+    /** Little-endian views, as the guest lays out its rings and requests. */
+    public static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** The bound on every wait the rig does. */
     public static final Duration T = Duration.ofSeconds(20);
 
@@ -55,8 +59,6 @@ public final class VhostRig implements AutoCloseable {
      * data, status): each keeps its token, head (split) or buffer id (packed) and status address.
      */
     public static final class Writes {
-        private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         private final GuestRam ram;
         private final GuestRing ring;
         private final int[] heads;

@@ -5,7 +5,7 @@ import io.vblk.aio.sys.FileIo;
 import io.vblk.virtio.vhost.wire.VhostUserCodec;
 import io.vblk.virtio.vhost.wire.VhostUserMessage;
 import io.vblk.virtio.vhost.wire.VhostUserRequest;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -27,6 +27,7 @@ class VringFdValidationTest {
 
     @TempDir
     Path dir;
+    @AutoClose
     private VhostRig rig;
     private String sock;
     private BlockingQueue<String> reasons;
@@ -37,11 +38,6 @@ class VringFdValidationTest {
         VhostRig.Served served = rig.serve("null:size=1M", 1, 1);
         sock = served.sock();
         reasons = served.reasons();
-    }
-
-    @AfterEach
-    void tearDown() {
-        rig.close();
     }
 
     private void refused(VhostUserRequest r, String path, String named) throws Exception {
