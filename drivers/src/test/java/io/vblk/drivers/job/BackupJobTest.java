@@ -2,7 +2,6 @@ package io.vblk.drivers.job;
 
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockIo;
-import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.job.MirrorJobTest.Writer;
 import io.vblk.drivers.node.BlockNode;
@@ -10,7 +9,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.nio.file.Files;
-import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -42,8 +40,8 @@ class BackupJobTest extends FileJobsTest {
 
     @Test
     void theTargetIsTheSourceAtTheStartWhileAParentWrites() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         Writer w = writer(src);
         w.awaitAcks(300); // every one of these overwrote a chunk only after the filter copied it
@@ -65,8 +63,8 @@ class BackupJobTest extends FileJobsTest {
 
     @Test
     void cancelLeavesTheSourceAsTheParentWroteIt() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         Writer w = writer(src);
         w.awaitAcks(200);
@@ -83,8 +81,8 @@ class BackupJobTest extends FileJobsTest {
     @Test
     void aTargetErrorReportedEndsTheJobAndLeavesTheSource() throws Exception {
         FaultRule eio = FaultRule.error(1 << BlockIo.WRITE, 2 << 20, (2 << 20) + 1, 5);
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", new FaultDriver(file("dst.img", false), List.of(eio), 1));
+        BlockNode src = source();
+        BlockNode dst = target(eio);
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         run(job::userResume);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Target I/O error");
@@ -95,8 +93,8 @@ class BackupJobTest extends FileJobsTest {
     @Test
     void aSourceErrorStopsThenTheResumedJobCopiesItAll() throws Exception {
         FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 1, FaultRule.Action.ERROR, 5, 0, 0);
-        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source(eio);
+        BlockNode dst = target();
         BackupJob job = backup(src, dst, OnError.STOP, OnError.REPORT);
         run(job::userResume);
         until("stopped on the read error", () -> on(job::paused) || ended.isDone());
@@ -108,7 +106,7 @@ class BackupJobTest extends FileJobsTest {
 
     @Test
     void aFailedCopyBeforeWriteBreaksTheBackupNotTheWrite() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
+        BlockNode src = source();
         BlockNode dst = everyWriteFails();
         BackupJob job = backup(src, dst, OnError.IGNORE, OnError.IGNORE);
         Writer w = writer(src);
@@ -126,7 +124,7 @@ class BackupJobTest extends FileJobsTest {
 
     @Test
     void aReportedTargetErrorWhilePausedEndsTheJobAtTheResume() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
+        BlockNode src = source();
         BlockNode dst = everyWriteFails();
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         Writer w = writer(src);
@@ -142,8 +140,7 @@ class BackupJobTest extends FileJobsTest {
 
     /** The target node, on a file whose every write fails with EIO. */
     private BlockNode everyWriteFails() throws Exception {
-        return node("dst", new FaultDriver(file("dst.img", false),
-                List.of(FaultRule.error(1 << BlockIo.WRITE, 0, SIZE, 5)), 1));
+        return target(FaultRule.error(1 << BlockIo.WRITE, 0, SIZE, 5));
     }
 
     /** Every block of the source holds the parent's last acknowledged write, or the original data. */

@@ -1,11 +1,12 @@
 package io.vblk.drivers.job;
 
-import io.vblk.aio.AioContext;
 import io.vblk.aio.AioOptions;
 import io.vblk.aio.IoThread;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.TestImages;
+import io.vblk.drivers.fault.FaultDriver;
+import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import org.junit.jupiter.api.AfterEach;
@@ -16,6 +17,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
@@ -67,14 +69,29 @@ abstract class FileJobsTest extends MainLoopJobsTest {
         return FileDriver.open(p, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
     }
 
+    /** The source node, on {@code src.img} holding {@link #original}. */
+    protected final BlockNode source() throws Exception {
+        return node("src", file("src.img", true));
+    }
+
+    /** The source node, on {@code src.img} holding {@link #original}, with the fault {@code rule}. */
+    protected final BlockNode source(FaultRule rule) throws Exception {
+        return node("src", new FaultDriver(file("src.img", true), List.of(rule), 1));
+    }
+
+    /** The target node, on an empty {@code dst.img}. */
+    protected final BlockNode target() throws Exception {
+        return node("dst", file("dst.img", false));
+    }
+
+    /** The target node, on an empty {@code dst.img}, with the fault {@code rule}. */
+    protected final BlockNode target(FaultRule rule) throws Exception {
+        return node("dst", new FaultDriver(file("dst.img", false), List.of(rule), 1));
+    }
+
     /** Records the status changes and I/O errors in {@link #events}, completes {@link #ready} and {@link #ended}. */
     protected final void listen() {
-        jobs.addListener(new JobListener() {
-            @Override
-            public void statusChanged(Job job) {
-                events.add(job.status().qapi());
-            }
-
+        jobs.addListener(new StatusRecorder() {
             @Override
             public void ready(Job job) {
                 ready.complete(null);

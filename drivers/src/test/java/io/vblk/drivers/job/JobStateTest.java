@@ -95,12 +95,7 @@ class JobStateTest extends MainLoopJobsTest {
 
     private StepJob start(String id, boolean autoFinalize, boolean autoDismiss) {
         return on(() -> {
-            jobs.addListener(new JobListener() {
-                @Override
-                public void statusChanged(Job job) {
-                    events.add(job.status().qapi());
-                }
-
+            jobs.addListener(new StatusRecorder() {
                 @Override
                 public void ready(Job job) {
                     events.add("READY");

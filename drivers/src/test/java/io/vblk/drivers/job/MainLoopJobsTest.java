@@ -53,6 +53,14 @@ abstract class MainLoopJobsTest {
         });
     }
 
+    /** A listener that records each status change ({@link JobStatus#qapi()}) in {@link #events}; on the main loop. */
+    protected class StatusRecorder implements JobListener {
+        @Override
+        public void statusChanged(Job job) {
+            events.add(job.status().qapi());
+        }
+    }
+
     /** The events so far, read on the main loop where they are recorded. */
     protected final List<String> events() {
         return on(() -> List.copyOf(events));

@@ -3,7 +3,6 @@ package io.vblk.drivers.job;
 import io.vblk.aio.AioContext;
 import io.vblk.drivers.BlockChannel;
 import io.vblk.drivers.BlockIo;
-import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.node.DrainParent;
@@ -16,7 +15,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
-import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 
@@ -49,8 +47,8 @@ class MirrorJobTest extends FileJobsTest {
 
     @Test
     void copiesWhileAParentWritesAndPivotsInsideTheDrain() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         Writer w = writer(src);
         MirrorJob job = mirror(src, dst, 0, OnError.REPORT);
         AioContext.await(ready, T);
@@ -95,8 +93,8 @@ class MirrorJobTest extends FileJobsTest {
 
     @Test
     void cancelAfterReadyLeavesTheSourceInUse() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         Writer w = writer(src);
         MirrorJob job = mirror(src, dst, 0, OnError.REPORT);
         AioContext.await(ready, T);
@@ -117,8 +115,8 @@ class MirrorJobTest extends FileJobsTest {
 
     @Test
     void forceCancelBeforeReadyAborts() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         MirrorJob job = mirror(src, dst, 1 << 20, OnError.REPORT); // 1 MiB/s: far from ready
         run(() -> job.userCancel(true));
         assertThat(AioContext.await(ended, T)).isEqualTo("cancelled");
@@ -128,8 +126,8 @@ class MirrorJobTest extends FileJobsTest {
 
     @Test
     void theRateLimitHoldsTheCopyBack() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         long t0 = System.nanoTime();
         MirrorJob job = mirror(src, dst, 16L << 20, OnError.REPORT); // 4 MiB at 16 MiB/s: >= 200 ms
         AioContext.await(ready, T);
@@ -147,8 +145,8 @@ class MirrorJobTest extends FileJobsTest {
     @Test
     void sourceErrorsFollowTheirPolicy() throws Exception {
         FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 1, FaultRule.Action.ERROR, 5, 0, 0);
-        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source(eio);
+        BlockNode dst = target();
         MirrorJob job = mirror(src, dst, 0, OnError.STOP);
         long deadline = System.nanoTime() + T.toNanos();
         while (!on(job::paused)) {
@@ -172,8 +170,8 @@ class MirrorJobTest extends FileJobsTest {
     @Test
     void aReportedSourceErrorEndsTheJobWithIt() throws Exception {
         FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 0, FaultRule.Action.ERROR, 5, 0, 0);
-        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source(eio);
+        BlockNode dst = target();
         mirror(src, dst, 0, OnError.REPORT);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Source I/O error");
         awaitNoJobs();
