@@ -5,6 +5,10 @@ import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadRun;
 
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.io.TempDir;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -17,10 +21,36 @@ import java.util.Random;
  *
  * <p>The shared pieces of the block-job tests over vblk's real monitor socket: the source image
  * (random data) exported over vhost-user with an empty target image beside it, the guest's
- * verified write load, and the reading of replies and events.
+ * verified write load, and the reading of replies and events. Each test has its own images and
+ * daemon, with the monitor on {@link #m0}.
  */
-final class MonitorJobFixture {
-    private MonitorJobFixture() {
+abstract class MonitorJobFixture {
+    static final Duration T = Duration.ofSeconds(60);
+    static final long SIZE = 16L << 20;
+
+    @TempDir
+    Path dir;
+    VblkWithMonitor vblk;
+    Path m0;
+    /** The source's data at the start. */
+    byte[] data;
+    private final long seed;
+
+    /** @param seed the source's random data */
+    MonitorJobFixture(long seed) {
+        this.seed = seed;
+    }
+
+    @BeforeEach
+    void start() throws Exception {
+        data = writeImages(dir, seed, SIZE);
+        m0 = dir.resolve("qmp0.sock");
+        vblk = exportSource(dir, m0);
+    }
+
+    @AfterEach
+    void stop() {
+        vblk.close();
     }
 
     /**

@@ -6,18 +6,13 @@ import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 
-import static io.vblk.tools.qmp.MonitorJobFixture.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -31,26 +26,14 @@ import static org.assertj.core.api.Assertions.assertThat;
  * filter saves what the guest overwrites whatever the load.
  */
 @Timeout(180)
-class QmpBackupTest {
-    private static final Duration T = Duration.ofSeconds(60);
-    private static final long SIZE = 16L << 20;
-
-    @TempDir
-    Path dir;
-    VblkWithMonitor vblk;
-    Path m0;
-
-    @BeforeEach
-    void start() throws Exception {
-        byte[] data = writeImages(dir, 9, SIZE);
-        Files.write(dir.resolve("ref.img"), data); // nothing writes the source before the backup starts
-        m0 = dir.resolve("qmp0.sock");
-        vblk = exportSource(dir, m0);
+class QmpBackupTest extends MonitorJobFixture {
+    QmpBackupTest() {
+        super(9);
     }
 
-    @AfterEach
-    void stop() {
-        vblk.close();
+    @BeforeEach
+    void reference() throws Exception {
+        Files.write(dir.resolve("ref.img"), data); // nothing writes the source before the backup starts
     }
 
     private static String backup(String args) {

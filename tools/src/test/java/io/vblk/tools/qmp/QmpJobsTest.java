@@ -5,17 +5,11 @@ import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 
-import static io.vblk.tools.qmp.MonitorJobFixture.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -29,25 +23,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  * guest's final verify pass reading every acknowledged write back from the target.
  */
 @Timeout(180)
-class QmpJobsTest {
-    private static final Duration T = Duration.ofSeconds(60);
-    private static final long SIZE = 16L << 20;
-
-    @TempDir
-    Path dir;
-    VblkWithMonitor vblk;
-    Path m0;
-
-    @BeforeEach
-    void start() throws Exception {
-        writeImages(dir, 5, SIZE);
-        m0 = dir.resolve("qmp0.sock");
-        vblk = exportSource(dir, m0);
-    }
-
-    @AfterEach
-    void stop() {
-        vblk.close();
+class QmpJobsTest extends MonitorJobFixture {
+    QmpJobsTest() {
+        super(5);
     }
 
     @Test
