@@ -51,10 +51,7 @@ class BackupJobTest extends FileJobsTest {
         assertThat(AioContext.await(ended, T)).isEqualTo("completed");
         assertThat(events()).containsSubsequence("created", "running", "paused", "running", "waiting", "pending",
                 "concluded", "null");
-        long acks = w.acks();
-        w.awaitAcks(acks + 100); // the filter is out: the parent goes on
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 100, src); // the filter is out: the parent goes on
         assertThat(on(src::dirtyBitmapCount)).isZero();
         assertThat(Files.readAllBytes(dir.resolve("dst.img"))).as("the target: the source at the job's start")
                 .isEqualTo(original);
@@ -71,10 +68,7 @@ class BackupJobTest extends FileJobsTest {
         run(() -> job.userCancel(false));
         assertThat(AioContext.await(ended, T)).isEqualTo("cancelled");
         assertThat(events()).containsSubsequence("running", "aborting", "concluded", "null");
-        long acks = w.acks();
-        w.awaitAcks(acks + 200);
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 200, src);
         assertSourceIsTheWriters(w);
     }
 
@@ -114,10 +108,7 @@ class BackupJobTest extends FileJobsTest {
         assertThat(on(job::status)).as("a paused job ends on its resume").isEqualTo(JobStatus.PAUSED);
         run(job::userResume);
         assertThat(AioContext.await(ended, T)).isEqualTo("completed: " + BackupJob.BROKEN);
-        long acks = w.acks();
-        w.awaitAcks(acks + 100);
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 100, src);
         assertThat(on(job::keptWrites)).isPositive();
         assertSourceIsTheWriters(w);
     }
@@ -133,8 +124,7 @@ class BackupJobTest extends FileJobsTest {
         assertThat(on(job::status)).as("a paused job ends on its resume").isEqualTo(JobStatus.PAUSED);
         run(job::userResume);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Target I/O error");
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 0, src);
         assertSourceIsTheWriters(w);
     }
 

@@ -122,6 +122,13 @@ abstract class FileJobsTest extends MainLoopJobsTest {
         return w;
     }
 
+    /** Lets {@code w} go on for {@code more} acknowledged writes, then stops it and detaches it from {@code node}. */
+    protected final void stopAfter(MirrorJobTest.Writer w, long more, BlockNode node) {
+        w.awaitAcks(w.acks() + more);
+        w.stop();
+        run(() -> node.detach(w));
+    }
+
     /** Spins until {@code done}, failing with {@code what} after {@link #T}. */
     protected static void until(String what, BooleanSupplier done) {
         long deadline = System.nanoTime() + T.toNanos();

@@ -106,11 +106,8 @@ class MirrorJobTest extends FileJobsTest {
         assertThat(job.pivoted()).isFalse();
         assertThat(on(() -> src.parents())).containsExactly(w);
         assertThat(on(src::dirtyBitmapCount)).isZero();
-        long a = w.acks();
-        w.awaitAcks(a + 100);
-        w.stop();
+        stopAfter(w, 100, src);
         assertThat(w.movedAcks()).isZero();
-        run(() -> src.detach(w));
     }
 
     @Test
