@@ -27,7 +27,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_sock() { for _ in $(seq 1 300); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1" >&2; return 1; }
+. "$here/scripts/bench/lib.sh"
 
 run_one() { # backend round
   local b=$1 r=$2 img="$dir/$1-$2.qcow2" sock="$dir/$1-$2.sock" pid
@@ -35,19 +35,13 @@ run_one() { # backend round
   local bd=(--blockdev "driver=file,node-name=f,filename=$img" --blockdev "driver=qcow2,node-name=q,file=f"
             --object iothread,id=io0
             --export "type=vhost-user-blk,id=e,node-name=q,addr.type=unix,addr.path=$sock,writable=on,iothread=io0")
-  if [ "$b" = vblk ]; then
-    "$here/vblk" serve "${bd[@]}" >"$dir/$b-$r.log" 2>&1 & pid=$!
-  else
-    qemu-storage-daemon "${bd[@]}" >"$dir/$b-$r.log" 2>&1 & pid=$!
-  fi
-  pids+=("$pid")
-  wait_sock "$sock"
+  start_backend "$b" "$dir/$b-$r.log" "${bd[@]}"
+  wait_sock "$sock" 300
   for rw in randwrite randread; do
     "$here/vblk" bench --target "vhost-user:$sock" --rw $rw --qd 32 --bs 4k --duration "${duration}s" --json \
       >"$dir/$b-$r-$rw.json"
     printf '%s round %s %s: ' "$b" "$r" "$rw"
-    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("iops=%.0f p50_us=%.1f p99_us=%.1f" % (j["iops"], j["latency_us"]["p50"], j["latency_us"]["p99"]))' \
-      "$dir/$b-$r-$rw.json" 2>/dev/null || cat "$dir/$b-$r-$rw.json"
+    bench_figures "$dir/$b-$r-$rw.json"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   printf '%s round %s: qemu-img check: %s\n' "$b" "$r" "$(qemu-img check "$img" 2>&1 | head -1)"

@@ -61,6 +61,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+. "$here/scripts/bench/lib.sh"
 
 if [ -z "$conf" ]; then
   . "$here/scripts/jdk25-env.sh"
@@ -84,19 +85,12 @@ rbd -c "$conf" bench --io-type write --io-size 4M --io-threads 4 --io-total "${s
   "$pool/$image" >"$dir/fill.log" 2>&1
 echo "image: $pool/$image, ${size} MiB, written in full"
 
-wait_sock() { for _ in $(seq 1 600); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1" >&2; return 1; }
-
 run_one() { # backend round
   local b=$1 r=$2 sock="$dir/$1-$2.sock" pid
   local bd=(--blockdev "driver=rbd,node-name=r,pool=$pool,image=$image,conf=$conf"
             --object iothread,id=io0
             --export "type=vhost-user-blk,id=e,node-name=r,addr.type=unix,addr.path=$sock,writable=on,iothread=io0")
-  if [ "$b" = vblk ]; then
-    "$here/vblk" serve "${bd[@]}" >"$dir/$b-$r.log" 2>&1 & pid=$!
-  else
-    qemu-storage-daemon "${bd[@]}" >"$dir/$b-$r.log" 2>&1 & pid=$!
-  fi
-  pids+=("$pid")
+  start_backend "$b" "$dir/$b-$r.log" "${bd[@]}"
   wait_sock "$sock"
   [ "$warmup" = 0 ] || "$here/vblk" bench --target "vhost-user:$sock" --rw randrw --qd 32 --bs 4k \
     --duration "${warmup}s" >/dev/null
@@ -105,8 +99,7 @@ run_one() { # backend round
       "$here/vblk" bench --target "vhost-user:$sock" --rw $rw --qd $qd --bs 4k --duration "${duration}s" --json \
         >"$dir/$b-$r-$rw-$qd.json"
       { printf 'RESULT backend=%s round=%s test=%s-qd%s ' "$b" "$r" "$rw" "$qd"
-        python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("iops=%.0f p50_us=%.1f p99_us=%.1f" % (j["iops"], j["latency_us"]["p50"], j["latency_us"]["p99"]))' \
-          "$dir/$b-$r-$rw-$qd.json" 2>/dev/null || { echo; cat "$dir/$b-$r-$rw-$qd.json"; }
+        bench_figures "$dir/$b-$r-$rw-$qd.json"
       } | tee -a "$dir/results.txt"
     done
   done
@@ -124,11 +117,7 @@ footprint() { # backend nodes
     args+=(--blockdev "driver=rbd,node-name=r$i,pool=$pool,image=$image-fp$i,conf=$conf"
            --export "type=vhost-user-blk,id=e$i,node-name=r$i,addr.type=unix,addr.path=$sock,writable=on,iothread=io0")
   done
-  if [ "$b" = vblk ]; then
-    "$here/vblk" serve --object iothread,id=io0 "${args[@]}" >"$dir/fp-$b-$n.log" 2>&1 & pid=$!
-  else
-    qemu-storage-daemon --object iothread,id=io0 "${args[@]}" >"$dir/fp-$b-$n.log" 2>&1 & pid=$!
-  fi
+  start_backend "$b" "$dir/fp-$b-$n.log" --object iothread,id=io0 "${args[@]}"
   pids+=("$pid")
   wait_sock "$dir/fp-$b-$n-$n.sock"
   # one short verifying run on the last export, so every layer has done I/O

@@ -1,33 +1,14 @@
 package io.vblk.drivers.job;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
-import io.vblk.aio.engine.AioMode;
-import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
-import io.vblk.drivers.TestImages;
-import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
-import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.job.MirrorJobTest.Writer;
 import io.vblk.drivers.node.BlockNode;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Random;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -41,108 +22,26 @@ import static org.assertj.core.api.Assertions.assertThat;
  * whatever the machine's load.
  */
 @Timeout(120)
-class BackupJobTest {
-    private static final long SIZE = 4L << 20; // the Writer's disk size
-    private static final int BLOCK = 4096;
-    private static final Duration T = Duration.ofSeconds(30);
-
-    @TempDir
-    Path dir;
-    private final IoThread main = IoThread.start("main", AioOptions.DEFAULT);
-    private final IoThread io = IoThread.start("io", AioOptions.DEFAULT);
-    private final Jobs jobs = on(() -> new Jobs(main.ctx()));
-    private final List<String> events = new ArrayList<>();
-    private final CompletableFuture<String> ended = new CompletableFuture<>();
-    private byte[] original;
-
-    @AfterEach
-    void tearDown() {
-        io.close();
-        main.close();
-    }
-
-    private <T> T on(Callable<T> c) {
-        try {
-            return AioContext.await(main.ctx().callOn(c), T);
-        } catch (CompletionException e) {
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            throw e;
-        }
-    }
-
-    private void run(Runnable r) {
-        on(() -> {
-            r.run();
-            return null;
-        });
-    }
-
-    /** The events so far, read on the main loop where they are recorded. */
-    private List<String> events() {
-        return on(() -> List.copyOf(events));
-    }
-
-    private BlockNode node(String name, BlockDriver d) {
-        return on(() -> new BlockNode(name, d, main.ctx()));
-    }
-
-    private BlockDriver file(String name, boolean random) throws Exception {
-        String p = TestImages.create(dir, name, SIZE);
-        if (random) {
-            original = new byte[(int) SIZE];
-            new Random(11).nextBytes(original);
-            Files.write(Path.of(p), original);
-        }
-        return FileDriver.open(p, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
+class BackupJobTest extends FileJobsTest {
+    BackupJobTest() {
+        super(11);
     }
 
     private BackupJob backup(BlockNode s, BlockNode t, OnError onSource, OnError onTarget) {
         BackupJob job = on(() -> {
-            jobs.addListener(new JobListener() {
-                @Override
-                public void statusChanged(Job j) {
-                    events.add(j.status().qapi());
-                }
-
-                @Override
-                public void completed(Job j, String error) {
-                    ended.complete(error == null ? "completed" : "completed: " + error);
-                }
-
-                @Override
-                public void cancelled(Job j) {
-                    ended.complete("cancelled");
-                }
-
-                @Override
-                public void ioError(Job j, boolean read, OnError.Action action) {
-                    events.add("error " + (read ? "read " : "write ") + action.qapi());
-                }
-            });
+            listen();
             BackupJob b = jobs.start(new BackupJob(jobs, "b0", s, t, 0, 64 << 10, onSource, onTarget, true, true));
             b.userPause(); // the background copy waits: only the filter copies until the resume
             return b;
         });
-        long deadline = System.nanoTime() + T.toNanos();
-        while (!on(job::filterOn) && !ended.isDone()) {
-            assertThat(System.nanoTime()).as("the filter is in (the point in time)").isLessThan(deadline);
-        }
+        until("the filter is in (the point in time)", () -> on(job::filterOn) || ended.isDone());
         return job;
-    }
-
-    private Writer writer(BlockNode src) {
-        Writer w = new Writer(io.ctx(), src);
-        run(() -> src.attach(w));
-        w.start();
-        return w;
     }
 
     @Test
     void theTargetIsTheSourceAtTheStartWhileAParentWrites() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         Writer w = writer(src);
         w.awaitAcks(300); // every one of these overwrote a chunk only after the filter copied it
@@ -152,10 +51,7 @@ class BackupJobTest {
         assertThat(AioContext.await(ended, T)).isEqualTo("completed");
         assertThat(events()).containsSubsequence("created", "running", "paused", "running", "waiting", "pending",
                 "concluded", "null");
-        long acks = w.acks();
-        w.awaitAcks(acks + 100); // the filter is out: the parent goes on
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 100, src); // the filter is out: the parent goes on
         assertThat(on(src::dirtyBitmapCount)).isZero();
         assertThat(Files.readAllBytes(dir.resolve("dst.img"))).as("the target: the source at the job's start")
                 .isEqualTo(original);
@@ -164,26 +60,23 @@ class BackupJobTest {
 
     @Test
     void cancelLeavesTheSourceAsTheParentWroteIt() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         Writer w = writer(src);
         w.awaitAcks(200);
         run(() -> job.userCancel(false));
         assertThat(AioContext.await(ended, T)).isEqualTo("cancelled");
         assertThat(events()).containsSubsequence("running", "aborting", "concluded", "null");
-        long acks = w.acks();
-        w.awaitAcks(acks + 200);
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 200, src);
         assertSourceIsTheWriters(w);
     }
 
     @Test
     void aTargetErrorReportedEndsTheJobAndLeavesTheSource() throws Exception {
         FaultRule eio = FaultRule.error(1 << BlockIo.WRITE, 2 << 20, (2 << 20) + 1, 5);
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", new FaultDriver(file("dst.img", false), List.of(eio), 1));
+        BlockNode src = source();
+        BlockNode dst = target(eio);
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         run(job::userResume);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Target I/O error");
@@ -194,14 +87,11 @@ class BackupJobTest {
     @Test
     void aSourceErrorStopsThenTheResumedJobCopiesItAll() throws Exception {
         FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 1, FaultRule.Action.ERROR, 5, 0, 0);
-        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source(eio);
+        BlockNode dst = target();
         BackupJob job = backup(src, dst, OnError.STOP, OnError.REPORT);
         run(job::userResume);
-        long deadline = System.nanoTime() + T.toNanos();
-        while (!on(job::paused) && !ended.isDone()) {
-            assertThat(System.nanoTime()).as("stopped on the read error").isLessThan(deadline);
-        }
+        until("stopped on the read error", () -> on(job::paused) || ended.isDone());
         assertThat(events()).contains("error read stop");
         run(job::userResume); // the rule fired once: the chunk copies now
         assertThat(AioContext.await(ended, T)).isEqualTo("completed");
@@ -210,28 +100,23 @@ class BackupJobTest {
 
     @Test
     void aFailedCopyBeforeWriteBreaksTheBackupNotTheWrite() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", new FaultDriver(file("dst.img", false),
-                List.of(FaultRule.error(1 << BlockIo.WRITE, 0, SIZE, 5)), 1));
+        BlockNode src = source();
+        BlockNode dst = everyWriteFails();
         BackupJob job = backup(src, dst, OnError.IGNORE, OnError.IGNORE);
         Writer w = writer(src);
         w.awaitAcks(200); // the writes the filter kept went on, and the ones after
         assertThat(on(job::status)).as("a paused job ends on its resume").isEqualTo(JobStatus.PAUSED);
         run(job::userResume);
         assertThat(AioContext.await(ended, T)).isEqualTo("completed: " + BackupJob.BROKEN);
-        long acks = w.acks();
-        w.awaitAcks(acks + 100);
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 100, src);
         assertThat(on(job::keptWrites)).isPositive();
         assertSourceIsTheWriters(w);
     }
 
     @Test
     void aReportedTargetErrorWhilePausedEndsTheJobAtTheResume() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", new FaultDriver(file("dst.img", false),
-                List.of(FaultRule.error(1 << BlockIo.WRITE, 0, SIZE, 5)), 1));
+        BlockNode src = source();
+        BlockNode dst = everyWriteFails();
         BackupJob job = backup(src, dst, OnError.REPORT, OnError.REPORT);
         Writer w = writer(src);
         w.awaitAcks(200); // the filter's copy failed: the writes went on
@@ -239,23 +124,20 @@ class BackupJobTest {
         assertThat(on(job::status)).as("a paused job ends on its resume").isEqualTo(JobStatus.PAUSED);
         run(job::userResume);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Target I/O error");
-        w.stop();
-        run(() -> src.detach(w));
+        stopAfter(w, 0, src);
         assertSourceIsTheWriters(w);
+    }
+
+    /** The target node, on a file whose every write fails with EIO. */
+    private BlockNode everyWriteFails() throws Exception {
+        return target(FaultRule.error(1 << BlockIo.WRITE, 0, SIZE, 5));
     }
 
     /** Every block of the source holds the parent's last acknowledged write, or the original data. */
     private void assertSourceIsTheWriters(Writer w) throws Exception {
         byte[] s = Files.readAllBytes(dir.resolve("src.img"));
         for (int b = 0; b < SIZE / BLOCK; b++) {
-            long gen = w.last[b];
-            if (gen == 0) {
-                assertThat(ByteBuffer.wrap(s, b * BLOCK, BLOCK)).as("source block %d: never written", b)
-                        .isEqualTo(ByteBuffer.wrap(original, b * BLOCK, BLOCK));
-            } else {
-                long got = ByteBuffer.wrap(s, b * BLOCK, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
-                assertThat(got).as("source block %d: last acknowledged write", b).isEqualTo(gen);
-            }
+            assertBlock(s, b, w.last[b], "source");
         }
     }
 }

@@ -1,16 +1,11 @@
 package io.vblk.drivers.job;
 
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
 import io.vblk.drivers.node.BlockNode;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
 
 import static io.vblk.drivers.job.JobStatus.*;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -24,33 +19,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * QEMU's order.
  */
 @Timeout(30)
-class JobStateTest {
-    private final IoThread main = IoThread.start("main", AioOptions.DEFAULT);
-    private final Jobs jobs = on(() -> new Jobs(main.ctx()));
-    private final List<String> events = new ArrayList<>();
-
-    @AfterEach
-    void tearDown() {
-        main.close();
-    }
-
-    /** Runs {@code c} on the main loop; its exception is rethrown as it was thrown. */
-    private <T> T on(Callable<T> c) {
-        try {
-            return io.vblk.aio.AioContext.await(main.ctx().callOn(c), Duration.ofSeconds(10));
-        } catch (java.util.concurrent.CompletionException e) {
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            throw e;
-        }
-    }
-
-    private void run(Runnable r) {
-        on(() -> {
-            r.run();
-            return null;
-        });
+class JobStateTest extends MainLoopJobsTest {
+    JobStateTest() {
+        super(Duration.ofSeconds(10));
     }
 
     /** A job whose work ends when the test says; readiness as the test says. */
@@ -124,12 +95,7 @@ class JobStateTest {
 
     private StepJob start(String id, boolean autoFinalize, boolean autoDismiss) {
         return on(() -> {
-            jobs.addListener(new JobListener() {
-                @Override
-                public void statusChanged(Job job) {
-                    events.add(job.status().qapi());
-                }
-
+            jobs.addListener(new StatusRecorder() {
                 @Override
                 public void ready(Job job) {
                     events.add("READY");

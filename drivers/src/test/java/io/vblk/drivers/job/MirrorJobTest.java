@@ -1,22 +1,13 @@
 package io.vblk.drivers.job;
 
 import io.vblk.aio.AioContext;
-import io.vblk.aio.AioOptions;
-import io.vblk.aio.IoThread;
-import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.BlockChannel;
-import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.BlockIo;
-import io.vblk.drivers.TestImages;
-import io.vblk.drivers.fault.FaultDriver;
 import io.vblk.drivers.fault.FaultRule;
-import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.node.DrainParent;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -24,14 +15,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
-import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -43,114 +28,32 @@ import static org.assertj.core.api.Assertions.assertThat;
  * target after it), cancel leaving the source in use, the error policies and the rate limit.
  */
 @Timeout(120)
-class MirrorJobTest {
-    private static final long SIZE = 4L << 20;
-    private static final int BLOCK = 4096;
-    private static final Duration T = Duration.ofSeconds(30);
-
-    @TempDir
-    Path dir;
-    private final IoThread main = IoThread.start("main", AioOptions.DEFAULT);
-    private final IoThread io = IoThread.start("io", AioOptions.DEFAULT);
-    private final Jobs jobs = on(() -> new Jobs(main.ctx()));
-    private final List<String> events = new ArrayList<>();
-    private final CompletableFuture<Void> ready = new CompletableFuture<>();
-    private final CompletableFuture<String> ended = new CompletableFuture<>();
-    private byte[] original;
-
-    @AfterEach
-    void tearDown() {
-        io.close();
-        main.close();
-    }
-
-    private <T> T on(Callable<T> c) {
-        try {
-            return AioContext.await(main.ctx().callOn(c), T);
-        } catch (CompletionException e) {
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            throw e;
-        }
-    }
-
-    /** The events so far, read on the main loop where they are recorded. */
-    private List<String> events() {
-        return on(() -> List.copyOf(events));
+class MirrorJobTest extends FileJobsTest {
+    MirrorJobTest() {
+        super(7);
     }
 
     /** The job list empties right after the end event (auto-dismiss). */
     private void awaitNoJobs() {
-        long deadline = System.nanoTime() + T.toNanos();
-        while (!on(() -> jobs.all().isEmpty())) {
-            assertThat(System.nanoTime()).as("job dismissed").isLessThan(deadline);
-        }
-    }
-
-    private BlockNode node(String name, BlockDriver d) {
-        return on(() -> new BlockNode(name, d, main.ctx()));
-    }
-
-    private BlockDriver file(String name, boolean random) throws Exception {
-        String p = TestImages.create(dir, name, SIZE);
-        if (random) {
-            original = new byte[(int) SIZE];
-            new Random(7).nextBytes(original);
-            Files.write(Path.of(p), original);
-        }
-        return FileDriver.open(p, AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
+        until("job dismissed", () -> on(() -> jobs.all().isEmpty()));
     }
 
     private MirrorJob mirror(BlockNode s, BlockNode t, long speed, OnError onSource) {
         return on(() -> {
-            jobs.addListener(new JobListener() {
-                @Override
-                public void statusChanged(Job job) {
-                    events.add(job.status().qapi());
-                }
-
-                @Override
-                public void ready(Job job) {
-                    ready.complete(null);
-                }
-
-                @Override
-                public void completed(Job job, String error) {
-                    ended.complete(error == null ? "completed" : "completed: " + error);
-                }
-
-                @Override
-                public void cancelled(Job job) {
-                    ended.complete("cancelled");
-                }
-
-                @Override
-                public void ioError(Job job, boolean read, OnError.Action action) {
-                    events.add("error " + (read ? "read " : "write ") + action.qapi());
-                }
-            });
+            listen();
             return jobs.start(new MirrorJob(jobs, "m0", s, t, speed, 64 << 10, onSource, OnError.REPORT, true, true));
         });
     }
 
     @Test
     void copiesWhileAParentWritesAndPivotsInsideTheDrain() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
-        Writer w = new Writer(io.ctx(), src);
-        on(() -> {
-            src.attach(w);
-            return null;
-        });
-        w.start();
+        BlockNode src = source();
+        BlockNode dst = target();
+        Writer w = writer(src);
         MirrorJob job = mirror(src, dst, 0, OnError.REPORT);
         AioContext.await(ready, T);
         w.awaitAcks(w.acks() + 200);
-        on(() -> {
-            job.userComplete();
-            return null;
-        });
+        run(() -> job.userComplete());
         assertThat(AioContext.await(ended, T)).isEqualTo("completed");
         awaitNoJobs();
         assertThat(events()).containsSubsequence("created", "running", "ready", "waiting", "pending", "concluded", "null");
@@ -188,26 +91,11 @@ class MirrorJobTest {
         });
     }
 
-    private void assertBlock(byte[] img, int b, long gen, String what) {
-        if (gen == 0) {
-            assertThat(ByteBuffer.wrap(img, b * BLOCK, BLOCK)).as("%s block %d: never written", what, b)
-                    .isEqualTo(ByteBuffer.wrap(original, b * BLOCK, BLOCK));
-        } else {
-            long got = ByteBuffer.wrap(img, b * BLOCK, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
-            assertThat(got).as("%s block %d: last acknowledged write", what, b).isEqualTo(gen);
-        }
-    }
-
     @Test
     void cancelAfterReadyLeavesTheSourceInUse() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
-        Writer w = new Writer(io.ctx(), src);
-        on(() -> {
-            src.attach(w);
-            return null;
-        });
-        w.start();
+        BlockNode src = source();
+        BlockNode dst = target();
+        Writer w = writer(src);
         MirrorJob job = mirror(src, dst, 0, OnError.REPORT);
         AioContext.await(ready, T);
         on(() -> {
@@ -218,25 +106,16 @@ class MirrorJobTest {
         assertThat(job.pivoted()).isFalse();
         assertThat(on(() -> src.parents())).containsExactly(w);
         assertThat(on(src::dirtyBitmapCount)).isZero();
-        long a = w.acks();
-        w.awaitAcks(a + 100);
-        w.stop();
+        stopAfter(w, 100, src);
         assertThat(w.movedAcks()).isZero();
-        on(() -> {
-            src.detach(w);
-            return null;
-        });
     }
 
     @Test
     void forceCancelBeforeReadyAborts() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         MirrorJob job = mirror(src, dst, 1 << 20, OnError.REPORT); // 1 MiB/s: far from ready
-        on(() -> {
-            job.userCancel(true);
-            return null;
-        });
+        run(() -> job.userCancel(true));
         assertThat(AioContext.await(ended, T)).isEqualTo("cancelled");
         awaitNoJobs();
         assertThat(events()).containsSubsequence("running", "aborting", "concluded", "null");
@@ -244,8 +123,8 @@ class MirrorJobTest {
 
     @Test
     void theRateLimitHoldsTheCopyBack() throws Exception {
-        BlockNode src = node("src", file("src.img", true));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source();
+        BlockNode dst = target();
         long t0 = System.nanoTime();
         MirrorJob job = mirror(src, dst, 16L << 20, OnError.REPORT); // 4 MiB at 16 MiB/s: >= 200 ms
         AioContext.await(ready, T);
@@ -254,23 +133,17 @@ class MirrorJobTest {
         assertThat(on(job::totalProgress)).isEqualTo(SIZE);
         // Ready allows one window of copies still to go (nearlyConverged); the rate limit may hold
         // them back for a slice, so the progress reaches the total a little after the event.
-        long deadline = System.nanoTime() + T.toNanos();
-        while (on(job::currentProgress) < SIZE) {
-            assertThat(System.nanoTime()).as("the last copies after ready").isLessThan(deadline);
-        }
+        until("the last copies after ready", () -> on(job::currentProgress) >= SIZE);
         assertThat(on(job::currentProgress)).isEqualTo(SIZE);
-        on(() -> {
-            job.userCancel(true);
-            return null;
-        });
+        run(() -> job.userCancel(true));
         AioContext.await(ended, T);
     }
 
     @Test
     void sourceErrorsFollowTheirPolicy() throws Exception {
         FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 1, FaultRule.Action.ERROR, 5, 0, 0);
-        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source(eio);
+        BlockNode dst = target();
         MirrorJob job = mirror(src, dst, 0, OnError.STOP);
         long deadline = System.nanoTime() + T.toNanos();
         while (!on(job::paused)) {
@@ -286,10 +159,7 @@ class MirrorJobTest {
         while (on(job::status) != JobStatus.READY) {
             assertThat(System.nanoTime()).as("ready again after the resume").isLessThan(deadline);
         }
-        on(() -> {
-            job.userComplete();
-            return null;
-        });
+        run(() -> job.userComplete());
         assertThat(AioContext.await(ended, T)).isEqualTo("completed");
         assertThat(Files.readAllBytes(dir.resolve("dst.img"))).isEqualTo(original);
     }
@@ -297,8 +167,8 @@ class MirrorJobTest {
     @Test
     void aReportedSourceErrorEndsTheJobWithIt() throws Exception {
         FaultRule eio = new FaultRule(1 << BlockIo.READ, 1 << 20, (1 << 20) + 1, 0, 0, 1, 0, FaultRule.Action.ERROR, 5, 0, 0);
-        BlockNode src = node("src", new FaultDriver(file("src.img", true), List.of(eio), 1));
-        BlockNode dst = node("dst", file("dst.img", false));
+        BlockNode src = source(eio);
+        BlockNode dst = target();
         mirror(src, dst, 0, OnError.REPORT);
         assertThat(AioContext.await(ended, T)).startsWith("completed: Source I/O error");
         awaitNoJobs();

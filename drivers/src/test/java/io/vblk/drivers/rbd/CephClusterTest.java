@@ -1,13 +1,8 @@
 package io.vblk.drivers.rbd;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
-
-import java.nio.file.Path;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -17,23 +12,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("real")
 @Timeout(300)
-class CephClusterTest {
-    @TempDir
-    static Path dir;
-    static CephCluster cluster;
-
-    @BeforeAll
-    static void start() throws Exception {
-        cluster = CephCluster.start(dir.resolve("ceph"));
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        if (cluster != null) {
-            cluster.close();
-        }
-    }
-
+class CephClusterTest extends CephClusterFixture {
     @Test
     void createsAnImageAndReportsIt() throws Exception {
         cluster.rbd("create", "--size", "64M", CephCluster.POOL + "/img1");

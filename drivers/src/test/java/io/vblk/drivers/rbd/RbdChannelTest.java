@@ -5,19 +5,15 @@ import io.vblk.aio.DeferCall;
 import io.vblk.aio.linuxaio.LoopSteps;
 import io.vblk.aio.sys.Errno;
 import io.vblk.drivers.BlockIo;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,27 +33,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  */
 @Tag("real")
 @Timeout(300)
-class RbdChannelTest {
+class RbdChannelTest extends CephClusterFixture {
     private static final int BLOCK = 4096;
-    @TempDir
-    static Path clusterDir;
-    static CephCluster cluster;
     private static int images;
 
     private AioContext ctx;
     private Arena arena;
-
-    @BeforeAll
-    static void startCluster() throws Exception {
-        cluster = CephCluster.start(clusterDir.resolve("ceph"));
-    }
-
-    @AfterAll
-    static void stopCluster() throws Exception {
-        if (cluster != null) {
-            cluster.close();
-        }
-    }
 
     @BeforeEach
     void open() {

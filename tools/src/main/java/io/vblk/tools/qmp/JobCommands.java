@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BiConsumer;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * Home thread: the main loop. No locking.
@@ -173,24 +174,17 @@ final class JobCommands implements JobListener {
      * {@code auto-finalize}, {@code auto-dismiss}, {@code copy-mode} (background), {@code unmap}.
      */
     private CompletableFuture<JsonNode> blockdevMirror(Args a) {
-        String device = a.string("device");
-        String jobId = a.optString("job-id");
-        String target = a.string("target");
-        String sync = a.string("sync");
-        Long speed = a.optInteger("speed");
+        CopyArgs c = CopyArgs.read(a);
         Long granularity = a.optInteger("granularity");
         a.optInteger("buf-size");
-        OnError onSource = onError(a, "on-source-error");
-        OnError onTarget = onError(a, "on-target-error");
-        boolean autoFinalize = a.bool("auto-finalize", true);
-        boolean autoDismiss = a.bool("auto-dismiss", true);
+        EndArgs e = EndArgs.read(a);
         String copyMode = a.optString("copy-mode");
         a.bool("unmap", true);
         String replaces = a.optString("replaces");
         String filter = a.optString("filter-node-name");
         a.finish();
-        if (!sync.equals("full") && !sync.equals("top")) {
-            throw QmpError.generic("Parameter 'sync' does not accept value '" + sync + "'");
+        if (!c.sync.equals("full") && !c.sync.equals("top")) {
+            throw QmpError.generic("Parameter 'sync' does not accept value '" + c.sync + "'");
         }
         if (copyMode != null && !copyMode.equals("background")) {
             throw QmpError.generic("Parameter 'copy-mode' does not accept value '" + copyMode + "'");
@@ -199,19 +193,14 @@ final class JobCommands implements JobListener {
             throw QmpError.generic("Parameter '" + (replaces != null ? "replaces" : "filter-node-name")
                     + "' is not supported by vblk");
         }
-        BlockNode src = node(device);
-        BlockNode dst = targetNode(target, speed);
+        BlockNode src = node(c.device);
+        BlockNode dst = targetNode(c.target, c.speed);
         long gran = granularity == null ? MirrorJob.DEFAULT_GRANULARITY : granularity;
         if (gran > Integer.MAX_VALUE) {
             throw QmpError.generic("Parameter 'granularity' expects a value in range [512B, 64MB]");
         }
-        try {
-            jobs.start(new MirrorJob(jobs, jobId == null ? device : jobId, src, dst, speed == null ? 0 : speed,
-                    (int) gran, onSource, onTarget, autoFinalize, autoDismiss));
-        } catch (JobException e) {
-            throw QmpError.generic(e.getMessage());
-        }
-        return CompletableFuture.completedFuture(Qmp.JSON.createObjectNode());
+        return start(() -> new MirrorJob(jobs, c.id(), src, dst, c.rate(), (int) gran, e.onSource, e.onTarget,
+                e.autoFinalize, e.autoDismiss));
     }
 
     /**
@@ -221,34 +210,58 @@ final class JobCommands implements JobListener {
      * the device at the command, by copy-before-write ({@link BackupJob}).
      */
     private CompletableFuture<JsonNode> blockdevBackup(Args a) {
-        String device = a.string("device");
-        String jobId = a.optString("job-id");
-        String target = a.string("target");
-        String sync = a.string("sync");
-        Long speed = a.optInteger("speed");
-        OnError onSource = onError(a, "on-source-error");
-        OnError onTarget = onError(a, "on-target-error");
-        boolean autoFinalize = a.bool("auto-finalize", true);
-        boolean autoDismiss = a.bool("auto-dismiss", true);
+        CopyArgs c = CopyArgs.read(a);
+        EndArgs e = EndArgs.read(a);
         boolean compress = a.bool("compress", false);
         String bitmap = a.optString("bitmap");
         String filter = a.optString("filter-node-name");
         a.finish();
-        if (!List.of("full", "top", "none", "incremental", "bitmap").contains(sync)) {
-            throw QmpError.generic("Parameter 'sync' does not accept value '" + sync + "'");
+        if (!List.of("full", "top", "none", "incremental", "bitmap").contains(c.sync)) {
+            throw QmpError.generic("Parameter 'sync' does not accept value '" + c.sync + "'");
         }
-        if (!sync.equals("full")) {
-            throw QmpError.generic("Parameter 'sync' value '" + sync + "' is not supported by vblk (only 'full')");
+        if (!c.sync.equals("full")) {
+            throw QmpError.generic("Parameter 'sync' value '" + c.sync + "' is not supported by vblk (only 'full')");
         }
         if (compress || bitmap != null || filter != null) {
             throw QmpError.generic("Parameter '" + (compress ? "compress" : bitmap != null ? "bitmap" : "filter-node-name")
                     + "' is not supported by vblk");
         }
-        BlockNode src = node(device);
-        BlockNode dst = targetNode(target, speed);
+        BlockNode src = node(c.device);
+        BlockNode dst = targetNode(c.target, c.speed);
+        return start(() -> new BackupJob(jobs, c.id(), src, dst, c.rate(), BackupJob.DEFAULT_CLUSTER, e.onSource,
+                e.onTarget, e.autoFinalize, e.autoDismiss));
+    }
+
+    /** The arguments blockdev-mirror and blockdev-backup begin with, read in QEMU's order. */
+    private record CopyArgs(String device, String jobId, String target, String sync, Long speed) {
+        static CopyArgs read(Args a) {
+            return new CopyArgs(a.string("device"), a.optString("job-id"), a.string("target"), a.string("sync"),
+                    a.optInteger("speed"));
+        }
+
+        /** The job's id: {@code job-id}, or the device. */
+        String id() {
+            return jobId == null ? device : jobId;
+        }
+
+        /** The rate limit in bytes/s, 0 for none. */
+        long rate() {
+            return speed == null ? 0 : speed;
+        }
+    }
+
+    /** The error policies and the ending of a copying job, read in QEMU's order. */
+    private record EndArgs(OnError onSource, OnError onTarget, boolean autoFinalize, boolean autoDismiss) {
+        static EndArgs read(Args a) {
+            return new EndArgs(onError(a, "on-source-error"), onError(a, "on-target-error"), a.bool("auto-finalize", true),
+                    a.bool("auto-dismiss", true));
+        }
+    }
+
+    /** Starts the job {@code job} makes; a refusal is the command's error. */
+    private CompletableFuture<JsonNode> start(Supplier<Job> job) {
         try {
-            jobs.start(new BackupJob(jobs, jobId == null ? device : jobId, src, dst, speed == null ? 0 : speed,
-                    BackupJob.DEFAULT_CLUSTER, onSource, onTarget, autoFinalize, autoDismiss));
+            jobs.start(job.get());
         } catch (JobException e) {
             throw QmpError.generic(e.getMessage());
         }

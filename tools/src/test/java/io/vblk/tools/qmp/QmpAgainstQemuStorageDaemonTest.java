@@ -5,7 +5,6 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -25,18 +24,12 @@ class QmpAgainstQemuStorageDaemonTest {
 
     @Test
     void everyReplyHasTheReferenceServersShape() throws Exception {
-        QemuStorageDaemon.ensureInstalled();
-        Path qd = Files.createDirectory(dir.resolve("qsd"));
-        Path vd = Files.createDirectory(dir.resolve("vblk"));
-        for (Path d : List.of(qd, vd)) {
-            try (var f = new java.io.RandomAccessFile(d.resolve("img.raw").toFile(), "rw")) {
-                f.setLength(1 << 20);
-            }
-        }
+        List<Path> dirs = ReferenceServer.directories(dir, 1 << 20, "img.raw");
+        Path qd = dirs.get(0);
+        Path vd = dirs.get(1);
         List<String> reference;
-        try (QemuStorageDaemon qsd = QemuStorageDaemon.start(qd, "--blockdev", "driver=null-co,node-name=n0,size=67108864",
-                "--object", "iothread,id=io0", "--chardev", "socket,id=m0,path=" + qd.resolve("qmp.sock") + ",server=on,wait=off",
-                "--monitor", "chardev=m0")) {
+        try (QemuStorageDaemon qsd = ReferenceServer.start(qd, "--blockdev", "driver=null-co,node-name=n0,size=67108864",
+                "--object", "iothread,id=io0")) {
             reference = QmpScript.run(qd.resolve("qmp.sock"), qd);
         }
         List<String> ours;

@@ -3,22 +3,15 @@ package io.vblk.tools.qmp;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.drivers.qcow2.QemuImg;
 import io.vblk.guest.GuestBlkDriver;
-import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -33,36 +26,14 @@ import static org.assertj.core.api.Assertions.assertThat;
  * filter saves what the guest overwrites whatever the load.
  */
 @Timeout(180)
-class QmpBackupTest {
-    private static final Duration T = Duration.ofSeconds(60);
-    private static final long SIZE = 16L << 20;
-
-    @TempDir
-    Path dir;
-    VblkWithMonitor vblk;
-    Path m0;
+class QmpBackupTest extends MonitorJobFixture {
+    QmpBackupTest() {
+        super(9);
+    }
 
     @BeforeEach
-    void start() throws Exception {
-        byte[] data = new byte[(int) SIZE];
-        new Random(9).nextBytes(data);
-        Files.write(dir.resolve("src.img"), data);
+    void reference() throws Exception {
         Files.write(dir.resolve("ref.img"), data); // nothing writes the source before the backup starts
-        Files.write(dir.resolve("dst.img"), new byte[(int) SIZE]);
-        m0 = dir.resolve("qmp0.sock");
-        vblk = new VblkWithMonitor(List.of("driver=file,node-name=src,filename=" + dir.resolve("src.img")),
-                List.of("iothread,id=io0"),
-                List.of("type=vhost-user-blk,id=e0,node-name=src,addr.type=unix,addr.path=" + dir.resolve("e0.sock")
-                        + ",writable=on,iothread=io0"), m0);
-    }
-
-    @AfterEach
-    void stop() {
-        vblk.close();
-    }
-
-    private static String desc(JsonNode r) {
-        return r.path("error").path("desc").asText("(no error: " + r + ")");
     }
 
     private static String backup(String args) {
@@ -72,8 +43,7 @@ class QmpBackupTest {
     @Test
     void backupOverTheMonitorWhileAGuestWritesIsTheDiskAtTheCommand() throws Exception {
         try (QmpClient q = QmpClient.connect(m0).negotiate()) {
-            assertThat(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", \"node-name\": \"dst\","
-                    + " \"filename\": \"" + dir.resolve("dst.img") + "\"}}").has("return")).isTrue();
+            assertThat(q.raw(addFile("dst", dir.resolve("dst.img"))).has("return")).isTrue();
             assertThat(desc(q.raw(backup("\"device\": \"src\", \"target\": \"dst\"")))).isEqualTo("Parameter 'sync' is missing");
             assertThat(desc(q.raw(backup("\"device\": \"src\", \"target\": \"dst\", \"sync\": \"frob\""))))
                     .isEqualTo("Parameter 'sync' does not accept value 'frob'");
@@ -110,9 +80,7 @@ class QmpBackupTest {
             WorkloadResult r;
             try (VhostUserTransport t = VhostUserTransport.connect(dir.resolve("e0.sock").toString(), T);
                  GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withMaxDataBytes(4096))) {
-                WorkloadRun load = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
-                        .withBlockSize(4096).withVerify(true).withDuration(T.toNanos())
-                        .withStallNanos(Duration.ofSeconds(10).toNanos()));
+                WorkloadRun load = verifiedWrites(g, T);
                 awaitProgress(load, 1000);
                 JsonNode jobs = q.execute("query-jobs", null).get("return");
                 assertThat(jobs.size()).as("the backup waits for its resume: %s", jobs).isOne();
@@ -132,15 +100,7 @@ class QmpBackupTest {
             }
             assertThat(r.error()).as("the guest's verify").isNull();
             assertThat(r.total().verifyFailures).isZero();
-            while (q.execute("query-jobs", null).get("return").size() > 0) {
-                Thread.onSpinWait(); // auto-dismiss follows the event
-            }
-            List<String> statuses = new ArrayList<>();
-            for (JsonNode e : q.takeEvents()) {
-                if (e.get("event").asText().equals("JOB_STATUS_CHANGE")) {
-                    statuses.add(e.get("data").get("status").asText());
-                }
-            }
+            List<String> statuses = statusesAfterDismiss(q);
             // Paused while the start's drained section holds, as QEMU's backup (QmpJobsAgainstQemuStorageDaemonTest).
             assertThat(statuses).containsExactly("created", "running", "paused", "running", "paused", "running", "waiting",
                     "pending", "concluded", "null");
@@ -157,16 +117,12 @@ class QmpBackupTest {
     @Test
     void cancelOverTheMonitorLeavesTheSource() throws Exception {
         try (QmpClient q = QmpClient.connect(m0).negotiate()) {
-            q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", \"node-name\": \"dst\","
-                    + " \"filename\": \"" + dir.resolve("dst.img") + "\"}}");
+            q.raw(addFile("dst", dir.resolve("dst.img")));
             assertThat(q.raw(backup("\"job-id\": \"b0\", \"device\": \"src\", \"target\": \"dst\", \"sync\": \"full\","
                     + " \"speed\": 1, \"auto-dismiss\": false")).has("return")).isTrue();
             assertThat(q.raw("{\"execute\": \"job-cancel\", \"arguments\": {\"id\": \"b0\"}}").has("return")).isTrue();
             assertThat(q.awaitEvent("BLOCK_JOB_CANCELLED").get("data").get("type").asText()).isEqualTo("backup");
-            JsonNode job;
-            do {
-                job = q.execute("query-jobs", null).get("return").get(0);
-            } while (!job.get("status").asText().equals("concluded"));
+            JsonNode job = awaitConcluded(q);
             assertThat(job.get("error").asText()).isEqualTo("Operation canceled");
             assertThat(q.raw("{\"execute\": \"job-dismiss\", \"arguments\": {\"id\": \"b0\"}}").has("return")).isTrue();
             assertThat(q.raw("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"dst\"}}").has("return")).isTrue();

@@ -8,8 +8,6 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.RandomAccessFile;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,20 +33,12 @@ class QmpJobsAgainstQemuStorageDaemonTest {
 
     @Test
     void jobRepliesAndEventsHaveTheReferenceServersShape() throws Exception {
-        QemuStorageDaemon.ensureInstalled();
-        Path qd = Files.createDirectory(dir.resolve("qsd"));
-        Path vd = Files.createDirectory(dir.resolve("vblk"));
-        for (Path d : List.of(qd, vd)) {
-            for (String n : List.of("src.img", "dst.img", "bak.img")) {
-                try (RandomAccessFile f = new RandomAccessFile(d.resolve(n).toFile(), "rw")) {
-                    f.setLength(SIZE);
-                }
-            }
-        }
+        List<Path> dirs = ReferenceServer.directories(dir, SIZE, "src.img", "dst.img", "bak.img");
+        Path qd = dirs.get(0);
+        Path vd = dirs.get(1);
         String src = "driver=file,node-name=src,filename=";
         List<String> reference;
-        try (QemuStorageDaemon qsd = QemuStorageDaemon.start(qd, "--blockdev", src + qd.resolve("src.img"),
-                "--chardev", "socket,id=m0,path=" + qd.resolve("qmp.sock") + ",server=on,wait=off", "--monitor", "chardev=m0")) {
+        try (QemuStorageDaemon qsd = ReferenceServer.start(qd, "--blockdev", src + qd.resolve("src.img"))) {
             reference = session(qd.resolve("qmp.sock"), qd);
         }
         List<String> ours;

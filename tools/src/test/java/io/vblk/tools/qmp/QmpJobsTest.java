@@ -2,22 +2,13 @@ package io.vblk.tools.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.guest.GuestBlkDriver;
-import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -32,35 +23,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  * guest's final verify pass reading every acknowledged write back from the target.
  */
 @Timeout(180)
-class QmpJobsTest {
-    private static final Duration T = Duration.ofSeconds(60);
-    private static final long SIZE = 16L << 20;
-
-    @TempDir
-    Path dir;
-    VblkWithMonitor vblk;
-    Path m0;
-
-    @BeforeEach
-    void start() throws Exception {
-        byte[] data = new byte[(int) SIZE];
-        new Random(5).nextBytes(data);
-        Files.write(dir.resolve("src.img"), data);
-        Files.write(dir.resolve("dst.img"), new byte[(int) SIZE]);
-        m0 = dir.resolve("qmp0.sock");
-        vblk = new VblkWithMonitor(List.of("driver=file,node-name=src,filename=" + dir.resolve("src.img")),
-                List.of("iothread,id=io0"),
-                List.of("type=vhost-user-blk,id=e0,node-name=src,addr.type=unix,addr.path=" + dir.resolve("e0.sock")
-                        + ",writable=on,iothread=io0"), m0);
-    }
-
-    @AfterEach
-    void stop() {
-        vblk.close();
-    }
-
-    private static String desc(JsonNode r) {
-        return r.path("error").path("desc").asText("(no error: " + r + ")");
+class QmpJobsTest extends MonitorJobFixture {
+    QmpJobsTest() {
+        super(5);
     }
 
     @Test
@@ -68,11 +33,8 @@ class QmpJobsTest {
         try (QmpClient q = QmpClient.connect(m0).negotiate();
              VhostUserTransport t = VhostUserTransport.connect(dir.resolve("e0.sock").toString(), T);
              GuestBlkDriver g = GuestBlkDriver.attach(t, GuestBlkDriver.Options.defaults().withMaxDataBytes(4096))) {
-            WorkloadRun load = WorkloadRun.start(g, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
-                    .withBlockSize(4096).withVerify(true).withDuration(T.toNanos())
-                    .withStallNanos(Duration.ofSeconds(10).toNanos()));
-            assertThat(q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", \"node-name\": \"dst\","
-                    + " \"filename\": \"" + dir.resolve("dst.img") + "\"}}").has("return")).isTrue();
+            WorkloadRun load = verifiedWrites(g, T);
+            assertThat(q.raw(addFile("dst", dir.resolve("dst.img"))).has("return")).isTrue();
 
             assertThat(desc(q.raw("{\"execute\": \"blockdev-mirror\", \"arguments\": {\"device\": \"src\", \"target\": \"dst\"}}")))
                     .isEqualTo("Parameter 'sync' is missing");
@@ -137,15 +99,7 @@ class QmpJobsTest {
             JsonNode done = q.awaitEvent("BLOCK_JOB_COMPLETED").get("data");
             assertThat(done.has("error")).as(done.toString()).isFalse();
             assertThat(done.get("device").asText()).isEqualTo("m0");
-            while (q.execute("query-jobs", null).get("return").size() > 0) {
-                Thread.onSpinWait(); // auto-dismiss follows the event
-            }
-            List<String> statuses = new ArrayList<>();
-            for (JsonNode e : q.takeEvents()) {
-                if (e.get("event").asText().equals("JOB_STATUS_CHANGE")) {
-                    statuses.add(e.get("data").get("status").asText());
-                }
-            }
+            List<String> statuses = statusesAfterDismiss(q);
             assertThat(statuses).containsExactly("created", "running", "paused", "running", "ready", "waiting", "pending",
                     "concluded", "null");
             assertThat(q.execute("query-block-exports", null).get("return").get(0).get("node-name").asText()).isEqualTo("dst");
@@ -167,18 +121,14 @@ class QmpJobsTest {
     @Test
     void cancelAfterReadyLeavesTheExportOnTheSource() throws Exception {
         try (QmpClient q = QmpClient.connect(m0).negotiate()) {
-            q.raw("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", \"node-name\": \"dst\","
-                    + " \"filename\": \"" + dir.resolve("dst.img") + "\"}}");
+            q.raw(addFile("dst", dir.resolve("dst.img")));
             assertThat(q.raw("{\"execute\": \"blockdev-mirror\", \"arguments\": {\"job-id\": \"m0\", \"device\": \"src\","
                     + " \"target\": \"dst\", \"sync\": \"full\", \"auto-dismiss\": false}}").has("return")).isTrue();
             q.awaitEvent("BLOCK_JOB_READY");
             assertThat(q.raw("{\"execute\": \"job-cancel\", \"arguments\": {\"id\": \"m0\"}}").has("return")).isTrue();
             JsonNode c = q.awaitEvent("BLOCK_JOB_CANCELLED").get("data");
             assertThat(c.get("device").asText()).isEqualTo("m0");
-            JsonNode job;
-            do {
-                job = q.execute("query-jobs", null).get("return").get(0);
-            } while (!job.get("status").asText().equals("concluded"));
+            JsonNode job = awaitConcluded(q);
             assertThat(job.get("error").asText()).isEqualTo("Operation canceled");
             assertThat(q.raw("{\"execute\": \"job-dismiss\", \"arguments\": {\"id\": \"m0\"}}").has("return")).isTrue();
             assertThat(q.execute("query-jobs", null).get("return").size()).isZero();

@@ -2,17 +2,15 @@ package io.vblk.tools.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.drivers.rbd.CephCluster;
+import io.vblk.drivers.rbd.CephClusterFixture;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
 import io.vblk.guest.WorkloadRun;
 import io.vblk.guest.vhost.VhostUserTransport;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,24 +27,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("real")
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
-class QmpRbdTest {
+class QmpRbdTest extends CephClusterFixture {
     private static final Duration T = Duration.ofSeconds(60);
-    @TempDir
-    static Path dir;
-    static CephCluster cluster;
-
-    @BeforeAll
-    static void startCluster() throws Exception {
-        cluster = CephCluster.start(dir.resolve("ceph"));
-    }
-
-    @AfterAll
-    static void stopCluster() throws Exception {
-        if (cluster != null) {
-            cluster.close();
-        }
-    }
-
     @Test
     void blockdevAddOpensAnRbdImageThatServesAGuestAndResizes() throws Exception {
         cluster.rbd("create", "--size", "32M", CephCluster.POOL + "/qmp0");

@@ -1,13 +1,12 @@
 package io.vblk.tools.repro;
 
 import io.vblk.drivers.rbd.CephCluster;
+import io.vblk.drivers.rbd.CephClusterFixture;
 import io.vblk.drivers.rbd.RbdDriver;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 import java.nio.file.Path;
@@ -24,26 +23,14 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("real")
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
-class CrossThreadCompletionRbdReproTest {
-    @TempDir
-    static Path dir;
-    static CephCluster cluster;
-
+class CrossThreadCompletionRbdReproTest extends CephClusterFixture {
     @BeforeAll
-    static void startCluster() throws Exception {
-        cluster = CephCluster.start(dir.resolve("ceph"));
+    static void createImages() throws Exception {
         cluster.rbd("create", "--size", "8M", CephCluster.POOL + "/repro");
         // Written once so reads reach objects that exist (not only the OSD's "no such object" path).
         Path data = dir.resolve("data.raw");
         java.nio.file.Files.write(data, new byte[8 << 20]);
         cluster.rbd("import", "--no-progress", data.toString(), CephCluster.POOL + "/repro-data");
-    }
-
-    @AfterAll
-    static void stopCluster() throws Exception {
-        if (cluster != null) {
-            cluster.close();
-        }
     }
 
     private static CrossThreadCompletionRbdRepro repro(String image) {

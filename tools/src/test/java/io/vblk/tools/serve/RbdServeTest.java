@@ -1,18 +1,16 @@
 package io.vblk.tools.serve;
 
 import io.vblk.drivers.rbd.CephCluster;
+import io.vblk.drivers.rbd.CephClusterFixture;
 import io.vblk.guest.BlkSlot;
 import io.vblk.guest.BlkWireLayout;
 import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.GuestBlkQueue;
 import io.vblk.guest.vhost.VhostUserTransport;
 import io.vblk.tools.Main;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 import java.io.BufferedReader;
@@ -42,26 +40,11 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("real")
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
-class RbdServeTest {
+class RbdServeTest extends CephClusterFixture {
     private static final int BLOCK = 4096;
     private static final long SIZE = 16L << 20;
     private static final long WAIT_MS = 60_000;
-    @TempDir
-    static Path dir;
-    static CephCluster cluster;
     private static int sockets;
-
-    @BeforeAll
-    static void startCluster() throws Exception {
-        cluster = CephCluster.start(dir.resolve("ceph"));
-    }
-
-    @AfterAll
-    static void stopCluster() throws Exception {
-        if (cluster != null) {
-            cluster.close();
-        }
-    }
 
     private static ServeDaemon serve(String image, boolean readOnly, String sock) throws Exception {
         ServeCommand c = new ServeCommand();

@@ -29,8 +29,7 @@ class RealVmMigrationTest {
     @Test
     @Timeout(value = 30, unit = TimeUnit.MINUTES)
     void aGuestRunningVerifiedFioIsMigratedFiveTimesBetweenTwoDaemons() throws Exception {
-        Components.require(Components.REAL_VM);
-        RealVmTest.run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
+        RealVmTest.setup();
         String out = RealVmTest.run(List.of(ROOT.resolve("scripts/vm/migrate.sh").toString(),
                 "--exec", RealVmTest.serveCommand(), "--vblk", RealVmTest.vblkCommand(), "--rounds", "5",
                 "--timeout", "1500"), 28, "migrate");

@@ -2,19 +2,14 @@ package io.vblk.tools.vm;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.aio.testing.Components;
-import io.vblk.tools.qmp.MonitorSpec;
 import io.vblk.tools.qmp.QmpClient;
-import io.vblk.tools.qmp.QmpServer;
 import io.vblk.tools.serve.ServeConfig;
-import io.vblk.tools.serve.ServeDaemon;
 import io.vblk.tools.serve.ServeOptionParser;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -22,6 +17,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -39,7 +35,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("vm")
 class RealVmMirrorTest {
-    private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
     private static final long SIZE = 64L << 20;
     private static final Pattern ITER = Pattern.compile("VBLK-VM migrate-iter n=(\\d+) fio_rc=(\\d+) err=(\\S+)");
 
@@ -49,53 +44,34 @@ class RealVmMirrorTest {
     @Test
     @Timeout(value = 25, unit = TimeUnit.MINUTES)
     void aGuestRunningFioVerifyIsMirroredAndPivotedWithoutAVerifyError() throws Exception {
-        Components.require(Components.REAL_VM);
-        RealVmTest.run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
+        RealVmTest.setup();
         Path src = dir.resolve("src.img");
         Path dst = dir.resolve("dst.img");
         for (Path p : List.of(src, dst)) {
-            try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
-                f.setLength(SIZE);
-            }
+            VmHost.sparseFile(p, SIZE);
         }
         String sock = dir.resolve("vblk.sock").toString();
         ServeConfig cfg = ServeOptionParser.parse(List.of("driver=file,node-name=src,filename=" + src),
                 List.of("iothread,id=io0"),
                 List.of("type=vhost-user-blk,id=vda,node-name=src,writable=on,iothread=io0,addr.type=unix,addr.path=" + sock),
                 null);
-        ServeDaemon daemon = ServeDaemon.start(cfg);
-        Path qmpSock = dir.resolve("qmp.sock");
-        QmpServer qmp = QmpServer.start(daemon.graph(), List.of(new MonitorSpec("m0", qmpSock.toString(), -1)), () -> { });
-        daemon.attachMonitor(qmp);
+        VmHost vm = VmHost.serve(cfg, dir.resolve("qmp.sock"));
         StringBuilder out = new StringBuilder();
         CompletableFuture<String> host = new CompletableFuture<>();
-        Process p = null;
-        Thread hostSide = null;
+        AtomicBoolean hostSide = new AtomicBoolean();
         try {
-            p = new ProcessBuilder(ROOT.resolve("scripts/vm/run-guest.sh").toString(), "--socket", sock,
-                    "--job", "migrate", "--fio-size", "32M", "--secs", "1200", "--timeout", "1320",
-                    "--log", dir.resolve("guest.log").toString())
-                    .directory(ROOT.toFile()).redirectErrorStream(true).start();
-            // run-guest.sh kills QEMU after --timeout, so the stream ends in bounded time.
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    synchronized (out) {
-                        out.append(line).append('\n');
-                        out.notifyAll();
-                    }
-                    if (line.contains("VBLK-VM migrate-ready") && hostSide == null) {
-                        hostSide = Thread.ofPlatform().name("mirror-host").start(() -> {
-                            try {
-                                host.complete(mirrorAndPivot(qmpSock, dst, out));
-                            } catch (Throwable e) {
-                                host.completeExceptionally(e);
-                            }
-                        });
-                    }
+            Process p = VmHost.runGuest(List.of("--socket", sock, "--job", "migrate", "--fio-size", "32M", "--secs", "1200",
+                    "--timeout", "1320", "--log", dir.resolve("guest.log").toString()), out, line -> {
+                if (line.contains("VBLK-VM migrate-ready") && hostSide.compareAndSet(false, true)) {
+                    Thread.ofPlatform().name("mirror-host").start(() -> {
+                        try {
+                            host.complete(mirrorAndPivot(vm.qmpSock, dst, out));
+                        } catch (Throwable e) {
+                            host.completeExceptionally(e);
+                        }
+                    });
                 }
-            }
-            assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("run-guest.sh ended; output:\n" + out).isTrue();
+            });
             assertThat(host.get(60, TimeUnit.SECONDS)).as("the host side").isEqualTo("pivoted");
             String all = out.toString();
             Matcher it = ITER.matcher(all);
@@ -109,12 +85,7 @@ class RealVmMirrorTest {
             assertThat(p.exitValue()).as("guest rc; output:\n" + all).isZero();
             System.out.println("mirror + pivot under a TCG guest: " + passes + " verified fio passes, 0 verify errors");
         } finally {
-            if (p != null && p.isAlive()) {
-                p.descendants().forEach(ProcessHandle::destroyForcibly);
-                p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-            }
-            qmp.close();
-            assertThat(daemon.shutdown(Duration.ofSeconds(30))).isTrue();
+            assertThat(vm.stop(Duration.ofSeconds(30))).isTrue();
         }
     }
 

@@ -3,19 +3,13 @@ package io.vblk.tools.vm;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.aio.testing.Components;
 import io.vblk.drivers.rbd.CephCluster;
-import io.vblk.tools.qmp.MonitorSpec;
-import io.vblk.tools.qmp.QmpClient;
-import io.vblk.tools.qmp.QmpServer;
 import io.vblk.tools.serve.ServeConfig;
-import io.vblk.tools.serve.ServeDaemon;
 import io.vblk.tools.serve.ServeOptionParser;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,7 +40,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("vm")
 class RealVmRbdTest {
-    private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
     private static final long SIZE = 64L << 20;
     private static final long GROWN = 96L << 20;
     private static final String MARKER = "rbd-vm-marker";
@@ -67,68 +60,33 @@ class RealVmRbdTest {
                     List.of("iothread,id=io0"),
                     List.of("type=vhost-user-blk,id=vda,node-name=disk0,writable=on,iothread=io0,addr.type=unix,addr.path=" + sock),
                     null);
-            ServeDaemon daemon = ServeDaemon.start(cfg);
-            Path qmpSock = dir.resolve("qmp.sock");
-            QmpServer qmp = QmpServer.start(daemon.graph(), List.of(new MonitorSpec("m0", qmpSock.toString(), -1)), () -> { });
-            daemon.attachMonitor(qmp);
+            VmHost vm = VmHost.serve(cfg, dir.resolve("qmp.sock"));
             StringBuilder out = new StringBuilder();
             CompletableFuture<Void> resized = new CompletableFuture<>();
-            Process p = null;
-            boolean stopped = false;
             try {
-                p = new ProcessBuilder(ROOT.resolve("scripts/vm/run-guest.sh").toString(), "--socket", sock,
-                        "--job", "fio-verify,write-marker,grow", "--marker", MARKER, "--fio-size", "16M",
-                        "--expect-size", Long.toString(SIZE), "--timeout", "1200", "--log", dir.resolve("guest.log").toString())
-                        .directory(ROOT.toFile()).redirectErrorStream(true).start();
-                // run-guest.sh kills QEMU after --timeout, so the stream ends in bounded time.
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                    String line;
-                    while ((line = r.readLine()) != null) {
-                        out.append(line).append('\n');
-                        if (line.contains("VBLK-VM grow-ready") && !resized.isDone()) {
-                            try (QmpClient c = QmpClient.connect(qmpSock).negotiate()) {
-                                JsonNode reply = c.raw("{\"execute\": \"block_resize\", \"arguments\":"
-                                        + " {\"node-name\": \"disk0\", \"size\": " + GROWN + "}}");
-                                if (reply.has("return")) {
-                                    resized.complete(null);
-                                } else {
-                                    resized.completeExceptionally(new AssertionError("block_resize: " + reply));
-                                }
-                            }
+                Process p = VmHost.runGuest(List.of("--socket", sock, "--job", "fio-verify,write-marker,grow", "--marker", MARKER,
+                        "--fio-size", "16M", "--expect-size", Long.toString(SIZE), "--timeout", "1200", "--log",
+                        dir.resolve("guest.log").toString()), out, line -> {
+                    if (line.contains("VBLK-VM grow-ready") && !resized.isDone()) {
+                        JsonNode reply = vm.blockResize("disk0", GROWN);
+                        if (reply.has("return")) {
+                            resized.complete(null);
+                        } else {
+                            resized.completeExceptionally(new AssertionError("block_resize: " + reply));
                         }
                     }
-                }
-                assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("run-guest.sh ended; output:\n" + out).isTrue();
+                });
                 out.toString().lines().filter(l -> l.contains("VBLK-")).forEach(System.out::println);
                 resized.get(60, TimeUnit.SECONDS);
                 assertThat(p.exitValue()).as("guest rc; output:\n" + out).isZero();
                 assertThat(out).as("guest output").contains("VBLK-VM disk size_bytes=" + SIZE,
                         "old_sectors=" + SIZE / 512 + " new_sectors=" + GROWN / 512, "grow_match=yes", "VBLK-VM done rc=0");
-                Matcher steps = Pattern.compile("VBLK-VM step name=(\\S+) rc=(\\d+)").matcher(out);
-                int n = 0;
-                while (steps.find()) {
-                    n++;
-                    assertThat(steps.group(2)).as("guest step " + steps.group(1) + "; output:\n" + out).isEqualTo("0");
-                }
-                assertThat(n).as("guest steps (check, 2 fio verify, marker, grow)").isEqualTo(5);
-                Matcher verify = Pattern.compile("VBLK-VM step name=fio-verify-\\S+ rc=0 \\S+ fio_rc=(\\d+) err=(\\S+)").matcher(out);
-                int jobs = 0;
-                while (verify.find()) {
-                    jobs++;
-                    assertThat(verify.group(1) + "/" + verify.group(2)).as("fio rc / verify errors").isEqualTo("0/0");
-                }
-                assertThat(jobs).as("both fio verify jobs reported").isEqualTo(2);
-                stopped = daemon.shutdown(Duration.ofSeconds(60));
-                assertThat(stopped).as("the daemon stopped").isTrue();
+                assertThat(VmHost.stepsPassed(out)).as("guest steps (check, 2 fio verify, marker, grow)").isEqualTo(5);
+                assertThat(VmHost.fioVerifyPassed(out, Pattern.compile("VBLK-VM step name=fio-verify-\\S+ rc=0 \\S+ fio_rc=(\\d+) err=(\\S+)")))
+                        .as("both fio verify jobs reported").isEqualTo(2);
+                assertThat(vm.stop(Duration.ofSeconds(60))).as("the daemon stopped").isTrue();
             } finally {
-                if (p != null && p.isAlive()) {
-                    p.descendants().forEach(ProcessHandle::destroyForcibly);
-                    p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-                }
-                qmp.close();
-                if (!stopped) {
-                    daemon.shutdown(Duration.ofSeconds(60));
-                }
+                vm.stop(Duration.ofSeconds(60));
             }
 
             // What the guest wrote is in the cluster: rbd export (librbd in another process) holds it.

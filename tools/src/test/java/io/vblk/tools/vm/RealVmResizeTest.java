@@ -2,21 +2,13 @@ package io.vblk.tools.vm;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vblk.aio.testing.Components;
-import io.vblk.tools.qmp.MonitorSpec;
-import io.vblk.tools.qmp.QmpClient;
-import io.vblk.tools.qmp.QmpServer;
 import io.vblk.tools.serve.ServeConfig;
-import io.vblk.tools.serve.ServeDaemon;
 import io.vblk.tools.serve.ServeOptionParser;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.io.RandomAccessFile;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,8 +29,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("vm")
 class RealVmResizeTest {
-    private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
-
     @TempDir
     Path dir;
 
@@ -47,57 +37,34 @@ class RealVmResizeTest {
     void aRunningGuestSeesItsDiskGrowAndUsesTheNewArea() throws Exception {
         Components.require(Components.REAL_VM);
         Path img = dir.resolve("grow.img");
-        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(64L << 20);
-        }
+        VmHost.sparseFile(img, 64L << 20);
         String sock = dir.resolve("vblk.sock").toString();
         ServeConfig cfg = ServeOptionParser.parse(List.of("driver=file,node-name=disk0,filename=" + img),
                 List.of(), List.of("type=vhost-user-blk,id=vda,node-name=disk0,writable=on,addr.type=unix,addr.path=" + sock),
                 null);
-        ServeDaemon daemon = ServeDaemon.start(cfg);
-        Path qmpSock = dir.resolve("qmp.sock");
-        QmpServer qmp = QmpServer.start(daemon.graph(), List.of(new MonitorSpec("m0", qmpSock.toString(), -1)), () -> { });
-        daemon.attachMonitor(qmp);
-        Path log = dir.resolve("guest.log");
+        VmHost vm = VmHost.serve(cfg, dir.resolve("qmp.sock"));
         CompletableFuture<Long> resized = new CompletableFuture<>();
         StringBuilder out = new StringBuilder();
-        Process p = null;
         try {
-            p = new ProcessBuilder(ROOT.resolve("scripts/vm/run-guest.sh").toString(), "--socket", sock,
-                    "--job", "grow", "--timeout", "900", "--log", log.toString())
-                    .directory(ROOT.toFile()).redirectErrorStream(true).start();
-            // run-guest.sh kills QEMU after --timeout, so the stream ends in bounded time.
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    out.append(line).append('\n');
-                    if (line.contains("VBLK-VM grow-ready") && !resized.isDone()) {
-                        // What a management layer does: QMP block_resize on the running daemon.
-                        try (QmpClient c = QmpClient.connect(qmpSock).negotiate()) {
-                            JsonNode reply = c.raw("{\"execute\": \"block_resize\", \"arguments\":"
-                                    + " {\"node-name\": \"disk0\", \"size\": " + (96L << 20) + "}}");
-                            if (reply.has("return")) {
-                                resized.complete(Files.size(img));
-                            } else {
-                                resized.completeExceptionally(new AssertionError("block_resize: " + reply));
-                            }
-                        }
+            Process p = VmHost.runGuest(List.of("--socket", sock, "--job", "grow", "--timeout", "900", "--log",
+                    dir.resolve("guest.log").toString()), out, line -> {
+                if (line.contains("VBLK-VM grow-ready") && !resized.isDone()) {
+                    // What a management layer does: QMP block_resize on the running daemon.
+                    JsonNode reply = vm.blockResize("disk0", 96L << 20);
+                    if (reply.has("return")) {
+                        resized.complete(Files.size(img));
+                    } else {
+                        resized.completeExceptionally(new AssertionError("block_resize: " + reply));
                     }
                 }
-            }
-            assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("run-guest.sh ended; output:\n" + out).isTrue();
+            });
             assertThat(resized.get(60, TimeUnit.SECONDS)).as("the node's new size").isEqualTo(96L << 20);
             assertThat(out).as("guest output").contains("VBLK-VM grow-ready sectors=131072",
                     "old_sectors=131072 new_sectors=196608", "grow_match=yes", "VBLK-VM done rc=0");
             assertThat(p.exitValue()).as("guest rc; output:\n" + out).isZero();
             assertThat(Files.size(img)).isEqualTo(96L << 20);
         } finally {
-            if (p != null && p.isAlive()) {
-                p.descendants().forEach(ProcessHandle::destroyForcibly);
-                p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-            }
-            qmp.close();
-            assertThat(daemon.shutdown(Duration.ofSeconds(30))).isTrue();
+            assertThat(vm.stop(Duration.ofSeconds(30))).isTrue();
         }
     }
 }

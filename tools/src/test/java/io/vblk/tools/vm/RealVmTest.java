@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Timeout;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -28,26 +29,19 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("vm")
 class RealVmTest {
-    private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
+    private static final Path ROOT = VmHost.ROOT;
 
     @Test
     @Timeout(value = 25, unit = TimeUnit.MINUTES)
     void guestRunsFioOnVblkWithOneAndTwoQueuesAndAcrossABackendRestart() throws Exception {
-        Components.require(Components.REAL_VM);
-        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
+        setup();
 
-        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(), "--keep"),
-                20, "suite");
+        String out = suite(List.of("--keep"), 20, "suite");
 
         assertThat(out).contains("VBLK-SUITE test=q1 status=pass", "VBLK-SUITE test=q2 status=pass",
                 "VBLK-SUITE test=restart status=pass", "3 passed, 0 failed");
         assertThat(out).contains("queues=1 ").contains("queues=2 ").contains("match=yes");
-        Matcher steps = Pattern.compile("VBLK-VM step name=(\\S+) rc=(\\d+)").matcher(out);
-        int n = 0;
-        while (steps.find()) {
-            n++;
-            assertThat(steps.group(2)).as("guest step " + steps.group(1)).isEqualTo("0");
-        }
+        int n = VmHost.stepsPassed(out);
         assertThat(n).isGreaterThanOrEqualTo(12);
 
         // The guest flushed with its cache in writeback: the flushes reached vblk's device.
@@ -59,12 +53,7 @@ class RealVmTest {
             assertThat(Long.parseLong(m.group(3))).as(test + " flushes that reached vblk").isGreaterThanOrEqualTo(32);
             assertThat(Long.parseLong(m.group(2))).as(test + " writes").isPositive();
         }
-        try (var files = Files.list(workdir)) {
-            for (Path f : files.toList()) {
-                Files.delete(f);
-            }
-        }
-        Files.delete(workdir);
+        VmHost.deleteDir(workdir);
     }
 
     /**
@@ -76,18 +65,11 @@ class RealVmTest {
     @Test
     @Timeout(value = 15, unit = TimeUnit.MINUTES)
     void guestSurvivesTenKillsOfTheDaemonDuringVerifiedWrites() throws Exception {
-        Components.require(Components.REAL_VM);
-        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
-        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(),
-                "--only", "crash"), 12, "crash");
+        setup();
+        String out = suite(List.of("--only", "crash"), 12, "crash");
         assertThat(out).contains("VBLK-SUITE crash kills=10", "VBLK-SUITE test=crash status=pass", "1 passed, 0 failed");
-        Matcher verify = Pattern.compile("VBLK-VM step name=fio-verify-\\S+ rc=\\d+ \\S+ fio_rc=(\\d+) err=(\\S+)").matcher(out);
-        int jobs = 0;
-        while (verify.find()) {
-            jobs++;
-            assertThat(verify.group(1) + "/" + verify.group(2)).as("fio rc / verify errors").isEqualTo("0/0");
-        }
-        assertThat(jobs).as("both verify jobs reported").isEqualTo(2);
+        assertThat(VmHost.fioVerifyPassed(out, Pattern.compile("VBLK-VM step name=fio-verify-\\S+ rc=\\d+ \\S+ fio_rc=(\\d+) err=(\\S+)")))
+                .as("both verify jobs reported").isEqualTo(2);
     }
 
     /**
@@ -99,33 +81,17 @@ class RealVmTest {
     @Test
     @Timeout(value = 15, unit = TimeUnit.MINUTES)
     void guestRunsFioVerifyOnPackedVirtqueues() throws Exception {
-        Components.require(Components.REAL_VM);
-        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
-        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(),
-                "--only", "packed", "--keep"), 12, "packed");
+        setup();
+        String out = suite(List.of("--only", "packed", "--keep"), 12, "packed");
         assertThat(out).contains("VBLK-SUITE test=packed status=pass", "1 passed, 0 failed", "queues=2 ");
-        Matcher steps = Pattern.compile("VBLK-VM step name=(\\S+) rc=(\\d+)").matcher(out);
-        int n = 0;
-        while (steps.find()) {
-            n++;
-            assertThat(steps.group(2)).as("guest step " + steps.group(1)).isEqualTo("0");
-        }
-        assertThat(n).as("guest steps reported").isGreaterThanOrEqualTo(4);
-        Matcher verify = Pattern.compile("VBLK-VM step name=fio-verify\\S* rc=\\d+ .*err=(\\S+)").matcher(out);
-        assertThat(verify.find()).as("fio verify step in:\n" + out).isTrue();
-        assertThat(verify.group(1)).as("fio verify errors").isEqualTo("0");
+        assertGuestRanFioVerify(out);
         Path workdir = Path.of(out.replaceAll("(?s).*logs and images kept in (\\S+).*", "$1"));
         String backend = Files.readString(workdir.resolve("packed.backend.log"));
         assertThat(backend).contains("packed rings");
         Matcher m = Pattern.compile("export \\S+ served reads=(\\d+) writes=(\\d+) flushes=(\\d+)").matcher(backend);
         assertThat(m.find()).as("backend summary in:\n" + backend).isTrue();
         assertThat(Long.parseLong(m.group(2))).as("writes").isPositive();
-        try (var files = Files.list(workdir)) {
-            for (Path f : files.toList()) {
-                Files.delete(f);
-            }
-        }
-        Files.delete(workdir);
+        VmHost.deleteDir(workdir);
     }
 
     /**
@@ -137,22 +103,32 @@ class RealVmTest {
     @Test
     @Timeout(value = 15, unit = TimeUnit.MINUTES)
     void guestRunsFioVerifyOnAQcow2NodeAndQemuImgCheckFindsTheImageClean() throws Exception {
-        Components.require(Components.REAL_VM);
-        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
-        String out = run(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand(),
-                "--only", "qcow2"), 12, "qcow2");
+        setup();
+        String out = suite(List.of("--only", "qcow2"), 12, "qcow2");
         assertThat(out).contains("VBLK-SUITE test=qcow2 status=pass", "1 passed, 0 failed", "queues=1 ",
                 "VBLK-SUITE qcow2 check=clean", "No errors were found on the image.");
-        Matcher steps = Pattern.compile("VBLK-VM step name=(\\S+) rc=(\\d+)").matcher(out);
-        int n = 0;
-        while (steps.find()) {
-            n++;
-            assertThat(steps.group(2)).as("guest step " + steps.group(1)).isEqualTo("0");
-        }
-        assertThat(n).as("guest steps reported").isGreaterThanOrEqualTo(4);
+        assertGuestRanFioVerify(out);
+    }
+
+    /** At least 4 guest steps, all passed, and a fio verify step with no verify error. */
+    private static void assertGuestRanFioVerify(String out) {
+        assertThat(VmHost.stepsPassed(out)).as("guest steps reported").isGreaterThanOrEqualTo(4);
         Matcher verify = Pattern.compile("VBLK-VM step name=fio-verify\\S* rc=\\d+ .*err=(\\S+)").matcher(out);
         assertThat(verify.find()).as("fio verify step in:\n" + out).isTrue();
         assertThat(verify.group(1)).as("fio verify errors").isEqualTo("0");
+    }
+
+    /** The real-VM programs (a missing one fails naming its package), then scripts/vm/setup.sh: the guest's initramfs (at most 15 min). */
+    static void setup() throws Exception {
+        Components.require(Components.REAL_VM);
+        run(List.of(ROOT.resolve("scripts/vm/setup.sh").toString()), 15, "setup");
+    }
+
+    /** scripts/vm/suite.sh on this build's {@code vblk serve} with {@code args}; its output. */
+    private static String suite(List<String> args, int minutes, String what) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(ROOT.resolve("scripts/vm/suite.sh").toString(), "--exec", serveCommand()));
+        cmd.addAll(args);
+        return run(cmd, minutes, what);
     }
 
     static String serveCommand() throws Exception {

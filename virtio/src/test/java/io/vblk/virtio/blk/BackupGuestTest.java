@@ -6,26 +6,19 @@ import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.BlockDriver;
 import io.vblk.drivers.file.FileDriver;
 import io.vblk.drivers.job.BackupJob;
-import io.vblk.drivers.job.Job;
-import io.vblk.drivers.job.JobListener;
+import io.vblk.drivers.job.JobEnd;
 import io.vblk.drivers.job.Jobs;
 import io.vblk.drivers.job.OnError;
 import io.vblk.drivers.node.BlockNode;
 import io.vblk.drivers.qcow2.QemuImg;
-import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.InProcessBlk;
-import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
-import io.vblk.guest.WorkloadRun;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Random;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -43,7 +36,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class BackupGuestTest {
     private static final long SIZE = 8L << 20;
-    private static final int BLOCK = 4096;
     private static final Duration T = Duration.ofSeconds(60);
 
     @TempDir
@@ -55,47 +47,28 @@ class BackupGuestTest {
         Path srcPath = dir.resolve("src.img");
         Path dstPath = dir.resolve("dst.img");
         Path refPath = dir.resolve("ref.img");
-        byte[] initial = new byte[(int) SIZE];
-        new Random(5).nextBytes(initial);
-        Files.write(srcPath, initial);
-        Files.write(dstPath, new byte[(int) SIZE]);
+        VerifyingGuest.writeImages(srcPath, dstPath, 5, SIZE);
         BlockDriver src = FileDriver.open(srcPath.toString(), AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
         BlockDriver dst = FileDriver.open(dstPath.toString(), AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(2).queueSize(256);
-        WorkloadResult result = null;
-        WorkloadRun run = null;
+        WorkloadResult result;
         BackupJob job;
         long kept;
         try (InProcessBlk dev = InProcessBlk.start(src, cfg, 2, AioOptions.DEFAULT)) {
             AioContext main = dev.control().ctx();
             BlockNode source = dev.device().node();
-            CompletableFuture<String> ended = new CompletableFuture<>();
+            JobEnd end = new JobEnd(null);
             BlockNode target = AioContext.await(main.callOn(() -> new BlockNode("target", dst, main)), T);
-            GuestBlkDriver guest = GuestBlkDriver.attach(dev.transport(), GuestBlkDriver.Options.defaults().withQueues(2)
-                    .withSlots(32).withMaxDataBytes(BLOCK));
-            Throwable failed = null;
-            try {
-                run = WorkloadRun.start(guest, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
-                        .withBlockSize(BLOCK).withVerify(true).withSeed(5).withDuration(T.toNanos())
-                        .withStallNanos(Duration.ofSeconds(10).toNanos()));
-                awaitProgress(run, 500, "before the backup");
+            VerifyingGuest run = VerifyingGuest.start(dev, 5, T);
+            try (run) {
+                run.awaitProgress(500, "before the backup");
                 // The point in time: the node drained (no guest write in flight, none taken), the
                 // reference copied, the job started inside the same section.
                 AioContext.await(AioContext.await(main.callOn(source::drainedBegin), T), T);
                 copy(srcPath, refPath);
                 job = AioContext.await(main.callOn(() -> {
                     Jobs jobs = new Jobs(main);
-                    jobs.addListener(new JobListener() {
-                        @Override
-                        public void completed(Job j, String error) {
-                            ended.complete(error == null ? "completed" : error);
-                        }
-
-                        @Override
-                        public void cancelled(Job j) {
-                            ended.complete("cancelled");
-                        }
-                    });
+                    jobs.addListener(end);
                     BackupJob b = jobs.start(new BackupJob(jobs, "b0", source, target, 0, BackupJob.DEFAULT_CLUSTER,
                             OnError.REPORT, OnError.REPORT, true, true));
                     b.userPause();
@@ -103,40 +76,21 @@ class BackupGuestTest {
                     return b;
                 }), T);
                 assertThat(AioContext.await(main.callOn(job::filterOn), T)).as("the filter went in inside the drain").isTrue();
-                awaitProgress(run, run.completed() + 1000, "during the paused backup");
+                run.awaitProgress(run.completed() + 1000, "during the paused backup");
                 AioContext.await(main.callOn(() -> {
                     job.userResume();
                     return null;
                 }), T);
-                try {
-                    assertThat(AioContext.await(ended, T)).isEqualTo("completed");
-                } catch (java.util.concurrent.CompletionException e) {
-                    throw new AssertionError("backup not ended within " + T + ": "
-                            + AioContext.await(main.callOn(job::toString), T), e);
-                }
+                assertThat(VerifyingGuest.awaitJob(end.ended(), main, job, "ended", T)).isEqualTo("completed");
                 kept = AioContext.await(main.callOn(job::keptWrites), T);
-                awaitProgress(run, run.completed() + 500, "after the backup");
-            } catch (Throwable e) {
-                failed = e;
-                throw e;
+                run.awaitProgress(run.completed() + 500, "after the backup");
             } finally {
-                if (run != null) {
-                    run.stop();
-                    result = run.await(T);
-                }
-                try {
-                    guest.close();
-                } catch (RuntimeException e) {
-                    if (failed == null) {
-                        throw e;
-                    }
-                    failed.addSuppressed(e);
-                }
                 AioContext.await(main.callOn(() -> {
                     target.close();
                     return null;
                 }), T);
             }
+            result = run.result();
         }
         assertThat(result.error()).as("the guest's verify").isNull();
         assertThat(result.total().verifyFailures).isZero();
@@ -156,16 +110,5 @@ class BackupGuestTest {
         String out = new String(p.getInputStream().readAllBytes());
         assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("cp ended").isTrue();
         assertThat(p.exitValue()).as("cp: %s", out).isZero();
-    }
-
-    private static void awaitProgress(WorkloadRun run, long n, String when) throws InterruptedException {
-        long deadline = System.nanoTime() + T.toNanos();
-        while (run.completed() < n) {
-            if (run.isDone()) {
-                throw new AssertionError("guest stopped early (" + when + "): " + run.await(T).error());
-            }
-            assertThat(System.nanoTime()).as("guest reached %d completions", n).isLessThan(deadline);
-            Thread.onSpinWait();
-        }
     }
 }

@@ -13,11 +13,8 @@ import io.vblk.drivers.job.Jobs;
 import io.vblk.drivers.job.MirrorJob;
 import io.vblk.drivers.job.OnError;
 import io.vblk.drivers.node.BlockNode;
-import io.vblk.guest.GuestBlkDriver;
 import io.vblk.guest.InProcessBlk;
-import io.vblk.guest.Workload;
 import io.vblk.guest.WorkloadResult;
-import io.vblk.guest.WorkloadRun;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -27,9 +24,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Random;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -79,31 +74,19 @@ class MirrorPivotGuestTest {
     private void pivotOnce(int iteration) throws Exception {
         Path srcPath = dir.resolve("src" + iteration + ".img");
         Path dstPath = dir.resolve("dst" + iteration + ".img");
-        byte[] initial = new byte[(int) SIZE];
-        new Random(iteration).nextBytes(initial);
-        Files.write(srcPath, initial);
-        Files.write(dstPath, new byte[(int) SIZE]);
+        VerifyingGuest.writeImages(srcPath, dstPath, iteration, SIZE);
         BlockDriver src = FileDriver.open(srcPath.toString(), AioMode.THREADS, FileDriver.Cache.WRITEBACK, false);
         GuestWrites dst = new GuestWrites(FileDriver.open(dstPath.toString(), AioMode.THREADS, FileDriver.Cache.WRITEBACK, false));
         BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(2).queueSize(256);
         MirrorJob job;
-        WorkloadResult result = null;
-        WorkloadRun run = null;
-        long afterPivot;
+        WorkloadResult result;
         try (InProcessBlk dev = InProcessBlk.start(src, cfg, 2, AioOptions.DEFAULT)) {
             AioContext main = dev.control().ctx();
             dst.main = main;
             JobEnd end = new JobEnd(null);
-            CompletableFuture<Void> ready = end.ready();
-            CompletableFuture<String> ended = end.ended();
             BlockNode target = AioContext.await(main.callOn(() -> new BlockNode("target", dst, main)), T);
-            GuestBlkDriver guest = GuestBlkDriver.attach(dev.transport(), GuestBlkDriver.Options.defaults().withQueues(2)
-                    .withSlots(32).withMaxDataBytes(BLOCK));
-            Throwable failed = null;
-            try {
-                run = WorkloadRun.start(guest, Workload.of(Workload.Pattern.RANDWRITE).withQueueDepth(32)
-                        .withBlockSize(BLOCK).withVerify(true).withSeed(iteration).withDuration(T.toNanos())
-                        .withStallNanos(Duration.ofSeconds(10).toNanos()));
+            VerifyingGuest run = VerifyingGuest.start(dev, iteration, T);
+            try (run) {
                 long before = run.completed();
                 job = AioContext.await(main.callOn(() -> {
                     Jobs jobs = new Jobs(main);
@@ -111,34 +94,18 @@ class MirrorPivotGuestTest {
                     return jobs.start(new MirrorJob(jobs, "m" + iteration, dev.device().node(), target, 0,
                             MirrorJob.DEFAULT_GRANULARITY, OnError.REPORT, OnError.REPORT, true, true));
                 }), T);
-                awaitJob(ready, main, job, "ready");
-                awaitProgress(run, run.completed() + 500, "after ready"); // the guest dirties the source
+                VerifyingGuest.awaitJob(end.ready(), main, job, "ready", T);
+                run.awaitProgress(run.completed() + 500, "after ready"); // the guest dirties the source
                 AioContext.await(main.callOn(() -> {
                     job.userComplete();
                     return null;
                 }), T);
-                assertThat(awaitJob(ended, main, job, "ended")).isEqualTo("completed");
-                afterPivot = run.completed();
-                awaitProgress(run, afterPivot + 500, "after the pivot"); // the guest goes on, on the target
+                assertThat(VerifyingGuest.awaitJob(end.ended(), main, job, "ended", T)).isEqualTo("completed");
+                long afterPivot = run.completed();
+                run.awaitProgress(afterPivot + 500, "after the pivot"); // the guest goes on, on the target
                 assertThat(run.completed() - before).isPositive();
-            } catch (Throwable e) {
-                failed = e;
-                throw e;
-            } finally {
-                if (run != null) {
-                    run.stop();
-                    result = run.await(T);
-                }
-                try {
-                    guest.close();
-                } catch (RuntimeException e) {
-                    if (failed == null) {
-                        throw e;
-                    }
-                    // The failure above is the one to report; the device's state at close goes with it.
-                    failed.addSuppressed(e);
-                }
             }
+            result = run.result();
             assertThat(job.pivoted()).isTrue();
             assertThat(AioContext.await(main.callOn(job::lateChunks), T)).as("chunks the guest wrote on the source after the last copy")
                     .isZero();
@@ -160,27 +127,6 @@ class MirrorPivotGuestTest {
             }
         }
         assertThat(same).isPositive();
-    }
-
-    /** Waits for {@code f}; a hang is reported with the job's state, read on its loop. */
-    private static <X> X awaitJob(CompletableFuture<X> f, AioContext main, MirrorJob job, String what) {
-        try {
-            return AioContext.await(f, T);
-        } catch (java.util.concurrent.CompletionException e) {
-            throw new AssertionError("mirror not " + what + " within " + T + ": "
-                    + AioContext.await(main.callOn(job::toString), T), e);
-        }
-    }
-
-    private static void awaitProgress(WorkloadRun run, long n, String when) throws InterruptedException {
-        long deadline = System.nanoTime() + T.toNanos();
-        while (run.completed() < n) {
-            if (run.isDone()) {
-                throw new AssertionError("guest stopped early (" + when + "): " + run.await(T).error());
-            }
-            assertThat(System.nanoTime()).as("guest reached %d completions", n).isLessThan(deadline);
-            Thread.onSpinWait();
-        }
     }
 
     /**
