@@ -10,4 +10,14 @@ public final class JobException extends RuntimeException {
     public JobException(String message) {
         super(message, null, false, false);
     }
+
+    /** A bitmap's (a mirror's copy) granularity: a power of two in [512 B, 64 MiB], as QEMU's checks. */
+    static void checkGranularity(int granularity) {
+        if (granularity < 512 || granularity > (64 << 20)) {
+            throw new JobException("Parameter 'granularity' expects a value in range [512B, 64MB]");
+        }
+        if (Integer.bitCount(granularity) != 1) {
+            throw new JobException("Granularity must be power of 2");
+        }
+    }
 }

@@ -22,9 +22,8 @@ import java.util.function.Consumer;
  * <p>{@code blockdev-mirror sync=full}, as QEMU's block/mirror.c: a {@link DirtyBitmap} on the
  * source (every chunk dirty at the start, and every guest write marks it again) drives a copy loop
  * of at most {@link #MAX_IN_FLIGHT} chunk copies, each a read from the source whose completion
- * writes the target; the job is ready once nothing is dirty and nothing in flight, and keeps
- * copying what the guest dirties after that. Ready means: the first pass is done and what is
- * left fits in one window of copies ({@link #nearlyConverged}).
+ * writes the target; the job is ready after the first pass once little is left
+ * ({@link #nearlyConverged}), and keeps copying what the guest dirties after that.
  *
  * <p>The pivot ({@code job-complete}), where seed 003's data loss happened: (1) no new copy is
  * issued, and once none is in flight (2) the source begins a drained section: every parent (each
@@ -56,6 +55,8 @@ public sealed class MirrorJob extends Job permits BackupJob {
     static final long SLICE_NANOS = 100_000_000L;
     /** How often a converged mirror looks at the bitmap for guest writes to copy. */
     static final long IDLE_SCAN_NANOS = 2_000_000L;
+    /** The pause the pivot's last copy may take at the copy rate so far ({@link #nearlyConverged}). */
+    static final long READY_PAUSE_NANOS = 50_000_000L;
 
     private final BlockNode source;
     private final BlockNode target;
@@ -93,6 +94,7 @@ public sealed class MirrorJob extends Job permits BackupJob {
     /** Every chunk has been looked at once (the bulk phase is over). */
     private boolean firstPassDone;
     private long lastReadyCheck = Long.MIN_VALUE / 2;
+    private long runStart;
     /** The error a report policy ends the run with, once the copies in flight are back. */
     private String failure;
 
@@ -120,12 +122,7 @@ public sealed class MirrorJob extends Job permits BackupJob {
         if (target.driver().length() != len) {
             throw new JobException("Source and target image have different sizes");
         }
-        if (granularity < 512 || granularity > (64 << 20)) {
-            throw new JobException("Parameter 'granularity' expects a value in range [512B, 64MB]");
-        }
-        if (Integer.bitCount(granularity) != 1) {
-            throw new JobException("Granularity must be power of 2");
-        }
+        JobException.checkGranularity(granularity);
         for (DrainParent p : pivots ? source.parents() : List.<DrainParent>of()) {
             if (!p.canReplaceNode()) {
                 throw new JobException("Cannot mirror node '" + source.name() + "': " + p.drainName()
@@ -224,6 +221,7 @@ public sealed class MirrorJob extends Job permits BackupJob {
 
     @Override
     protected void run() {
+        runStart = home.clock().nanoTime();
         bitmap.markAll();
         pump();
     }
@@ -350,10 +348,10 @@ public sealed class MirrorJob extends Job permits BackupJob {
     }
 
     /**
-     * Ready: what is left to copy fits in one window of copies (checked at most once a
-     * millisecond: it scans the bitmap). QEMU waits for nothing dirty at all, which a guest
-     * rewriting a small disk faster than the copy never allows; here the pivot copies the rest
-     * with the devices stopped, so a bounded remainder means a bounded pause.
+     * Ready: what is left fits one window of copies or {@link #READY_PAUSE_NANOS} at the copy rate
+     * so far (checked once a millisecond at most: it scans the bitmap). QEMU waits for nothing
+     * dirty, which a guest rewriting a small disk faster than the copy never allows; here the pivot
+     * copies the rest with the devices stopped, so a bounded remainder is a bounded pause.
      */
     private boolean nearlyConverged() {
         long now = home.clock().nanoTime();
@@ -361,7 +359,9 @@ public sealed class MirrorJob extends Job permits BackupJob {
             return false;
         }
         lastReadyCheck = now;
-        return bitmap.dirtyBytes() + inFlightBytes <= (long) MAX_IN_FLIGHT * bitmap.granularity();
+        double perNano = bytesCopied / (double) Math.max(1, now - runStart);
+        long window = Math.max((long) MAX_IN_FLIGHT * bitmap.granularity(), (long) (perNano * READY_PAUSE_NANOS));
+        return bitmap.dirtyBytes() + inFlightBytes <= window;
     }
 
     /**
