@@ -334,7 +334,7 @@ public final class AioContext implements AutoCloseable {
         if (wait >= 0) {
             long woke = System.nanoTime();
             blockedNanos += woke - t0;
-            poller.adjust(woke - windowStart);
+            poller.adjust(woke - windowStart, true);
         }
         rethrowCallbackError();
         progress |= n > 0 || fdProgress;
@@ -349,6 +349,11 @@ public final class AioContext implements AutoCloseable {
      */
     void adjustPollWindow(long blockNs) {
         poller.adjust(blockNs);
+    }
+
+    /** As {@link #adjustPollWindow}, for a wait that slept in the kernel. For step tests. */
+    void adjustPollWindowAfterSleep(long blockNs) {
+        poller.adjust(blockNs, true);
     }
 
     /** The current busy-poll window in nanoseconds. */

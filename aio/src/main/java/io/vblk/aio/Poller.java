@@ -17,7 +17,8 @@ import java.util.Arrays;
  * The window ({@link #windowNanos()}) adapts to how long the loop had to wait (QEMU's
  * {@code block_ns}, measured from the window's start to the wake-up): a wait that fits the window
  * changes nothing; one longer than {@code poll-max-ns} shrinks it by {@code poll-shrink} (0: back to
- * 0, QEMU's default); one in between grows it by {@code poll-grow} (0: 2), starting at 4 us.
+ * 0, QEMU's default); one in between grows it by {@code poll-grow} (0: 2), starting at 4 us. A wait
+ * that slept in the kernel shrinks it only beyond twice {@code poll-max-ns} ({@link #adjust(long, boolean)}).
  * Unlike QEMU, a window shrunk below that start value is switched off, since a shorter spin costs
  * more clock reads than the system call it saves.
  */
@@ -164,11 +165,21 @@ final class Poller {
      * the start of the busy-poll window (or of the wait, if none opened) to the wake-up.
      */
     void adjust(long blockNs) {
+        adjust(blockNs, false);
+    }
+
+    /**
+     * As {@link #adjust(long)}; {@code slept}: the loop blocked in the kernel, so {@code blockNs}
+     * also holds the thread's own wake-up, tens of microseconds in a VM. Such a wait shrinks the
+     * window only beyond twice {@code poll-max-ns}: QEMU's rule counts that wake-up against the
+     * window, and a loop that sleeps once then never polls again (the guest kicks every batch).
+     */
+    void adjust(long blockNs, boolean slept) {
         long max = options.pollMaxNs();
         if (max == 0 || handlers.length == 0 || blockNs <= windowNs) {
             return; // polling off, or the sweet spot: the window caught it
         }
-        if (blockNs > max) {
+        if (blockNs > (slept ? 2 * max : max)) {
             // We would have to poll for too long: poll less.
             windowNs = options.pollShrink() == 0 ? 0 : windowNs / options.pollShrink();
             if (windowNs < POLL_START_NS) {

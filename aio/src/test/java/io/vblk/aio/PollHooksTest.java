@@ -206,4 +206,24 @@ class PollHooksTest {
         ctx.adjustPollWindow(33_000);
         assertThat(ctx.pollWindowNanos()).as("poll-shrink 0: back to 0, as QEMU").isZero();
     }
+
+    /**
+     * A wait that slept includes the loop's own wake-up: up to twice poll-max-ns it grows the window
+     * (else a loop that slept once would never poll again), beyond that it shrinks it.
+     */
+    @Test
+    void aWaitThatSleptShrinksTheWindowOnlyBeyondTwicePollMaxNs() {
+        ctx.close();
+        ctx = new AioContext("hooks", Thread.currentThread(), NanoClock.SYSTEM, new AioOptions(32_000, 0, 0, 0));
+        ctx.addPollHandler("ring", () -> false);
+        ctx.adjustPollWindowAfterSleep(45_000);
+        assertThat(ctx.pollWindowNanos()).as("slept 45 us: the window opens").isEqualTo(4_000);
+        ctx.adjustPollWindowAfterSleep(60_000);
+        assertThat(ctx.pollWindowNanos()).isEqualTo(8_000);
+        ctx.adjustPollWindow(45_000);
+        assertThat(ctx.pollWindowNanos()).as("a wait caught without sleeping: QEMU's rule").isZero();
+        ctx.adjustPollWindowAfterSleep(45_000);
+        ctx.adjustPollWindowAfterSleep(65_000);
+        assertThat(ctx.pollWindowNanos()).as("slept beyond twice poll-max-ns").isZero();
+    }
 }
