@@ -345,15 +345,10 @@ public final class AioContext implements AutoCloseable {
 
     /**
      * QEMU's adaptive window adjustment ({@link Poller#adjust}); {@code blockNs} runs from the start
-     * of the busy-poll window to the wake-up. For step tests.
+     * of the busy-poll window to the wake-up; {@code slept}: the loop blocked. For step tests.
      */
-    void adjustPollWindow(long blockNs) {
-        poller.adjust(blockNs);
-    }
-
-    /** As {@link #adjustPollWindow}, for a wait that slept in the kernel. For step tests. */
-    void adjustPollWindowAfterSleep(long blockNs) {
-        poller.adjust(blockNs, true);
+    void adjustPollWindow(long blockNs, boolean slept) {
+        poller.adjust(blockNs, slept);
     }
 
     /** The current busy-poll window in nanoseconds. */

@@ -267,26 +267,26 @@ class AioContextTest {
         ctx.close();
         AioContext p = new AioContext("poller", Thread.currentThread(), clock, new AioOptions(64_000, 2, 4, 0));
         try {
-            p.adjustPollWindow(1_000);
+            p.adjustPollWindow(1_000, false);
             assertThat(p.pollWindowNanos()).as("no poll handler: polling stays off").isZero();
             p.addPollHandler("ring", () -> false);
             // Events that come soon after the loop blocked: each wait is short, the window grows
             // from its 4 us start by poll-grow (2) up to poll-max-ns.
             // The wait counts from the window's start (QEMU's block_ns): a 4 us window then 1 us asleep.
-            p.adjustPollWindow(1_000);
+            p.adjustPollWindow(1_000, false);
             assertThat(p.pollWindowNanos()).isEqualTo(4_000);
-            p.adjustPollWindow(5_000);
+            p.adjustPollWindow(5_000, false);
             assertThat(p.pollWindowNanos()).isEqualTo(8_000);
             for (int i = 0; i < 10; i++) {
-                p.adjustPollWindow(60_000);
+                p.adjustPollWindow(60_000, false);
             }
             assertThat(p.pollWindowNanos()).isEqualTo(64_000);
             // A wait longer than poll-max-ns: polling would not have caught it; shrink by poll-shrink (4).
-            p.adjustPollWindow(1_000_000);
+            p.adjustPollWindow(1_000_000, false);
             assertThat(p.pollWindowNanos()).isEqualTo(16_000);
-            p.adjustPollWindow(1_000_000);
+            p.adjustPollWindow(1_000_000, false);
             assertThat(p.pollWindowNanos()).isEqualTo(4_000);
-            p.adjustPollWindow(1_000_000);
+            p.adjustPollWindow(1_000_000, false);
             assertThat(p.pollWindowNanos()).as("below the start value it switches off").isZero();
         } finally {
             p.close();

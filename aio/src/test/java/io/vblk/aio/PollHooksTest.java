@@ -83,7 +83,7 @@ class PollHooksTest {
 
     /** Opens the window: one short wait (shorter than poll-max-ns) grows it from 0 to its 4 us start. */
     private void openWindow() {
-        ctx.adjustPollWindow(1_000);
+        ctx.adjustPollWindow(1_000, false);
         assertThat(ctx.pollWindowNanos()).isEqualTo(Poller.POLL_START_NS);
     }
 
@@ -192,18 +192,18 @@ class PollHooksTest {
         ctx.close();
         ctx = new AioContext("hooks", Thread.currentThread(), NanoClock.SYSTEM, new AioOptions(32_000, 0, 0, 0));
         ctx.addPollHandler("ring", () -> false);
-        ctx.adjustPollWindow(1_000);
+        ctx.adjustPollWindow(1_000, false);
         assertThat(ctx.pollWindowNanos()).isEqualTo(4_000);
-        ctx.adjustPollWindow(3_000);
+        ctx.adjustPollWindow(3_000, false);
         assertThat(ctx.pollWindowNanos()).as("a wait within the window: the sweet spot").isEqualTo(4_000);
-        ctx.adjustPollWindow(20_000);
+        ctx.adjustPollWindow(20_000, false);
         assertThat(ctx.pollWindowNanos()).as("poll-grow 0 means 2").isEqualTo(8_000);
-        ctx.adjustPollWindow(31_000);
-        ctx.adjustPollWindow(31_000);
+        ctx.adjustPollWindow(31_000, false);
+        ctx.adjustPollWindow(31_000, false);
         assertThat(ctx.pollWindowNanos()).isEqualTo(32_000);
-        ctx.adjustPollWindow(31_000);
+        ctx.adjustPollWindow(31_000, false);
         assertThat(ctx.pollWindowNanos()).as("never beyond poll-max-ns").isEqualTo(32_000);
-        ctx.adjustPollWindow(33_000);
+        ctx.adjustPollWindow(33_000, false);
         assertThat(ctx.pollWindowNanos()).as("poll-shrink 0: back to 0, as QEMU").isZero();
     }
 
@@ -216,14 +216,14 @@ class PollHooksTest {
         ctx.close();
         ctx = new AioContext("hooks", Thread.currentThread(), NanoClock.SYSTEM, new AioOptions(32_000, 0, 0, 0));
         ctx.addPollHandler("ring", () -> false);
-        ctx.adjustPollWindowAfterSleep(45_000);
+        ctx.adjustPollWindow(45_000, true);
         assertThat(ctx.pollWindowNanos()).as("slept 45 us: the window opens").isEqualTo(4_000);
-        ctx.adjustPollWindowAfterSleep(60_000);
+        ctx.adjustPollWindow(60_000, true);
         assertThat(ctx.pollWindowNanos()).isEqualTo(8_000);
-        ctx.adjustPollWindow(45_000);
+        ctx.adjustPollWindow(45_000, false);
         assertThat(ctx.pollWindowNanos()).as("a wait caught without sleeping: QEMU's rule").isZero();
-        ctx.adjustPollWindowAfterSleep(45_000);
-        ctx.adjustPollWindowAfterSleep(65_000);
+        ctx.adjustPollWindow(45_000, true);
+        ctx.adjustPollWindow(65_000, true);
         assertThat(ctx.pollWindowNanos()).as("slept beyond twice poll-max-ns").isZero();
     }
 }
