@@ -323,7 +323,7 @@ public final class AioContext implements AutoCloseable {
                 progress = true; // the window caught it: QEMU's sweet spot, no adjustment
             } else if (poller.end()) {
                 progress = true; // the last poll after pollEnd found work: do not block
-                poller.adjust(System.nanoTime() - windowStart);
+                poller.adjust(System.nanoTime() - windowStart, false);
             } else {
                 wait = waitForTimers();
             }

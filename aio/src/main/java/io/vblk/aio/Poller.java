@@ -163,16 +163,10 @@ final class Poller {
     /**
      * QEMU's adjustment of {@code poll_ns} after an iteration that waited: {@code blockNs} runs from
      * the start of the busy-poll window (or of the wait, if none opened) to the wake-up.
-     */
-    void adjust(long blockNs) {
-        adjust(blockNs, false);
-    }
-
-    /**
-     * As {@link #adjust(long)}; {@code slept}: the loop blocked in the kernel, so {@code blockNs}
-     * also holds the thread's own wake-up, tens of microseconds in a VM. Such a wait shrinks the
-     * window only beyond twice {@code poll-max-ns}: QEMU's rule counts that wake-up against the
-     * window, and a loop that sleeps once then never polls again (the guest kicks every batch).
+     * {@code slept}: the loop blocked in the kernel, so {@code blockNs} also holds the thread's own
+     * wake-up, tens of microseconds in a VM. Such a wait shrinks the window only beyond twice
+     * {@code poll-max-ns}: QEMU's rule counts that wake-up against the window, and a loop that
+     * sleeps once then never polls again (the guest kicks every batch).
      */
     void adjust(long blockNs, boolean slept) {
         long max = options.pollMaxNs();

@@ -189,9 +189,7 @@ class PollHooksTest {
 
     @Test
     void windowGrowsAndShrinksAsQemus() {
-        ctx.close();
-        ctx = new AioContext("hooks", Thread.currentThread(), NanoClock.SYSTEM, new AioOptions(32_000, 0, 0, 0));
-        ctx.addPollHandler("ring", () -> false);
+        pollMax32us();
         ctx.adjustPollWindow(1_000, false);
         assertThat(ctx.pollWindowNanos()).isEqualTo(4_000);
         ctx.adjustPollWindow(3_000, false);
@@ -213,9 +211,7 @@ class PollHooksTest {
      */
     @Test
     void aWaitThatSleptShrinksTheWindowOnlyBeyondTwicePollMaxNs() {
-        ctx.close();
-        ctx = new AioContext("hooks", Thread.currentThread(), NanoClock.SYSTEM, new AioOptions(32_000, 0, 0, 0));
-        ctx.addPollHandler("ring", () -> false);
+        pollMax32us();
         ctx.adjustPollWindow(45_000, true);
         assertThat(ctx.pollWindowNanos()).as("slept 45 us: the window opens").isEqualTo(4_000);
         ctx.adjustPollWindow(60_000, true);
@@ -225,5 +221,12 @@ class PollHooksTest {
         ctx.adjustPollWindow(45_000, true);
         ctx.adjustPollWindow(65_000, true);
         assertThat(ctx.pollWindowNanos()).as("slept beyond twice poll-max-ns").isZero();
+    }
+
+    /** A context with poll-max-ns 32 us, QEMU's grow and shrink defaults, and one idle ring handler. */
+    private void pollMax32us() {
+        ctx.close();
+        ctx = new AioContext("hooks", Thread.currentThread(), NanoClock.SYSTEM, new AioOptions(32_000, 0, 0, 0));
+        ctx.addPollHandler("ring", () -> false);
     }
 }
