@@ -94,7 +94,7 @@ class GuestNotificationTest {
     @EnumSource(NullDriver.Completion.class)
     void completionsOfOnePassAreNotifiedWithOneEventfdWrite(NullDriver.Completion mode) {
         int n = 32;
-        rig = GuestRig.nullDevice(mode, new BlkDeviceConfig(), 1,
+        rig = GuestRig.nullDevice(mode, new BlkDeviceConfig().submitBatch(0), 1,
                 GuestBlkDriver.Options.defaults().withSlots(n).withoutFeatures(F_EVENT_IDX));
         GuestBlkQueue q = rig.q(0);
         q.consumeInterrupts();
@@ -105,6 +105,28 @@ class GuestNotificationTest {
         assertThat(rig.pollFor(0, n)).allSatisfy(d -> assertThat(d.status()).isEqualTo(S_OK));
         rig.settle(0);
         assertThat(q.consumeInterrupts()).as("call eventfd writes for %d completions of one pass", n).isEqualTo(1);
+    }
+
+    /**
+     * With the default submit-batch a pass ends its section every that many requests: at most one
+     * call eventfd write per batch, even for a guest that wants every completion notified.
+     */
+    @ParameterizedTest
+    @EnumSource(NullDriver.Completion.class)
+    void aSubmitBatchNeedsAtMostOneEventfdWrite(NullDriver.Completion mode) {
+        int n = 32;
+        rig = GuestRig.nullDevice(mode, new BlkDeviceConfig(), 1,
+                GuestBlkDriver.Options.defaults().withSlots(n).withoutFeatures(F_EVENT_IDX));
+        GuestBlkQueue q = rig.q(0);
+        q.consumeInterrupts();
+        for (int i = 0; i < n; i++) {
+            q.postRead(q.acquire(), 8L * i, 4096, 1);
+        }
+        assertThat(q.kick()).isTrue();
+        assertThat(rig.pollFor(0, n)).allSatisfy(d -> assertThat(d.status()).isEqualTo(S_OK));
+        rig.settle(0);
+        assertThat(q.consumeInterrupts()).as("call eventfd writes for %d completions", n)
+                .isBetween(1L, (long) n / BlkDeviceConfig.DEFAULT_SUBMIT_BATCH);
     }
 
     @Test

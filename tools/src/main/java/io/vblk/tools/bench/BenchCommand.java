@@ -1,5 +1,6 @@
 package io.vblk.tools.bench;
 
+import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.tools.version.VblkVersion;
 import io.vblk.aio.AioOptions;
 import io.vblk.guest.GuestBlkDriver;
@@ -134,6 +135,11 @@ public final class BenchCommand implements Callable<Integer> {
             description = "IoThread adaptive busy-poll window maximum in ns, 0 = off (default: the IoThread default).")
     Long pollMaxNs;
 
+    @Option(names = "--submit-batch", paramLabel = "N",
+            description = "READs/WRITEs a queue pass submits before it notifies the guest and goes on, 0 = the whole"
+                    + " pass (default: the device default, " + BlkDeviceConfig.DEFAULT_SUBMIT_BATCH + ").")
+    Integer submitBatch;
+
     @Option(names = "--progress", defaultValue = "auto", paramLabel = "WHEN",
             description = "Progress bar on stderr: auto (when a terminal), on, off (default: ${DEFAULT-VALUE}).")
     String progress;
@@ -170,6 +176,9 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (queues < 1 || queues > 64) {
             throw bad("--queues", queues, "1..64");
+        }
+        if (submitBatch != null && (submitBatch < 0 || submitBatch > 1024)) {
+            throw bad("--submit-batch", submitBatch, "0 (the whole pass) or 1..1024");
         }
         if (queueSize < 2 || queueSize > 1024 || Integer.bitCount(queueSize) != 1) {
             throw bad("--queue-size", queueSize, "a power of two in 2..1024");
@@ -329,7 +338,7 @@ public final class BenchCommand implements Callable<Integer> {
             if (path.isEmpty()) {
                 throw bad("--target", target, "in-process or vhost-user:SOCKET");
             }
-            for (String local : new String[] {"--driver", "--iothreads", "--poll-max-ns"}) {
+            for (String local : new String[] {"--driver", "--iothreads", "--poll-max-ns", "--submit-batch"}) {
                 if (spec.commandLine().getParseResult().hasMatchedOption(local)) {
                     throw new ParameterException(spec.commandLine(), local + " applies to --target in-process only;"
                             + " the vhost-user back-end at " + path + " has its own");
@@ -343,7 +352,8 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (target.equals("in-process")) {
             try {
-                return InProcessTarget.open(driver, queues, iothreads, queueSize, io, verify);
+                return InProcessTarget.open(driver, queues, iothreads, queueSize, io, verify,
+                        submitBatch == null ? BlkDeviceConfig.DEFAULT_SUBMIT_BATCH : submitBatch);
             } catch (IllegalArgumentException e) {
                 // The spec parser and the device name what is wrong; say which option it came from.
                 throw new ParameterException(spec.commandLine(), "--driver: " + e.getMessage());

@@ -43,14 +43,14 @@ final class InProcessTarget implements BenchTarget {
      * verify mode on the null driver (which keeps no data) is refused.
      */
     static InProcessTarget open(String driverSpec, int queues, int iothreads, int queueSize, AioOptions io,
-                                boolean verify) {
+                                boolean verify, int submitBatch) {
         DriverSpec spec = DriverSpec.parse(driverSpec);
         if (verify && spec instanceof DriverSpec.Null) {
             throw new IllegalArgumentException("verify mode needs a driver that keeps what is written (file:PATH);"
                     + " the null driver forgets writes");
         }
         boolean nativeAio = spec instanceof DriverSpec.File f && f.aio() == AioMode.NATIVE;
-        BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(queues).queueSize(queueSize);
+        BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(queues).queueSize(queueSize).submitBatch(submitBatch);
         return new InProcessTarget(InProcessBlk.start(spec.open(), cfg, iothreads, io), nativeAio);
     }
 

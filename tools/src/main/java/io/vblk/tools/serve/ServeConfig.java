@@ -1,5 +1,6 @@
 package io.vblk.tools.serve;
 
+import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.drivers.fault.BlkdebugRules;
 import io.vblk.virtio.blk.ErrorPolicy;
@@ -144,12 +145,13 @@ public record ServeConfig(List<Blockdev> blockdevs, List<IoThreadSpec> iothreads
      *                  empty: every queue on the main loop
      */
     public record ExportSpec(String id, String nodeName, Address address, boolean writable, int numQueues,
-                             int logicalBlockSize, List<String> iothreads, ErrorPolicy werror, ErrorPolicy rerror) {
-        /** With QEMU's default error policies (werror=enospc, rerror=report). */
+                             int logicalBlockSize, List<String> iothreads, ErrorPolicy werror, ErrorPolicy rerror,
+                             int submitBatch) {
+        /** With QEMU's default error policies (werror=enospc, rerror=report) and the default submit-batch. */
         public ExportSpec(String id, String nodeName, Address address, boolean writable, int numQueues,
                           int logicalBlockSize, List<String> iothreads) {
             this(id, nodeName, address, writable, numQueues, logicalBlockSize, iothreads, ErrorPolicy.DEFAULT_WRITE,
-                    ErrorPolicy.DEFAULT_READ);
+                    ErrorPolicy.DEFAULT_READ, BlkDeviceConfig.DEFAULT_SUBMIT_BATCH);
         }
 
         /** The IoThread id of queue {@code q}, or null for the main loop. */

@@ -188,7 +188,7 @@ public final class ServeDaemon {
         for (ExportSpec e : config.exports()) {
             BlkDeviceConfig cfg = new BlkDeviceConfig().numQueues(e.numQueues()).queueSize(QUEUE_SIZE)
                     .logicalBlockSize(e.logicalBlockSize()).readOnly(!e.writable()).serial(serial(e.id()))
-                    .werror(e.werror()).rerror(e.rerror()).events(events)
+                    .werror(e.werror()).rerror(e.rerror()).submitBatch(e.submitBatch()).events(events)
                     .ioThreads(e.iothreads().isEmpty() ? IoThreadMapping.single(main)
                             : IoThreadMapping.roundRobin(e.iothreads().stream().map(id -> iothreads.get(id).ctx()).toList()));
             BlockNode node = nodes.get(e.nodeName());

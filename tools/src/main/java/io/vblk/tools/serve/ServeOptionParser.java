@@ -1,5 +1,7 @@
 package io.vblk.tools.serve;
 
+import io.vblk.virtio.queue.SplitQueue;
+import io.vblk.virtio.blk.BlkDeviceConfig;
 import io.vblk.aio.engine.AioMode;
 import io.vblk.tools.qmp.Secrets;
 import io.vblk.virtio.blk.ErrorPolicy;
@@ -50,6 +52,7 @@ import java.util.Set;
  * --export type=vhost-user-blk,id=E,node-name=N,addr.type=unix,addr.path=P | addr.type=fd,addr.str=FD
  *          [,writable=on|off][,num-queues=Q][,logical-block-size=B]
  *          [,werror=enospc|stop|report|ignore][,rerror=report|stop|enospc|ignore]   (QEMU's device options)
+ *          [,submit-batch=N]   (vblk: requests a pass submits before it notifies and goes on; 0 = whole pass)
  *          [,iothread=I | ,iothread.0=I0,iothread.1=I1,...]   (vblk: queue q runs on iothread.(q mod n))
  * </pre>
  */
@@ -377,8 +380,9 @@ public final class ServeOptionParser {
             o.take("fixed-iothread"); // QEMU: whether the export may move between IoThreads; vblk never moves one.
             ErrorPolicy werror = policy(o, "werror", ErrorPolicy.DEFAULT_WRITE);
             ErrorPolicy rerror = policy(o, "rerror", ErrorPolicy.DEFAULT_READ);
+            int submitBatch = (int) o.takeLong("submit-batch", BlkDeviceConfig.DEFAULT_SUBMIT_BATCH, 0, SplitQueue.MAX_SIZE);
             o.finish();
-            exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios, werror, rerror));
+            exportList.add(new ExportSpec(id, resolved, address, writable, queues, lbs, ios, werror, rerror, submitBatch));
         }
         if (exportList.isEmpty() && nbdList.isEmpty() && nbdAddr == null && !monitor) {
             throw new ServeOptionException("no --export given; accepts --export type=vhost-user-blk,id=E,node-name=N,"

@@ -46,13 +46,14 @@ class ServeOptionParserTest {
                 List.of("driver=file,node-name=disk,filename=/img/a,,b.raw,aio=native,cache.direct=on,read-only=off"),
                 List.of("iothread,id=io0,poll-max-ns=0", "iothread,id=io1,aio-max-batch=16"),
                 List.of("type=vhost-user-blk,id=e1,node-name=disk,addr.type=fd,addr.str=3,writable=on,num-queues=4,"
-                        + "logical-block-size=4096,iothread.0=io0,iothread.1=io1"));
+                        + "logical-block-size=4096,iothread.0=io0,iothread.1=io1,submit-batch=4"));
         assertThat(c.blockdevs()).containsExactly(new FileNode("disk", "/img/a,b.raw", AioMode.NATIVE, true, false));
         assertThat(c.iothreads().get(0).pollMaxNs()).isZero();
         assertThat(c.iothreads().get(1).aioMaxBatch()).isEqualTo(16);
         ExportSpec e = c.exports().getFirst();
         assertThat(e.address()).isEqualTo(new ServeConfig.InheritedFd(3));
         assertThat(e.logicalBlockSize()).isEqualTo(4096);
+        assertThat(e.submitBatch()).isEqualTo(4);
         assertThat(List.of(e.iothreadOf(0), e.iothreadOf(1), e.iothreadOf(2), e.iothreadOf(3)))
                 .containsExactly("io0", "io1", "io0", "io1");
     }
@@ -226,6 +227,7 @@ class ServeOptionParserTest {
         fails(NODE, List.of(), export(",num-queues=0"), "num-queues=0", "accepts 1..64");
         fails(NODE, List.of(), export(",logical-block-size=1000"), "logical-block-size=1000", "power of two");
         fails(NODE, List.of(), export(",logical-block-size=256"), "logical-block-size=256", "accepts 512..65536");
+        fails(NODE, List.of(), export(",submit-batch=-1"), "submit-batch=-1", "accepts 0..1024");
         fails(NODE, List.of(), export(",iothread=io9"), "iothread io9 is not defined", "none is defined");
         fails(NODE, List.of("iothread,id=io0"), export(",iothread.0=io0,iothread.2=io0"), "iothread.2 does not continue");
         fails(NODE, List.of("iothread,id=io0"), export(",iothread=io0,iothread.0=io0"), "either iothread=I or the list");

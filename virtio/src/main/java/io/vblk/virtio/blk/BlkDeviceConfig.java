@@ -66,6 +66,15 @@ public final class BlkDeviceConfig {
     public boolean merge = true;
     /** Largest merged request in bytes. */
     public int maxMergeBytes = 4 << 20;
+    /**
+     * submit-batch: READs and WRITEs a pass gathers before it submits them and closes its
+     * defer-call section (the batched {@code io_submit} and the guest notification run there), then
+     * goes on popping in a new section; 0 = the whole pass in one section, as QEMU. A small batch
+     * wakes the guest while the rest of a long pass is still being popped, so the two sides work at
+     * once instead of in turns (docs/BENCHMARKS.md, "submit-batch").
+     */
+    public int submitBatch = DEFAULT_SUBMIT_BATCH;
+    public static final int DEFAULT_SUBMIT_BATCH = 8;
     /** iothread-vq-mapping: where the queues live. Required. */
     public IoThreadMapping ioThreads;
 
@@ -182,6 +191,11 @@ public final class BlkDeviceConfig {
         return this;
     }
 
+    public BlkDeviceConfig submitBatch(int n) {
+        this.submitBatch = n;
+        return this;
+    }
+
     public BlkDeviceConfig ioThreads(IoThreadMapping m) {
         this.ioThreads = m;
         return this;
@@ -247,6 +261,9 @@ public final class BlkDeviceConfig {
         }
         if (maxMergeBytes < 512) {
             throw bad("max-merge-bytes", maxMergeBytes, "512.." + Integer.MAX_VALUE);
+        }
+        if (submitBatch < 0 || submitBatch > SplitQueue.MAX_SIZE) {
+            throw bad("submit-batch", submitBatch, "0 (the whole pass) or 1.." + SplitQueue.MAX_SIZE);
         }
         if (ioThreads == null) {
             throw new IllegalArgumentException("option iothread-vq-mapping is required: name the IoThreads the "

@@ -23,8 +23,8 @@ import io.vblk.virtio.queue.SplitQueue;
 import io.vblk.virtio.queue.VirtQueue;
 
 import java.lang.foreign.Arena;
-import java.util.Arrays;
 import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
 import java.util.function.IntConsumer;
 
 /**
@@ -37,7 +37,8 @@ import java.util.function.IntConsumer;
  * <p>Request path: kick eventfd (paused while the device's node is drained) →
  * defer-call section begins → pop every available chain into a free slot → parse → READ/WRITE go
  * to a batch that is sorted and merged, others are submitted at once → section ends (the driver's
- * deferred {@code io_submit} runs). Completion → status byte → used element → notify (deferred
+ * deferred {@code io_submit} runs; with {@code submit-batch} every that many READs/WRITEs, the pass
+ * going on in a new section). Completion → status byte → used element → notify (deferred
  * in the driver's completion section, so one eventfd write per pass).
  *
  * <p>Re-entry: a driver may complete inside {@code submit} (null driver, synchronous I/O). Then
@@ -74,16 +75,15 @@ final class BlkQueue implements IoCompletion {
     private final BooleanSupplier pollCallback = this::onPoll;
     private final Runnable pollBeginCallback = this::onPollBegin;
     private final Runnable pollEndCallback = this::onPollEnd;
-    private final boolean merge;
-    private final int maxMergeBytes;
+    /** READs and WRITEs gathered before the pass submits them and ends its section; -1: whole pass. */
+    private final int submitBatch;
     private final int iovCapacity;
     private Arena arena;
     private BlkRequest[] slots = new BlkRequest[0];
     private int[] free = new int[0];
     private int freeTop;
-    private BlkRequest[] batch = new BlkRequest[0];
-    private long[] batchKeys = new long[0];
-    private int batchCount;
+    private final MergeBatch batch;
+    private final Consumer<BlkRequest> submitFn = this::submit;
     /** Records the latencies of a completion section at its end; one stable object per queue. */
     private final DoneLatencies done;
     /** The node's channel for this context; moved by a pivot ({@link #channelMoved}). */
@@ -117,8 +117,8 @@ final class BlkQueue implements IoCompletion {
         this.notifier = new IrqfdNotifier(ctx, name, -1, () -> vq.needsNotify());
         this.resumeBh = ctx.bh(name + ".resume", this::processGuarded);
         this.stopBh = ctx.bh(name + ".stop", this::finishStop);
-        this.merge = cfg.merge;
-        this.maxMergeBytes = cfg.maxMergeBytes;
+        this.batch = new MergeBatch(cfg.merge, cfg.maxMergeBytes, stats);
+        this.submitBatch = cfg.submitBatch == 0 ? -1 : cfg.submitBatch;
         this.iovCapacity = cfg.effectiveSegMax();
         this.errors = new QueueErrors(this, dev.errors, cfg);
     }
@@ -417,6 +417,16 @@ final class BlkQueue implements IoCompletion {
                 flushBatch();
                 return;
             }
+            if (batch.size() == submitBatch) {
+                flushBatch();
+                // The section's end runs the deferred submit and notification; the pass goes on.
+                DeferCall dc = ctx.deferCall();
+                try {
+                    dc.end();
+                } finally {
+                    dc.begin();
+                }
+            }
         }
         if (freeTop == 0 && vq.hasAvailable()) {
             // The guest has more chains than we have free slots (possible only if it re-posts heads
@@ -429,9 +439,7 @@ final class BlkQueue implements IoCompletion {
     private void dispatch(BlkRequest r) {
         switch (parser.parse(chain, r, dev.writeThrough())) {
             case BlkRequestParser.SUBMIT_RW -> {
-                batch[batchCount] = r;
-                batchKeys[batchCount] = r.sortKey();
-                batchCount++;
+                batch.add(r);
             }
             case BlkRequestParser.SUBMIT_OTHER -> {
                 flushBatch(); // keep submission order around flushes and discards
@@ -453,38 +461,7 @@ final class BlkQueue implements IoCompletion {
 
     /** Submits the batched READs and WRITEs, merging neighbours (QEMU virtio_blk_submit_multireq). */
     private void flushBatch() {
-        int n = batchCount;
-        if (n == 0) {
-            return;
-        }
-        batchCount = 0;
-        if (!merge || n == 1) {
-            for (int i = 0; i < n; i++) {
-                BlkRequest r = batch[i];
-                batch[i] = null;
-                submit(r);
-            }
-            return;
-        }
-        // Primitive sort of at most queue-size keys: allocation-free below the JDK's merge-run size.
-        Arrays.sort(batchKeys, 0, n);
-        BlkRequest leader = null;
-        for (int i = 0; i < n; i++) {
-            BlkRequest r = slots[(int) (batchKeys[i] & 0x3ff)];
-            batch[i] = null;
-            if (leader != null && leader.mergeableWith(r, maxMergeBytes)) {
-                leader.io.iov.addAll(r.io.iov);
-                leader.mergeTail.mergeNext = r;
-                leader.mergeTail = r;
-                stats.merged++;
-                continue;
-            }
-            if (leader != null) {
-                submit(leader);
-            }
-            leader = r;
-        }
-        submit(leader);
+        batch.flush(submitFn);
     }
 
     /** The device resumed after an I/O error stop (handed over by the device). */
@@ -581,8 +558,6 @@ final class BlkQueue implements IoCompletion {
         arena = Arena.ofShared();
         slots = new BlkRequest[size];
         free = new int[size];
-        batch = new BlkRequest[size];
-        batchKeys = new long[size];
         done.resize(size);
         freeTop = 0;
         for (int i = size - 1; i >= 0; i--) {
@@ -591,6 +566,7 @@ final class BlkQueue implements IoCompletion {
             io.tag = i;
             free[freeTop++] = i;
         }
+        batch.resize(slots);
     }
 
     @Override

@@ -13,6 +13,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Any thread for the accessors; channels: the home thread of their context.
@@ -55,6 +56,8 @@ final class MemDriver implements BlockDriver {
     /** Report this many bytes fewer than asked for READ/WRITE. */
     volatile int shortBy;
     final List<Op> ops = java.util.Collections.synchronizedList(new ArrayList<>());
+    /** Called on the channel's context at every submission, before it completes (null: none). */
+    volatile Consumer<BlockIo> onSubmit;
     /** Record every submission in {@link #ops} (off for allocation measurements). */
     volatile boolean recordOps = true;
     final List<Channel> channels = java.util.Collections.synchronizedList(new ArrayList<>());
@@ -161,6 +164,10 @@ final class MemDriver implements BlockDriver {
             if (recordOps) {
                 ops.add(new Op(io.op, io.offset, io.byteLength(), io.flags, io.iov.count(),
                         Thread.currentThread().getName()));
+            }
+            Consumer<BlockIo> hook = onSubmit;
+            if (hook != null) {
+                hook.accept(io);
             }
             inFlight++;
             switch (mode) {
