@@ -39,7 +39,7 @@ import java.util.function.IntConsumer;
  * to a batch that is sorted and merged, others are submitted at once → section ends (the driver's
  * deferred {@code io_submit} runs; with {@code submit-batch} every that many READs/WRITEs, the pass
  * going on in a new section). Completion → status byte → used element → notify (deferred
- * in the driver's completion section, so one eventfd write per pass).
+ * to the end of the section the completion runs in, so one eventfd write per section).
  *
  * <p>Re-entry: a driver may complete inside {@code submit} (null driver, synchronous I/O). Then
  * completion runs inside the pass: it pushes the used element, frees the slot and asks for a
@@ -75,7 +75,7 @@ final class BlkQueue implements IoCompletion {
     private final BooleanSupplier pollCallback = this::onPoll;
     private final Runnable pollBeginCallback = this::onPollBegin;
     private final Runnable pollEndCallback = this::onPollEnd;
-    /** READs and WRITEs gathered before the pass submits them and ends its section; -1: whole pass. */
+    /** READs and WRITEs gathered before the pass submits them and ends its section; 0: whole pass. */
     private final int submitBatch;
     private final int iovCapacity;
     private Arena arena;
@@ -118,7 +118,7 @@ final class BlkQueue implements IoCompletion {
         this.resumeBh = ctx.bh(name + ".resume", this::processGuarded);
         this.stopBh = ctx.bh(name + ".stop", this::finishStop);
         this.batch = new MergeBatch(cfg.merge, cfg.maxMergeBytes, stats);
-        this.submitBatch = cfg.submitBatch == 0 ? -1 : cfg.submitBatch;
+        this.submitBatch = cfg.submitBatch;
         this.iovCapacity = cfg.effectiveSegMax();
         this.errors = new QueueErrors(this, dev.errors, cfg);
     }
@@ -417,7 +417,7 @@ final class BlkQueue implements IoCompletion {
                 flushBatch();
                 return;
             }
-            if (batch.size() == submitBatch) {
+            if (submitBatch > 0 && batch.size() == submitBatch) {
                 flushBatch();
                 // The section's end runs the deferred submit and notification; the pass goes on.
                 DeferCall dc = ctx.deferCall();
